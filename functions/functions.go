@@ -1,0 +1,32 @@
+// Package functions lists every CloudEvents function Overture has, so the
+// embedded platform can host them all and `overture func <name>` can run one
+// standalone (what each Knative Service runs). Each function lives in its own
+// package below this one, with a func.yaml beside its code.
+package functions
+
+import (
+	"github.com/overture-music/overture/internal/function"
+)
+
+// Entry names a function and how to make one.
+type Entry struct {
+	// Name matches func.yaml's name and the Knative Service name that Triggers
+	// reference in subscriber.ref.
+	Name string
+	New  func() function.Handler
+}
+
+// All returns every function, one line each.
+func All() []Entry {
+	return []Entry{}
+}
+
+// Lookup finds a function by name.
+func Lookup(name string) (Entry, bool) {
+	for _, e := range All() {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}

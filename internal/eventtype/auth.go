@@ -1,0 +1,3 @@
+package eventtype
+
+var authSpecs = []Spec{}

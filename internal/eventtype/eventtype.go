@@ -1,0 +1,85 @@
+// Package eventtype is Overture's event catalog: every CloudEvent type the
+// system emits, the Go struct of its data, who produces it and who consumes it.
+//
+// It is the single place to look up an event. docs/events.md is generated from
+// it (go run ./cmd/overture events doc > docs/events.md, checked by a test), and
+// the flow test in triggers/ checks every Trigger against it: a trigger filters
+// only on types listed here with a producer, every emitted type is consumed or
+// declared Terminal.
+//
+// Type names are reverse-DNS with a version suffix, so that a breaking change
+// to a payload is a new type ("...payment.completed.v2") living beside the old.
+package eventtype
+
+import (
+	"cmp"
+	"fmt"
+	"reflect"
+	"slices"
+)
+
+// Prefix starts every Overture event type.
+const Prefix = "music.overture."
+
+// Spec describes one event type.
+type Spec struct {
+	// Type is the CloudEvents type attribute.
+	Type string
+	// Data is a zero value of the payload struct (JSON-encoded as data).
+	Data any
+	// Doc says in a sentence what happened.
+	Doc string
+	// Producers and Consumers name functions or services (their func.yaml name,
+	// "cdc", "broker" …).
+	Producers []string
+	Consumers []string
+	// Terminal marks an event with no consumer on purpose (an audit fact, a
+	// read-model input kept for later use); Doc should say why.
+	Terminal bool
+}
+
+// All returns the catalog sorted by type. Each domain keeps its specs in its own
+// file of this package.
+func All() []Spec {
+	var all []Spec
+	for _, group := range [][]Spec{platformSpecs, authSpecs, subscriptionSpecs, catalogSpecs, cdnSpecs} {
+		all = append(all, group...)
+	}
+	slices.SortFunc(all, func(a, b Spec) int { return cmp.Compare(a.Type, b.Type) })
+	return all
+}
+
+// Lookup returns the spec of typ.
+func Lookup(typ string) (Spec, bool) {
+	for _, s := range All() {
+		if s.Type == typ {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// Validate checks the catalog's own consistency: unique, well-formed names and
+// a data struct for each.
+func Validate() error {
+	seen := map[string]bool{}
+	for _, s := range All() {
+		if seen[s.Type] {
+			return fmt.Errorf("event type %s listed twice", s.Type)
+		}
+		seen[s.Type] = true
+		if !validName(s.Type) && s.Type != Ping {
+			return fmt.Errorf("event type %q is not reverse-DNS with a version suffix", s.Type)
+		}
+		if s.Data == nil || reflect.TypeOf(s.Data).Kind() != reflect.Struct {
+			return fmt.Errorf("event type %s: Data must be a struct value", s.Type)
+		}
+		if len(s.Producers) == 0 {
+			return fmt.Errorf("event type %s has no producer", s.Type)
+		}
+		if len(s.Consumers) == 0 && !s.Terminal {
+			return fmt.Errorf("event type %s has no consumer and is not Terminal", s.Type)
+		}
+	}
+	return nil
+}

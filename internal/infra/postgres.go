@@ -1,0 +1,203 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Postgres is a private PostgreSQL server.
+type Postgres struct {
+	*Process
+	Port int
+	Dir  string
+}
+
+// URL returns a connection URL for database db as the superuser "overture".
+func (p *Postgres) URL(db string) string {
+	return fmt.Sprintf("postgres://overture@127.0.0.1:%d/%s?sslmode=disable", p.Port, db)
+}
+
+// PostgresBinDir finds the newest installed PostgreSQL server binaries.
+func PostgresBinDir() (string, error) {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi > vj
+	})
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL server found under /usr/lib/postgresql (install postgresql, or set PG_BINDIR)")
+}
+
+// serverCredential returns the user PostgreSQL must run as: it refuses root, so
+// as root we run it as the "postgres" system user (or "nobody").
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	return nil, fmt.Errorf("running as root and neither a postgres nor a nobody user exists")
+}
+
+func chownTree(dir string, cred *syscall.Credential) error {
+	if cred == nil {
+		return nil
+	}
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(cred.Uid), int(cred.Gid))
+	})
+}
+
+// PostgresOptions configure StartPostgres.
+type PostgresOptions struct {
+	Dir  string // data lives in Dir/data, the socket and log in Dir
+	Port int    // 0 picks a free port
+	// Fast turns off fsync for throwaway test servers.
+	Fast bool
+	// Settings are extra -c name=value server settings.
+	Settings map[string]string
+}
+
+// StartPostgres initialises Dir on first use (a second start reuses the data)
+// and starts a server with wal_level=logical on 127.0.0.1. The superuser is
+// "overture", trusted on loopback.
+func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
+	bin, err := PostgresBinDir()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	if o.Port == 0 {
+		if o.Port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	data := filepath.Join(o.Dir, "data")
+	logPath := filepath.Join(o.Dir, "postgres.log")
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
+		if err := initdb(bin, data, cred, logPath); err != nil {
+			return nil, err
+		}
+	}
+	sock := filepath.Join(o.Dir, "sock")
+	if err := os.MkdirAll(sock, 0o755); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := chownTree(o.Dir, cred); err != nil {
+		return nil, fmt.Errorf("postgres: chown data: %w", err)
+	}
+	_ = os.Remove(filepath.Join(data, "postmaster.pid")) // left by a SIGKILLed run; the port check below protects a live one
+	settings := map[string]string{
+		"listen_addresses":        "127.0.0.1",
+		"port":                    itoa(o.Port),
+		"unix_socket_directories": sock,
+		"wal_level":               "logical",
+		"max_wal_senders":         "20",
+		"max_replication_slots":   "20",
+		"max_connections":         "300",
+		"shared_buffers":          "128MB",
+		"logging_collector":       "off",
+	}
+	if o.Fast {
+		settings["fsync"] = "off"
+		settings["synchronous_commit"] = "off"
+		settings["full_page_writes"] = "off"
+	}
+	for k, v := range o.Settings {
+		settings[k] = v
+	}
+	args := []string{"-D", data}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+settings[k])
+	}
+	proc, err := Start("postgres", logPath, syscall.SIGINT, cred, filepath.Join(bin, "postgres"), args...)
+	if err != nil {
+		return nil, err
+	}
+	pg := &Postgres{Process: proc, Port: o.Port, Dir: o.Dir}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := waitPostgres(wctx, pg, bin); err != nil {
+		_ = proc.Stop(5 * time.Second)
+		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
+	}
+	return pg, nil
+}
+
+func initdb(bin, data string, cred *syscall.Credential, logPath string) error {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if err := chownTree(filepath.Dir(data), cred); err != nil {
+		return fmt.Errorf("postgres: chown: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "overture", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		// C.UTF-8 may be missing on minimal systems; fall back to C.
+		cmd = exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "overture", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = "/"
+		out2, err2 := cmd.CombinedOutput()
+		if err2 != nil {
+			return fmt.Errorf("postgres: initdb: %w\n%s\n%s", err2, out, out2)
+		}
+	}
+	_ = os.WriteFile(logPath, nil, 0o644)
+	return nil
+}
+
+func waitPostgres(ctx context.Context, pg *Postgres, bin string) error {
+	for {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_isready"), "-h", "127.0.0.1", "-p", itoa(pg.Port), "-U", "overture", "-d", "postgres", "-t", "1")
+		if cmd.Run() == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres did not become ready on port %d: %w", pg.Port, ctx.Err())
+		case <-pg.Done():
+			return fmt.Errorf("postgres exited during start-up (port %d)", pg.Port)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,142 @@
+// Package postgres opens Overture's PostgreSQL pools and runs each owner's
+// migrations.
+//
+// Every function owns its tables and their migrations (an embed.FS of goose SQL
+// files); Migrate keeps one goose version table per owner, so owners migrate
+// independently and in any order, in one database or in separate ones.
+//
+// In the embedded platform many functions share one process; Open hands them
+// one pool per URL so they do not multiply connections.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+var (
+	poolsMu sync.Mutex
+	pools   = map[string]*shared{}
+)
+
+type shared struct {
+	pool *pgxpool.Pool
+	refs int
+}
+
+// Pool is a shared connection pool; Close releases this holder's reference.
+type Pool struct {
+	*pgxpool.Pool
+	url  string
+	once sync.Once
+}
+
+// Open returns a pool for url, shared with every other holder in the process.
+func Open(ctx context.Context, url string) (*Pool, error) {
+	if url == "" {
+		return nil, errors.New("postgres: empty database URL (set DATABASE_URL)")
+	}
+	poolsMu.Lock()
+	defer poolsMu.Unlock()
+	if s, ok := pools[url]; ok {
+		s.refs++
+		return &Pool{Pool: s.pool, url: url}, nil
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse database URL: %w", redact(err))
+	}
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := p.Ping(ctx); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("postgres: ping %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	pools[url] = &shared{pool: p, refs: 1}
+	return &Pool{Pool: p, url: url}, nil
+}
+
+// Close releases the reference; the last holder closes the pool.
+func (p *Pool) Close() {
+	p.once.Do(func() {
+		poolsMu.Lock()
+		defer poolsMu.Unlock()
+		s, ok := pools[p.url]
+		if !ok {
+			return
+		}
+		s.refs--
+		if s.refs == 0 {
+			delete(pools, p.url)
+			s.pool.Close()
+		}
+	})
+}
+
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New(pe.Error()) // ParseConfigError already redacts the password
+	}
+	return err
+}
+
+// Migrate applies the owner's goose SQL migrations found at the root of fsys
+// (use fs.Sub for a subdirectory), recording them in the table goose_<owner>.
+// It is safe to call on every start and from several processes at once: a
+// PostgreSQL session lock serializes migrators.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, owner string, fsys fs.FS) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	return migrateDB(ctx, db, owner, fsys)
+}
+
+func migrateDB(ctx context.Context, db *sql.DB, owner string, fsys fs.FS) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("migrations of %s: %w", owner, err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithTableName("goose_"+owner),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSessionLocker(locker),
+	)
+	if err != nil {
+		return fmt.Errorf("migrations of %s: %w", owner, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrations of %s: %w", owner, err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing when it returns nil.
+func InTx(ctx context.Context, pool interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}, fn func(pgx.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
