@@ -1,0 +1,76 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// S3 is a private S3 server: versitygw with its posix backend, so buckets are
+// directories under Dir and objects are files.
+type S3 struct {
+	*Process
+	Port      int
+	Dir       string
+	AccessKey string
+	SecretKey string
+	Region    string
+}
+
+// Endpoint returns the server's base URL (path-style addressing).
+func (s *S3) Endpoint() string { return fmt.Sprintf("http://127.0.0.1:%d", s.Port) }
+
+// S3Options configure StartS3.
+type S3Options struct {
+	// Dir holds the objects (Dir/objects) and the log (Dir/versitygw.log).
+	Dir  string
+	Port int // 0 picks a free port
+	// AccessKey and SecretKey are the root credentials clients sign with.
+	AccessKey, SecretKey string
+	Region               string // default us-east-1
+}
+
+// StartS3 starts versitygw on 127.0.0.1 (`go tool versitygw`, pinned in
+// go.mod; VERSITYGW_BIN overrides the binary). A second start on the same Dir
+// sees the same buckets and objects.
+func StartS3(ctx context.Context, o S3Options) (*S3, error) {
+	if o.AccessKey == "" || o.SecretKey == "" {
+		return nil, fmt.Errorf("s3: access and secret key are required")
+	}
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	bin, err := ToolBin("versitygw", "VERSITYGW_BIN")
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	if o.Port == 0 {
+		if o.Port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	objects := filepath.Join(o.Dir, "objects")
+	if err := os.MkdirAll(objects, 0o755); err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", o.Port)
+	logPath := filepath.Join(o.Dir, "versitygw.log")
+	// Credentials go through the environment, not argv, so they do not show
+	// in ps output.
+	proc, err := startEnv("s3", logPath, syscall.SIGTERM,
+		[]string{"ROOT_ACCESS_KEY_ID=" + o.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + o.SecretKey},
+		bin, "--port", addr, "--region", o.Region, "--quiet", "posix", objects)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := WaitTCP(wctx, proc, addr); err != nil {
+		_ = proc.Stop(2 * time.Second)
+		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
+	}
+	return &S3{Process: proc, Port: o.Port, Dir: o.Dir, AccessKey: o.AccessKey, SecretKey: o.SecretKey, Region: o.Region}, nil
+}
