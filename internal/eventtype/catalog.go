@@ -16,6 +16,63 @@ const (
 	ArtistDeleted           = "music.overture.catalog.artist_deleted.v1"
 )
 
+// Change events: one per row change in a catalog table, decoded by cdc/ from the
+// WAL (pgoutput) in Debezium's envelope. Source is "/overture/cdc/<slot>"; id is
+// "<change LSN>/<index within tx>" (streamed) or "snapshot/<lsn>/<table>/<key>"
+// (initial snapshot); extension partitionkey is "<table>:<key values joined by
+// ':'>" and extension commitlsn the decimal end LSN of the transaction (for
+// snapshot rows, the slot's consistent point). Data is [ChangeData].
+const (
+	CDCGenreChanged          = "music.overture.cdc.genre.changed.v1"
+	CDCArtistChanged         = "music.overture.cdc.artist.changed.v1"
+	CDCAlbumChanged          = "music.overture.cdc.album.changed.v1"
+	CDCTrackChanged          = "music.overture.cdc.track.changed.v1"
+	CDCTrackArtistChanged    = "music.overture.cdc.track_artist.changed.v1"
+	CDCTrackRenditionChanged = "music.overture.cdc.track_rendition.changed.v1"
+)
+
+// CDCChanged returns the change-event type of a catalog table.
+func CDCChanged(table string) string { return "music.overture.cdc." + table + ".changed.v1" }
+
+// Change operations (Debezium's op codes).
+const (
+	OpCreate   = "c"
+	OpUpdate   = "u"
+	OpDelete   = "d"
+	OpSnapshot = "r" // a row read by the initial snapshot
+)
+
+// ChangeData is the data of a change event, Debezium's envelope. Values are
+// JSON: uuid and text as strings, integers as numbers, booleans, timestamptz as
+// RFC 3339 strings with nanoseconds, jsonb as JSON, NULL as null.
+type ChangeData struct {
+	// Before is the old row: only its key columns with REPLICA IDENTITY
+	// DEFAULT, the whole old row with FULL; nil for creates and snapshot reads.
+	Before map[string]any `json:"before"`
+	// After is the new row; nil for deletes.
+	After  map[string]any `json:"after"`
+	Source ChangeSource   `json:"source"`
+	Op     string         `json:"op"`
+	// TsMs is when CDC emitted the event (ms since the epoch).
+	TsMs int64 `json:"ts_ms"`
+	// UnchangedToast lists columns of After left out because PostgreSQL did not
+	// send them: an update that did not touch a TOASTed value. The consumer keeps
+	// what it has for them.
+	UnchangedToast []string `json:"unchanged_toast,omitempty"`
+}
+
+// ChangeSource says where a change came from.
+type ChangeSource struct {
+	Connector string `json:"connector"` // "overture-cdc"
+	DB        string `json:"db"`
+	Schema    string `json:"schema"`
+	Table     string `json:"table"`
+	LSN       uint64 `json:"lsn"`   // the change's own WAL position
+	TxID      uint32 `json:"txId"`  // 0 for snapshot reads
+	TsMs      int64  `json:"ts_ms"` // commit time (ms since the epoch)
+	Snapshot  bool   `json:"snapshot"`
+}
+
 // Rendition is one stored encoding of a track's audio.
 type Rendition struct {
 	Kind       string `json:"kind"`        // e.g. "hls-aac-128", "mp3-320"
@@ -70,4 +127,17 @@ var catalogSpecs = []Spec{
 	{Type: ArtistCreated, Data: ArtistData{}, Doc: "An artist was created.", Producers: []string{"catalog"}, Terminal: true},
 	{Type: ArtistUpdated, Data: ArtistData{}, Doc: "An artist's metadata changed.", Producers: []string{"catalog"}, Terminal: true},
 	{Type: ArtistDeleted, Data: ArtistData{}, Doc: "An artist was deleted.", Producers: []string{"catalog"}, Terminal: true},
+
+	{Type: CDCGenreChanged, Data: ChangeData{}, Doc: "A genre row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
+	{Type: CDCArtistChanged, Data: ChangeData{}, Doc: "An artist row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
+	{Type: CDCAlbumChanged, Data: ChangeData{}, Doc: "An album row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
+	{Type: CDCTrackChanged, Data: ChangeData{}, Doc: "A track row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
+	{Type: CDCTrackArtistChanged, Data: ChangeData{}, Doc: "A track_artist link row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
+	{Type: CDCTrackRenditionChanged, Data: ChangeData{}, Doc: "A track_rendition row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
 }
