@@ -5,6 +5,7 @@
 package functions
 
 import (
+	"github.com/overture-music/overture/functions/noop"
 	"github.com/overture-music/overture/internal/function"
 )
 
@@ -18,7 +19,9 @@ type Entry struct {
 
 // All returns every function, one line each.
 func All() []Entry {
-	return []Entry{}
+	return []Entry{
+		{Name: "noop", New: func() function.Handler { return noop.New() }},
+	}
 }
 
 // Lookup finds a function by name.
