@@ -41,6 +41,12 @@ type PaymentData struct {
 	Period            int    `json:"period"`
 	ProviderPaymentID string `json:"provider_payment_id,omitempty"`
 	Reason            string `json:"reason,omitempty"`
+	// PaymentMethodID is the provider's saved payment method (renewals charge it).
+	PaymentMethodID string `json:"payment_method_id,omitempty"`
+	// Attempt numbers the charges of one period (dunning retries); Outcome is
+	// "completed" or "failed" (set in saga commands and replies).
+	Attempt int    `json:"attempt,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // SubscriptionData describes a subscription lifecycle fact.
@@ -56,6 +62,8 @@ type SubscriptionData struct {
 	Currency       string     `json:"currency,omitempty"`
 	NextRetryAt    *time.Time `json:"next_retry_at,omitempty"`
 	Reason         string     `json:"reason,omitempty"`
+	// Period numbers the paid period this fact is about (1 = first).
+	Period int `json:"period,omitempty"`
 }
 
 var subscriptionSpecs = []Spec{
@@ -79,4 +87,75 @@ var subscriptionSpecs = []Spec{
 		Producers: []string{"subscription"}, Consumers: []string{"notification"}},
 	{Type: SubscriptionExpired, Data: SubscriptionData{}, Doc: "The paid period ended without renewal; the user function revokes premium.",
 		Producers: []string{"subscription"}, Consumers: []string{"user", "notification"}},
+}
+
+// Recurring payments and the orchestration mode of the purchase saga
+// (SAGA_MODE=orchestration): the SubscriptionWorkflowManager ("saga-manager")
+// sends commands to the participants and they answer with replies. Facts
+// (PaymentCompleted, SubscriptionActivated …) are published in both modes; in
+// orchestration mode participants act only on commands.
+const (
+	SubscriptionRenewalDue = "music.overture.subscription.renewal_due.v1"
+
+	SagaChargePayment = "music.overture.saga.charge_payment.v1"
+	SagaRefundPayment = "music.overture.saga.refund_payment.v1"
+	SagaApplyPayment  = "music.overture.saga.apply_payment.v1"
+	SagaGrantPremium  = "music.overture.saga.grant_premium.v1"
+	SagaStepSucceeded = "music.overture.saga.step_succeeded.v1"
+	SagaStepFailed    = "music.overture.saga.step_failed.v1"
+)
+
+// RenewalDueData asks for the charge of paid period Period (>1) with the saved
+// payment method; Attempt counts dunning retries of that period (1 = first).
+type RenewalDueData struct {
+	SubscriptionID  string `json:"subscription_id"`
+	UserID          string `json:"user_id"`
+	Plan            string `json:"plan"`
+	AmountMinor     int64  `json:"amount_minor"`
+	Currency        string `json:"currency"`
+	PaymentMethodID string `json:"payment_method_id"`
+	Period          int    `json:"period"`
+	Attempt         int    `json:"attempt"`
+}
+
+// SagaCommand is the data of every saga command. SagaID names the saga
+// instance (subscription id and period); Step and Attempt let the manager
+// match the reply. Exactly one of Charge, Payment, Subscription is set,
+// depending on the command: Charge for charge_payment, Payment for
+// refund_payment and apply_payment (with Payment.Outcome), Subscription for
+// grant_premium.
+type SagaCommand struct {
+	SagaID       string            `json:"saga_id"`
+	Step         string            `json:"step"`
+	Attempt      int               `json:"attempt"`
+	Charge       *RenewalDueData   `json:"charge,omitempty"`
+	Payment      *PaymentData      `json:"payment,omitempty"`
+	Subscription *SubscriptionData `json:"subscription,omitempty"`
+}
+
+// SagaReply answers a SagaCommand (type step_succeeded or step_failed).
+type SagaReply struct {
+	SagaID       string            `json:"saga_id"`
+	Step         string            `json:"step"`
+	Attempt      int               `json:"attempt"`
+	Payment      *PaymentData      `json:"payment,omitempty"`
+	Subscription *SubscriptionData `json:"subscription,omitempty"`
+	Reason       string            `json:"reason,omitempty"`
+}
+
+var sagaSpecs = []Spec{
+	{Type: SubscriptionRenewalDue, Data: RenewalDueData{}, Doc: "A paid period ends (or a dunning retry is due): charge the saved payment method for the next period.",
+		Producers: []string{"renewal"}, Consumers: []string{"payment", "saga-manager"}},
+	{Type: SagaChargePayment, Data: SagaCommand{}, Doc: "Orchestration command: charge (initial or renewal) with an Idempotence-Key per period and attempt.",
+		Producers: []string{"saga-manager"}, Consumers: []string{"payment"}},
+	{Type: SagaRefundPayment, Data: SagaCommand{}, Doc: "Orchestration compensation: refund the captured payment of the saga (resolving an ambiguous charge first).",
+		Producers: []string{"saga-manager"}, Consumers: []string{"payment"}},
+	{Type: SagaApplyPayment, Data: SagaCommand{}, Doc: "Orchestration command: record the payment outcome on the subscription (paid period, or release / past_due on failure).",
+		Producers: []string{"saga-manager"}, Consumers: []string{"subscription"}},
+	{Type: SagaGrantPremium, Data: SagaCommand{}, Doc: "Orchestration command (retriable, after the pivot): grant premium until the paid period ends.",
+		Producers: []string{"saga-manager"}, Consumers: []string{"user"}},
+	{Type: SagaStepSucceeded, Data: SagaReply{}, Doc: "Orchestration reply: a participant completed a command.",
+		Producers: []string{"payment", "subscription", "user"}, Consumers: []string{"saga-manager"}},
+	{Type: SagaStepFailed, Data: SagaReply{}, Doc: "Orchestration reply: a participant refused a command for a business reason.",
+		Producers: []string{"payment", "subscription"}, Consumers: []string{"saga-manager"}},
 }
