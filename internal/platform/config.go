@@ -1,0 +1,74 @@
+package platform
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Configuration keys every function and service may read from its cfg map.
+// The platform fills each one, either from the environment (an external
+// dependency the user points at) or from the dependency it started itself.
+const (
+	KeyDatabaseURL   = "DATABASE_URL"
+	KeyRedisURL      = "REDIS_URL"
+	KeyS3Endpoint    = "S3_ENDPOINT"
+	KeyS3AccessKey   = "S3_ACCESS_KEY"
+	KeyS3SecretKey   = "S3_SECRET_KEY"
+	KeyS3Region      = "S3_REGION"
+	KeySMTPURL       = "SMTP_URL"
+	KeyMailpitURL    = "MAILPIT_URL"
+	KeyPublicBaseURL = "PUBLIC_BASE_URL"
+	KeyBrokerURL     = "BROKER_URL"
+	KeyOutboxRelay   = "OUTBOX_RELAY"
+	KeyDataDir       = "OVERTURE_DATA_DIR"
+)
+
+// Defaults of the embedded platform (what `make run` uses).
+const (
+	DefaultS3AccessKey = "overture"
+	DefaultS3SecretKey = "overture-dev-secret"
+	DefaultS3Region    = "us-east-1"
+	DefaultNamespace   = "overture"
+	DefaultBroker      = "default"
+)
+
+// Environ returns the process environment as a map (what Knative func passes
+// to Start, and where the user overrides dependencies).
+func Environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// secretKeys are never printed or logged.
+var secretKeys = map[string]bool{KeyS3SecretKey: true}
+
+// redactURL hides the password of a URL for printing.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// cloneCfg returns a copy a function may keep and modify.
+func cloneCfg(cfg map[string]string) map[string]string { return maps.Clone(cfg) }
+
+func requireKey(cfg map[string]string, k string) (string, error) {
+	v := cfg[k]
+	if v == "" {
+		return "", fmt.Errorf("configuration %s is empty", k)
+	}
+	return v, nil
+}

@@ -1,0 +1,139 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/overture-music/overture/internal/infra"
+)
+
+// Ports are the loopback ports of the embedded platform; 0 picks a free one
+// (what tests do).
+type Ports struct {
+	Postgres, Redis, S3, SMTP, MailUI int
+	Gateway, Ingress                  int
+	// ServiceBase is the first port of the HTTP services; each service gets the
+	// next one in Services() order. 0 gives each a free port.
+	ServiceBase int
+}
+
+// DefaultPorts are the ports `overture dev` uses.
+func DefaultPorts() Ports {
+	return Ports{Postgres: 5433, Redis: 6380, S3: 7070, SMTP: 1025, MailUI: 8025, Gateway: 8080, Ingress: 8081, ServiceBase: 8090}
+}
+
+// Database is the database the embedded PostgreSQL serves Overture from.
+const Database = "overture"
+
+// dependency is one started (or external) dependency, for the URL table.
+type dependency struct {
+	name, url string
+	started   bool
+}
+
+// startDeps starts every dependency the user did not point at, filling cfg
+// with their URLs. Started processes join group, which stops them in reverse.
+func (p *Platform) startDeps(ctx context.Context) error {
+	cfg, o := p.cfg, p.opts
+	if cfg[KeyDatabaseURL] == "" {
+		pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(o.DataDir, "postgres"), Port: o.Ports.Postgres})
+		if err != nil {
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		p.group.Add(pg.Process)
+		p.procs = append(p.procs, pg.Process)
+		if err := ensureDatabase(ctx, pg.URL("postgres"), Database); err != nil {
+			return err
+		}
+		cfg[KeyDatabaseURL] = pg.URL(Database)
+		p.deps = append(p.deps, dependency{"PostgreSQL", pg.URL(Database), true})
+	} else {
+		p.deps = append(p.deps, dependency{"PostgreSQL", redactURL(cfg[KeyDatabaseURL]), false})
+	}
+	if cfg[KeyRedisURL] == "" {
+		r, err := infra.StartRedis(ctx, infra.RedisOptions{Dir: filepath.Join(o.DataDir, "redis"), Port: o.Ports.Redis, Persist: true})
+		if err != nil {
+			return fmt.Errorf("start Redis: %w", err)
+		}
+		p.group.Add(r.Process)
+		p.procs = append(p.procs, r.Process)
+		cfg[KeyRedisURL] = r.URL(0)
+		p.deps = append(p.deps, dependency{"Redis", r.URL(0), true})
+	} else {
+		p.deps = append(p.deps, dependency{"Redis", redactURL(cfg[KeyRedisURL]), false})
+	}
+	if cfg[KeyS3Endpoint] == "" {
+		if cfg[KeyS3AccessKey] == "" {
+			cfg[KeyS3AccessKey] = DefaultS3AccessKey
+		}
+		if cfg[KeyS3SecretKey] == "" {
+			cfg[KeyS3SecretKey] = DefaultS3SecretKey
+		}
+		if cfg[KeyS3Region] == "" {
+			cfg[KeyS3Region] = DefaultS3Region
+		}
+		s, err := infra.StartS3(ctx, infra.S3Options{Dir: filepath.Join(o.DataDir, "s3"), Port: o.Ports.S3,
+			AccessKey: cfg[KeyS3AccessKey], SecretKey: cfg[KeyS3SecretKey], Region: cfg[KeyS3Region]})
+		if err != nil {
+			return fmt.Errorf("start S3 (versitygw): %w", err)
+		}
+		p.group.Add(s.Process)
+		p.procs = append(p.procs, s.Process)
+		cfg[KeyS3Endpoint] = s.Endpoint()
+		p.deps = append(p.deps, dependency{"S3 (versitygw)", s.Endpoint() + "  access key " + cfg[KeyS3AccessKey], true})
+	} else {
+		if cfg[KeyS3Region] == "" {
+			cfg[KeyS3Region] = DefaultS3Region
+		}
+		p.deps = append(p.deps, dependency{"S3", cfg[KeyS3Endpoint], false})
+	}
+	if cfg[KeySMTPURL] == "" {
+		m, err := infra.StartSMTP(ctx, infra.SMTPOptions{Dir: filepath.Join(o.DataDir, "mailpit"), SMTPPort: o.Ports.SMTP, HTTPPort: o.Ports.MailUI})
+		if err != nil {
+			return fmt.Errorf("start SMTP sink (mailpit): %w", err)
+		}
+		p.group.Add(m.Process)
+		p.procs = append(p.procs, m.Process)
+		cfg[KeySMTPURL] = m.URL()
+		cfg[KeyMailpitURL] = m.APIURL()
+		p.deps = append(p.deps, dependency{"SMTP (mailpit)", m.URL(), true}, dependency{"Mail UI (mailpit)", m.APIURL(), true})
+	} else {
+		p.deps = append(p.deps, dependency{"SMTP", redactURL(cfg[KeySMTPURL]), false})
+		if cfg[KeyMailpitURL] != "" {
+			p.deps = append(p.deps, dependency{"Mail UI", cfg[KeyMailpitURL], false})
+		}
+	}
+	return nil
+}
+
+// ensureDatabase creates db on the server at adminURL unless it exists.
+func ensureDatabase(ctx context.Context, adminURL, db string) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL to create database %s: %w", db, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(cctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, db).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", db, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P04" { // created concurrently
+			return nil
+		}
+		return fmt.Errorf("create database %s: %w", db, err)
+	}
+	return nil
+}

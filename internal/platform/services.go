@@ -1,0 +1,19 @@
+package platform
+
+import "github.com/overture-music/overture/internal/server"
+
+// Services returns every long-lived HTTP service the platform hosts and
+// `overture serve NAME` can run standalone. Add yours with one line.
+func Services() []server.Service {
+	return []server.Service{}
+}
+
+// Service finds a service by name.
+func Service(name string) (server.Service, bool) {
+	for _, s := range Services() {
+		if s.Name() == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
