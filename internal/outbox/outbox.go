@@ -112,6 +112,9 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // Once publishes one batch and returns how many rows it moved.
 func (r *Relay) Once(ctx context.Context) (int, error) {
+	if r.Batch <= 0 {
+		r.Batch = 500
+	}
 	var n int
 	err := postgres.InTx(ctx, r.Pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx,
