@@ -1,0 +1,498 @@
+package broker
+
+import (
+	"container/heap"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/telemetry"
+)
+
+// Dead-letter extensions, as the Knative Kafka broker sets them.
+const (
+	ExtErrorDest = "knativeerrordest"
+	ExtErrorCode = "knativeerrorcode"
+	ExtErrorData = "knativeerrordata"
+
+	// maxErrorData bounds the error text carried in knativeerrordata.
+	maxErrorData = 1024
+)
+
+// delivery is one row in a dispatcher's hands.
+type delivery struct {
+	id       int64
+	ev       event.Event
+	attempt  int
+	ingested time.Time
+}
+
+type outcome int
+
+const (
+	delivered outcome = iota
+	retry
+	deadLettered
+	dropped
+)
+
+type result struct {
+	d       *delivery
+	outcome outcome
+	reply   *event.Event
+	attempt int       // for retry: the new attempt count
+	next    time.Time // for retry
+	err     string
+}
+
+// dispatcher delivers one trigger's rows.
+type dispatcher struct {
+	b        *Broker
+	st       *brokerState
+	t        *manifest.Trigger
+	key      string
+	ordered  bool
+	sub      *target
+	dls      *target
+	delivery *manifest.Delivery
+	timeout  time.Duration
+
+	queue    chan *delivery
+	capacity int64
+	inHand   atomic.Int64 // reserved buffer slots: queued + in a worker + awaiting flush
+	results  chan result
+	wake     chan struct{}
+	backlog  atomic.Bool // rows were stored without a buffer slot
+
+	stopWorkers  chan struct{}
+	finisherDone chan struct{}
+	finisherStop chan struct{}
+
+	retryMu sync.Mutex
+	retries timeHeap
+}
+
+func (b *Broker) newDispatcher(st *brokerState, t *manifest.Trigger) (*dispatcher, error) {
+	d := &dispatcher{
+		b: b, st: st, t: t, key: t.Key(), ordered: t.Ordered(),
+		delivery: t.Spec.Delivery,
+		capacity: int64(b.cfg.Buffer),
+		queue:    make(chan *delivery, b.cfg.Buffer),
+		results:  make(chan result, b.cfg.Workers*2),
+		wake:     make(chan struct{}, 1),
+	}
+	// A Trigger's delivery replaces the Broker's completely.
+	if d.delivery == nil {
+		d.delivery = st.obj.Spec.Delivery
+	}
+	d.timeout = d.delivery.TimeoutOr(b.cfg.DefaultTimeout)
+	var err error
+	if d.sub, err = b.resolve(t.Spec.Subscriber, t.Metadata.Namespace); err != nil {
+		return nil, fmt.Errorf("subscriber: %w", err)
+	}
+	if d.delivery != nil && d.delivery.DeadLetterSink != nil {
+		if d.dls, err = b.resolve(*d.delivery.DeadLetterSink, t.Metadata.Namespace); err != nil {
+			return nil, fmt.Errorf("deadLetterSink: %w", err)
+		}
+	}
+	return d, nil
+}
+
+func (d *dispatcher) reserve(n int64) bool {
+	if d.inHand.Add(n) <= d.capacity {
+		return true
+	}
+	d.inHand.Add(-n)
+	return false
+}
+
+func (d *dispatcher) release(n int64) { d.inHand.Add(-n) }
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) start(ctx context.Context, wg *sync.WaitGroup) {
+	d.stopWorkers = make(chan struct{})
+	d.finisherStop = make(chan struct{})
+	d.finisherDone = make(chan struct{})
+	go func() { <-ctx.Done(); close(d.stopWorkers) }()
+	for range d.b.cfg.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.work(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); d.poll(ctx) }()
+	go d.finish()
+	d.poke() // pick up what an earlier process left
+}
+
+func (d *dispatcher) stopFinisher() {
+	close(d.finisherStop)
+	<-d.finisherDone
+}
+
+// drainQueue empties the buffer after the workers stopped and returns the
+// ids it held.
+func (d *dispatcher) drainQueue() []int64 {
+	var ids []int64
+	for {
+		select {
+		case dl := <-d.queue:
+			ids = append(ids, dl.id)
+			d.b.held.remove(dl.id)
+		default:
+			return ids
+		}
+	}
+}
+
+func (d *dispatcher) work(ctx context.Context) {
+	base := context.WithoutCancel(ctx)
+	for {
+		// Stop takes precedence over a full queue.
+		select {
+		case <-d.stopWorkers:
+			return
+		default:
+		}
+		select {
+		case <-d.stopWorkers:
+			return
+		case dl := <-d.queue:
+			d.results <- d.attempt(base, dl)
+		}
+	}
+}
+
+// attempt makes one delivery attempt (or, once retries are exhausted, the
+// dead-letter delivery) and says what to do with the row.
+func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
+	b := d.b
+	retries := d.delivery.Retries()
+	if dl.attempt <= retries {
+		b.m.latency.WithLabelValues(d.key).Observe(time.Since(dl.ingested).Seconds())
+		ctx, cancel := context.WithTimeout(base, d.timeout)
+		ctx = telemetry.FromEvent(function.WithPublisher(ctx, d.st.pub), dl.ev)
+		reply, ferr := d.sub.deliver(ctx, dl.ev, d.timeout)
+		cancel()
+		if ferr == nil && reply != nil {
+			telemetry.Propagate(ctx, reply)
+			if err := reply.Validate(); err != nil {
+				ferr = &failure{code: 502, text: "subscriber replied with an invalid CloudEvent: " + err.Error()}
+			}
+		}
+		if ferr == nil {
+			return result{d: dl, outcome: delivered, reply: reply}
+		}
+		b.m.failed.WithLabelValues(d.key).Inc()
+		if dl.attempt < retries {
+			n := dl.attempt + 1
+			b.log.WarnContext(ctx, "broker: delivery failed, will retry", "trigger", d.key, "id", dl.ev.ID(), "type", dl.ev.Type(),
+				"attempt", dl.attempt+1, "retry_in", d.delivery.Backoff(n).String(), "code", ferr.code, "error", ferr.text)
+			return result{d: dl, outcome: retry, attempt: n, next: time.Now().Add(d.delivery.Backoff(n)), err: ferr.Error()}
+		}
+		if d.dls == nil {
+			b.log.ErrorContext(ctx, "broker: delivery failed after last retry and the trigger has no deadLetterSink: event dropped",
+				"trigger", d.key, "id", dl.ev.ID(), "type", dl.ev.Type(), "source", dl.ev.Source(), "code", ferr.code, "error", ferr.text)
+			return result{d: dl, outcome: dropped}
+		}
+		dl.ev = deadLetterEvent(dl.ev, d.sub.dest, ferr)
+	}
+	// Retries exhausted: to the dead-letter sink (the event already carries
+	// the error extensions when this is a re-attempt of the DLS).
+	ctx, cancel := context.WithTimeout(base, d.timeout)
+	defer cancel()
+	ctx = telemetry.FromEvent(ctx, dl.ev)
+	if _, derr := d.dls.deliver(ctx, dl.ev, d.timeout); derr != nil {
+		next := d.delivery.Backoff(retries + 1)
+		next = min(max(next, time.Second), time.Minute)
+		b.log.ErrorContext(ctx, "broker: dead-letter sink failed; will try it again", "trigger", d.key, "id", dl.ev.ID(), "dls", d.dls.dest, "error", derr.text, "retry_in", next.String())
+		return result{d: dl, outcome: retry, attempt: retries + 1, next: time.Now().Add(next), err: "dead-letter sink: " + derr.Error(), reply: nil}
+	}
+	b.log.WarnContext(ctx, "broker: event dead-lettered", "trigger", d.key, "id", dl.ev.ID(), "type", dl.ev.Type(), "dls", d.dls.dest)
+	return result{d: dl, outcome: deadLettered}
+}
+
+// deadLetterEvent is the original event plus the Knative error extensions.
+func deadLetterEvent(e event.Event, dest string, f *failure) event.Event {
+	out := e.Clone()
+	out.SetExtension(ExtErrorDest, dest)
+	out.SetExtension(ExtErrorCode, fmt.Sprint(f.code))
+	data := f.data
+	if data == nil {
+		data = []byte(f.text)
+	}
+	if len(data) > maxErrorData {
+		data = data[:maxErrorData]
+	}
+	out.SetExtension(ExtErrorData, base64.StdEncoding.EncodeToString(data))
+	return out
+}
+
+// finish records results in one transaction per batch: replies ingested,
+// delivered rows deleted, failures rescheduled.
+func (d *dispatcher) finish() {
+	defer close(d.finisherDone)
+	for {
+		var first result
+		select {
+		case first = <-d.results:
+		case <-d.finisherStop:
+			for {
+				select {
+				case r := <-d.results:
+					d.flush([]result{r})
+				default:
+					return
+				}
+			}
+		}
+		batch := []result{first}
+	collect:
+		for len(batch) < 1000 {
+			select {
+			case r := <-d.results:
+				batch = append(batch, r)
+			default:
+				break collect
+			}
+		}
+		d.flush(batch)
+	}
+}
+
+func (d *dispatcher) flush(batch []result) {
+	b := d.b
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var done, failedIDs, attempts []int64
+	var nexts []time.Time
+	var errs []string
+	var replies []event.Event
+	all := make([]int64, 0, len(batch))
+	for _, r := range batch {
+		all = append(all, r.d.id)
+		switch r.outcome {
+		case retry:
+			failedIDs = append(failedIDs, r.d.id)
+			attempts = append(attempts, int64(r.attempt))
+			nexts = append(nexts, r.next)
+			errs = append(errs, r.err)
+		default:
+			done = append(done, r.d.id)
+			if r.reply != nil {
+				replies = append(replies, *r.reply)
+			}
+		}
+	}
+	var rows []pendingRow
+	var ids []int64
+	err := postgres.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+		if len(replies) > 0 {
+			var err error
+			if rows, err = b.route(ctx, d.st, replies); err != nil {
+				return err // validated already; cannot happen
+			}
+			if len(rows) > 0 {
+				if ids, err = b.insertRows(ctx, tx, rows); err != nil {
+					return fmt.Errorf("ingest replies: %w", err)
+				}
+			}
+		}
+		if len(done) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM broker_delivery WHERE id = ANY($1)`, done); err != nil {
+				return fmt.Errorf("delete delivered rows: %w", err)
+			}
+		}
+		if len(failedIDs) > 0 {
+			if _, err := tx.Exec(ctx, `
+UPDATE broker_delivery d SET attempt = u.attempt, next_attempt_at = u.next, lease_until = NULL, last_error = u.err
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[]) AS u(id, attempt, next, err)
+WHERE d.id = u.id`, failedIDs, attempts, nexts, errs); err != nil {
+				return fmt.Errorf("reschedule failed rows: %w", err)
+			}
+		}
+		return nil
+	})
+	b.held.remove(all...)
+	d.release(int64(len(batch)))
+	if err != nil {
+		b.releaseReservations(rows)
+		b.log.Error("broker: record delivery results failed; the rows will be redelivered after their lease", "trigger", d.key, "rows", len(batch), "error", err)
+		d.poke()
+		return
+	}
+	if len(rows) > 0 {
+		b.afterInsert(rows, ids)
+	}
+	for _, r := range batch {
+		switch r.outcome {
+		case delivered:
+			b.m.delivered.WithLabelValues(d.key).Inc()
+		case deadLettered:
+			b.m.deadLettered.WithLabelValues(d.key).Inc()
+		case dropped:
+			b.m.dropped.WithLabelValues(d.key).Inc()
+		case retry:
+			d.scheduleWake(r.next)
+		}
+	}
+	if d.ordered || d.backlog.Load() {
+		d.poke()
+	}
+}
+
+func (d *dispatcher) scheduleWake(t time.Time) {
+	d.retryMu.Lock()
+	heap.Push(&d.retries, t)
+	d.retryMu.Unlock()
+	d.poke()
+}
+
+// nextWake pops due retry times and returns how long until the next one.
+func (d *dispatcher) nextWake(max time.Duration) time.Duration {
+	d.retryMu.Lock()
+	defer d.retryMu.Unlock()
+	now := time.Now()
+	for len(d.retries) > 0 && !d.retries[0].After(now) {
+		heap.Pop(&d.retries)
+	}
+	if len(d.retries) > 0 {
+		if w := d.retries[0].Sub(now); w < max {
+			return w
+		}
+	}
+	return max
+}
+
+const claimUnordered = `
+UPDATE broker_delivery SET lease_until = now() + make_interval(secs => $3)
+WHERE id IN (
+  SELECT id FROM broker_delivery
+  WHERE trigger = $1 AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING id, event, attempt, ingested_at`
+
+// claimOrdered claims only the oldest pending row of each partition key (rows
+// without a key are independent), so a key's next event waits until the
+// previous one is delivered or dead-lettered.
+const claimOrdered = `
+UPDATE broker_delivery SET lease_until = now() + make_interval(secs => $3)
+WHERE id IN (
+  SELECT d.id FROM broker_delivery d
+  WHERE d.trigger = $1 AND d.next_attempt_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())
+    AND NOT EXISTS (SELECT 1 FROM broker_delivery p
+                    WHERE p.trigger = d.trigger AND p.partition_key = d.partition_key AND p.id < d.id)
+  ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING id, event, attempt, ingested_at`
+
+// poll claims due rows that are not in memory: retries, rows stored while the
+// buffer was full, ordered triggers' rows and rows a crashed process left.
+func (d *dispatcher) poll(ctx context.Context) {
+	b := d.b
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		}
+		for ctx.Err() == nil {
+			room := d.capacity - d.inHand.Load()
+			if room <= 0 {
+				break
+			}
+			n := min(room, 500)
+			if !d.reserve(n) {
+				break
+			}
+			d.backlog.Store(false)
+			got, err := d.claim(ctx, n)
+			d.release(n - int64(len(got)))
+			if err != nil {
+				if ctx.Err() == nil {
+					b.log.Warn("broker: claim deliveries", "trigger", d.key, "error", err)
+				}
+				break
+			}
+			for _, dl := range got {
+				d.queue <- dl
+			}
+			if int64(len(got)) < n {
+				break
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(d.nextWake(b.cfg.Poll))
+	}
+}
+
+func (d *dispatcher) claim(ctx context.Context, n int64) ([]*delivery, error) {
+	q := claimUnordered
+	if d.ordered {
+		q = claimOrdered
+	}
+	rows, err := d.b.pool.Query(ctx, q, d.key, n, d.b.cfg.Lease.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	var out []*delivery
+	var ids []int64
+	for rows.Next() {
+		var dl delivery
+		var raw []byte
+		if err := rows.Scan(&dl.id, &raw, &dl.attempt, &dl.ingested); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if err := json.Unmarshal(raw, &dl.ev); err != nil {
+			// Cannot happen for rows the ingress wrote; keep the row and say so.
+			d.b.log.Error("broker: undecodable stored event; leaving it leased", "trigger", d.key, "row", dl.id, "error", err)
+			continue
+		}
+		out = append(out, &dl)
+		ids = append(ids, dl.id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	d.b.held.add(ids...)
+	// RETURNING does not promise order; ordered triggers rely on it per key,
+	// which holds because at most one row per key is claimed.
+	return out, nil
+}
+
+type timeHeap []time.Time
+
+func (h timeHeap) Len() int           { return len(h) }
+func (h timeHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h timeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timeHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *timeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
