@@ -1,0 +1,640 @@
+// Package bleve is the embedded search backend: a Bleve (scorch) index on
+// local disk, so `make run` needs no search server.
+//
+// Layout under the store directory:
+//
+//	CURRENT        name of the live index directory (the "alias"), replaced
+//	               atomically by rename when a reindex commits
+//	PENDING        name of a rebuild in progress (removed on commit/abort;
+//	               a leftover one is dropped at open: that rebuild died)
+//	tracks-<n>/    one Bleve index per generation
+//
+// Bleve has no conditional writes, so external versioning is done here: each
+// index keeps the version of every document (and of every delete, the
+// tombstone) in Bleve's internal key-value space, written in the same batch as
+// the document, and Apply drops ops not newer than the stored version. Apply
+// calls are serialized per store; searches run concurrently.
+//
+// A Bleve index can be opened by one process only, so every user in a process
+// (indexer, query API, reindex) shares one Store per directory via Open.
+package bleve
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/analysis/lang/ru"
+	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/whitespace"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/overture-music/overture/internal/search"
+)
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]*shared{}
+)
+
+type shared struct {
+	st   *store
+	refs int
+}
+
+// Open returns the store in dir, creating it when empty; every caller in the
+// process with the same dir shares one store. Close releases the reference.
+func Open(dir string) (search.Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("bleve store %s: %w", dir, err)
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if s, ok := registry[abs]; ok {
+		s.refs++
+		return &handle{store: s.st, dir: abs}, nil
+	}
+	st, err := openStore(abs)
+	if err != nil {
+		return nil, err
+	}
+	registry[abs] = &shared{st: st, refs: 1}
+	return &handle{store: st, dir: abs}, nil
+}
+
+// handle is one holder's reference to a shared store.
+type handle struct {
+	*store
+	dir  string
+	once sync.Once
+}
+
+func (h *handle) Close() error {
+	var err error
+	h.once.Do(func() {
+		registryMu.Lock()
+		defer registryMu.Unlock()
+		s := registry[h.dir]
+		if s == nil {
+			return
+		}
+		s.refs--
+		if s.refs == 0 {
+			delete(registry, h.dir)
+			err = s.st.close()
+		}
+	})
+	return err
+}
+
+// gen is one physical index generation.
+type gen struct {
+	name string
+	path string
+	idx  bleve.Index
+
+	// mu: readers hold it shared while using idx; dropping the generation
+	// takes it exclusively, so a swap never closes an index under a reader.
+	mu     sync.RWMutex
+	closed bool
+
+	vmu      sync.Mutex
+	versions map[string]uint64 // cache of the internal version entries
+}
+
+type store struct {
+	dir string
+	// wmu serializes writers (Apply, rebuild commit) with each other.
+	wmu     sync.Mutex
+	mu      sync.RWMutex
+	cur     *gen
+	pending *gen
+}
+
+func openStore(dir string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bleve store %s: %w", dir, err)
+	}
+	// A leftover PENDING is a rebuild that died: drop it.
+	if b, err := os.ReadFile(filepath.Join(dir, "PENDING")); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" && !strings.ContainsAny(name, "/\\") {
+			_ = os.RemoveAll(filepath.Join(dir, name))
+		}
+		_ = os.Remove(filepath.Join(dir, "PENDING"))
+	}
+	s := &store{dir: dir}
+	name := ""
+	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
+		name = strings.TrimSpace(string(b))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("bleve store %s: read CURRENT: %w", dir, err)
+	}
+	if name == "" {
+		g, err := s.create()
+		if err != nil {
+			return nil, err
+		}
+		if err := writeAtomic(dir, "CURRENT", g.name); err != nil {
+			return nil, err
+		}
+		s.cur = g
+	} else {
+		idx, err := bleve.Open(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("bleve store %s: open %s: %w", dir, name, err)
+		}
+		s.cur = &gen{name: name, path: filepath.Join(dir, name), idx: idx, versions: map[string]uint64{}}
+	}
+	return s, nil
+}
+
+func (s *store) create() (*gen, error) {
+	name := "tracks-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	path := filepath.Join(s.dir, name)
+	idx, err := bleve.New(path, indexMapping())
+	if err != nil {
+		return nil, fmt.Errorf("bleve store %s: create %s: %w", s.dir, name, err)
+	}
+	return &gen{name: name, path: path, idx: idx, versions: map[string]uint64{}}, nil
+}
+
+// writeAtomic replaces dir/file with content by rename, then syncs dir.
+func writeAtomic(dir, file, content string) error {
+	tmp := filepath.Join(dir, file+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	if _, err := f.WriteString(content + "\n"); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, file))
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func (s *store) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, g := range []*gen{s.cur, s.pending} {
+		if g != nil {
+			errs = append(errs, g.drop(false))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// drop closes g once no reader uses it, and removes its files when remove.
+func (g *gen) drop(remove bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	err := g.idx.Close()
+	if remove {
+		err = errors.Join(err, os.RemoveAll(g.path))
+	}
+	return err
+}
+
+// read runs fn on the live generation, retrying when a swap closed the one it
+// picked.
+func (s *store) read(fn func(g *gen) error) error {
+	for {
+		s.mu.RLock()
+		g := s.cur
+		s.mu.RUnlock()
+		g.mu.RLock()
+		if g.closed {
+			g.mu.RUnlock()
+			continue
+		}
+		err := fn(g)
+		g.mu.RUnlock()
+		return err
+	}
+}
+
+func (s *store) Apply(ctx context.Context, ops []search.Op) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	targets := []*gen{s.cur}
+	if s.pending != nil {
+		targets = append(targets, s.pending)
+	}
+	s.mu.RUnlock()
+	for _, g := range targets {
+		if err := g.apply(ops); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (s *store) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	var res search.Result
+	err := s.read(func(g *gen) error {
+		var err error
+		res, err = g.search(ctx, q)
+		return err
+	})
+	return res, err
+}
+
+func (s *store) Get(ctx context.Context, ids ...string) (map[string]search.Track, error) {
+	var out map[string]search.Track
+	err := s.read(func(g *gen) error {
+		var err error
+		out, err = g.get(ctx, ids)
+		return err
+	})
+	return out, err
+}
+
+func (s *store) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.read(func(g *gen) error {
+		c, err := g.idx.DocCount()
+		n = int(c)
+		return err
+	})
+	return n, err
+}
+
+func (s *store) BeginRebuild(ctx context.Context) (search.Rebuild, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.pending != nil {
+		return nil, fmt.Errorf("bleve store %s: a rebuild (%s) is already running", s.dir, s.pending.name)
+	}
+	g, err := s.create()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(s.dir, "PENDING", g.name); err != nil {
+		_ = g.drop(true)
+		return nil, err
+	}
+	s.mu.Lock()
+	s.pending = g
+	s.mu.Unlock()
+	return &rebuild{s: s, g: g}, nil
+}
+
+type rebuild struct {
+	s *store
+	g *gen
+}
+
+func (r *rebuild) Name() string { return r.g.name }
+
+func (r *rebuild) Apply(ctx context.Context, ops []search.Op) error {
+	// Serialized with the store's writers: both write r.g's version map.
+	r.s.wmu.Lock()
+	defer r.s.wmu.Unlock()
+	if err := r.g.apply(ops); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (r *rebuild) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	r.g.mu.RLock()
+	defer r.g.mu.RUnlock()
+	return r.g.search(ctx, q)
+}
+
+func (r *rebuild) Get(ctx context.Context, ids ...string) (map[string]search.Track, error) {
+	r.g.mu.RLock()
+	defer r.g.mu.RUnlock()
+	return r.g.get(ctx, ids)
+}
+
+func (r *rebuild) Count(context.Context) (int, error) {
+	n, err := r.g.idx.DocCount()
+	return int(n), err
+}
+
+func (r *rebuild) Commit(ctx context.Context) error {
+	s := r.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.pending != r.g {
+		return errors.New("bleve rebuild: no longer pending")
+	}
+	if err := writeAtomic(s.dir, "CURRENT", r.g.name); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(s.dir, "PENDING"))
+	s.mu.Lock()
+	old := s.cur
+	s.cur, s.pending = r.g, nil
+	s.mu.Unlock()
+	// Readers that picked old finish first (drop waits for them).
+	return old.drop(true)
+}
+
+func (r *rebuild) Abort(ctx context.Context) error {
+	s := r.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	if s.pending == r.g {
+		s.pending = nil
+	}
+	s.mu.Unlock()
+	_ = os.Remove(filepath.Join(s.dir, "PENDING"))
+	return r.g.drop(true)
+}
+
+// --- one generation ---
+
+func versionKey(id string) []byte { return []byte("v\x00" + id) }
+
+func (g *gen) version(id string) (uint64, error) {
+	g.vmu.Lock()
+	v, ok := g.versions[id]
+	g.vmu.Unlock()
+	if ok {
+		return v, nil
+	}
+	b, err := g.idx.GetInternal(versionKey(id))
+	if err != nil {
+		return 0, fmt.Errorf("bleve: read version of %s: %w", id, err)
+	}
+	if len(b) == 8 {
+		v = binary.BigEndian.Uint64(b)
+	}
+	return v, nil
+}
+
+// apply writes the ops newer than what g holds, in one batch.
+func (g *gen) apply(ops []search.Op) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return fmt.Errorf("bleve: index %s is closed", g.name)
+	}
+	// Within a batch, the highest version of each id wins.
+	latest := make(map[string]search.Op, len(ops))
+	for _, op := range ops {
+		if prev, ok := latest[op.ID]; !ok || op.Version > prev.Version {
+			latest[op.ID] = op
+		}
+	}
+	b := g.idx.NewBatch()
+	written := map[string]uint64{}
+	for id, op := range latest {
+		cur, err := g.version(id)
+		if err != nil {
+			return err
+		}
+		if op.Version <= cur {
+			continue // replayed or reordered: the stored document is as new or newer
+		}
+		if op.Doc != nil {
+			doc := *op.Doc
+			doc.Version = op.Version
+			if err := b.Index(id, indexDoc(doc)); err != nil {
+				return fmt.Errorf("bleve: index %s: %w", id, err)
+			}
+		} else {
+			b.Delete(id)
+		}
+		var vb [8]byte
+		binary.BigEndian.PutUint64(vb[:], op.Version)
+		b.SetInternal(versionKey(id), vb[:])
+		written[id] = op.Version
+	}
+	if len(written) == 0 {
+		return nil
+	}
+	if err := g.idx.Batch(b); err != nil {
+		return fmt.Errorf("bleve: batch of %d writes: %w", len(written), err)
+	}
+	g.vmu.Lock()
+	for id, v := range written {
+		g.versions[id] = v
+	}
+	g.vmu.Unlock()
+	return nil
+}
+
+// indexDoc is what Bleve indexes: the searchable derived fields plus the
+// document itself as a stored, unindexed JSON field.
+func indexDoc(t search.Track) map[string]any {
+	src, _ := json.Marshal(t)
+	text := t.SearchText()
+	d := map[string]any{
+		"id":         t.ID,
+		"text_en":    text,
+		"text_ru":    text,
+		"tr":         search.Translit(text),
+		"popularity": float64(t.Popularity),
+		"src":        string(src),
+	}
+	if t.Genre != nil {
+		d["genre"] = t.Genre.ID
+	}
+	if t.Album != nil {
+		d["album"] = t.Album.ID
+		if t.Album.Year != 0 {
+			d["year"] = float64(t.Album.Year)
+		}
+	}
+	ids := make([]string, 0, len(t.Artists))
+	for _, a := range t.Artists {
+		ids = append(ids, a.ID)
+	}
+	d["artists"] = ids
+	return d
+}
+
+func indexMapping() mapping.IndexMapping {
+	im := bleve.NewIndexMapping()
+	if err := im.AddCustomAnalyzer("tr", map[string]any{
+		"type":          custom.Name,
+		"tokenizer":     whitespace.Name,
+		"token_filters": []string{lowercase.Name},
+	}); err != nil {
+		panic(err) // static configuration
+	}
+	text := func(analyzer string) *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Analyzer = analyzer
+		f.Store = false
+		f.IncludeInAll = false
+		f.IncludeTermVectors = false
+		return f
+	}
+	kw := text(keyword.Name)
+	num := bleve.NewNumericFieldMapping()
+	num.Store = false
+	num.IncludeInAll = false
+	num.DocValues = true
+	src := bleve.NewTextFieldMapping()
+	src.Index = false
+	src.Store = true
+	src.IncludeInAll = false
+	src.DocValues = false
+
+	dm := bleve.NewDocumentStaticMapping()
+	dm.AddFieldMappingsAt("id", kw)
+	dm.AddFieldMappingsAt("genre", kw)
+	dm.AddFieldMappingsAt("album", kw)
+	dm.AddFieldMappingsAt("artists", kw)
+	dm.AddFieldMappingsAt("text_en", text(en.AnalyzerName))
+	dm.AddFieldMappingsAt("text_ru", text(ru.AnalyzerName))
+	dm.AddFieldMappingsAt("tr", text("tr"))
+	dm.AddFieldMappingsAt("year", num)
+	dm.AddFieldMappingsAt("popularity", num)
+	dm.AddFieldMappingsAt("src", src)
+	im.DefaultMapping = dm
+	im.DefaultAnalyzer = keyword.Name
+	return im
+}
+
+func buildQuery(q search.Query) query.Query {
+	var must []query.Query
+	for _, t := range search.Terms(q.Q) {
+		var alts []query.Query
+		for _, f := range []string{"text_en", "text_ru"} {
+			m := bleve.NewMatchQuery(t.Word)
+			m.SetField(f)
+			m.SetBoost(3)
+			alts = append(alts, m)
+		}
+		exact := bleve.NewTermQuery(t.Key)
+		exact.SetField("tr")
+		exact.SetBoost(2)
+		alts = append(alts, exact)
+		if t.Fuzzy > 0 {
+			fz := bleve.NewFuzzyQuery(t.Key)
+			fz.SetField("tr")
+			fz.SetFuzziness(t.Fuzzy)
+			fz.SetBoost(1)
+			alts = append(alts, fz)
+		}
+		if t.IsPrefix && len(t.Key) >= 2 {
+			p := bleve.NewPrefixQuery(t.Key)
+			p.SetField("tr")
+			p.SetBoost(1.5)
+			alts = append(alts, p)
+		}
+		must = append(must, bleve.NewDisjunctionQuery(alts...))
+	}
+	term := func(field, v string) {
+		if v != "" {
+			tq := bleve.NewTermQuery(v)
+			tq.SetField(field)
+			must = append(must, tq)
+		}
+	}
+	term("genre", q.Genre)
+	term("artists", q.Artist)
+	term("album", q.Album)
+	if q.YearFrom != 0 || q.YearTo != 0 {
+		var lo, hi *float64
+		if q.YearFrom != 0 {
+			f := float64(q.YearFrom)
+			lo = &f
+		}
+		if q.YearTo != 0 {
+			f := float64(q.YearTo)
+			hi = &f
+		}
+		yes := true
+		r := bleve.NewNumericRangeInclusiveQuery(lo, hi, &yes, &yes)
+		r.SetField("year")
+		must = append(must, r)
+	}
+	if len(must) == 0 {
+		return bleve.NewMatchAllQuery()
+	}
+	return bleve.NewConjunctionQuery(must...)
+}
+
+func (g *gen) search(ctx context.Context, q search.Query) (search.Result, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return search.Result{}, err
+	}
+	req := bleve.NewSearchRequestOptions(buildQuery(q), q.Size, q.From(), false)
+	req.SortBy([]string{"-_score", "-popularity", "_id"})
+	req.Fields = []string{"src"}
+	res, err := g.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return search.Result{}, fmt.Errorf("bleve search: %w", err)
+	}
+	out := search.Result{Total: int(res.Total), Hits: make([]search.Hit, 0, len(res.Hits))}
+	for _, h := range res.Hits {
+		t, err := decode(h.Fields["src"])
+		if err != nil {
+			return search.Result{}, fmt.Errorf("bleve search: hit %s: %w", h.ID, err)
+		}
+		out.Hits = append(out.Hits, search.Hit{Track: t, Score: h.Score})
+	}
+	return out, nil
+}
+
+func (g *gen) get(ctx context.Context, ids []string) (map[string]search.Track, error) {
+	out := make(map[string]search.Track, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
+	req.Fields = []string{"src"}
+	res, err := g.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bleve get: %w", err)
+	}
+	for _, h := range res.Hits {
+		t, err := decode(h.Fields["src"])
+		if err != nil {
+			return nil, fmt.Errorf("bleve get %s: %w", h.ID, err)
+		}
+		out[h.ID] = t
+	}
+	return out, nil
+}
+
+func decode(v any) (search.Track, error) {
+	s, ok := v.(string)
+	if !ok {
+		return search.Track{}, errors.New("stored document missing")
+	}
+	var t search.Track
+	if err := json.Unmarshal([]byte(s), &t); err != nil {
+		return search.Track{}, fmt.Errorf("stored document: %w", err)
+	}
+	return t, nil
+}

@@ -1,0 +1,422 @@
+// Package searchtest is the conformance suite every search backend passes:
+// the same documents, the same queries, the same expected answers, so the
+// embedded default and the deployment backend behave alike.
+package searchtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/overture-music/overture/internal/search"
+)
+
+// Opener returns a fresh, empty store private to the test.
+type Opener func(t *testing.T) search.Store
+
+// ID returns a stable test document id.
+func ID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
+
+// Catalog is the fixture the query tests search.
+func Catalog() []search.Track {
+	kino := search.Artist{ID: "a-kino", Name: "Кино"}
+	zemfira := search.Artist{ID: "a-zemfira", Name: "Земфира"}
+	zemfiraLat := search.Artist{ID: "a-zemfira-lat", Name: "Zemfira"}
+	nirvana := search.Artist{ID: "a-nirvana", Name: "Nirvana"}
+	kate := search.Artist{ID: "a-kate", Name: "Kate Bush"}
+	rock := &search.Genre{ID: "rock", Name: "Rock"}
+	pop := &search.Genre{ID: "pop", Name: "Pop"}
+	return []search.Track{
+		{ID: ID(1), Title: "Группа крови", Album: &search.Album{ID: "al-1", Title: "Группа крови", Year: 1988}, Artists: []search.Artist{kino}, Genre: rock, Popularity: 900, DurationMS: 287000},
+		{ID: ID(2), Title: "Звезда по имени Солнце", Album: &search.Album{ID: "al-2", Title: "Звезда по имени Солнце", Year: 1989}, Artists: []search.Artist{kino}, Genre: rock, Popularity: 800},
+		{ID: ID(3), Title: "Искала", Album: &search.Album{ID: "al-3", Title: "Земфира", Year: 1999}, Artists: []search.Artist{zemfira}, Genre: rock, Popularity: 700},
+		{ID: ID(4), Title: "Hotel", Album: &search.Album{ID: "al-4", Title: "Hotel", Year: 2013}, Artists: []search.Artist{zemfiraLat}, Genre: pop, Popularity: 100},
+		{ID: ID(5), Title: "Smells Like Teen Spirit", Album: &search.Album{ID: "al-5", Title: "Nevermind", Year: 1991}, Artists: []search.Artist{nirvana}, Genre: rock, Popularity: 1000, Explicit: true},
+		{ID: ID(6), Title: "Running Up That Hill", Album: &search.Album{ID: "al-6", Title: "Hounds of Love", Year: 1985}, Artists: []search.Artist{kate}, Genre: pop, Popularity: 950},
+		{ID: ID(7), Title: "Песни о любви", Album: &search.Album{ID: "al-7", Title: "Тишина", Year: 2001}, Artists: []search.Artist{{ID: "a-x", Name: "Мельница"}}, Genre: pop, Popularity: 10},
+		{ID: ID(8), Title: "Love and Anger", Album: &search.Album{ID: "al-6", Title: "Hounds of Love", Year: 1985}, Artists: []search.Artist{kate}, Genre: pop, Popularity: 300},
+		{ID: ID(9), Title: "Hello", Album: &search.Album{ID: "al-9", Title: "Greetings", Year: 2010}, Artists: []search.Artist{{ID: "a-h1", Name: "Quiet Band"}}, Genre: pop, Popularity: 1},
+		{ID: ID(10), Title: "Hallo", Album: &search.Album{ID: "al-10", Title: "Greetings", Year: 2010}, Artists: []search.Artist{{ID: "a-h2", Name: "Quiet Band"}}, Genre: pop, Popularity: 100000},
+	}
+}
+
+func load(t *testing.T, st search.Index, docs []search.Track) {
+	t.Helper()
+	ops := make([]search.Op, 0, len(docs))
+	for _, d := range docs {
+		ops = append(ops, search.Upsert(d, 100))
+	}
+	if err := st.Apply(context.Background(), ops); err != nil {
+		t.Fatalf("apply fixture: %v", err)
+	}
+}
+
+func ids(r search.Result) []string {
+	out := make([]string, 0, len(r.Hits))
+	for _, h := range r.Hits {
+		out = append(out, h.ID)
+	}
+	return out
+}
+
+// Run runs the whole suite against the backend open returns.
+func Run(t *testing.T, open Opener) {
+	t.Run("Queries", func(t *testing.T) { t.Parallel(); queries(t, open) })
+	t.Run("Pagination", func(t *testing.T) { t.Parallel(); pagination(t, open) })
+	t.Run("PopularityBreaksTies", func(t *testing.T) { t.Parallel(); popularity(t, open) })
+	t.Run("VersionsNeverRegress", func(t *testing.T) { t.Parallel(); versions(t, open) })
+	t.Run("TombstoneBlocksResurrection", func(t *testing.T) { t.Parallel(); tombstone(t, open) })
+	t.Run("RebuildSwapsUnderReaders", func(t *testing.T) { t.Parallel(); rebuild(t, open) })
+}
+
+func queries(t *testing.T, open Opener) {
+	st := open(t)
+	load(t, st, Catalog())
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		q    search.Query
+		want []string // must appear (any order) …
+		top  string   // … and this must be the first hit, when set
+		none []string // must not appear
+	}{
+		{name: "as you type latin", q: search.Query{Q: "smells like te"}, top: ID(5)},
+		{name: "as you type cyrillic", q: search.Query{Q: "групп"}, top: ID(1)},
+		{name: "as you type one word", q: search.Query{Q: "nirv"}, top: ID(5)},
+		{name: "typo substitution", q: search.Query{Q: "nirvama"}, top: ID(5)},
+		{name: "typo transposition", q: search.Query{Q: "smells like teen spirti"}, top: ID(5)},
+		{name: "english stemming", q: search.Query{Q: "loving"}, want: []string{ID(8)}},
+		{name: "english stemming running", q: search.Query{Q: "runs hill"}, top: ID(6)},
+		{name: "russian stemming", q: search.Query{Q: "песнями"}, want: []string{ID(7)}},
+		{name: "russian stemming звезды", q: search.Query{Q: "звездой"}, top: ID(2)},
+		{name: "latin finds cyrillic", q: search.Query{Q: "kino"}, want: []string{ID(1), ID(2)}, none: []string{ID(5), ID(3)}},
+		{name: "cyrillic finds latin", q: search.Query{Q: "земфира"}, want: []string{ID(3), ID(4)}},
+		{name: "latin finds cyrillic zemfira", q: search.Query{Q: "zemfira"}, want: []string{ID(3), ID(4)}},
+		{name: "transliteration variants", q: search.Query{Q: "gruppa krovi"}, top: ID(1)},
+		{name: "relevance before popularity", q: search.Query{Q: "hello"}, top: ID(9)},
+		{name: "genre filter", q: search.Query{Q: "kino", Genre: "pop"}, none: []string{ID(1), ID(2)}},
+		{name: "artist filter", q: search.Query{Artist: "a-kate"}, want: []string{ID(6), ID(8)}, none: []string{ID(5)}},
+		{name: "album filter", q: search.Query{Album: "al-6"}, want: []string{ID(6), ID(8)}, none: []string{ID(1)}},
+		{name: "year range", q: search.Query{YearFrom: 1985, YearTo: 1989}, want: []string{ID(1), ID(2), ID(6), ID(8)}, none: []string{ID(5), ID(3)}},
+		{name: "year from only", q: search.Query{Q: "zemfira", YearFrom: 2000}, want: []string{ID(4)}, none: []string{ID(3)}},
+		{name: "browse by popularity", q: search.Query{Size: 3}, want: []string{ID(10), ID(5), ID(6)}, top: ID(10)},
+		{name: "no match", q: search.Query{Q: "xylophonequartet"}, none: []string{ID(1), ID(2), ID(3), ID(4), ID(5), ID(6), ID(7), ID(8), ID(9), ID(10)}},
+	}
+	for _, c := range cases {
+		res, err := st.Search(ctx, c.q)
+		if err != nil {
+			t.Errorf("%s: search %+v: %v", c.name, c.q, err)
+			continue
+		}
+		got := ids(res)
+		for _, w := range c.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("%s: %q did not find %s; got %v", c.name, c.q.Q, w, got)
+			}
+		}
+		for _, n := range c.none {
+			if slices.Contains(got, n) {
+				t.Errorf("%s: %q found %s, which it must not; got %v", c.name, c.q.Q, n, got)
+			}
+		}
+		if c.top != "" && (len(got) == 0 || got[0] != c.top) {
+			t.Errorf("%s: %q: first hit should be %s; got %v", c.name, c.q.Q, c.top, got)
+		}
+	}
+	// The stored document comes back whole.
+	got, err := st.Get(ctx, ID(1), ID(99))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Catalog()[0]
+	want.Version = 100
+	if d, ok := got[ID(1)]; !ok || d.Title != want.Title || d.Album == nil || d.Album.Year != 1988 || len(d.Artists) != 1 || d.Artists[0].Name != "Кино" || d.Version != 100 {
+		t.Errorf("Get(%s) = %+v, want %+v", ID(1), got[ID(1)], want)
+	}
+	if _, ok := got[ID(99)]; ok || len(got) != 1 {
+		t.Errorf("Get returned unknown ids: %v", got)
+	}
+	if _, err := st.Search(ctx, search.Query{Size: 1000}); err == nil {
+		t.Errorf("size 1000 was accepted")
+	}
+}
+
+func pagination(t *testing.T, open Opener) {
+	st := open(t)
+	var docs []search.Track
+	for i := range 25 {
+		docs = append(docs, search.Track{ID: ID(i), Title: fmt.Sprintf("Paging song %d", i), Artists: []search.Artist{{ID: "p", Name: "Pager"}}, Popularity: int64(i)})
+	}
+	load(t, st, docs)
+	seen := map[string]bool{}
+	for page := 1; page <= 3; page++ {
+		res, err := st.Search(context.Background(), search.Query{Q: "paging", Page: page, Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != 25 {
+			t.Errorf("page %d: total %d, want 25", page, res.Total)
+		}
+		wantLen := 10
+		if page == 3 {
+			wantLen = 5
+		}
+		if len(res.Hits) != wantLen {
+			t.Errorf("page %d: %d hits, want %d", page, len(res.Hits), wantLen)
+		}
+		for _, h := range res.Hits {
+			if seen[h.ID] {
+				t.Errorf("page %d repeats %s", page, h.ID)
+			}
+			seen[h.ID] = true
+		}
+	}
+	if len(seen) != 25 {
+		t.Errorf("pages covered %d documents, want 25", len(seen))
+	}
+}
+
+func popularity(t *testing.T, open Opener) {
+	st := open(t)
+	pops := []int64{5, 500, 50, 5000, 0}
+	var docs []search.Track
+	for i, p := range pops {
+		docs = append(docs, search.Track{ID: ID(i), Title: "Echo", Artists: []search.Artist{{ID: "e", Name: "Same Band"}}, Popularity: p})
+	}
+	load(t, st, docs)
+	res, err := st.Search(context.Background(), search.Query{Q: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{ID(3), ID(1), ID(2), ID(0), ID(4)}
+	if got := ids(res); !slices.Equal(got, want) {
+		t.Errorf("equal relevance should rank by popularity: got %v, want %v", got, want)
+	}
+}
+
+// history is a random sequence of versioned writes and the state it ends in.
+func history(r *rand.Rand, docs, steps int) ([]search.Op, map[string]search.Track) {
+	var ops []search.Op
+	final := map[string]search.Track{}
+	v := uint64(1000)
+	for range steps {
+		v += uint64(1 + r.IntN(5))
+		id := ID(r.IntN(docs))
+		if r.IntN(4) == 0 {
+			ops = append(ops, search.Delete(id, v))
+			delete(final, id)
+			continue
+		}
+		d := search.Track{ID: id, Title: fmt.Sprintf("Version %d", v), Popularity: int64(v), Artists: []search.Artist{{ID: "h", Name: "History"}}}
+		op := search.Upsert(d, v)
+		ops = append(ops, op)
+		final[id] = *op.Doc
+	}
+	return ops, final
+}
+
+func versions(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(7, 11))
+	ops, final := history(r, 40, 600)
+	// Replay: every op twice, shuffled, in random-size batches, some batches
+	// concurrently, as an at-least-once, reordering delivery would.
+	feed := append(slices.Clone(ops), ops...)
+	r.Shuffle(len(feed), func(i, j int) { feed[i], feed[j] = feed[j], feed[i] })
+	var batches [][]search.Op
+	for len(feed) > 0 {
+		n := min(len(feed), 1+r.IntN(40))
+		batches = append(batches, feed[:n])
+		feed = feed[n:]
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	sem := make(chan struct{}, 4)
+	for _, b := range batches {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := st.Apply(ctx, b); err != nil {
+				failed.Store(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	compare(t, st, 40, final)
+	// Replaying the whole history once more, in order, changes nothing.
+	if err := st.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	compare(t, st, 40, final)
+}
+
+func compare(t *testing.T, st search.Index, docs int, final map[string]search.Track) {
+	t.Helper()
+	ctx := context.Background()
+	all := make([]string, docs)
+	for i := range all {
+		all[i] = ID(i)
+	}
+	got, err := st.Get(ctx, all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffs := 0
+	for _, id := range all {
+		w, wok := final[id]
+		g, gok := got[id]
+		switch {
+		case wok != gok:
+			diffs++
+			t.Errorf("%s: present=%v, want present=%v (%+v)", id, gok, wok, g)
+		case wok && (g.Title != w.Title || g.Version != w.Version || g.Popularity != w.Popularity):
+			diffs++
+			t.Errorf("%s: got %q v%d, want %q v%d", id, g.Title, g.Version, w.Title, w.Version)
+		}
+	}
+	n, err := st.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(final) {
+		t.Errorf("count %d, want %d", n, len(final))
+	}
+	res, err := st.Search(ctx, search.Query{Q: "history", Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != len(final) {
+		t.Errorf("search finds %d documents, want %d (deleted ones must not match)", res.Total, len(final))
+	}
+	if diffs > 0 {
+		t.Errorf("%d differences between the read model and the expected final state", diffs)
+	}
+}
+
+func tombstone(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	doc := search.Track{ID: ID(1), Title: "Ghost", Artists: []search.Artist{{ID: "g", Name: "Ghosts"}}}
+	must := func(ops ...search.Op) {
+		t.Helper()
+		if err := st.Apply(ctx, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(search.Upsert(doc, 10))
+	must(search.Delete(ID(1), 20))
+	must(search.Upsert(doc, 15)) // late, older upsert
+	if got, _ := st.Get(ctx, ID(1)); len(got) != 0 {
+		t.Fatalf("a late upsert (v15) resurrected a document deleted at v20: %+v", got)
+	}
+	if res, _ := st.Search(ctx, search.Query{Q: "ghost"}); res.Total != 0 {
+		t.Fatalf("deleted document still found: %+v", res)
+	}
+	doc.Title = "Ghost returns"
+	must(search.Upsert(doc, 30)) // republished later
+	got, _ := st.Get(ctx, ID(1))
+	if got[ID(1)].Title != "Ghost returns" {
+		t.Fatalf("newer upsert after delete not applied: %+v", got)
+	}
+	// Equal version is a duplicate, not an update.
+	dup := doc
+	dup.Title = "Duplicate"
+	must(search.Upsert(dup, 30))
+	if got, _ := st.Get(ctx, ID(1)); got[ID(1)].Title != "Ghost returns" {
+		t.Fatalf("same-version write overwrote the document: %+v", got)
+	}
+}
+
+func rebuild(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	var docs []search.Track
+	for i := range 30 {
+		docs = append(docs, search.Track{ID: ID(i), Title: fmt.Sprintf("Swap %d", i), Artists: []search.Artist{{ID: "s", Name: "Swappers"}}, Popularity: int64(i)})
+	}
+	load(t, st, docs)
+
+	stop := make(chan struct{})
+	var reads, failures atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := st.Search(ctx, search.Query{Q: "swap", Size: 50})
+				reads.Add(1)
+				if err != nil || res.Total < 30 {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Errorf("total %d err %v", res.Total, err))
+				}
+			}
+		}()
+	}
+	rb, err := st.BeginRebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A change while the rebuild copies: the store writes it to both.
+	changed := docs[3]
+	changed.Title = "Swap changed during rebuild"
+	if err := st.Apply(ctx, []search.Op{search.Upsert(changed, 500), search.Upsert(search.Track{ID: ID(30), Title: "Swap new", Artists: changed.Artists}, 501)}); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot copy, older content at the rebuild version, loses to it.
+	var snap []search.Op
+	for _, d := range docs {
+		snap = append(snap, search.Upsert(d, search.RebuildVersion))
+	}
+	if err := rb.Apply(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := rb.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if f := failures.Load(); f > 0 {
+		t.Errorf("%d of %d reads failed during the swap: %v", f, reads.Load(), firstErr.Load())
+	}
+	got, err := st.Get(ctx, ID(3), ID(30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[ID(3)].Title != "Swap changed during rebuild" || got[ID(30)].Title != "Swap new" {
+		t.Errorf("changes made during the rebuild were lost: %+v", got)
+	}
+	if n, _ := st.Count(ctx); n != 31 {
+		t.Errorf("count after swap %d, want 31", n)
+	}
+	// A second rebuild works after the first committed.
+	rb2, err := st.BeginRebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rb2.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.Count(ctx); n != 31 {
+		t.Errorf("count after abort %d, want 31", n)
+	}
+}
