@@ -165,6 +165,11 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if err != nil {
 		return p, fmt.Errorf("load %s: %w", strings.Join(o.ManifestDirs, ", "), err)
 	}
+	// Instances exist before the broker, which checks at New that every
+	// subscriber resolves; they are started once the broker can publish.
+	if err := p.newFunctions(); err != nil {
+		return p, err
+	}
 	p.broker, err = broker.New(ctx, broker.Config{
 		Pool: p.pool.Pool, Objects: objects, Resolve: p.resolve,
 		Log: p.log.With("component", "broker"), Registerer: p.registry,
@@ -279,19 +284,23 @@ func (p *Platform) resolve(name string) (function.Handler, bool) {
 	return h, ok
 }
 
-// startFunctions instantiates every function and runs its Start concurrently,
+// newFunctions makes one instance of every function.
+func (p *Platform) newFunctions() error {
+	for _, e := range p.opts.Functions {
+		if _, dup := p.handlers[e.Name]; dup {
+			return fmt.Errorf("function %s registered twice", e.Name)
+		}
+		p.handlers[e.Name] = e.New()
+	}
+	return nil
+}
+
+// startFunctions runs every function's Start concurrently,
 // with the broker as the publisher in its context. The context stays valid
 // until the functions are stopped, so Start may launch background work.
 func (p *Platform) startFunctions(ctx context.Context) error {
 	fctx, cancel := context.WithCancel(function.WithPublisher(context.WithoutCancel(ctx), p.broker))
-	hs := map[string]function.Handler{}
-	for _, e := range p.opts.Functions {
-		if _, dup := hs[e.Name]; dup {
-			cancel()
-			return fmt.Errorf("function %s registered twice", e.Name)
-		}
-		hs[e.Name] = e.New()
-	}
+	hs := p.handlers
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
@@ -305,7 +314,6 @@ func (p *Platform) startFunctions(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	p.handlers = hs
 	// Registered even on failure, so the functions that did start are stopped.
 	p.mu.Lock()
 	done := make(chan struct{})

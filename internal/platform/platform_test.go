@@ -349,7 +349,7 @@ func TestEmbeddedDependenciesStopAndKeepData(t *testing.T) {
 	ctx := context.Background()
 	opts := platform.Options{
 		DataDir:      dir,
-		ManifestDirs: []string{"testdata/brokers", "testdata/triggers"},
+		ManifestDirs: []string{"testdata/brokers"},
 		Functions:    []functions.Entry{},
 		Services:     []server.Service{},
 		Log:          telemetry.NewLogger(io.Discard, nil),
