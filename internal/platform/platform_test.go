@@ -127,9 +127,14 @@ func externalEnv(t *testing.T) map[string]string {
 	}
 }
 
-func start(t *testing.T) *bundle {
+// start brings up a platform with the test functions and the echo service;
+// kv are extra configuration pairs.
+func start(t *testing.T, kv ...string) *bundle {
 	t.Helper()
 	env := externalEnv(t)
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
 	b := &bundle{rec: newRecorder(), echo: &echo{}, dbURL: env[platform.KeyDatabaseURL]}
 	tr := &http.Transport{}
 	b.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -283,10 +288,20 @@ func get(t *testing.T, c *http.Client, url string) (string, int) {
 	return string(b), resp.StatusCode
 }
 
-// An outbox row reaches the subscriber only if its transaction commits.
+// An outbox row reaches the subscriber only if its transaction commits, with
+// either relay.
 func TestOutboxRelayPublishesOnlyCommittedRows(t *testing.T) {
 	t.Parallel()
-	b := start(t)
+	for _, relay := range []string{"poll", "cdc"} {
+		t.Run(relay, func(t *testing.T) {
+			t.Parallel()
+			testOutboxRelay(t, relay)
+		})
+	}
+}
+
+func testOutboxRelay(t *testing.T, relay string) {
+	b := start(t, platform.KeyOutboxRelay, relay)
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, b.dbURL)
 	require.NoError(t, err)
@@ -308,9 +323,20 @@ func TestOutboxRelayPublishesOnlyCommittedRows(t *testing.T) {
 	}))
 	b.rec.waitFor(t, "committed", 15*time.Second)
 	require.False(t, b.rec.has("rolled-back"), "an event whose transaction rolled back was published")
-	var left int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left))
-	require.Zero(t, left, "relayed rows must leave the outbox")
+	if relay == "poll" { // CDC prunes confirmed rows on its own schedule
+		var left int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left))
+		require.Zero(t, left, "relayed rows must leave the outbox")
+	}
+}
+
+func TestUnknownRelayIsRefused(t *testing.T) {
+	t.Parallel()
+	env := externalEnv(t)
+	env[platform.KeyOutboxRelay] = "carrier-pigeon"
+	_, err := platform.Start(context.Background(), platform.Options{Env: env, DataDir: t.TempDir(),
+		ManifestDirs: []string{"testdata/brokers"}, Functions: []functions.Entry{}, Services: []server.Service{}})
+	require.ErrorContains(t, err, `OUTBOX_RELAY="carrier-pigeon": want one of cdc, poll`)
 }
 
 // Stop leaves no goroutine of the platform behind and frees its ports.

@@ -32,8 +32,8 @@ type Relay interface {
 	Run(ctx context.Context) error
 }
 
-// relays are the OUTBOX_RELAY choices. The CDC relay (cdc.Run, logical
-// replication) registers itself here as "cdc".
+// relays are the OUTBOX_RELAY choices: "poll" (outbox.Relay, LISTEN/NOTIFY
+// plus polling) and "cdc" (cdc.Run, logical replication; relay_cdc.go).
 var relays = map[string]func(RelayEnv) (Relay, error){
 	"poll": pollRelay,
 }
