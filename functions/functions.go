@@ -5,6 +5,7 @@
 package functions
 
 import (
+	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/functions/noop"
 	"github.com/overture-music/overture/internal/function"
 )
@@ -21,6 +22,7 @@ type Entry struct {
 func All() []Entry {
 	return []Entry{
 		{Name: "noop", New: func() function.Handler { return noop.New() }},
+		{Name: deadletter.Name, New: func() function.Handler { return deadletter.New() }},
 	}
 }
 
