@@ -1,0 +1,114 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/inbox"
+)
+
+// EntitlementConsumer is the inbox consumer name of the entitlement function.
+const EntitlementConsumer = "auth-entitlement"
+
+// EntitlementKey is the Redis key the CDN edge reads to reject access tokens
+// whose ent_ver is older than the user's current entitlement version.
+func EntitlementKey(userID string) string { return "auth:entitlement:" + userID }
+
+// EntitlementState is the JSON stored at EntitlementKey.
+type EntitlementState struct {
+	Version      int64      `json:"version"`
+	Premium      bool       `json:"premium"`
+	PremiumUntil *time.Time `json:"premium_until"`
+}
+
+// ErrBadEntitlementEvent is a UserUpdated event that can never be applied
+// (wrong type, undecodable data); retrying it is pointless.
+var ErrBadEntitlementEvent = errors.New("unusable UserUpdated event")
+
+// ApplyUserUpdated records a UserUpdated event: exactly once per event (inbox)
+// and only when it is newer than what was applied (the event's version), it
+// stores the premium state and, when that state changed, bumps the
+// entitlement version. The Redis key is then rewritten from PostgreSQL even for
+// a duplicate, so a crash between the commit and the Redis write heals on
+// redelivery. It reports whether the version was bumped.
+func ApplyUserUpdated(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, e event.Event) (bool, error) {
+	if e.Type() != eventtype.UserUpdated {
+		return false, fmt.Errorf("%w: type %s", ErrBadEntitlementEvent, e.Type())
+	}
+	var d eventtype.UserUpdatedData
+	if err := e.DataAs(&d); err != nil || d.UserID == "" {
+		return false, fmt.Errorf("%w: data: %v", ErrBadEntitlementEvent, err)
+	}
+	var bumped bool
+	_, err := inbox.Handle(ctx, pool, EntitlementConsumer, e, func(tx pgx.Tx) error {
+		var premium bool
+		var until *time.Time
+		var srcVer int64
+		err := tx.QueryRow(ctx, `SELECT premium, premium_until, source_version FROM auth_entitlement WHERE account_id = $1 FOR UPDATE`, d.UserID).
+			Scan(&premium, &until, &srcVer)
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err = tx.Exec(ctx, `INSERT INTO auth_entitlement (account_id, premium, premium_until, version, source_version) VALUES ($1, $2, $3, 1, $4)`,
+				d.UserID, d.IsPremium, d.PremiumUntil, d.Version)
+			bumped = true
+			return wrap("insert entitlement", err)
+		}
+		if err != nil {
+			return fmt.Errorf("read entitlement: %w", err)
+		}
+		if d.Version <= srcVer { // an older or equal state, delivered late
+			return nil
+		}
+		changed := premium != d.IsPremium || !sameTime(until, d.PremiumUntil)
+		_, err = tx.Exec(ctx, `UPDATE auth_entitlement SET premium = $2, premium_until = $3, source_version = $4,
+			version = version + CASE WHEN $5 THEN 1 ELSE 0 END, updated_at = now() WHERE account_id = $1`,
+			d.UserID, d.IsPremium, d.PremiumUntil, d.Version, changed)
+		bumped = changed
+		return wrap("update entitlement", err)
+	})
+	if err != nil {
+		return false, err
+	}
+	return bumped, SyncEntitlement(ctx, pool, rdb, d.UserID)
+}
+
+// SyncEntitlement copies the user's entitlement from PostgreSQL into Redis.
+func SyncEntitlement(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, userID string) error {
+	var st EntitlementState
+	err := pool.QueryRow(ctx, `SELECT version, premium, premium_until FROM auth_entitlement WHERE account_id = $1`, userID).
+		Scan(&st.Version, &st.Premium, &st.PremiumUntil)
+	if err != nil {
+		return fmt.Errorf("read entitlement of %s: %w", userID, err)
+	}
+	if st.PremiumUntil != nil {
+		t := st.PremiumUntil.UTC()
+		st.PremiumUntil = &t
+	}
+	b, _ := json.Marshal(st)
+	if err := rdb.Set(ctx, EntitlementKey(userID), b, 0).Err(); err != nil {
+		return fmt.Errorf("publish entitlement of %s: %w", userID, err)
+	}
+	return nil
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
+}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+package auth_test
+
+import "log/slog"
+
+const slogDebug = slog.LevelDebug
