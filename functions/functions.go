@@ -5,6 +5,7 @@
 package functions
 
 import (
+	authentitlement "github.com/overture-music/overture/functions/auth-entitlement"
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/functions/noop"
 	"github.com/overture-music/overture/internal/function"
@@ -23,6 +24,7 @@ func All() []Entry {
 	return []Entry{
 		{Name: "noop", New: func() function.Handler { return noop.New() }},
 		{Name: deadletter.Name, New: func() function.Handler { return deadletter.New() }},
+		{Name: "auth-entitlement", New: func() function.Handler { return authentitlement.New() }},
 	}
 }
 
