@@ -1,0 +1,161 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// originEnv is a real versitygw S3 server behind a counting reverse proxy
+// that the test can "unplug" (point at a dead port) to simulate an outage.
+type originEnv struct {
+	s3       *s3.Client
+	endpoint string // the proxy the edge talks to
+	access   string
+	secret   string
+
+	gets atomic.Int64 // GETs that reached the proxy
+	mu   sync.Mutex
+	byKey map[string]int
+	down atomic.Bool
+}
+
+func newTestOrigin(t *testing.T) *originEnv {
+	t.Helper()
+	ep, access, secret := testenv.S3(t)
+	target, _ := url.Parse(ep)
+	o := &originEnv{access: access, secret: secret, byKey: map[string]int{}}
+	o.s3 = s3.New(s3.Options{BaseEndpoint: aws.String(ep), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
+	if _, err := o.s3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("media")}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // SigV4 signed the proxy's host
+	}}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.down.Load() {
+			// Behave like a dead origin: drop the connection.
+			if hj, ok := w.(http.Hijacker); ok {
+				c, _, _ := hj.Hijack()
+				c.Close()
+				return
+			}
+		}
+		if r.Method == http.MethodGet {
+			o.gets.Add(1)
+			o.mu.Lock()
+			o.byKey[strings.TrimPrefix(r.URL.Path, "/media/")]++
+			o.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	o.endpoint = proxy.URL
+	return o
+}
+
+func (o *originEnv) put(t *testing.T, key string, body []byte) {
+	t.Helper()
+	if _, err := o.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+func (o *originEnv) getsFor(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.byKey[key]
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+var testKeys = urlsign.Keys{"k1": []byte("0123456789abcdef-secret-one"), "k2": []byte("fedcba9876543210-secret-two")}
+
+// startEdge starts a POP against o with cfg tweaks applied.
+func startEdge(t *testing.T, o *originEnv, tweak func(*Config)) *Server {
+	t.Helper()
+	cfg := Config{Name: "pop-test", Region: "eu-west", Addr: "127.0.0.1:0", S3Endpoint: o.endpoint, S3AccessKey: o.access,
+		S3SecretKey: o.secret, SigningKeys: testKeys, AdminSecret: "admin-secret", OriginTimeout: 15 * time.Second}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+	})
+	return s
+}
+
+// signed returns the URL of key on s with a token for prefix.
+func signed(t testing.TB, s *Server, key, prefix string, mod func(*urlsign.Token)) string {
+	t.Helper()
+	tok := urlsign.Token{KeyID: "k1", Expires: time.Now().Add(time.Hour), Prefix: prefix}
+	if mod != nil {
+		mod(&tok)
+	}
+	v, err := testKeys.Sign(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.URL() + MediaPrefix + key + "?t=" + url.QueryEscape(v)
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t testing.TB, method, u string, hdr map[string]string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp{r.StatusCode, r.Header, b}
+}

@@ -1,0 +1,415 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/token"
+)
+
+// Cache-Control of immutable objects (segments, whole files: a new encoding
+// gets a new key) and of playlists (short, revalidated at the POP).
+const (
+	immutableCC = "public, max-age=31536000, immutable, stale-if-error=86400"
+)
+
+func playlistCC(ttl time.Duration) string {
+	return fmt.Sprintf("public, max-age=%d, stale-if-error=3600", int(ttl.Seconds()))
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string) {
+	problem.Write(w, r, problem.New(status, slug, detail))
+}
+
+// validKey refuses keys that could escape the bucket namespace or alias one
+// object under several cache keys.
+func validKey(k string) bool {
+	if k == "" || len(k) > 1024 || strings.HasPrefix(k, "/") || strings.Contains(k, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(k, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.ContainsAny(k, "\x00\r\n")
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
+	s.st.requests.Add(1)
+	key := r.PathValue("key")
+	if !validKey(key) {
+		writeProblem(w, r, http.StatusBadRequest, "bad-key", "the object key is empty, too long or contains . / .. segments")
+		return
+	}
+	var tok urlsign.Token
+	if len(s.cfg.SigningKeys) > 0 {
+		var err error
+		tok, err = s.cfg.SigningKeys.Verify(r.URL.Query().Get(urlsign.Param), key, clientIP(r), time.Now())
+		if err != nil {
+			s.metrics.denied.WithLabelValues("signature").Inc()
+			if errors.Is(err, urlsign.ErrExpired) {
+				writeProblem(w, r, http.StatusGone, "url-expired", "the signed URL has expired; ask the steering service for a new one")
+				return
+			}
+			writeProblem(w, r, http.StatusForbidden, "bad-signature", err.Error())
+			return
+		}
+	}
+	if tok.Premium || s.premiumKey(key) {
+		if p := s.checkPremium(r); p != nil {
+			s.metrics.denied.WithLabelValues("premium").Inc()
+			problem.Write(w, r, p)
+			return
+		}
+	}
+	ctx := r.Context()
+	info, state, err := s.object(ctx, key)
+	if err != nil {
+		s.originProblem(w, r, key, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	if info.ETag != "" {
+		h.Set("ETag", info.ETag)
+	}
+	if !info.LastModified.IsZero() {
+		h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+	}
+	if isPlaylist(key) {
+		h.Set("Cache-Control", playlistCC(s.cfg.PlaylistTTL))
+	} else {
+		h.Set("Cache-Control", immutableCC)
+	}
+	ctype := contentType(key, info.ContentType)
+	if info.Tag != "" {
+		h.Set("Surrogate-Key", info.Tag)
+	}
+	if notModified(r, info) {
+		s.count(state)
+		h.Set("X-Cache", state.String())
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	var ranges []byteRange
+	if rh := r.Header.Get("Range"); rh != "" && ifRangeHolds(r.Header.Get("If-Range"), info) {
+		ranges, err = parseRange(rh, info.Size)
+		if errors.Is(err, errRangeUnsatisfiable) {
+			s.count(state)
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
+			writeProblem(w, r, http.StatusRequestedRangeNotSatisfiable, "range-not-satisfiable",
+				fmt.Sprintf("no requested range starts inside the %d-byte object", info.Size))
+			return
+		}
+		if err != nil {
+			ranges = nil // invalid syntax: ignore Range, send everything
+		}
+	}
+	whole := ranges == nil
+	if whole {
+		ranges = []byteRange{{0, info.Size}}
+	}
+	// Obtain the first bytes before committing a status, so a cold miss on a
+	// dead origin is still a clean 502.
+	var first []byte
+	if ranges[0].length > 0 && r.Method != http.MethodHead {
+		var st cacheState
+		first, st, err = s.slice(ctx, info, ranges[0].start/s.cfg.SliceSize)
+		if err != nil {
+			s.originProblem(w, r, key, err)
+			return
+		}
+		if st == stateMiss {
+			state = stateMiss
+		}
+	}
+	s.count(state)
+	h.Set("X-Cache", state.String())
+	switch {
+	case whole:
+		h.Set("Content-Type", ctype)
+		h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		w.WriteHeader(http.StatusOK)
+	case len(ranges) == 1:
+		rg := ranges[0]
+		h.Set("Content-Type", ctype)
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.start, rg.start+rg.length-1, info.Size))
+		h.Set("Content-Length", strconv.FormatInt(rg.length, 10))
+		w.WriteHeader(http.StatusPartialContent)
+	default:
+		s.serveMultipart(w, r, info, ranges, ctype, first)
+		return
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	if err := s.writeRange(ctx, w, info, ranges[0], first); err != nil {
+		s.abort(key, err)
+	}
+}
+
+func (s *Server) count(st cacheState) {
+	switch st {
+	case stateHit:
+		s.st.hits.Add(1)
+	case stateStale:
+		s.st.hits.Add(1)
+		s.st.stale.Add(1)
+	default:
+		s.st.miss.Add(1)
+	}
+	s.metrics.requests.WithLabelValues(strings.ToLower(st.String())).Inc()
+}
+
+// abort cuts a response whose body could not be completed: the client sees a
+// truncated transfer instead of silently wrong bytes.
+func (s *Server) abort(key string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	s.log.Warn("response aborted mid-body", "key", key, "error", err)
+	panic(http.ErrAbortHandler)
+}
+
+// writeRange writes bytes of rg, slice by slice; first, when non-nil, is the
+// already obtained slice holding rg.start.
+func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info objectInfo, rg byteRange, first []byte) error {
+	S := s.cfg.SliceSize
+	end := rg.start + rg.length // exclusive
+	for off := rg.start; off < end; {
+		idx := off / S
+		data := first
+		first = nil
+		if data == nil {
+			var err error
+			if data, _, err = s.slice(ctx, info, idx); err != nil {
+				return err
+			}
+		}
+		if idx+1 < s.store.slices(info.Size) && end > (idx+1)*S {
+			s.prefetch(info, idx+1)
+		}
+		lo := off - idx*S
+		hi := min(int64(len(data)), end-idx*S)
+		if lo >= hi {
+			return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(data))
+		}
+		n, err := w.Write(data[lo:hi])
+		s.st.bytesOut.Add(int64(n))
+		if err != nil {
+			return context.Canceled // the client went away
+		}
+		off += hi - lo
+	}
+	return nil
+}
+
+func (s *Server) serveMultipart(w http.ResponseWriter, r *http.Request, info objectInfo, ranges []byteRange, ctype string, first []byte) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	boundary := hex.EncodeToString(b[:])
+	parts := make([]string, len(ranges))
+	length := int64(0)
+	for i, rg := range ranges {
+		parts[i] = fmt.Sprintf("\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n", boundary, ctype, rg.start, rg.start+rg.length-1, info.Size)
+		length += int64(len(parts[i])) + rg.length
+	}
+	closing := "\r\n--" + boundary + "--\r\n"
+	length += int64(len(closing))
+	h := w.Header()
+	h.Set("Content-Type", "multipart/byteranges; boundary="+boundary)
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(http.StatusPartialContent)
+	if r.Method == http.MethodHead {
+		return
+	}
+	for i, rg := range ranges {
+		if _, err := w.Write([]byte(parts[i])); err != nil {
+			return
+		}
+		var f []byte
+		if i == 0 {
+			f = first
+		}
+		if err := s.writeRange(r.Context(), w, info, rg, f); err != nil {
+			s.abort(info.Key, err)
+		}
+	}
+	_, _ = w.Write([]byte(closing))
+}
+
+// originProblem answers a request the POP could not serve from cache.
+func (s *Server) originProblem(w http.ResponseWriter, r *http.Request, key string, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no object "+key+" at the origin")
+	case errors.Is(err, ErrOriginTimeout):
+		writeProblem(w, r, http.StatusGatewayTimeout, "origin-timeout", "the origin did not answer in time and this POP has no cached copy of "+key)
+	case errors.Is(err, context.Canceled):
+		return
+	default:
+		s.log.Warn("origin fetch failed", "key", key, "error", err)
+		writeProblem(w, r, http.StatusBadGateway, "origin-unavailable", "the origin is unreachable and this POP has no cached copy of "+key)
+	}
+}
+
+func contentType(key, origin string) string {
+	switch path.Ext(key) {
+	case ".m3u8":
+		return "application/vnd.apple.mpegurl"
+	case ".ts":
+		return "video/mp2t"
+	case ".m4s", ".m4a", ".mp4":
+		return "audio/mp4"
+	case ".aac":
+		return "audio/aac"
+	case ".mp3":
+		return "audio/mpeg"
+	case ".flac":
+		return "audio/flac"
+	case ".ogg", ".opus":
+		return "audio/ogg"
+	}
+	if origin != "" && origin != "binary/octet-stream" {
+		return origin
+	}
+	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// etagMatch compares entity tags; weak comparison unless strong.
+func etagMatch(list, etag string, strong bool) bool {
+	if etag == "" {
+		return false
+	}
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" && !strong {
+			return true
+		}
+		if strong {
+			if t == etag && !strings.HasPrefix(t, "W/") {
+				return true
+			}
+			continue
+		}
+		if strings.TrimPrefix(t, "W/") == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// notModified evaluates If-None-Match, else If-Modified-Since (RFC 9110 §13.2.2).
+func notModified(r *http.Request, info objectInfo) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		return etagMatch(inm, info.ETag, false)
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !info.LastModified.IsZero() {
+		t, err := http.ParseTime(ims)
+		return err == nil && !info.LastModified.After(t)
+	}
+	return false
+}
+
+// ifRangeHolds reports whether a Range may be honoured: no If-Range, or its
+// validator (strong ETag or exact Last-Modified date) still matches.
+func ifRangeHolds(ir string, info objectInfo) bool {
+	ir = strings.TrimSpace(ir)
+	if ir == "" {
+		return true
+	}
+	if strings.HasPrefix(ir, `"`) || strings.HasPrefix(ir, "W/") {
+		return etagMatch(ir, info.ETag, true)
+	}
+	t, err := http.ParseTime(ir)
+	return err == nil && !info.LastModified.IsZero() && t.Equal(info.LastModified)
+}
+
+func (s *Server) premiumKey(key string) bool {
+	for _, m := range s.cfg.PremiumMarkers {
+		if m != "" && strings.Contains("/"+key, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// entitlement is what the auth service writes to auth:entitlement:<user>.
+type entitlement struct {
+	Version      int64           `json:"version"`
+	Premium      bool            `json:"premium"`
+	PremiumUntil json.RawMessage `json:"premium_until"`
+}
+
+func (e entitlement) until() (time.Time, bool) {
+	raw := strings.TrimSpace(string(e.PremiumUntil))
+	if raw == "" || raw == "null" {
+		return time.Time{}, false
+	}
+	var secs float64
+	if json.Unmarshal(e.PremiumUntil, &secs) == nil {
+		return time.Unix(int64(secs), 0), true
+	}
+	var str string
+	if json.Unmarshal(e.PremiumUntil, &str) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// checkPremium demands a listener access token carrying the premium
+// entitlement; a newer entitlement version in Redis overrides the claim.
+func (s *Server) checkPremium(r *http.Request) *problem.Problem {
+	if s.cfg.Verifier == nil {
+		return problem.New(http.StatusForbidden, "premium-required", "this POP cannot verify access tokens, so it serves no premium renditions")
+	}
+	c, err := s.cfg.Verifier.Verify(r.Context(), token.Bearer(r))
+	if err != nil {
+		return problem.New(http.StatusUnauthorized, "invalid-token", "premium renditions need a valid access token: "+err.Error())
+	}
+	now := time.Now()
+	premium := c.IsPremium(now)
+	if s.redis != nil {
+		b, err := s.redis.Get(r.Context(), "auth:entitlement:"+c.Subject).Bytes()
+		if err == nil {
+			var e entitlement
+			if json.Unmarshal(b, &e) == nil && e.Version > c.EntitlementVersion {
+				u, has := e.until()
+				premium = e.Premium && (!has || now.Before(u))
+			}
+		} else if !errors.Is(err, errRedisNil) {
+			s.log.Warn("entitlement lookup failed; trusting the token claim", "error", err)
+		}
+	}
+	if !premium {
+		return problem.New(http.StatusForbidden, "premium-required", "this rendition needs an active premium subscription")
+	}
+	return nil
+}
