@@ -409,7 +409,7 @@ func TestDiskTierBudgetAndRestart(t *testing.T) {
 	}
 	tweak := func(c *Config) {
 		c.DiskDir, c.DiskBytes = dir, 5*objSize // five objects fit
-		c.MemoryBytes = 1 // effectively no memory tier: every hit is a disk hit
+		c.MemoryBytes = 1                       // effectively no memory tier: every hit is a disk hit
 	}
 	s := startEdge(t, o, tweak)
 	for i := range 10 {

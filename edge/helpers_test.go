@@ -33,10 +33,10 @@ type originEnv struct {
 	access   string
 	secret   string
 
-	gets atomic.Int64 // GETs that reached the proxy
-	mu   sync.Mutex
+	gets  atomic.Int64 // GETs that reached the proxy
+	mu    sync.Mutex
 	byKey map[string]int
-	down atomic.Bool
+	down  atomic.Bool
 }
 
 func newTestOrigin(t *testing.T) *originEnv {
