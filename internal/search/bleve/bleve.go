@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -44,6 +45,9 @@ import (
 
 	"github.com/overture-music/overture/internal/search"
 )
+
+// ErrInUse is returned by Open when another process holds the store.
+var ErrInUse = errors.New("bleve store is in use by another process")
 
 var (
 	registryMu sync.Mutex
@@ -117,7 +121,8 @@ type gen struct {
 }
 
 type store struct {
-	dir string
+	dir  string
+	lock *os.File // flock on dir/LOCK: one process per store
 	// wmu serializes writers (Apply, rebuild commit) with each other.
 	wmu     sync.Mutex
 	mu      sync.RWMutex
@@ -136,7 +141,15 @@ func openStore(dir string) (*store, error) {
 		}
 		_ = os.Remove(filepath.Join(dir, "PENDING"))
 	}
-	s := &store{dir: dir}
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("bleve store %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%w: %s (stop the platform first, or reindex through it)", ErrInUse, dir)
+	}
+	s := &store{dir: dir, lock: lock}
 	name := ""
 	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
 		name = strings.TrimSpace(string(b))
@@ -146,15 +159,18 @@ func openStore(dir string) (*store, error) {
 	if name == "" {
 		g, err := s.create()
 		if err != nil {
+			lock.Close()
 			return nil, err
 		}
 		if err := writeAtomic(dir, "CURRENT", g.name); err != nil {
+			lock.Close()
 			return nil, err
 		}
 		s.cur = g
 	} else {
 		idx, err := bleve.Open(filepath.Join(dir, name))
 		if err != nil {
+			lock.Close()
 			return nil, fmt.Errorf("bleve store %s: open %s: %w", dir, name, err)
 		}
 		s.cur = &gen{name: name, path: filepath.Join(dir, name), idx: idx, versions: map[string]uint64{}}
@@ -207,6 +223,7 @@ func (s *store) close() error {
 			errs = append(errs, g.drop(false))
 		}
 	}
+	errs = append(errs, s.lock.Close())
 	return errors.Join(errs...)
 }
 
