@@ -25,6 +25,7 @@ func commands() []command {
 		{"dev", "run the whole platform on this machine (what `make run` does)", runDev},
 		{"func", "run one CloudEvents function standalone: overture func NAME", runFunc},
 		{"serve", "run one HTTP service standalone: overture serve NAME", runServe},
+		{"deploy", "Knative manifests: `deploy render` prints every function and service as a Knative Service", runDeploy},
 		{"events", "event tooling: `events dlq list|redrive`, `events doc`", runEvents},
 		{"admin", "account administration: `admin create --email E`", runAdmin},
 		{"reindex", "rebuild the search read model into a new index and swap the alias", runReindex},

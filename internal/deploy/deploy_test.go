@@ -1,0 +1,322 @@
+package deploy_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/overture-music/overture/internal/deploy"
+	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/platform"
+)
+
+var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// get walks obj along path ("spec.template.spec.containers").
+func get(obj map[string]any, path string) (any, bool) {
+	var cur any = obj
+	for _, p := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func str(obj map[string]any, path string) string {
+	v, _ := get(obj, path)
+	s, _ := v.(string)
+	return s
+}
+
+func list(obj map[string]any, path string) []any {
+	v, _ := get(obj, path)
+	l, _ := v.([]any)
+	return l
+}
+
+// checkDestination checks a Knative duck Destination: a ref with kind and
+// name, or an absolute URI.
+func checkDestination(obj map[string]any, path string) error {
+	if str(obj, path+".ref.kind") != "" && str(obj, path+".ref.name") != "" && str(obj, path+".ref.apiVersion") != "" {
+		return nil
+	}
+	if u := str(obj, path+".uri"); strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+		return nil
+	}
+	return fmt.Errorf("%s: needs ref{apiVersion, kind, name} or an absolute uri", path)
+}
+
+func checkContainers(obj map[string]any, path string) error {
+	cs := list(obj, path)
+	if len(cs) == 0 {
+		return fmt.Errorf("%s: no containers", path)
+	}
+	for i, c := range cs {
+		cm, _ := c.(map[string]any)
+		if str(cm, "image") == "" {
+			return fmt.Errorf("%s[%d].image is empty", path, i)
+		}
+		for _, e := range list(cm, "env") {
+			em, _ := e.(map[string]any)
+			if str(em, "name") == "" {
+				return fmt.Errorf("%s[%d].env: entry without name", path, i)
+			}
+			_, hasValue := em["value"]
+			_, hasFrom := em["valueFrom"]
+			if hasValue == hasFrom {
+				return fmt.Errorf("%s[%d].env %s: exactly one of value and valueFrom", path, i, str(em, "name"))
+			}
+		}
+	}
+	return nil
+}
+
+// wellFormed checks what the Knative and Kubernetes API servers require of
+// each kind before they accept an object.
+func wellFormed(obj map[string]any) error {
+	var errs []error
+	api, kind, name := str(obj, "apiVersion"), str(obj, "kind"), str(obj, "metadata.name")
+	if api == "" || kind == "" {
+		return errors.New("apiVersion and kind are required")
+	}
+	if !dns1123.MatchString(name) || len(name) > 63 {
+		errs = append(errs, fmt.Errorf("metadata.name %q is not a DNS-1123 label", name))
+	}
+	switch api + " " + kind {
+	case "serving.knative.dev/v1 Service":
+		errs = append(errs, checkContainers(obj, "spec.template.spec.containers"))
+		for k, v := range mapAt(obj, "spec.template.metadata.annotations") {
+			if _, ok := v.(string); !ok {
+				errs = append(errs, fmt.Errorf("annotation %s is not a string", k))
+			}
+		}
+	case "eventing.knative.dev/v1 Broker":
+		if d, ok := get(obj, "spec.delivery.deadLetterSink"); ok && d != nil {
+			errs = append(errs, checkDestination(obj, "spec.delivery.deadLetterSink"))
+		}
+	case "eventing.knative.dev/v1 Trigger":
+		if str(obj, "spec.broker") == "" {
+			errs = append(errs, errors.New("spec.broker is required"))
+		}
+		errs = append(errs, checkDestination(obj, "spec.subscriber"))
+	case "sources.knative.dev/v1 PingSource":
+		errs = append(errs, checkDestination(obj, "spec.sink"))
+	case "sources.knative.dev/v1 SinkBinding":
+		errs = append(errs, checkDestination(obj, "spec.sink"))
+		if str(obj, "spec.subject.apiVersion") == "" || str(obj, "spec.subject.kind") == "" {
+			errs = append(errs, errors.New("spec.subject needs apiVersion and kind"))
+		}
+		_, sel := get(obj, "spec.subject.selector")
+		if (str(obj, "spec.subject.name") == "") == !sel {
+			errs = append(errs, errors.New("spec.subject needs exactly one of name and selector"))
+		}
+	case "sources.knative.dev/v1 ContainerSource":
+		errs = append(errs, checkDestination(obj, "spec.sink"))
+		errs = append(errs, checkContainers(obj, "spec.template.spec.containers"))
+	case "v1 ConfigMap":
+		for k, v := range mapAt(obj, "data") {
+			if _, ok := v.(string); !ok {
+				errs = append(errs, fmt.Errorf("data.%s is not a string", k))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unexpected kind %s %s", api, kind))
+	}
+	return errors.Join(errs...)
+}
+
+func mapAt(obj map[string]any, path string) map[string]any {
+	v, _ := get(obj, path)
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// parseStream splits a multi-document YAML stream and decodes each object.
+func parseStream(t *testing.T, where string, b []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		if strings.TrimSpace(stripComments(doc)) == "" {
+			continue
+		}
+		var obj map[string]any
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &obj), "%s document %d", where, i+1)
+		out = append(out, obj)
+	}
+	return out
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for line := range strings.Lines(doc) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// Everything `make deploy` applies is a well-formed Knative object: the
+// rendered Services, SinkBinding and ContainerSource, and brokers/*.yaml and
+// triggers/*.yaml as they are.
+func TestEverythingDeployedIsWellFormed(t *testing.T) {
+	set, err := manifest.LoadDir("../../functions")
+	require.NoError(t, err)
+	objs, err := deploy.Render(set.Funcs, platform.Services(), deploy.Options{LookupEnv: func(string) (string, bool) { return "x", true }})
+	require.NoError(t, err)
+	stream, err := deploy.YAML(objs)
+	require.NoError(t, err)
+	rendered := parseStream(t, "rendered", stream)
+	require.Len(t, rendered, len(set.Funcs)+len(platform.Services())+2)
+
+	all := map[string][]map[string]any{"rendered": rendered}
+	for _, dir := range []string{"../../brokers", "../../triggers"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			all[f] = parseStream(t, f, b)
+		}
+	}
+	seen := map[string]string{}
+	for where, objs := range all {
+		for _, obj := range objs {
+			id := fmt.Sprintf("%s %s/%s", str(obj, "kind"), str(obj, "metadata.namespace"), str(obj, "metadata.name"))
+			if err := wellFormed(obj); err != nil {
+				t.Errorf("%s: %s: %v", where, id, err)
+			}
+			if prev, ok := seen[id]; ok {
+				t.Errorf("%s: %s is also defined in %s", where, id, prev)
+			}
+			seen[id] = where
+		}
+	}
+	// Every function in the repository becomes a Knative Service running it.
+	for _, f := range set.Funcs {
+		var found bool
+		for _, obj := range rendered {
+			if str(obj, "kind") == "Service" && str(obj, "metadata.name") == f.Name {
+				found = true
+				c := list(obj, "spec.template.spec.containers")[0].(map[string]any)
+				require.Equal(t, []any{"func", f.Name}, c["args"])
+				require.Equal(t, "ko://"+deploy.ImportPath, c["image"])
+			}
+		}
+		require.True(t, found, "no Knative Service for function %s", f.Name)
+	}
+}
+
+func TestWellFormedRejectsBrokenObjects(t *testing.T) {
+	for name, doc := range map[string]string{
+		"TriggerWithoutBroker": "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec: {subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: f}}}",
+		"TriggerWithoutTarget": "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec: {broker: default, subscriber: {}}",
+		"ServiceWithoutImage":  "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\nspec: {template: {spec: {containers: [{args: [x]}]}}}",
+		"BadName":              "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: Bad_Name}\nspec: {template: {spec: {containers: [{image: i}]}}}",
+		"NumericAnnotation":    "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\nspec: {template: {metadata: {annotations: {autoscaling.knative.dev/min-scale: 0}}, spec: {containers: [{image: i}]}}}",
+		"RelativeSinkURI":      "apiVersion: sources.knative.dev/v1\nkind: PingSource\nmetadata: {name: p}\nspec: {sink: {uri: /x}}",
+		"EnvWithValueAndFrom":  "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\nspec: {template: {spec: {containers: [{image: i, env: [{name: A, value: b, valueFrom: {}}]}]}}}",
+		"SinkBindingNoSubject": "apiVersion: sources.knative.dev/v1\nkind: SinkBinding\nmetadata: {name: b}\nspec: {sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var obj map[string]any
+			require.NoError(t, yaml.Unmarshal([]byte(doc), &obj))
+			require.Error(t, wellFormed(obj))
+		})
+	}
+}
+
+func TestFuncYAMLEnvAndScale(t *testing.T) {
+	funcYAML := `specVersion: 0.36.0
+name: mailer
+runtime: go
+invoke: cloudevent
+created: "2026-11-25T20:00:00Z"
+run:
+  envs:
+    - name: LEVEL
+      value: debug
+    - name: DATABASE_URL
+      value: '{{ secret:overture-postgres:url }}'
+    - name: SMTP_HOST
+      value: '{{ configMap:overture-config:smtp-host }}'
+    - name: REGION
+      value: '{{ env:DEPLOY_REGION }}'
+    - value: '{{ secret:mail-credentials }}'
+deploy:
+  annotations:
+    example.com/owner: mail
+  options:
+    scale: {min: 1, max: 4, metric: rps, target: 150, utilization: 80}
+`
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "mailer"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "mailer", "func.yaml"), []byte(funcYAML), 0o644))
+	set, err := manifest.LoadDir(dir)
+	require.NoError(t, err)
+	env := map[string]string{"DEPLOY_REGION": "eu-north"}
+	objs, err := deploy.Render(set.Funcs, nil, deploy.Options{Namespace: "music", LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	require.NoError(t, err)
+	svc := objs[0]
+	require.Equal(t, "music", str(svc, "metadata.namespace"))
+	ann := mapAt(svc, "spec.template.metadata.annotations")
+	require.Equal(t, map[string]any{
+		"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "4",
+		"autoscaling.knative.dev/metric": "rps", "autoscaling.knative.dev/target": "150",
+		"autoscaling.knative.dev/target-utilization-percentage": "80", "example.com/owner": "mail",
+	}, ann)
+	c := list(svc, "spec.template.spec.containers")[0].(map[string]any)
+	require.Equal(t, []any{
+		map[string]any{"name": "LISTEN_ADDRESS", "value": "0.0.0.0:8080"},
+		map[string]any{"name": "LEVEL", "value": "debug"},
+		map[string]any{"name": "DATABASE_URL", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "overture-postgres", "key": "url"}}},
+		map[string]any{"name": "SMTP_HOST", "valueFrom": map[string]any{"configMapKeyRef": map[string]any{"name": "overture-config", "key": "smtp-host"}}},
+		map[string]any{"name": "REGION", "value": "eu-north"},
+	}, c["env"])
+	require.Equal(t, []any{map[string]any{"secretRef": map[string]any{"name": "mail-credentials"}}}, c["envFrom"])
+
+	delete(env, "DEPLOY_REGION")
+	_, err = deploy.Render(set.Funcs, nil, deploy.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	require.ErrorContains(t, err, "DEPLOY_REGION is not set")
+}
+
+func TestEnvTemplateErrors(t *testing.T) {
+	for _, v := range []string{"{{ secret }}", "{{ vault:x:y }}", "{{ env:A:B }}", "{{ secret:a:b:c }}", "{{ configMap: }}"} {
+		t.Run(v, func(t *testing.T) {
+			f := &manifest.Func{Name: "f", File: "f/func.yaml"}
+			f.Run.Envs = []manifest.FuncEnv{{Name: "X", Value: v}}
+			_, err := deploy.Render([]*manifest.Func{f}, nil, deploy.Options{LookupEnv: func(string) (string, bool) { return "", true }})
+			require.ErrorIs(t, err, deploy.ErrEnvTemplate)
+		})
+	}
+}
+
+func FuzzEnvTemplate(f *testing.F) {
+	for _, s := range []string{"{{ secret:a:b }}", "{{ configMap:c }}", "{{ env:HOME }}", "plain", "{{", "{{ secret:a:b:c }}"} {
+		f.Add("NAME", s)
+		f.Add("", s)
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		fn := &manifest.Func{Name: "f", File: "f/func.yaml"}
+		fn.Run.Envs = []manifest.FuncEnv{{Name: name, Value: value}}
+		objs, err := deploy.Render([]*manifest.Func{fn}, nil, deploy.Options{LookupEnv: func(string) (string, bool) { return "v", true }})
+		if err != nil {
+			return
+		}
+		// Whatever renders is a well-formed Knative Service.
+		if err := wellFormed(objs[0]); err != nil && name != "" {
+			t.Fatalf("rendered %q=%q into a broken object: %v", name, value, err)
+		}
+	})
+}
