@@ -8,6 +8,12 @@ import (
 	authentitlement "github.com/overture-music/overture/functions/auth-entitlement"
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/functions/noop"
+	"github.com/overture-music/overture/functions/notification"
+	paymentfn "github.com/overture-music/overture/functions/payment"
+	renewalfn "github.com/overture-music/overture/functions/renewal"
+	sagamanager "github.com/overture-music/overture/functions/saga-manager"
+	subscriptionfn "github.com/overture-music/overture/functions/subscription"
+	userfn "github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/function"
 )
 
@@ -25,6 +31,12 @@ func All() []Entry {
 		{Name: "noop", New: func() function.Handler { return noop.New() }},
 		{Name: deadletter.Name, New: func() function.Handler { return deadletter.New() }},
 		{Name: "auth-entitlement", New: func() function.Handler { return authentitlement.New() }},
+		{Name: notification.Name, New: func() function.Handler { return notification.New() }},
+		{Name: "payment", New: func() function.Handler { return paymentfn.New() }},
+		{Name: "subscription", New: func() function.Handler { return subscriptionfn.New() }},
+		{Name: "user", New: func() function.Handler { return userfn.New() }},
+		{Name: "renewal", New: func() function.Handler { return renewalfn.New() }},
+		{Name: "saga-manager", New: func() function.Handler { return sagamanager.New() }},
 	}
 }
 

@@ -114,8 +114,11 @@ type RenewalDueData struct {
 	AmountMinor     int64  `json:"amount_minor"`
 	Currency        string `json:"currency"`
 	PaymentMethodID string `json:"payment_method_id"`
-	Period          int    `json:"period"`
-	Attempt         int    `json:"attempt"`
+	// PaymentToken is the card token of a first purchase (orchestration's
+	// charge command reuses this struct; renewals leave it empty).
+	PaymentToken string `json:"payment_token,omitempty"`
+	Period       int    `json:"period"`
+	Attempt      int    `json:"attempt"`
 }
 
 // SagaCommand is the data of every saga command. SagaID names the saga

@@ -120,3 +120,36 @@ func (c *Client) do(ctx context.Context, method, path, key string, body, out any
 	}
 	return nil
 }
+
+// Configuration keys of the provider adapter.
+const (
+	KeyProviderURL   = "PAYMENT_PROVIDER_URL"   // default http://127.0.0.1:8095/v3 (the sandbox)
+	KeyShopID        = "PAYMENT_SHOP_ID"        // default sandbox-shop
+	KeySecretKey     = "PAYMENT_SECRET_KEY"     // default sandbox-secret
+	KeyTimeout       = "PAYMENT_TIMEOUT"        // per call, default 10s
+	KeyWebhookSecret = "PAYMENT_WEBHOOK_SECRET" // HMAC key of webhook signatures
+)
+
+// FromConfig builds a client from cfg.
+func FromConfig(cfg map[string]string) (*Client, error) {
+	u := cfg[KeyProviderURL]
+	if u == "" {
+		u = "http://127.0.0.1:8095/v3"
+	}
+	shop, secret := cfg[KeyShopID], cfg[KeySecretKey]
+	if shop == "" {
+		shop = "sandbox-shop"
+	}
+	if secret == "" {
+		secret = "sandbox-secret"
+	}
+	timeout := 10 * time.Second
+	if s := cfg[KeyTimeout]; s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", KeyTimeout, s, err)
+		}
+		timeout = d
+	}
+	return NewClient(u, shop, secret, timeout), nil
+}

@@ -1,0 +1,77 @@
+// Package renewal is the clock of the subscription lifecycle, fired by a
+// PingSource every minute: it asks for the charge of every subscription whose
+// paid period has ended (and of every past_due one whose dunning retry is due)
+// with RenewalDue, expires canceled subscriptions whose paid period has ended
+// (the only place premium is revoked), and in choreography mode fails
+// purchases left unpaid past their deadline.
+//
+// Each change is one transaction with its event, so a tick that runs twice or
+// is killed half-way does each change at most once.
+package renewal
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/saga"
+	sub "github.com/overture-music/overture/internal/subscription"
+)
+
+// Function is the renewal function.
+type Function struct {
+	Mode  saga.Mode
+	Store *sub.Store
+	Log   *slog.Logger
+	pool  *postgres.Pool
+}
+
+// New returns the function; Start configures it.
+func New() *Function { return &Function{} }
+
+// Start reads DATABASE_URL, SAGA_MODE, DUNNING_SCHEDULE and
+// SUBSCRIPTION_PENDING_TIMEOUT.
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if f.Log == nil {
+		f.Log = slog.Default().With("function", "renewal")
+	}
+	mode, err := saga.ParseMode(cfg)
+	if err != nil {
+		return err
+	}
+	f.Mode = mode
+	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	if err != nil {
+		return fmt.Errorf("renewal: %w", err)
+	}
+	f.pool = pool
+	if err := sub.Migrate(ctx, pool.Pool); err != nil {
+		return fmt.Errorf("renewal: %w", err)
+	}
+	f.Store, err = sub.NewStore(pool.Pool, cfg)
+	return err
+}
+
+// Stop releases the pool.
+func (f *Function) Stop(context.Context) error {
+	if f.pool != nil {
+		f.pool.Close()
+	}
+	return nil
+}
+
+// Handle implements function.Handler: every ping runs one sweep.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	if e.Type() != eventtype.Ping {
+		return nil, nil
+	}
+	n, err := f.Store.Sweep(ctx, f.Mode != saga.Orchestration)
+	if n > 0 {
+		f.Log.InfoContext(ctx, "lifecycle sweep", "changed", n)
+	}
+	return nil, err
+}

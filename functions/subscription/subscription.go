@@ -1,0 +1,122 @@
+// Package subscription is the saga participant that owns the subscription's
+// state: it records a paid period when a payment completes (the (subscription,
+// period) key makes a second activation impossible) and announces
+// SubscriptionActivated or SubscriptionRenewed, or SubscriptionFailed when the
+// payment cannot back a period (the purchase was abandoned) so that the payment
+// is refunded. A failed payment fails the purchase or puts a renewing
+// subscription past_due on its dunning schedule.
+//
+// Choreography: it reacts to PaymentCompleted / PaymentFailed, deduplicated by
+// the inbox. Orchestration: to the manager's apply_payment command, answered
+// with a reply.
+package subscription
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/inbox"
+	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/saga"
+	sub "github.com/overture-music/overture/internal/subscription"
+)
+
+// Function is the subscription function.
+type Function struct {
+	Mode  saga.Mode
+	Store *sub.Store
+	Log   *slog.Logger
+	pool  *postgres.Pool
+}
+
+// New returns the function; Start configures it.
+func New() *Function { return &Function{} }
+
+// Start reads DATABASE_URL, SAGA_MODE and DUNNING_SCHEDULE.
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if f.Log == nil {
+		f.Log = slog.Default().With("function", "subscription")
+	}
+	mode, err := saga.ParseMode(cfg)
+	if err != nil {
+		return err
+	}
+	f.Mode = mode
+	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	if err != nil {
+		return fmt.Errorf("subscription: %w", err)
+	}
+	f.pool = pool
+	if err := sub.Migrate(ctx, pool.Pool); err != nil {
+		return fmt.Errorf("subscription: %w", err)
+	}
+	f.Store, err = sub.NewStore(pool.Pool, cfg)
+	return err
+}
+
+// Stop releases the pool.
+func (f *Function) Stop(context.Context) error {
+	if f.pool != nil {
+		f.pool.Close()
+	}
+	return nil
+}
+
+// Handle implements function.Handler.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	choreo := f.Mode != saga.Orchestration
+	switch e.Type() {
+	case eventtype.PaymentCompleted, eventtype.PaymentFailed:
+		if !choreo {
+			return nil, nil
+		}
+		var d eventtype.PaymentData
+		if err := saga.Decode(e, &d); err != nil {
+			return nil, err
+		}
+		_, err := inbox.Handle(ctx, f.pool.Pool, "subscription", e, func(tx pgx.Tx) error {
+			out, err := f.Store.ApplyPayment(ctx, tx, d, e.Type() == eventtype.PaymentCompleted)
+			if err != nil {
+				return err
+			}
+			return outbox.Write(ctx, tx, out.Events...)
+		})
+		return nil, err
+	case eventtype.SagaApplyPayment:
+		if choreo {
+			return nil, nil
+		}
+		var c eventtype.SagaCommand
+		if err := saga.Decode(e, &c); err != nil {
+			return nil, err
+		}
+		if c.Payment == nil {
+			return nil, fmt.Errorf("apply_payment %s has no payment", e.ID())
+		}
+		err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+			out, err := f.Store.ApplyPayment(ctx, tx, *c.Payment, c.Payment.Outcome == "completed")
+			if err != nil {
+				return err
+			}
+			typ, reason := eventtype.SagaStepSucceeded, ""
+			if out.Refused {
+				typ, reason = eventtype.SagaStepFailed, "the subscription cannot take this payment"
+			}
+			data := out.Subscription.Data()
+			r, err := saga.NewEvent(sub.Source, typ, fmt.Sprintf("%s/%s/%s/%d", typ, c.SagaID, c.Step, c.Attempt), c.Payment.SubscriptionID,
+				eventtype.SagaReply{SagaID: c.SagaID, Step: c.Step, Attempt: c.Attempt, Subscription: &data, Payment: c.Payment, Reason: reason})
+			if err != nil {
+				return err
+			}
+			return outbox.Write(ctx, tx, append(out.Events, r)...)
+		})
+		return nil, err
+	}
+	return nil, nil
+}

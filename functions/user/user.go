@@ -1,0 +1,201 @@
+// Package user is the saga participant that owns the premium entitlement
+// (table app_user): it grants premium until the end of the paid period when a
+// subscription is activated or renewed, revokes it when a subscription
+// expires, and announces each change with UserUpdated (is_premium, version),
+// which auth turns into the entitlement of the next token refresh.
+//
+// Granting is naturally idempotent: it only ever extends premium_until, so a
+// duplicated or reordered grant changes nothing and announces nothing. A
+// revoke only applies when no later paid period extended the entitlement.
+package user
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/saga"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Source of UserUpdated.
+const Source = "/overture/user"
+
+// Function is the user function.
+type Function struct {
+	Mode saga.Mode
+	Log  *slog.Logger
+	pool *postgres.Pool
+}
+
+// New returns the function; Start configures it.
+func New() *Function { return &Function{} }
+
+// Migrate creates app_user and the outbox.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	sub, _ := fs.Sub(migrations, "migrations")
+	if err := postgres.Migrate(ctx, pool, "user", sub); err != nil {
+		return err
+	}
+	return outbox.Migrate(ctx, pool)
+}
+
+// Start reads DATABASE_URL and SAGA_MODE.
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if f.Log == nil {
+		f.Log = slog.Default().With("function", "user")
+	}
+	mode, err := saga.ParseMode(cfg)
+	if err != nil {
+		return err
+	}
+	f.Mode = mode
+	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	if err != nil {
+		return fmt.Errorf("user: %w", err)
+	}
+	f.pool = pool
+	return Migrate(ctx, pool.Pool)
+}
+
+// Stop releases the pool.
+func (f *Function) Stop(context.Context) error {
+	if f.pool != nil {
+		f.pool.Close()
+	}
+	return nil
+}
+
+// Handle implements function.Handler.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	choreo := f.Mode != saga.Orchestration
+	switch e.Type() {
+	case eventtype.SubscriptionActivated, eventtype.SubscriptionRenewed:
+		if !choreo {
+			return nil, nil
+		}
+		var d eventtype.SubscriptionData
+		if err := saga.Decode(e, &d); err != nil {
+			return nil, err
+		}
+		return nil, postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error { return grant(ctx, tx, d) })
+	case eventtype.SagaGrantPremium:
+		if choreo {
+			return nil, nil
+		}
+		var c eventtype.SagaCommand
+		if err := saga.Decode(e, &c); err != nil {
+			return nil, err
+		}
+		if c.Subscription == nil {
+			return nil, fmt.Errorf("grant_premium %s has no subscription", e.ID())
+		}
+		return nil, postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+			if err := grant(ctx, tx, *c.Subscription); err != nil {
+				return err
+			}
+			r, err := saga.NewEvent(Source, eventtype.SagaStepSucceeded, fmt.Sprintf("%s/%s/%s/%d", eventtype.SagaStepSucceeded, c.SagaID, c.Step, c.Attempt),
+				c.Subscription.SubscriptionID, eventtype.SagaReply{SagaID: c.SagaID, Step: c.Step, Attempt: c.Attempt, Subscription: c.Subscription})
+			if err != nil {
+				return err
+			}
+			return outbox.Write(ctx, tx, r)
+		})
+	case eventtype.SubscriptionExpired: // lifecycle, not saga: both modes
+		var d eventtype.SubscriptionData
+		if err := saga.Decode(e, &d); err != nil {
+			return nil, err
+		}
+		return nil, postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error { return revoke(ctx, tx, d) })
+	}
+	return nil, nil
+}
+
+type state struct {
+	premium bool
+	until   *time.Time
+	version int64
+}
+
+func load(ctx context.Context, tx pgx.Tx, userID string) (state, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO app_user (user_id) VALUES ($1) ON CONFLICT DO NOTHING`, userID); err != nil {
+		return state{}, fmt.Errorf("app_user %s: %w", userID, err)
+	}
+	var s state
+	err := tx.QueryRow(ctx, `SELECT is_premium, premium_until, version FROM app_user WHERE user_id=$1 FOR UPDATE`, userID).Scan(&s.premium, &s.until, &s.version)
+	if err != nil {
+		return s, fmt.Errorf("lock app_user %s: %w", userID, err)
+	}
+	return s, nil
+}
+
+func save(ctx context.Context, tx pgx.Tx, userID string, s state) error {
+	if _, err := tx.Exec(ctx, `UPDATE app_user SET is_premium=$2, premium_until=$3, version=$4, updated_at=now() WHERE user_id=$1`,
+		userID, s.premium, s.until, s.version); err != nil {
+		return fmt.Errorf("update app_user %s: %w", userID, err)
+	}
+	e, err := saga.NewEvent(Source, eventtype.UserUpdated, eventtype.UserUpdated+"/"+userID+"/"+strconv.FormatInt(s.version, 10), userID,
+		eventtype.UserUpdatedData{UserID: userID, IsPremium: s.premium, PremiumUntil: s.until, Version: s.version})
+	if err != nil {
+		return err
+	}
+	return outbox.Write(ctx, tx, e)
+}
+
+func grant(ctx context.Context, tx pgx.Tx, d eventtype.SubscriptionData) error {
+	if d.UserID == "" || d.PeriodEnd == nil {
+		return errors.New("grant premium: the event has no user or period end")
+	}
+	s, err := load(ctx, tx, d.UserID)
+	if err != nil {
+		return err
+	}
+	if s.until != nil && !s.until.Before(*d.PeriodEnd) {
+		// Already granted at least this far (a duplicate or an older grant), or
+		// granted this far and since revoked by expiry: nothing to do.
+		return nil
+	}
+	end := d.PeriodEnd.UTC()
+	s.premium, s.until, s.version = true, &end, s.version+1
+	return save(ctx, tx, d.UserID, s)
+}
+
+func revoke(ctx context.Context, tx pgx.Tx, d eventtype.SubscriptionData) error {
+	s, err := load(ctx, tx, d.UserID)
+	if err != nil {
+		return err
+	}
+	if !s.premium {
+		return nil
+	}
+	if s.until != nil && d.PeriodEnd != nil && s.until.After(*d.PeriodEnd) {
+		return nil // a later paid period extended premium beyond this subscription
+	}
+	s.premium, s.version = false, s.version+1
+	return save(ctx, tx, d.UserID, s)
+}
+
+// Premium reports a user's entitlement (for tests and the API).
+func Premium(ctx context.Context, pool *pgxpool.Pool, userID string) (bool, *time.Time, error) {
+	var p bool
+	var until *time.Time
+	err := pool.QueryRow(ctx, `SELECT is_premium, premium_until FROM app_user WHERE user_id=$1`, userID).Scan(&p, &until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil, nil
+	}
+	return p, until, err
+}
