@@ -69,15 +69,15 @@ type Service struct {
 }
 
 type settings struct {
-	baseURL     string
-	issuer      string
-	accessTTL   time.Duration
-	confirmTTL  time.Duration
-	resetTTL    time.Duration
-	loginAcct   Limit
-	loginIP     Limit
-	refreshAcct Limit
-	refreshIP   Limit
+	baseURL      string
+	issuer       string
+	accessTTL    time.Duration
+	confirmTTL   time.Duration
+	resetTTL     time.Duration
+	loginAcct    Limit
+	loginIP      Limit
+	refreshAcct  Limit
+	refreshIP    Limit
 	secureCookie bool
 }
 

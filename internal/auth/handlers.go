@@ -528,17 +528,17 @@ func (s *Service) discovery(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	names := providerNames(s.provs)
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"issuer":                                s.cfg.issuer,
-		"jwks_uri":                              s.cfg.baseURL + "/.well-known/jwks.json",
-		"token_endpoint":                        s.cfg.baseURL + "/v1/auth/refresh",
-		"userinfo_endpoint":                     s.cfg.baseURL + "/v1/auth/me",
-		"grant_types_supported":                 []string{"password", "refresh_token"},
-		"token_endpoint_auth_methods_supported": []string{"none"},
-		"id_token_signing_alg_values_supported": []string{"EdDSA"},
+		"issuer":                                    s.cfg.issuer,
+		"jwks_uri":                                  s.cfg.baseURL + "/.well-known/jwks.json",
+		"token_endpoint":                            s.cfg.baseURL + "/v1/auth/refresh",
+		"userinfo_endpoint":                         s.cfg.baseURL + "/v1/auth/me",
+		"grant_types_supported":                     []string{"password", "refresh_token"},
+		"token_endpoint_auth_methods_supported":     []string{"none"},
+		"id_token_signing_alg_values_supported":     []string{"EdDSA"},
 		"access_token_signing_alg_values_supported": []string{"EdDSA"},
-		"subject_types_supported":               []string{"public"},
-		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "jti", "roles", "premium", "premium_until", "ent_ver"},
-		"overture_external_providers":           names,
-		"overture_login_endpoint":               s.cfg.baseURL + "/v1/auth/login",
+		"subject_types_supported":                   []string{"public"},
+		"claims_supported":                          []string{"iss", "sub", "aud", "exp", "iat", "jti", "roles", "premium", "premium_until", "ent_ver"},
+		"overture_external_providers":               names,
+		"overture_login_endpoint":                   s.cfg.baseURL + "/v1/auth/login",
 	})
 }

@@ -43,12 +43,12 @@ type profile struct {
 
 // Callback failures, mapped to problems by the handler.
 var (
-	errNonce       = errors.New("ID token nonce does not match the one sent")
-	errIDToken     = errors.New("ID token is invalid")
-	errNoIDToken   = errors.New("token response has no id_token")
-	errProfile     = errors.New("provider profile request failed")
-	errNoDeviceID  = errors.New("VK ID redirect lacks device_id")
-	errDiscovery   = errors.New("provider discovery failed")
+	errNonce      = errors.New("ID token nonce does not match the one sent")
+	errIDToken    = errors.New("ID token is invalid")
+	errNoIDToken  = errors.New("token response has no id_token")
+	errProfile    = errors.New("provider profile request failed")
+	errNoDeviceID = errors.New("VK ID redirect lacks device_id")
+	errDiscovery  = errors.New("provider discovery failed")
 )
 
 // exchangeError is a refused code exchange (invalid_grant, invalid_client …).

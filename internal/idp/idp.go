@@ -187,9 +187,9 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 		"userinfo_endpoint": iss + "/userinfo", "jwks_uri": iss + "/jwks",
 		"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"}, "scopes_supported": []string{"openid", "email", "profile"},
-		"code_challenge_methods_supported": []string{"plain", "S256"},
+		"code_challenge_methods_supported":      []string{"plain", "S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
-		"claims_supported": []string{"sub", "email", "email_verified", "iss", "aud", "exp", "iat", "nonce"},
+		"claims_supported":                      []string{"sub", "email", "email_verified", "iss", "aud", "exp", "iat", "nonce"},
 	})
 }
 
