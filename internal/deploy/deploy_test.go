@@ -320,3 +320,46 @@ func FuzzEnvTemplate(f *testing.F) {
 		}
 	})
 }
+
+// kind-config.yaml maps Kourier's NodePorts to the host, and .ko.yaml builds
+// the binary every rendered Service runs.
+func TestClusterFiles(t *testing.T) {
+	var kind struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+		Name       string `json:"name"`
+		Nodes      []struct {
+			Role     string `json:"role"`
+			Image    string `json:"image"`
+			Mappings []struct {
+				ContainerPort int    `json:"containerPort"`
+				HostPort      int    `json:"hostPort"`
+				ListenAddress string `json:"listenAddress"`
+			} `json:"extraPortMappings"`
+		} `json:"nodes"`
+	}
+	b, err := os.ReadFile("../../kind-config.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.UnmarshalStrict(b, &kind))
+	require.Equal(t, "Cluster", kind.Kind)
+	require.Equal(t, "kind.x-k8s.io/v1alpha4", kind.APIVersion)
+	got := map[int]int{}
+	for _, n := range kind.Nodes {
+		for _, m := range n.Mappings {
+			got[m.ContainerPort] = m.HostPort
+		}
+	}
+	require.Equal(t, map[int]int{31080: 80, 31443: 443}, got)
+
+	var ko struct {
+		Builds []struct {
+			Main string `json:"main"`
+		} `json:"builds"`
+	}
+	b, err = os.ReadFile("../../.ko.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &ko))
+	require.Len(t, ko.Builds, 1)
+	require.Equal(t, "./cmd/overture", ko.Builds[0].Main)
+	require.Equal(t, "github.com/overture-music/overture/"+strings.TrimPrefix(ko.Builds[0].Main, "./"), deploy.ImportPath)
+}

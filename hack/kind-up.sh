@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Creates the kind cluster of kind-config.yaml and installs Knative Serving
+# with Kourier, Knative Eventing, the Kafka broker and a one-node Kafka
+# (Strimzi). Needs docker, kind and kubectl. Idempotent: an existing cluster
+# is reused and `kubectl apply` converges.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KNATIVE_VERSION="${KNATIVE_VERSION:-knative-v1.18.0}"
+CLUSTER=overture
+
+for tool in docker kind kubectl; do
+  command -v "$tool" >/dev/null || { echo "kind-up: $tool is required (see docs/deploy.md)" >&2; exit 1; }
+done
+docker info >/dev/null 2>&1 || { echo "kind-up: no Docker engine is running" >&2; exit 1; }
+
+if ! kind get clusters | grep -qx "$CLUSTER"; then
+  kind create cluster --config kind-config.yaml
+fi
+kubectl config use-context "kind-$CLUSTER"
+
+gh() { echo "https://github.com/$1/releases/download/$KNATIVE_VERSION/$2"; }
+wait_ns() { kubectl wait deployment --all --for=condition=Available --timeout=300s -n "$1"; }
+
+echo "== Knative Serving + Kourier"
+kubectl apply -f "$(gh knative/serving serving-crds.yaml)"
+kubectl apply -f "$(gh knative/serving serving-core.yaml)"
+kubectl apply -f "$(gh knative-extensions/net-kourier kourier.yaml)"
+kubectl patch configmap/config-network -n knative-serving --type merge \
+  -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
+kubectl patch configmap/config-domain -n knative-serving --type merge \
+  -p '{"data":{"127.0.0.1.sslip.io":""}}'
+# Expose Kourier on the NodePorts kind-config.yaml maps to the host.
+kubectl patch service/kourier -n kourier-system --type merge -p '{"spec":{"type":"NodePort","ports":[
+  {"name":"http2","port":80,"protocol":"TCP","targetPort":8080,"nodePort":31080},
+  {"name":"https","port":443,"protocol":"TCP","targetPort":8443,"nodePort":31443}]}}'
+wait_ns knative-serving
+wait_ns kourier-system
+
+echo "== Knative Eventing + Kafka broker"
+kubectl apply -f "$(gh knative/eventing eventing-crds.yaml)"
+kubectl apply -f "$(gh knative/eventing eventing-core.yaml)"
+kubectl apply -f "$(gh knative-extensions/eventing-kafka-broker eventing-kafka-controller.yaml)"
+kubectl apply -f "$(gh knative-extensions/eventing-kafka-broker eventing-kafka-broker.yaml)"
+wait_ns knative-eventing
+
+echo "== Kafka (Strimzi, one node)"
+kubectl create namespace kafka --dry-run=client -o yaml | kubectl apply -f -
+kubectl create -f 'https://strimzi.io/install/latest?namespace=kafka' -n kafka 2>/dev/null || true
+wait_ns kafka
+kubectl apply -n kafka -f https://strimzi.io/examples/latest/kafka/kafka-single-node.yaml
+kubectl wait kafka/my-cluster --for=condition=Ready --timeout=600s -n kafka
+
+echo "kind-up: cluster $CLUSTER is ready; next: make deploy"
