@@ -12,6 +12,7 @@ import (
 	paymentfn "github.com/overture-music/overture/functions/payment"
 	renewalfn "github.com/overture-music/overture/functions/renewal"
 	sagamanager "github.com/overture-music/overture/functions/saga-manager"
+	searchindexer "github.com/overture-music/overture/functions/search-indexer"
 	subscriptionfn "github.com/overture-music/overture/functions/subscription"
 	userfn "github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/function"
@@ -37,6 +38,7 @@ func All() []Entry {
 		{Name: "user", New: func() function.Handler { return userfn.New() }},
 		{Name: "renewal", New: func() function.Handler { return renewalfn.New() }},
 		{Name: "saga-manager", New: func() function.Handler { return sagamanager.New() }},
+		{Name: searchindexer.Name, New: func() function.Handler { return searchindexer.New() }},
 	}
 }
 

@@ -1,0 +1,328 @@
+// Package searchindexer is the `search-indexer` function: it keeps the search
+// read model in step with the catalog's write model by consuming the CDC change
+// events of the catalog tables.
+//
+// Fetch on change: an event says only which row changed; the indexer reads the
+// current rows of every track that row is part of (a track change → that
+// track; a track_artist or track_rendition change → its track; an album,
+// artist or genre change → all their tracks) and writes their whole
+// denormalized documents, or a delete when a track is missing or not
+// published. Every write carries the change's commit LSN as its version, and
+// the store refuses writes not newer than what it holds, so duplicates,
+// replays and reordering are harmless: no inbox is needed.
+//
+// Concurrent events are grouped: Handle queues its change and waits while one
+// loop loads, writes and acknowledges whole batches (one SQL query, one bulk
+// write, one cache bump, one watermark update per batch). Only after the
+// write is searchable does it bump the hot-cache counters and advance
+// search_applied, the watermark read-your-writes waits on.
+package searchindexer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/lsn"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/search"
+	"github.com/overture-music/overture/internal/search/applied"
+	"github.com/overture-music/overture/internal/search/backend"
+	"github.com/overture-music/overture/internal/search/hotcache"
+	"github.com/overture-music/overture/internal/search/writemodel"
+)
+
+// Name is the function's name (func.yaml, Knative Service, trigger refs).
+const Name = "search-indexer"
+
+const cdcPrefix = "music.overture.cdc."
+
+// Function is the search indexer.
+type Function struct {
+	pool  *postgres.Pool
+	store search.Store
+	cache *hotcache.Cache
+	log   *slog.Logger
+
+	// MaxBatch and Linger bound a batch: at most MaxBatch changes, collected
+	// for at most Linger after the first.
+	MaxBatch int
+	Linger   time.Duration
+
+	reqs chan *request
+	stop chan struct{}
+	done chan struct{}
+}
+
+type change struct {
+	table   string
+	key     string // the row's id (for track_artist/track_rendition: its track_id)
+	version uint64
+}
+
+type request struct {
+	change
+	result chan error
+}
+
+// New returns the function; Start connects it.
+func New() *Function { return &Function{MaxBatch: 500, Linger: 2 * time.Millisecond} }
+
+// ErrBadEvent marks an event that cannot be a catalog change event; retrying
+// it will not help.
+var ErrBadEvent = errors.New("search-indexer: not a valid change event")
+
+// Start opens DATABASE_URL, the search store (SEARCH_BACKEND, SEARCH_DIR,
+// OPENSEARCH_URL, OPENSEARCH_INDEX) and, when REDIS_URL is set, the hot cache
+// it invalidates.
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if f.log == nil {
+		f.log = slog.Default().With("function", Name)
+	}
+	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if err := applied.Migrate(ctx, pool.Pool); err != nil {
+		pool.Close()
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	store, err := backend.Open(ctx, cfg)
+	if err != nil {
+		pool.Close()
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if u := cfg["REDIS_URL"]; u != "" {
+		if f.cache, err = hotcache.Open(ctx, u); err != nil {
+			store.Close()
+			pool.Close()
+			return fmt.Errorf("%s: %w", Name, err)
+		}
+	}
+	f.pool, f.store = pool, store
+	f.reqs = make(chan *request, 4*f.MaxBatch)
+	f.stop = make(chan struct{})
+	f.done = make(chan struct{})
+	go f.loop(context.WithoutCancel(ctx))
+	return nil
+}
+
+// Stop drains the batch loop and releases the store, cache and pool.
+func (f *Function) Stop(context.Context) error {
+	if f.stop == nil {
+		return nil
+	}
+	close(f.stop)
+	<-f.done
+	var errs []error
+	errs = append(errs, f.store.Close())
+	if f.cache != nil {
+		errs = append(errs, f.cache.Close())
+	}
+	f.pool.Close()
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the database answers.
+func (f *Function) Ready(ctx context.Context) (bool, error) {
+	if f.pool == nil {
+		return false, nil
+	}
+	if err := f.pool.Ping(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Handle applies one change event; it returns once the change is searchable
+// (or an error, and the broker retries).
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	if !strings.HasPrefix(e.Type(), cdcPrefix) {
+		return nil, nil // not for us: the trigger filters should not send it
+	}
+	c, err := parse(e)
+	if err != nil {
+		return nil, err
+	}
+	r := &request{change: c, result: make(chan error, 1)}
+	select {
+	case f.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-f.stop:
+		return nil, errors.New("search-indexer: stopping")
+	}
+	select {
+	case err := <-r.result:
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// parse reads the table, row key and commit LSN of a change event.
+func parse(e event.Event) (change, error) {
+	table := strings.TrimSuffix(strings.TrimPrefix(e.Type(), cdcPrefix), ".changed.v1")
+	var d eventtype.ChangeData
+	if err := json.Unmarshal(e.Data(), &d); err != nil {
+		return change{}, fmt.Errorf("%w: %s %s: data: %v", ErrBadEvent, e.Type(), e.ID(), err)
+	}
+	ext, ok := e.Extensions()["commitlsn"]
+	if !ok {
+		return change{}, fmt.Errorf("%w: %s %s: no commitlsn extension", ErrBadEvent, e.Type(), e.ID())
+	}
+	v, err := lsn.ParseToken(fmt.Sprint(ext))
+	if err != nil || v == 0 {
+		return change{}, fmt.Errorf("%w: %s %s: commitlsn %v", ErrBadEvent, e.Type(), e.ID(), ext)
+	}
+	row := d.After
+	if row == nil {
+		row = d.Before
+	}
+	col := "id"
+	switch table {
+	case "track_artist", "track_rendition":
+		col = "track_id"
+	case "track", "album", "artist", "genre":
+	default:
+		return change{}, fmt.Errorf("%w: %s: unknown table %q", ErrBadEvent, e.ID(), table)
+	}
+	key, ok := row[col].(string)
+	if !ok || key == "" {
+		return change{}, fmt.Errorf("%w: %s %s: row has no %s", ErrBadEvent, e.Type(), e.ID(), col)
+	}
+	return change{table: table, key: key, version: v}, nil
+}
+
+func (f *Function) loop(ctx context.Context) {
+	defer close(f.done)
+	for {
+		var batch []*request
+		select {
+		case r := <-f.reqs:
+			batch = append(batch, r)
+		case <-f.stop:
+			return
+		}
+		timer := time.NewTimer(f.Linger)
+	collect:
+		for len(batch) < f.MaxBatch {
+			select {
+			case r := <-f.reqs:
+				batch = append(batch, r)
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		changes := make([]change, len(batch))
+		for i, r := range batch {
+			changes[i] = r.change
+		}
+		err := f.Apply(ctx, changes)
+		if err != nil {
+			f.log.Error("apply changes", "changes", len(batch), "error", err)
+		}
+		for _, r := range batch {
+			r.result <- err
+		}
+	}
+}
+
+const chunk = 500
+
+// Apply makes changes searchable: loads the affected tracks, writes them in
+// bulk at their change's version, bumps the cache counters and advances the
+// watermark.
+func (f *Function) Apply(ctx context.Context, changes []change) error {
+	versions := map[string]uint64{}
+	touch := func(id string, v uint64) {
+		if v > versions[id] {
+			versions[id] = v
+		}
+	}
+	var bumps []string
+	var top uint64
+	for _, c := range changes {
+		top = max(top, c.version)
+		switch c.table {
+		case "track", "track_artist", "track_rendition":
+			touch(c.key, c.version)
+		default:
+			ids, err := writemodel.TracksOf(ctx, f.pool, c.table, c.key)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				touch(id, c.version)
+			}
+			bumps = append(bumps, c.table+":"+c.key)
+		}
+	}
+	ids := slices.Sorted(maps.Keys(versions))
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		docs, err := writemodel.Load(ctx, f.pool, part)
+		if err != nil {
+			return err
+		}
+		var old map[string]search.Track
+		if f.cache != nil {
+			if old, err = f.store.Get(ctx, part...); err != nil {
+				return fmt.Errorf("read current documents: %w", err)
+			}
+		}
+		ops := make([]search.Op, 0, len(part))
+		for _, id := range part {
+			if d, ok := docs[id]; ok {
+				ops = append(ops, search.Upsert(d, versions[id]))
+			} else {
+				ops = append(ops, search.Delete(id, versions[id]))
+			}
+		}
+		if err := f.store.Apply(ctx, ops); err != nil {
+			return fmt.Errorf("write %d documents: %w", len(ops), err)
+		}
+		if f.cache != nil {
+			for _, id := range part {
+				bumps = append(bumps, hotcache.Track(id))
+				for _, d := range []search.Track{old[id], docs[id]} {
+					bumps = append(bumps, related(d)...)
+				}
+			}
+		}
+	}
+	if f.cache != nil {
+		bumps = append(bumps, hotcache.Search)
+		slices.Sort(bumps)
+		if err := f.cache.Bump(ctx, slices.Compact(bumps)...); err != nil {
+			// Retried by the broker: the rewrite is a no-op, the bump is not.
+			return err
+		}
+	}
+	return applied.Advance(ctx, f.pool.Pool, top)
+}
+
+// related lists the cache entities a document is part of.
+func related(d search.Track) []string {
+	var out []string
+	if d.Album != nil {
+		out = append(out, hotcache.Album(d.Album.ID))
+	}
+	for _, a := range d.Artists {
+		out = append(out, hotcache.Artist(a.ID))
+	}
+	if d.Genre != nil {
+		out = append(out, hotcache.Genre(d.Genre.ID))
+	}
+	return out
+}
