@@ -68,7 +68,7 @@ type SubscriptionData struct {
 
 var subscriptionSpecs = []Spec{
 	{Type: SubscriptionRequested, Data: SubscriptionRequestedData{}, Doc: "A listener asked to buy premium; the payment function charges.",
-		Producers: []string{"subscription"}, Consumers: []string{"payment"}},
+		Producers: []string{"subscription"}, Consumers: []string{"payment", "saga-manager"}},
 	{Type: PaymentCompleted, Data: PaymentData{}, Doc: "A charge was captured.",
 		Producers: []string{"payment"}, Consumers: []string{"subscription"}},
 	{Type: PaymentFailed, Data: PaymentData{}, Doc: "A charge was declined or failed for good; the saga ends and the user is emailed.",
