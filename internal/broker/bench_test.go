@@ -1,0 +1,361 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/overture-music/overture/functions/noop"
+	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/telemetry"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+// The broker benchmark: events/s delivered durably to a no-op function, in
+// process and over HTTP, beside a plain PostgreSQL INSERT+DELETE queue on the
+// same server; then ingress-to-handler latency at half the in-process rate.
+// hack/bench/broker.sh runs TestBrokerBenchReport against a PostgreSQL with
+// fsync and synchronous_commit on; the Benchmark* functions run the same
+// loops under `go test -bench` on the (fsync-off) test server.
+
+const benchPublishers = 64
+
+const benchYAML = brokerYAML + `
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: noop, namespace: overture}
+spec:
+  broker: default
+  filters: [{prefix: {type: music.overture.bench.}}]
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: noop}}
+`
+
+type benchBroker struct {
+	*Broker
+	stop func()
+}
+
+func startBench(tb testing.TB, pool *pgxpool.Pool, h function.Handler) *benchBroker {
+	tb.Helper()
+	set := &manifest.Set{}
+	if err := set.Add("bench.yaml", []byte(benchYAML)); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := New(context.Background(), Config{
+		Pool: pool, Objects: set, Log: telemetry.NewLogger(io.Discard, slog.LevelError),
+		Resolve: func(string) (function.Handler, bool) { return h, true },
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	return &benchBroker{b, func() { cancel(); <-done }}
+}
+
+func benchEvent(i int) event.Event {
+	e := event.New()
+	e.SetID(fmt.Sprintf("bench-%d", i))
+	e.SetType("music.overture.bench.tick.v1")
+	e.SetSource("/overture/bench")
+	e.SetTime(time.Now())
+	_ = e.SetData("application/json", map[string]int{"i": i})
+	return e
+}
+
+func (b *benchBroker) delivered() float64 {
+	return testutil.ToFloat64(b.m.delivered.WithLabelValues("overture/noop"))
+}
+
+// parallel runs fn(i) for i in [0,n) on benchPublishers goroutines.
+func parallel(n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var first atomic.Value
+	for range benchPublishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// runInProcess publishes n events with Publish and returns the time until the
+// last one was delivered.
+func runInProcess(tb testing.TB, pool *pgxpool.Pool, n int) time.Duration {
+	b := startBench(tb, pool, noop.New())
+	defer b.stop()
+	base := b.delivered()
+	start := time.Now()
+	if err := parallel(n, func(i int) error { return b.Publish(context.Background(), benchEvent(i)) }); err != nil {
+		tb.Fatal(err)
+	}
+	waitDelivered(tb, b, base+float64(n))
+	return time.Since(start)
+}
+
+// runHTTP posts n binary-mode events to the ingress over loopback TCP.
+func runHTTP(tb testing.TB, pool *pgxpool.Pool, n int) time.Duration {
+	b := startBench(tb, pool, noop.New())
+	defer b.stop()
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchPublishers}}
+	url := srv.URL + "/overture/default"
+	base := b.delivered()
+	start := time.Now()
+	err := parallel(n, func(i int) error {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(fmt.Sprintf(`{"i":%d}`, i))))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Id", fmt.Sprintf("bench-%d", i))
+		req.Header.Set("Ce-Type", "music.overture.bench.tick.v1")
+		req.Header.Set("Ce-Source", "/overture/bench")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	waitDelivered(tb, b, base+float64(n))
+	return time.Since(start)
+}
+
+// runQueue is the reference: the same number of events through the simplest
+// durable PostgreSQL queue — each event INSERTed (committed) and then DELETEd
+// by id (committed), with the same concurrency.
+func runQueue(tb testing.TB, pool *pgxpool.Pool, n int) time.Duration {
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_queue (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event bytea NOT NULL)`); err != nil {
+		tb.Fatal(err)
+	}
+	payload, _ := benchEvent(0).MarshalJSON()
+	start := time.Now()
+	err := parallel(n, func(int) error {
+		var id int64
+		if err := pool.QueryRow(ctx, `INSERT INTO bench_queue (event) VALUES ($1) RETURNING id`, payload).Scan(&id); err != nil {
+			return err
+		}
+		_, err := pool.Exec(ctx, `DELETE FROM bench_queue WHERE id = $1`, id)
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+func waitDelivered(tb testing.TB, b *benchBroker, want float64) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for b.delivered() < want {
+		if time.Now().After(deadline) {
+			tb.Fatalf("delivered %v of %v", b.delivered(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runLatency publishes at rate events/s for d and returns the sorted
+// ingress-to-handler latencies.
+func runLatency(tb testing.TB, pool *pgxpool.Pool, rate float64, d time.Duration) []time.Duration {
+	var mu sync.Mutex
+	var lat []time.Duration
+	h := handlerFunc(func(_ context.Context, e event.Event) (*event.Event, error) {
+		l := time.Since(e.Time())
+		mu.Lock()
+		lat = append(lat, l)
+		mu.Unlock()
+		return nil, nil
+	})
+	b := startBench(tb, pool, h)
+	defer b.stop()
+	n := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	sem := make(chan struct{}, benchPublishers*4)
+	var wg sync.WaitGroup
+	for i := range n {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := b.Publish(context.Background(), benchEvent(i)); err != nil {
+				tb.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitDelivered(tb, b, float64(n))
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	return lat
+}
+
+func pct(s []time.Duration, p float64) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func benchPool(tb testing.TB, url string) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.MaxConns = 40
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+func BenchmarkDeliverInProcess(b *testing.B) {
+	d := runInProcess(b, benchPool(b, testenv.Postgres(b)), b.N)
+	b.ReportMetric(float64(b.N)/d.Seconds(), "events/s")
+}
+
+func BenchmarkDeliverHTTP(b *testing.B) {
+	d := runHTTP(b, benchPool(b, testenv.Postgres(b)), b.N)
+	b.ReportMetric(float64(b.N)/d.Seconds(), "events/s")
+}
+
+func BenchmarkReferenceQueue(b *testing.B) {
+	d := runQueue(b, benchPool(b, testenv.Postgres(b)), b.N)
+	b.ReportMetric(float64(b.N)/d.Seconds(), "events/s")
+}
+
+// TestBrokerBenchReport is the driver hack/bench/broker.sh runs; it writes the
+// markdown section to $OVERTURE_BENCH_BROKER_OUT.
+func TestBrokerBenchReport(t *testing.T) {
+	out := os.Getenv("OVERTURE_BENCH_BROKER_OUT")
+	if out == "" {
+		t.Skip("benchmark driver: run hack/bench/broker.sh")
+	}
+	n := 30000
+	if s := os.Getenv("OVERTURE_BENCH_BROKER_EVENTS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "overture-bench-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	defer os.RemoveAll(dir)
+	// A durable server: fsync and synchronous_commit on (the defaults).
+	pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(dir, "pg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop(10 * time.Second)
+	db := func(name string) *pgxpool.Pool {
+		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			t.Fatal(err)
+		}
+		return benchPool(t, pg.URL(name))
+	}
+	// Warm up (connections, code paths), then measure each on a fresh database.
+	runInProcess(t, db("warm"), 2000)
+	queue := runQueue(t, db("queue"), n)
+	inproc := runInProcess(t, db("inproc"), n)
+	overHTTP := runHTTP(t, db("http"), n)
+	qRate := float64(n) / queue.Seconds()
+	inRate := float64(n) / inproc.Seconds()
+	httpRate := float64(n) / overHTTP.Seconds()
+	half := inRate / 2
+	lat := runLatency(t, db("latency"), half, 10*time.Second)
+	p50, p99, pmax := pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
+	t.Logf("queue %.0f/s, in-process %.0f/s, HTTP %.0f/s, latency at %.0f/s: p50 %v p99 %v", qRate, inRate, httpRate, half, p50, p99)
+
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, cpu, _ = strings.Cut(l, ": ")
+				break
+			}
+		}
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+	var md strings.Builder
+	fmt.Fprintf(&md, "## Embedded broker\n\n")
+	fmt.Fprintf(&md, "Command: `hack/bench/broker.sh` (runs `go test ./internal/broker -run TestBrokerBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
+	fmt.Fprintf(&md, "%d events per run, %d concurrent publishers, one Trigger to a no-op function. An event counts when the\n", n, benchPublishers)
+	fmt.Fprintf(&md, "ingress acknowledged it (committed) **and** the function returned and the delivery row was deleted.\n\n")
+	fmt.Fprintf(&md, "| Run | Events/s | Ratio to reference |\n|---|---:|---:|\n")
+	fmt.Fprintf(&md, "| Reference: plain PostgreSQL queue, INSERT then DELETE per event (2 commits) | %.0f | 1.00 |\n", qRate)
+	fmt.Fprintf(&md, "| Broker, in-process ingress (`Publish`) | %.0f | %.2f |\n", inRate, inRate/qRate)
+	fmt.Fprintf(&md, "| Broker, HTTP ingress (binary mode, loopback TCP) | %.0f | %.2f |\n\n", httpRate, httpRate/qRate)
+	fmt.Fprintf(&md, "Ingress-to-handler latency at half the in-process rate (%.0f events/s paced for 10 s, %d events):\n", half, len(lat))
+	fmt.Fprintf(&md, "p50 %s, p99 %s, max %s.\n\n", ms(p50), ms(p99), ms(pmax))
+	goal := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	fmt.Fprintf(&md, "Goals (2 cores): >= 5,000 events/s — %s (in-process %.0f, HTTP %.0f); p99 < 50 ms at half rate — %s.\n",
+		goal(inRate >= 5000 && httpRate >= 5000), inRate, httpRate, goal(p99 < 50*time.Millisecond))
+	if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
