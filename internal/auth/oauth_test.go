@@ -116,7 +116,9 @@ func TestOAuthLoginCreatesAndLinks(t *testing.T) {
 
 	t.Run("LinksConfirmedAccountByVerifiedEmail", func(t *testing.T) {
 		id := p.registerConfirmed("alice@example.com", "alice password")
-		p.yandex.Update(func(c *idp.Config) { c.AutoLogin = &idp.User{Subject: "y-alice", Email: "Alice@Example.com", EmailVerified: true} })
+		p.yandex.Update(func(c *idp.Config) {
+			c.AutoLogin = &idp.User{Subject: "y-alice", Email: "Alice@Example.com", EmailVerified: true}
+		})
 		r, _ := p.login(t, "yandex", nil)
 		if r.want(t, 200, "").str("user_id") != id {
 			t.Fatal("yandex login did not link the existing account")
@@ -131,7 +133,9 @@ func TestOAuthLoginCreatesAndLinks(t *testing.T) {
 	t.Run("LinkingUnconfirmedAccountDropsItsPassword", func(t *testing.T) {
 		p.secret("squatter password")
 		r := p.do("POST", "/v1/auth/register", map[string]string{"email": "victim@example.com", "password": "squatter password"}).want(t, 201, "")
-		p.vk.Update(func(c *idp.Config) { c.AutoLogin = &idp.User{Subject: "vk-victim", Email: "victim@example.com", EmailVerified: true} })
+		p.vk.Update(func(c *idp.Config) {
+			c.AutoLogin = &idp.User{Subject: "vk-victim", Email: "victim@example.com", EmailVerified: true}
+		})
 		l, _ := p.login(t, "vk", nil)
 		if l.want(t, 200, "").str("user_id") != r.str("user_id") {
 			t.Fatal("vk login did not link the pre-registered account")
