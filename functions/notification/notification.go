@@ -84,7 +84,12 @@ type Notifier struct {
 }
 
 // New returns an unstarted notification function.
-func New() *Notifier { return &Notifier{lease: time.Minute} }
+func New() *Notifier { return &Notifier{lease: DefaultSendLease} }
+
+// DefaultSendLease is how long a delivery owns the send of one email unless
+// MAIL_SEND_LEASE says otherwise; a crash mid-send delays that email by at
+// most this much (plus the broker's backoff).
+const DefaultSendLease = 30 * time.Second
 
 // Start reads cfg:
 //
@@ -93,13 +98,22 @@ func New() *Notifier { return &Notifier{lease: time.Minute} }
 //	MAIL_FROM        sender, default "Overture <no-reply@overture.local>"
 //	MAILPIT_URL      mailpit's HTTP API base; when set, a possibly-sent email
 //	                 is looked up there by Message-ID before it is sent again
+//	MAIL_SEND_LEASE  Go duration a delivery owns a send, default 30s; must
+//	                 exceed the SMTP timeout (10s)
 func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 	if n.Log == nil {
 		n.Log = slog.Default()
 	}
 	n.Log = n.Log.With("function", Name)
 	if n.lease == 0 {
-		n.lease = time.Minute
+		n.lease = DefaultSendLease
+	}
+	if v := cfg["MAIL_SEND_LEASE"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= sendTimeout {
+			return fmt.Errorf("MAIL_SEND_LEASE %q: want a duration above %s", v, sendTimeout)
+		}
+		n.lease = d
 	}
 	smtpCfg, err := parseSMTPURL(cfg["SMTP_URL"])
 	if err != nil {

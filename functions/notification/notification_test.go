@@ -629,6 +629,7 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		"bad smtp":    {"DATABASE_URL": db, "SMTP_URL": "http://mail.example.com"},
 		"bad from":    {"DATABASE_URL": db, "SMTP_URL": "smtp://127.0.0.1:1025", "MAIL_FROM": "nobody"},
 		"no database": {"SMTP_URL": "smtp://127.0.0.1:1025"},
+		"short lease": {"DATABASE_URL": db, "SMTP_URL": "smtp://127.0.0.1:1025", "MAIL_SEND_LEASE": "2s"},
 	} {
 		n := New()
 		n.Log = slog.New(slog.DiscardHandler)

@@ -107,7 +107,7 @@ func (c smtpConfig) addr() string { return net.JoinHostPort(c.host, strconv.Itoa
 
 // sendTimeout bounds one SMTP conversation; the caller holds a row lock
 // meanwhile.
-const sendTimeout = 15 * time.Second
+const sendTimeout = 10 * time.Second
 
 // mailer sends one message per SMTP connection. go-mail's Client keeps
 // connection state, so each send gets its own: the service sends little and
