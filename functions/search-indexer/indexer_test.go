@@ -1,0 +1,220 @@
+package searchindexer_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	searchindexer "github.com/overture-music/overture/functions/search-indexer"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/search"
+	"github.com/overture-music/overture/internal/search/applied"
+	"github.com/overture-music/overture/internal/search/bleve"
+	"github.com/overture-music/overture/internal/search/hotcache"
+	"github.com/overture-music/overture/internal/search/searchtest"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type env struct {
+	t     *testing.T
+	pool  *pgxpool.Pool
+	f     *searchindexer.Function
+	store search.Store
+	cache *hotcache.Cache
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	url := testenv.Postgres(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// The catalog's own migrations, read from disk so this test does not
+	// depend on the catalog package compiling while it is being edited.
+	if err := postgres.Migrate(ctx, pool, "catalog", os.DirFS("../../internal/catalog/migrations")); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	redisURL := testenv.Redis(t)
+	f := searchindexer.New()
+	if err := f.Start(ctx, map[string]string{"DATABASE_URL": url, "SEARCH_DIR": dir, "REDIS_URL": redisURL}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Stop(context.Background()) })
+	st, err := bleve.Open(dir) // shares the indexer's store
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	cache, err := hotcache.Open(ctx, redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cache.Close() })
+	return &env{t: t, pool: pool, f: f, store: st, cache: cache}
+}
+
+// write runs sql in a transaction and returns the WAL position after its
+// commit, which is at least the commit LSN CDC would stamp on its changes.
+func (e *env) write(sql string, args ...any) uint64 {
+	e.t.Helper()
+	ctx := e.t.Context()
+	if _, err := e.pool.Exec(ctx, sql, args...); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+	var lsn uint64
+	if err := e.pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&lsn); err != nil {
+		e.t.Fatal(err)
+	}
+	return lsn
+}
+
+func (e *env) send(table, op string, row map[string]any, lsn uint64) {
+	e.t.Helper()
+	var before, after map[string]any
+	if op == "d" {
+		before = row
+	} else {
+		after = row
+	}
+	if _, err := e.f.Handle(e.t.Context(), searchtest.ChangeEvent(table, op, before, after, lsn)); err != nil {
+		e.t.Fatalf("handle %s %s: %v", table, op, err)
+	}
+}
+
+func (e *env) doc(id string) (search.Track, bool) {
+	e.t.Helper()
+	got, err := e.store.Get(e.t.Context(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d, ok := got[id]
+	return d, ok
+}
+
+func TestChangesReachSearch(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	artist, album, track := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	l1 := e.write(`
+WITH g AS (INSERT INTO genre (id, name) VALUES ('post-punk', 'Post-punk')),
+     a AS (INSERT INTO artist (id, name) VALUES ($1, 'Кино')),
+     al AS (INSERT INTO album (id, title, artist_id, release_year) VALUES ($2, 'Группа крови', $1, 1988))
+SELECT 1`, artist, album)
+	l2 := e.write(`INSERT INTO track (id, title, album_id, genre_id, duration_ms, popularity, state, published_at)
+VALUES ($1, 'Группа крови', $2, 'post-punk', 287000, 900, 'published', now())`, track, album)
+	l3 := e.write(`
+WITH ta AS (INSERT INTO track_artist (track_id, artist_id) VALUES ($1, $2))
+INSERT INTO track_rendition (track_id, kind, storage_key) VALUES ($1, 'mp3-320', 'k/1.mp3')`, track, artist)
+	// Delivered out of order and with a duplicate, as a broker may.
+	e.send("track_artist", "c", map[string]any{"track_id": track, "artist_id": artist}, l3)
+	e.send("track", "c", map[string]any{"id": track, "title": "Группа крови"}, l2)
+	e.send("genre", "c", map[string]any{"id": "post-punk"}, l1)
+	e.send("track_rendition", "c", map[string]any{"track_id": track, "kind": "mp3-320"}, l3)
+	e.send("track", "c", map[string]any{"id": track}, l2)
+
+	d, ok := e.doc(track)
+	if !ok {
+		t.Fatal("published track not indexed")
+	}
+	if d.Title != "Группа крови" || d.Album == nil || d.Album.Title != "Группа крови" || d.Album.Year != 1988 ||
+		len(d.Artists) != 1 || d.Artists[0].Name != "Кино" || d.Genre == nil || d.Genre.ID != "post-punk" ||
+		d.DurationMS != 287000 || d.Popularity != 900 || len(d.Renditions) != 1 || d.Renditions[0] != "mp3-320" || d.Version != l3 {
+		t.Fatalf("document = %+v", d)
+	}
+	res, err := e.store.Search(ctx, search.Query{Q: "kino"})
+	if err != nil || res.Total != 1 {
+		t.Fatalf("search kino: %+v %v", res, err)
+	}
+
+	// An album rename re-indexes the album's tracks.
+	genBefore, _ := e.cache.Generation(ctx, hotcache.Album(album))
+	l4 := e.write(`UPDATE album SET title = 'Blood Type' WHERE id = $1`, album)
+	e.send("album", "u", map[string]any{"id": album, "title": "Blood Type"}, l4)
+	if d, _ := e.doc(track); d.Album == nil || d.Album.Title != "Blood Type" || d.Version != l4 {
+		t.Fatalf("after album rename: %+v", d)
+	}
+	if genAfter, _ := e.cache.Generation(ctx, hotcache.Album(album)); genAfter <= genBefore {
+		t.Errorf("album cache generation not bumped: %d → %d", genBefore, genAfter)
+	}
+	// An artist rename too.
+	l5 := e.write(`UPDATE artist SET name = 'Kino' WHERE id = $1`, artist)
+	e.send("artist", "u", map[string]any{"id": artist}, l5)
+	if d, _ := e.doc(track); d.Artists[0].Name != "Kino" {
+		t.Fatalf("after artist rename: %+v", d)
+	}
+	// A replay of old events changes nothing.
+	e.send("track", "c", map[string]any{"id": track}, l2)
+	e.send("album", "c", map[string]any{"id": album}, l1)
+	if d, _ := e.doc(track); d.Version != l5 || d.Artists[0].Name != "Kino" {
+		t.Fatalf("replay regressed the document: %+v", d)
+	}
+	// Unpublishing removes; a replayed older event does not bring it back.
+	l6 := e.write(`UPDATE track SET state = 'unpublished' WHERE id = $1`, track)
+	e.send("track", "u", map[string]any{"id": track}, l6)
+	if _, ok := e.doc(track); ok {
+		t.Fatal("unpublished track still in search")
+	}
+	e.send("track_rendition", "c", map[string]any{"track_id": track}, l3)
+	if _, ok := e.doc(track); ok {
+		t.Fatal("a replayed older change resurrected an unpublished track")
+	}
+	// Republish, then delete the row.
+	l7 := e.write(`UPDATE track SET state = 'published' WHERE id = $1`, track)
+	e.send("track", "u", map[string]any{"id": track}, l7)
+	if _, ok := e.doc(track); !ok {
+		t.Fatal("republished track not back")
+	}
+	l8 := e.write(`DELETE FROM track WHERE id = $1`, track)
+	e.send("track", "d", map[string]any{"id": track}, l8)
+	if _, ok := e.doc(track); ok {
+		t.Fatal("deleted track still in search")
+	}
+	got, err := applied.Load(ctx, e.pool)
+	if err != nil || got != l8 {
+		t.Fatalf("search_applied = %d (%v), want %d", got, err, l8)
+	}
+}
+
+func TestDraftsAreNotIndexed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	track := uuid.NewString()
+	l := e.write(`INSERT INTO track (id, title) VALUES ($1, 'Demo')`, track)
+	e.send("track", "c", map[string]any{"id": track}, l)
+	if _, ok := e.doc(track); ok {
+		t.Fatal("draft indexed")
+	}
+}
+
+func TestBadEventsAreRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	noLSN := searchtest.ChangeEvent("track", "c", nil, map[string]any{"id": uuid.NewString()}, 5)
+	noLSN.SetExtension("commitlsn", nil)
+	noKey := searchtest.ChangeEvent("track_artist", "c", nil, map[string]any{"artist_id": "x"}, 5)
+	badTable := searchtest.ChangeEvent("playlist", "c", nil, map[string]any{"id": "x"}, 5)
+	for _, c := range []struct {
+		name string
+		ev   func() error
+	}{
+		{"no commitlsn", func() error { _, err := e.f.Handle(ctx, noLSN); return err }},
+		{"no key", func() error { _, err := e.f.Handle(ctx, noKey); return err }},
+		{"unknown table", func() error { _, err := e.f.Handle(ctx, badTable); return err }},
+	} {
+		if err := c.ev(); !errors.Is(err, searchindexer.ErrBadEvent) {
+			t.Errorf("%s: err = %v, want ErrBadEvent", c.name, err)
+		}
+	}
+}
