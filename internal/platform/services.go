@@ -1,11 +1,16 @@
 package platform
 
-import "github.com/overture-music/overture/internal/server"
+import (
+	"github.com/overture-music/overture/internal/auth"
+	"github.com/overture-music/overture/internal/server"
+)
 
 // Services returns every long-lived HTTP service the platform hosts and
 // `overture serve NAME` can run standalone. Add yours with one line.
 func Services() []server.Service {
-	return []server.Service{}
+	return []server.Service{
+		auth.New(),
+	}
 }
 
 // Service finds a service by name.
