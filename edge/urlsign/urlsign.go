@@ -168,3 +168,31 @@ func (k Keys) Verify(s, key, clientIP string, now time.Time) (Token, error) {
 	}
 	return t, nil
 }
+
+// ParseKeys reads "kid:secret,kid:secret" (the CDN_SIGNING_KEYS setting) and
+// returns the keys and the first key id, which signers use by default.
+func ParseKeys(s string) (Keys, string, error) {
+	keys := Keys{}
+	first := ""
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		kid, secret, ok := strings.Cut(part, ":")
+		if !ok || !validKID(kid) || len(secret) < 16 {
+			return nil, "", fmt.Errorf("signing key %q: want kid:secret with a secret of at least 16 characters", kid)
+		}
+		if _, dup := keys[kid]; dup {
+			return nil, "", fmt.Errorf("signing key %q listed twice", kid)
+		}
+		keys[kid] = []byte(secret)
+		if first == "" {
+			first = kid
+		}
+	}
+	if len(keys) == 0 {
+		return nil, "", errors.New("no signing keys configured")
+	}
+	return keys, first, nil
+}

@@ -1,0 +1,101 @@
+package steering
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/token"
+)
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// ConfigFromMap reads the service's settings:
+//
+//	CDN_POPS          name=region=url,…   (e.g. pop-eu-west=eu-west=http://127.0.0.1:9101)
+//	CDN_SIGNING_KEYS  kid:secret,…        (the first signs; all verify at the edges)
+//	CDN_LATENCY_MS    a>b=ms,…            (symmetric region latency matrix)
+//	CDN_REGION_CIDRS  cidr=region,…       (client address → listener region)
+//	CDN_DEFAULT_REGION, CDN_URL_TTL, CDN_MIN_DWELL
+//	AUTH_JWKS_URL (default PUBLIC_BASE_URL/.well-known/jwks.json), AUTH_ISSUER (default PUBLIC_BASE_URL)
+func ConfigFromMap(m map[string]string) (Config, error) {
+	var c Config
+	var err error
+	if c.POPs, err = ParsePOPs(m["CDN_POPS"]); err != nil {
+		return c, err
+	}
+	if c.Keys, c.SignWith, err = urlsign.ParseKeys(m["CDN_SIGNING_KEYS"]); err != nil {
+		return c, fmt.Errorf("steering: CDN_SIGNING_KEYS: %w", err)
+	}
+	c.Latency = map[string]float64{}
+	for _, kv := range splitList(m["CDN_LATENCY_MS"]) {
+		pair, ms, ok := strings.Cut(kv, "=")
+		v, perr := strconv.ParseFloat(ms, 64)
+		if !ok || perr != nil || !strings.Contains(pair, ">") {
+			return c, fmt.Errorf("steering: CDN_LATENCY_MS entry %q: want a>b=ms", kv)
+		}
+		c.Latency[pair] = v
+	}
+	c.RegionCIDRs = map[netip.Prefix]string{}
+	for _, kv := range splitList(m["CDN_REGION_CIDRS"]) {
+		cidr, region, ok := strings.Cut(kv, "=")
+		p, perr := netip.ParsePrefix(cidr)
+		if !ok || perr != nil || region == "" {
+			return c, fmt.Errorf("steering: CDN_REGION_CIDRS entry %q: want cidr=region", kv)
+		}
+		c.RegionCIDRs[p.Masked()] = region
+	}
+	c.DefaultRegion = m["CDN_DEFAULT_REGION"]
+	for key, dst := range map[string]*time.Duration{"CDN_URL_TTL": &c.URLTTL, "CDN_MIN_DWELL": &c.MinDwell} {
+		if v := m[key]; v != "" {
+			if *dst, err = time.ParseDuration(v); err != nil {
+				return c, fmt.Errorf("steering: %s: %w", key, err)
+			}
+		}
+	}
+	base := strings.TrimRight(m["PUBLIC_BASE_URL"], "/")
+	jwks := m["AUTH_JWKS_URL"]
+	if jwks == "" && base != "" {
+		jwks = base + "/.well-known/jwks.json"
+	}
+	iss := m["AUTH_ISSUER"]
+	if iss == "" {
+		iss = base
+	}
+	if jwks == "" {
+		return c, fmt.Errorf("steering: AUTH_JWKS_URL or PUBLIC_BASE_URL is required to verify listeners")
+	}
+	c.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
+	return c, nil
+}
+
+// ParsePOPs reads "name=region=url,…".
+func ParsePOPs(s string) ([]POP, error) {
+	var out []POP
+	for _, e := range splitList(s) {
+		f := strings.SplitN(e, "=", 3)
+		if len(f) != 3 || f[0] == "" || f[1] == "" || !strings.HasPrefix(f[2], "http") {
+			return nil, fmt.Errorf("steering: CDN_POPS entry %q: want name=region=http://host:port", e)
+		}
+		out = append(out, POP{Name: f[0], Region: f[1], URL: f[2]})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("steering: CDN_POPS is empty")
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
