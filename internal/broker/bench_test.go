@@ -38,7 +38,7 @@ import (
 // fsync and synchronous_commit on; the Benchmark* functions run the same
 // loops under `go test -bench` on the (fsync-off) test server.
 
-const benchPublishers = 64
+const benchPublishers = 128
 
 const benchYAML = brokerYAML + `
 ---

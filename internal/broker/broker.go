@@ -465,7 +465,7 @@ RETURNING id`, triggers, keys, events, hot, at, b.cfg.Lease.Seconds())
 func (b *Broker) afterInsert(rows []pendingRow, ids []int64) {
 	for i := range rows {
 		r := &rows[i]
-		b.m.ingested.WithLabelValues(r.d.st.key, r.d.key).Inc()
+		r.d.mIngested.Inc()
 		if r.hot {
 			b.held.add(ids[i])
 			r.d.queue <- &delivery{id: ids[i], ev: r.ev, ingested: r.at}

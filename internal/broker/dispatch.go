@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/manifest"
@@ -74,6 +75,10 @@ type dispatcher struct {
 	wake     chan struct{}
 	backlog  atomic.Bool // rows were stored without a buffer slot
 
+	mDelivered, mFailed, mDeadLettered, mDropped prometheus.Counter
+	mLatency                                     prometheus.Observer
+	mIngested                                    prometheus.Counter
+
 	stopWorkers  chan struct{}
 	finisherDone chan struct{}
 	finisherStop chan struct{}
@@ -91,6 +96,12 @@ func (b *Broker) newDispatcher(st *brokerState, t *manifest.Trigger) (*dispatche
 		results:  make(chan result, b.cfg.Workers*2),
 		wake:     make(chan struct{}, 1),
 	}
+	d.mDelivered = b.m.delivered.WithLabelValues(d.key)
+	d.mFailed = b.m.failed.WithLabelValues(d.key)
+	d.mDeadLettered = b.m.deadLettered.WithLabelValues(d.key)
+	d.mDropped = b.m.dropped.WithLabelValues(d.key)
+	d.mLatency = b.m.latency.WithLabelValues(d.key)
+	d.mIngested = b.m.ingested.WithLabelValues(st.key, d.key)
 	// A Trigger's delivery replaces the Broker's completely.
 	if d.delivery == nil {
 		d.delivery = st.obj.Spec.Delivery
@@ -184,7 +195,7 @@ func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
 	b := d.b
 	retries := d.delivery.Retries()
 	if dl.attempt <= retries {
-		b.m.latency.WithLabelValues(d.key).Observe(time.Since(dl.ingested).Seconds())
+		d.mLatency.Observe(time.Since(dl.ingested).Seconds())
 		ctx, cancel := context.WithTimeout(base, d.timeout)
 		ctx = telemetry.FromEvent(function.WithPublisher(ctx, d.st.pub), dl.ev)
 		reply, ferr := d.sub.deliver(ctx, dl.ev, d.timeout)
@@ -198,7 +209,7 @@ func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
 		if ferr == nil {
 			return result{d: dl, outcome: delivered, reply: reply}
 		}
-		b.m.failed.WithLabelValues(d.key).Inc()
+		d.mFailed.Inc()
 		if dl.attempt < retries {
 			n := dl.attempt + 1
 			b.log.WarnContext(ctx, "broker: delivery failed, will retry", "trigger", d.key, "id", dl.ev.ID(), "type", dl.ev.Type(),
@@ -302,6 +313,13 @@ func (d *dispatcher) flush(batch []result) {
 	var rows []pendingRow
 	var ids []int64
 	err := postgres.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+		// Recording an outcome need not wait for the WAL flush: if a crash
+		// loses this transaction, the rows are still there (leased, and the
+		// reply with them) and are delivered again — at least once holds.
+		// Only the ingress, which acknowledges to a producer, waits for it.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return fmt.Errorf("set synchronous_commit: %w", err)
+		}
 		if len(replies) > 0 {
 			var err error
 			if rows, err = b.route(ctx, d.st, replies); err != nil {
@@ -342,11 +360,11 @@ WHERE d.id = u.id`, failedIDs, attempts, nexts, errs); err != nil {
 	for _, r := range batch {
 		switch r.outcome {
 		case delivered:
-			b.m.delivered.WithLabelValues(d.key).Inc()
+			d.mDelivered.Inc()
 		case deadLettered:
-			b.m.deadLettered.WithLabelValues(d.key).Inc()
+			d.mDeadLettered.Inc()
 		case dropped:
-			b.m.dropped.WithLabelValues(d.key).Inc()
+			d.mDropped.Inc()
 		case retry:
 			d.scheduleWake(r.next)
 		}
@@ -495,4 +513,3 @@ func (h *timeHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
-

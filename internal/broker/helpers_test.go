@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 // handlerFunc adapts a function to function.Handler.
 type handlerFunc func(ctx context.Context, e event.Event) (*event.Event, error)
 
-func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) { return f(ctx, e) }
+func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	return f(ctx, e)
+}
 
 // recorder is a subscriber that records what it receives and when.
 type recorder struct {
