@@ -180,7 +180,8 @@ type email struct {
 // broker's retries, at least once.
 func (n *Notifier) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	ctx = telemetry.FromEvent(ctx, e)
-	log := n.Log.With("event_type", e.Type(), "event_id", e.ID(), "event_source", e.Source())
+	log := n.Log.With("event_type", e.Type(), "event_id", e.ID(), "event_source", e.Source(),
+		"message_id", MessageID(e.Source(), e.ID()))
 	m, err := n.compose(ctx, e)
 	if err != nil {
 		log.WarnContext(ctx, "event not emailed", "error", err)
@@ -189,7 +190,9 @@ func (n *Notifier) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	if m == nil {
 		return nil, nil
 	}
-	if err := n.deliver(ctx, log.With("kind", m.kind, "user_id", m.userID), e, *m); err != nil {
+	log = log.With("kind", m.kind, "user_id", m.userID)
+	if err := n.deliver(ctx, log, e, *m); err != nil {
+		log.WarnContext(ctx, "email not sent; the broker will retry", "error", err)
 		return nil, err
 	}
 	return nil, nil
@@ -399,7 +402,6 @@ func (n *Notifier) contact(ctx context.Context, userID string) (contact, error) 
 // ask; the copy then carries the same Message-ID.
 func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, e event.Event, m email) error {
 	msgID := MessageID(e.Source(), e.ID())
-	log = log.With("message_id", msgID)
 	key := []any{e.Source(), e.ID()}
 
 	content, err := Render(m.kind, m.locale, m.values)
@@ -459,8 +461,7 @@ func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, e event.Event,
 
 	if err := n.mailer.send(ctx, outgoing{to: m.to, messageID: msgID, date: created, content: content, kind: m.kind}); err != nil {
 		n.release(ctx, log, key, err)
-		log.WarnContext(ctx, "smtp send failed; the broker will retry", "attempt", attempts, "error", err)
-		return fmt.Errorf("email %s (%s): %w", msgID, m.kind, err)
+		return fmt.Errorf("email %s (%s), attempt %d: %w", msgID, m.kind, attempts, err)
 	}
 	if n.afterAccept != nil {
 		if err := n.afterAccept(); err != nil {

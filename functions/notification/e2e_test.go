@@ -1,0 +1,187 @@
+package notification_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/overture-music/overture/functions/deadletter"
+	"github.com/overture-music/overture/functions/notification"
+	"github.com/overture-music/overture/internal/broker"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+// TestThroughTheEmbeddedBroker runs the function behind the embedded broker
+// with the repository's own Trigger file: the Triggers route every consumed
+// type, and the broker's retries (PT1S exponential) carry an email through a
+// subscription event that overtook its registration and through an SMTP
+// outage, each arriving exactly once despite duplicate publishing.
+func TestThroughTheEmbeddedBroker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	manifests := t.TempDir()
+	for _, f := range []string{"../../brokers/default.yaml", "../../triggers/notification.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(manifests, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mailDir, err := os.MkdirTemp(testenv.Dir(), "e2e-mail-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := infra.StartSMTP(ctx, infra.SMTPOptions{Dir: mailDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	api := sink.APIURL()
+	dbURL := testenv.Postgres(t)
+	pool, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	objects, err := manifest.LoadDir(manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": sink.URL(), "MAILPIT_URL": api}
+	nf := notification.New()
+	nf.Log = slog.New(slog.DiscardHandler)
+	handlers := map[string]function.Handler{notification.Name: nf, deadletter.Name: deadletter.New()}
+	for name, h := range handlers {
+		if err := function.Start(ctx, h, cfg); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = function.Stop(context.Background(), h) })
+	}
+	b, err := broker.New(ctx, broker.Config{
+		Pool: pool.Pool, Objects: objects, Log: slog.New(slog.DiscardHandler),
+		Resolve: func(name string) (function.Handler, bool) { h, ok := handlers[name]; return h, ok },
+	})
+	if err != nil {
+		t.Fatalf("broker: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	pub := function.Publisher(b)
+
+	n := 0
+	mk := func(typ, source string, data any) event.Event {
+		n++
+		e := event.New()
+		e.SetID(fmt.Sprintf("e2e-%d", n))
+		e.SetSource(source)
+		e.SetType(typ)
+		if err := e.SetData(event.ApplicationJSON, data); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	publish := func(es ...event.Event) {
+		t.Helper()
+		if err := pub.Publish(ctx, es...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	// waitFor polls mailpit until every Message-ID is there once; then it
+	// waits a little longer to see that no copy follows.
+	waitFor := func(what string, es ...event.Event) {
+		t.Helper()
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			c, err := notification.CountByMessageID(ctx, api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := true
+			for _, e := range es {
+				id, _, _ := notification.WouldEmail(e)
+				if c[id] > 1 {
+					t.Fatalf("%s: %s emailed %d times", what, e.Type(), c[id])
+				}
+				done = done && c[id] == 1
+			}
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: after 45 s mailpit holds %v", what, c)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// 1. A subscription event before its user's registration, each published twice.
+	activated := mk(eventtype.SubscriptionActivated, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "monthly"})
+	publish(activated, activated)
+	time.Sleep(300 * time.Millisecond) // let the first delivery fail for want of a contact
+	reg := mk(eventtype.UserRegistered, "/overture/auth", eventtype.UserRegisteredData{
+		UserID: "u1", Email: "u1@example.com", Locale: "ru", ConfirmURL: "https://overture.test/confirm?token=E2E"})
+	publish(reg, reg)
+	waitFor("registration overtaken", reg, activated)
+
+	// 2. Every other consumed type is routed.
+	var rest []event.Event
+	for _, typ := range []string{eventtype.PasswordResetRequested, eventtype.PaymentFailed, eventtype.PaymentRefunded,
+		eventtype.SubscriptionRenewed, eventtype.SubscriptionRenewalFailed, eventtype.SubscriptionCanceled, eventtype.SubscriptionExpired} {
+		var data any = eventtype.SubscriptionData{UserID: "u1", Plan: "annual"}
+		switch typ {
+		case eventtype.PasswordResetRequested:
+			data = eventtype.PasswordResetRequestedData{UserID: "u1", Email: "u1@example.com", Locale: "ru", ResetURL: "https://overture.test/reset?token=E2E"}
+		case eventtype.PaymentFailed, eventtype.PaymentRefunded:
+			data = eventtype.PaymentData{UserID: "u1", Purpose: "initial", AmountMinor: 29900, Currency: "RUB"}
+		}
+		rest = append(rest, mk(typ, "/overture/e2e", data))
+	}
+	publish(rest...)
+	waitFor("every type", rest...)
+
+	// 3. An SMTP outage: the broker keeps retrying until mailpit is back.
+	if err := sink.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	during := mk(eventtype.SubscriptionRenewed, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "annual"})
+	publish(during, during)
+	time.Sleep(2500 * time.Millisecond) // the first deliveries and retries fail
+	sink, err = infra.StartSMTP(ctx, infra.SMTPOptions{Dir: mailDir, SMTPPort: sink.SMTPPort, HTTPPort: sink.HTTPPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	waitFor("after the outage", during)
+
+	time.Sleep(time.Second) // a late duplicate would show now
+	c, err := notification.CountByMessageID(ctx, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 2 + len(rest) + 1
+	total := 0
+	for id, k := range c {
+		total += k
+		if k != 1 {
+			t.Errorf("Message-ID %s stored %d times", id, k)
+		}
+	}
+	if total != want {
+		t.Fatalf("mailpit holds %d messages, want %d", total, want)
+	}
+}
