@@ -46,7 +46,7 @@ func (s *syncBuf) String() string {
 
 // env is one auth service on real PostgreSQL and Redis behind an httptest server.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *auth.Service
 	srv  *httptest.Server
 	pool *pgxpool.Pool
@@ -58,7 +58,7 @@ type env struct {
 	secrets []string // every secret the test saw; none may appear in the logs
 }
 
-func newEnv(t *testing.T, extra map[string]string) *env {
+func newEnv(t testing.TB, extra map[string]string) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncBuf{}}
 	e.svc = auth.New()
@@ -156,7 +156,7 @@ func (e *env) do(method, path string, body any, hdr ...string) resp {
 }
 
 // want asserts the status and, for problems, the problem type slug.
-func (r resp) want(t *testing.T, status int, problem string) resp {
+func (r resp) want(t testing.TB, status int, problem string) resp {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Raw)
