@@ -3,6 +3,7 @@ package eventtype
 // Catalog domain events, written through the outbox by the catalog admin API,
 // and the row-change events CDC derives from the WAL.
 const (
+	TrackCreated            = "music.overture.catalog.track_created.v1"
 	TrackPublished          = "music.overture.catalog.track_published.v1"
 	TrackUpdated            = "music.overture.catalog.track_updated.v1"
 	TrackUnpublished        = "music.overture.catalog.track_unpublished.v1"
@@ -115,6 +116,8 @@ var catalogSpecs = []Spec{
 		Producers: []string{"catalog"}, Consumers: []string{"cdn-warm"}},
 	{Type: TrackRenditionsReplaced, Data: TrackRenditionsReplacedData{}, Doc: "A track's audio files were replaced; every POP purges the old objects.",
 		Producers: []string{"catalog"}, Consumers: []string{"cdn-purge"}},
+	{Type: TrackCreated, Data: TrackData{}, Doc: "A draft track was created (the search index follows the row change; drafts are not searchable).",
+		Producers: []string{"catalog"}, Terminal: true},
 	{Type: TrackUpdated, Data: TrackData{}, Doc: "A track's metadata changed (the search index follows the row change instead).",
 		Producers: []string{"catalog"}, Terminal: true},
 	{Type: TrackUnpublished, Data: TrackData{}, Doc: "A track was hidden from listeners (the search index follows the row change).",

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"github.com/overture-music/overture/internal/auth"
+	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/server"
 )
 
@@ -10,6 +11,7 @@ import (
 func Services() []server.Service {
 	return []server.Service{
 		auth.New(),
+		catalog.New(),
 	}
 }
 

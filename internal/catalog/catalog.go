@@ -1,0 +1,186 @@
+// Package catalog is the write side of Overture's catalog (artists, albums,
+// tracks, genres): the PostgreSQL schema every catalog read model is rebuilt
+// from, and the admin HTTP API ("catalog-admin") that changes it.
+//
+// The write model is the truth. Each admin write validates its input, changes
+// rows and writes its domain event into the outbox in one transaction, so that
+// the event exists if and only if the change does; CDC (cdc/) then carries
+// both the event and the row changes into the broker, where the search indexer
+// and the CDN functions pick them up. Admins editing rows directly in SQL are
+// covered too: CDC sees those row changes in the WAL, although no domain event
+// is written for them.
+//
+// Every write answers X-Consistency-Token: the WAL position after its commit
+// (internal/lsn), which a reader passes as ?after= to wait for the read model
+// to catch up. docs/catalog.md describes the model and the API.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/server"
+	"github.com/overture-music/overture/internal/token"
+)
+
+// Name is the service name.
+const Name = "catalog-admin"
+
+// Source is the CloudEvents source of the domain events this service writes.
+const Source = "/overture/" + Name
+
+// HeaderConsistencyToken carries the WAL position after a write's commit.
+const HeaderConsistencyToken = "X-Consistency-Token"
+
+// Service is the admin write API. Create it with New and Start it.
+type Service struct {
+	// Pool and Verifier may be set before Start (tests, the platform); Start
+	// fills in what is missing from its configuration.
+	Pool     *pgxpool.Pool
+	Verifier *token.Verifier
+	Log      *slog.Logger
+
+	owned   *postgres.Pool
+	once    sync.Once
+	handler http.Handler
+}
+
+// New returns an unstarted service.
+func New() *Service { return &Service{} }
+
+// Name implements server.Service.
+func (s *Service) Name() string { return Name }
+
+var routes = []server.Route{
+	{Method: http.MethodPost, Path: "/v1/admin/artists"},
+	{Method: http.MethodPatch, Path: "/v1/admin/artists/{id}"},
+	{Method: http.MethodDelete, Path: "/v1/admin/artists/{id}"},
+	{Method: http.MethodPost, Path: "/v1/admin/albums"},
+	{Method: http.MethodPatch, Path: "/v1/admin/albums/{id}"},
+	{Method: http.MethodDelete, Path: "/v1/admin/albums/{id}"},
+	{Method: http.MethodPost, Path: "/v1/admin/tracks"},
+	{Method: http.MethodPatch, Path: "/v1/admin/tracks/{id}"},
+	{Method: http.MethodDelete, Path: "/v1/admin/tracks/{id}"},
+	{Method: http.MethodPost, Path: "/v1/admin/tracks/{id}/publish"},
+	{Method: http.MethodPost, Path: "/v1/admin/tracks/{id}/unpublish"},
+	{Method: http.MethodPut, Path: "/v1/admin/tracks/{id}/renditions"},
+	{Method: http.MethodPut, Path: "/v1/admin/genres/{id}"},
+}
+
+// Routes implements server.Service.
+func (s *Service) Routes() []server.Route { return append([]server.Route(nil), routes...) }
+
+// Start connects to DATABASE_URL, migrates the catalog and outbox tables and
+// sets up token verification: AUTH_JWKS_URL (default
+// PUBLIC_BASE_URL/.well-known/jwks.json), AUTH_ISSUER (default
+// PUBLIC_BASE_URL), audience "overture"; the admin role is required.
+func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	s.Log = s.Log.With("service", Name)
+	if s.Pool == nil {
+		p, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+		if err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+		s.owned, s.Pool = p, p.Pool
+	}
+	if err := outbox.Migrate(ctx, s.Pool); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	if err := Migrate(ctx, s.Pool); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	if s.Verifier == nil {
+		base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/")
+		jwks, iss := cfg["AUTH_JWKS_URL"], cfg["AUTH_ISSUER"]
+		if jwks == "" && base != "" {
+			jwks = base + "/.well-known/jwks.json"
+		}
+		if iss == "" {
+			iss = base
+		}
+		if jwks == "" || iss == "" {
+			return errors.New("catalog: AUTH_JWKS_URL and AUTH_ISSUER (or PUBLIC_BASE_URL) are required to verify admins")
+		}
+		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
+	}
+	s.build()
+	return nil
+}
+
+// Stop releases the pool the service opened.
+func (s *Service) Stop(context.Context) error {
+	if s.owned != nil {
+		s.owned.Close()
+	}
+	return nil
+}
+
+// Ready reports whether the database answers.
+func (s *Service) Ready(ctx context.Context) (bool, error) {
+	if s.Pool == nil {
+		return false, errors.New("catalog: not started")
+	}
+	if err := s.Pool.Ping(ctx); err != nil {
+		return false, fmt.Errorf("catalog: database: %w", err)
+	}
+	return true, nil
+}
+
+// ServeHTTP implements server.Service.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.handler == nil {
+		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "not-started", "the catalog admin API is starting"))
+		return
+	}
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Service) build() {
+	s.once.Do(func() {
+		mux := http.NewServeMux()
+		h := map[string]func(http.ResponseWriter, *http.Request) error{
+			"POST /v1/admin/artists":               s.createArtist,
+			"PATCH /v1/admin/artists/{id}":         s.updateArtist,
+			"DELETE /v1/admin/artists/{id}":        s.deleteArtist,
+			"POST /v1/admin/albums":                s.createAlbum,
+			"PATCH /v1/admin/albums/{id}":          s.updateAlbum,
+			"DELETE /v1/admin/albums/{id}":         s.deleteAlbum,
+			"POST /v1/admin/tracks":                s.createTrack,
+			"PATCH /v1/admin/tracks/{id}":          s.updateTrack,
+			"DELETE /v1/admin/tracks/{id}":         s.deleteTrack,
+			"POST /v1/admin/tracks/{id}/publish":   s.publishTrack,
+			"POST /v1/admin/tracks/{id}/unpublish": s.unpublishTrack,
+			"PUT /v1/admin/tracks/{id}/renditions": s.replaceRenditions,
+			"PUT /v1/admin/genres/{id}":            s.putGenre,
+		}
+		for _, rt := range routes {
+			fn := h[rt.Pattern()]
+			mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
+				if err := fn(w, r); err != nil {
+					var p *problem.Problem
+					if !errors.As(err, &p) {
+						s.Log.ErrorContext(r.Context(), "catalog write failed", "method", r.Method, "path", r.URL.Path, "error", err)
+					}
+					problem.Error(w, r, err)
+				}
+			})
+		}
+		mux.HandleFunc("/v1/admin/", func(w http.ResponseWriter, r *http.Request) {
+			problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no admin catalog endpoint "+r.Method+" "+r.URL.Path))
+		})
+		s.handler = s.Verifier.Middleware(s.Log, token.RequireRole(token.RoleAdmin, mux))
+	})
+}

@@ -1,0 +1,813 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/lsn"
+	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/problem"
+)
+
+var artistFields = []field{
+	{name: "name", kind: kText, required: true, min: 1, max: 300},
+	{name: "country", kind: kText, nullable: true, pattern: countryRE, hint: "an ISO 3166-1 alpha-2 code such as \"RU\""},
+	{name: "bio", kind: kText, nullable: true, max: 100_000},
+}
+
+var albumFields = []field{
+	{name: "title", kind: kText, required: true, min: 1, max: 500},
+	{name: "artist_id", kind: kUUID, required: true},
+	{name: "release_year", kind: kInt, nullable: true, min: 1860, max: 2100},
+	{name: "cover_key", kind: kText, nullable: true, min: 1, max: 1024},
+}
+
+var trackFields = []field{
+	{name: "title", kind: kText, required: true, min: 1, max: 500},
+	{name: "album_id", kind: kUUID, nullable: true},
+	{name: "genre_id", kind: kText, nullable: true, pattern: slugRE, hint: "a genre slug such as \"post-punk\""},
+	{name: "position", kind: kInt, nullable: true, min: 1, max: 10_000},
+	{name: "duration_ms", kind: kInt, nullable: true, min: 1, max: 24 * 3600 * 1000},
+	{name: "explicit", kind: kBool},
+	{name: "lyrics", kind: kText, nullable: true, max: 200_000},
+}
+
+// write runs fn in a transaction, writes the events it returns into the
+// outbox in the same transaction, and answers status with body and the
+// consistency token read after the commit.
+func (s *Service) write(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, tx pgx.Tx) (status int, body any, events []event.Event, err error)) error {
+	ctx := r.Context()
+	var (
+		status int
+		body   any
+	)
+	err := postgres.InTx(ctx, s.Pool, func(tx pgx.Tx) error {
+		var events []event.Event
+		var err error
+		status, body, events, err = fn(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return outbox.Write(ctx, tx, events...)
+	})
+	if err != nil {
+		return mapDBError(err)
+	}
+	// The token must be at or past this transaction's commit record.
+	// pg_current_wal_lsn() (the write position) can lag behind a commit that
+	// was acknowledged with synchronous_commit=off; the insert position
+	// cannot, so it is the one read here.
+	var pos string
+	if err := s.Pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+		return fmt.Errorf("read consistency token: %w", err)
+	}
+	v, err := lsn.ParseToken(pos)
+	if err != nil {
+		return fmt.Errorf("read consistency token: %w", err)
+	}
+	w.Header().Set(HeaderConsistencyToken, lsn.FormatToken(v))
+	w.Header().Set("Cache-Control", "no-store")
+	if body == nil {
+		w.WriteHeader(status)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(body)
+}
+
+// mapDBError turns constraint violations that slipped past validation (a
+// concurrent delete of a referenced row) into specific problems.
+func mapDBError(err error) error {
+	var p *problem.Problem
+	if errors.As(err, &p) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23503":
+			return conflict("a referenced row was changed concurrently (" + pe.ConstraintName + "); retry")
+		case "23505":
+			return conflict("already exists (" + pe.ConstraintName + ")")
+		case "40001", "40P01":
+			return problem.New(http.StatusServiceUnavailable, "retry", "a concurrent write conflicted; retry")
+		}
+	}
+	return err
+}
+
+func newEvent(typ, key string, data any) (event.Event, error) {
+	e := event.New()
+	e.SetID(uuid.NewString())
+	e.SetType(typ)
+	e.SetSource(Source)
+	e.SetTime(time.Now())
+	e.SetExtension("partitionkey", key)
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return e, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return e, nil
+}
+
+// optionalID reads an optional client-chosen "id" (idempotent creation by
+// tools); absent means a new UUID.
+func optionalID(obj map[string]json.RawMessage, errs map[string]string) string {
+	raw, ok := obj["id"]
+	if !ok {
+		return uuid.NewString()
+	}
+	v, msg := field{name: "id", kind: kUUID}.parse(raw)
+	if msg != "" {
+		errs["id"] = msg
+		return ""
+	}
+	return v.(string)
+}
+
+func insertSQL(table, id string, c columns) (string, []any) {
+	names := append([]string{"id"}, c.names...)
+	args := append([]any{id}, c.values...)
+	ph := make([]string, len(names))
+	for i := range names {
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	return "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ") RETURNING " + selectCols[table], args
+}
+
+func updateSQL(table, id string, c columns) (string, []any) {
+	set := make([]string, 0, len(c.names)+1)
+	args := make([]any, 0, len(c.names)+1)
+	for i, n := range c.names {
+		args = append(args, c.values[i])
+		set = append(set, n+" = $"+strconv.Itoa(len(args)))
+	}
+	set = append(set, "updated_at = now()")
+	args = append(args, id)
+	return "UPDATE " + table + " SET " + strings.Join(set, ", ") + " WHERE id = $" + strconv.Itoa(len(args)) + " RETURNING " + selectCols[table], args
+}
+
+var selectCols = map[string]string{
+	"artist": "id::text, name, country, bio, created_at, updated_at",
+	"album":  "id::text, title, artist_id::text, release_year, cover_key, created_at, updated_at",
+	"track":  "id::text, title, album_id::text, genre_id, position, duration_ms, explicit, lyrics, popularity, state, published_at, created_at, updated_at",
+}
+
+// Artist is an artist as the admin API shows it.
+type Artist struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Country   *string   `json:"country"`
+	Bio       *string   `json:"bio"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func scanArtist(row pgx.Row) (Artist, error) {
+	var a Artist
+	err := row.Scan(&a.ID, &a.Name, &a.Country, &a.Bio, &a.CreatedAt, &a.UpdatedAt)
+	return a, err
+}
+
+func exists(ctx context.Context, tx pgx.Tx, table, id string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE id = $1)", id).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up %s %s: %w", table, id, err)
+	}
+	return ok, nil
+}
+
+func (s *Service) createArtist(w http.ResponseWriter, r *http.Request) error {
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	id := optionalID(obj, errs)
+	c := parse(obj, artistFields, true, []string{"id"}, errs)
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		if ok, err := exists(ctx, tx, "artist", id); err != nil || ok {
+			return 0, nil, nil, cmpErr(err, conflict("an artist with id "+id+" already exists"))
+		}
+		q, args := insertSQL("artist", id, c)
+		a, err := scanArtist(tx.QueryRow(ctx, q, args...))
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("insert artist: %w", err)
+		}
+		e, err := newEvent(eventtype.ArtistCreated, "artist:"+id, eventtype.ArtistData{ArtistID: id, Name: a.Name})
+		return http.StatusCreated, a, []event.Event{e}, err
+	})
+}
+
+// cmpErr returns err if set, else p.
+func cmpErr(err error, p *problem.Problem) error {
+	if err != nil {
+		return err
+	}
+	return p
+}
+
+func (s *Service) updateArtist(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "artist")
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	c := parse(obj, artistFields, false, nil, errs)
+	if len(c.names) == 0 && len(errs) == 0 {
+		return problem.BadRequest("the body changes nothing; send at least one of name, country, bio")
+	}
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		q, args := updateSQL("artist", id, c)
+		a, err := scanArtist(tx.QueryRow(ctx, q, args...))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil, nil, notFound("artist", id)
+		}
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("update artist: %w", err)
+		}
+		e, err := newEvent(eventtype.ArtistUpdated, "artist:"+id, eventtype.ArtistData{ArtistID: id, Name: a.Name})
+		return http.StatusOK, a, []event.Event{e}, err
+	})
+}
+
+func (s *Service) deleteArtist(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "artist")
+	if err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		var name string
+		err := tx.QueryRow(ctx, `SELECT name FROM artist WHERE id = $1 FOR UPDATE`, id).Scan(&name)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil, nil, notFound("artist", id)
+		}
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("lock artist: %w", err)
+		}
+		var albums, tracks int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM album WHERE artist_id = $1), (SELECT count(*) FROM track_artist WHERE artist_id = $1)`, id).Scan(&albums, &tracks); err != nil {
+			return 0, nil, nil, fmt.Errorf("count artist references: %w", err)
+		}
+		if albums > 0 || tracks > 0 {
+			return 0, nil, nil, conflict(fmt.Sprintf("artist %s still has %d albums and %d tracks; delete or reassign them first", id, albums, tracks))
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM artist WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("delete artist: %w", err)
+		}
+		e, err := newEvent(eventtype.ArtistDeleted, "artist:"+id, eventtype.ArtistData{ArtistID: id, Name: name})
+		return http.StatusNoContent, nil, []event.Event{e}, err
+	})
+}
+
+// Album is an album as the admin API shows it.
+type Album struct {
+	ID          string    `json:"id"`
+	Title       string    `json:"title"`
+	ArtistID    string    `json:"artist_id"`
+	ReleaseYear *int32    `json:"release_year"`
+	CoverKey    *string   `json:"cover_key"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func scanAlbum(row pgx.Row) (Album, error) {
+	var a Album
+	err := row.Scan(&a.ID, &a.Title, &a.ArtistID, &a.ReleaseYear, &a.CoverKey, &a.CreatedAt, &a.UpdatedAt)
+	return a, err
+}
+
+// checkRefs reports missing referenced rows as field errors.
+func checkRefs(ctx context.Context, tx pgx.Tx, c columns) error {
+	errs := map[string]string{}
+	for col, table := range map[string]string{"artist_id": "artist", "album_id": "album", "genre_id": "genre"} {
+		v, ok := c.get(col)
+		if !ok || v == nil {
+			continue
+		}
+		found, err := exists(ctx, tx, table, v.(string))
+		if err != nil {
+			return err
+		}
+		if !found {
+			errs[col] = "no " + table + " with this id"
+		}
+	}
+	return validation(errs)
+}
+
+func (s *Service) createAlbum(w http.ResponseWriter, r *http.Request) error {
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	id := optionalID(obj, errs)
+	c := parse(obj, albumFields, true, []string{"id"}, errs)
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		if err := checkRefs(ctx, tx, c); err != nil {
+			return 0, nil, nil, err
+		}
+		if ok, err := exists(ctx, tx, "album", id); err != nil || ok {
+			return 0, nil, nil, cmpErr(err, conflict("an album with id "+id+" already exists"))
+		}
+		q, args := insertSQL("album", id, c)
+		a, err := scanAlbum(tx.QueryRow(ctx, q, args...))
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("insert album: %w", err)
+		}
+		e, err := newEvent(eventtype.AlbumCreated, "album:"+id, eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID})
+		return http.StatusCreated, a, []event.Event{e}, err
+	})
+}
+
+func (s *Service) updateAlbum(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "album")
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	c := parse(obj, albumFields, false, nil, errs)
+	if len(c.names) == 0 && len(errs) == 0 {
+		return problem.BadRequest("the body changes nothing; send at least one of title, artist_id, release_year, cover_key")
+	}
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		if err := checkRefs(ctx, tx, c); err != nil {
+			return 0, nil, nil, err
+		}
+		q, args := updateSQL("album", id, c)
+		a, err := scanAlbum(tx.QueryRow(ctx, q, args...))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil, nil, notFound("album", id)
+		}
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("update album: %w", err)
+		}
+		e, err := newEvent(eventtype.AlbumUpdated, "album:"+id, eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID})
+		return http.StatusOK, a, []event.Event{e}, err
+	})
+}
+
+func (s *Service) deleteAlbum(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "album")
+	if err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		a, err := scanAlbum(tx.QueryRow(ctx, `SELECT `+selectCols["album"]+` FROM album WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil, nil, notFound("album", id)
+		}
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("lock album: %w", err)
+		}
+		var tracks int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM track WHERE album_id = $1`, id).Scan(&tracks); err != nil {
+			return 0, nil, nil, fmt.Errorf("count album tracks: %w", err)
+		}
+		if tracks > 0 {
+			return 0, nil, nil, conflict(fmt.Sprintf("album %s still has %d tracks; delete them or move them to another album first", id, tracks))
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM album WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("delete album: %w", err)
+		}
+		e, err := newEvent(eventtype.AlbumDeleted, "album:"+id, eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID})
+		return http.StatusNoContent, nil, []event.Event{e}, err
+	})
+}
+
+// Track is a track as the admin API shows it.
+type Track struct {
+	ID          string                `json:"id"`
+	Title       string                `json:"title"`
+	AlbumID     *string               `json:"album_id"`
+	GenreID     *string               `json:"genre_id"`
+	Position    *int32                `json:"position"`
+	DurationMS  *int32                `json:"duration_ms"`
+	Explicit    bool                  `json:"explicit"`
+	Lyrics      *string               `json:"lyrics"`
+	Popularity  int64                 `json:"popularity"`
+	State       string                `json:"state"`
+	PublishedAt *time.Time            `json:"published_at"`
+	CreatedAt   time.Time             `json:"created_at"`
+	UpdatedAt   time.Time             `json:"updated_at"`
+	ArtistIDs   []string              `json:"artist_ids"`
+	Renditions  []eventtype.Rendition `json:"renditions"`
+}
+
+// loadTrack reads a track with its artists and renditions; lock takes a row
+// lock for a state transition.
+func loadTrack(ctx context.Context, tx pgx.Tx, id string, lock bool) (Track, error) {
+	var t Track
+	q := `SELECT ` + selectCols["track"] + ` FROM track WHERE id = $1`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	err := tx.QueryRow(ctx, q, id).Scan(&t.ID, &t.Title, &t.AlbumID, &t.GenreID, &t.Position, &t.DurationMS, &t.Explicit, &t.Lyrics, &t.Popularity, &t.State, &t.PublishedAt, &t.CreatedAt, &t.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, notFound("track", id)
+	}
+	if err != nil {
+		return t, fmt.Errorf("load track %s: %w", id, err)
+	}
+	rows, err := tx.Query(ctx, `SELECT artist_id::text FROM track_artist WHERE track_id = $1 ORDER BY position, artist_id`, id)
+	if err != nil {
+		return t, fmt.Errorf("load track artists: %w", err)
+	}
+	t.ArtistIDs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return t, fmt.Errorf("load track artists: %w", err)
+	}
+	if t.Renditions, err = loadRenditions(ctx, tx, id); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+func loadRenditions(ctx context.Context, tx pgx.Tx, id string) ([]eventtype.Rendition, error) {
+	rows, err := tx.Query(ctx, `SELECT kind, storage_key, premium FROM track_rendition WHERE track_id = $1 ORDER BY kind`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load renditions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventtype.Rendition, error) {
+		var r eventtype.Rendition
+		err := row.Scan(&r.Kind, &r.StorageKey, &r.Premium)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load renditions: %w", err)
+	}
+	return out, nil
+}
+
+func (t Track) data() eventtype.TrackData {
+	d := eventtype.TrackData{TrackID: t.ID, Title: t.Title, ArtistIDs: t.ArtistIDs, Renditions: t.Renditions}
+	if t.AlbumID != nil {
+		d.AlbumID = *t.AlbumID
+	}
+	return d
+}
+
+// setArtists replaces a track's artists, checking they exist.
+func setArtists(ctx context.Context, tx pgx.Tx, id string, artists []string) error {
+	if len(artists) > 0 {
+		var found []string
+		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(id::text), '{}') FROM artist WHERE id = ANY($1::uuid[])`, artists).Scan(&found); err != nil {
+			return fmt.Errorf("look up artists: %w", err)
+		}
+		var missing []string
+		for _, a := range artists {
+			if !slices.Contains(found, a) {
+				missing = append(missing, a)
+			}
+		}
+		if len(missing) > 0 {
+			return problem.Validation(map[string]string{"artist_ids": "no artist with id " + strings.Join(missing, ", ")})
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM track_artist WHERE track_id = $1 AND NOT (artist_id = ANY($2::uuid[]))`, id, artists); err != nil {
+		return fmt.Errorf("remove track artists: %w", err)
+	}
+	for i, a := range artists {
+		if _, err := tx.Exec(ctx, `INSERT INTO track_artist (track_id, artist_id, position) VALUES ($1, $2, $3)
+			ON CONFLICT (track_id, artist_id) DO UPDATE SET position = EXCLUDED.position WHERE track_artist.position <> EXCLUDED.position`, id, a, i); err != nil {
+			return fmt.Errorf("add track artist: %w", err)
+		}
+	}
+	return nil
+}
+
+func parseArtists(obj map[string]json.RawMessage, errs map[string]string) ([]string, bool) {
+	raw, ok := obj["artist_ids"]
+	if !ok {
+		return nil, false
+	}
+	ids, msg := parseUUIDList(raw)
+	if msg != "" {
+		errs["artist_ids"] = msg
+	}
+	return ids, true
+}
+
+func (s *Service) createTrack(w http.ResponseWriter, r *http.Request) error {
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	id := optionalID(obj, errs)
+	c := parse(obj, trackFields, true, []string{"id", "artist_ids"}, errs)
+	artists, _ := parseArtists(obj, errs)
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		if err := checkRefs(ctx, tx, c); err != nil {
+			return 0, nil, nil, err
+		}
+		if ok, err := exists(ctx, tx, "track", id); err != nil || ok {
+			return 0, nil, nil, cmpErr(err, conflict("a track with id "+id+" already exists"))
+		}
+		q, args := insertSQL("track", id, c)
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return 0, nil, nil, fmt.Errorf("insert track: %w", err)
+		}
+		if err := setArtists(ctx, tx, id, artists); err != nil {
+			return 0, nil, nil, err
+		}
+		t, err := loadTrack(ctx, tx, id, false)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		e, err := newEvent(eventtype.TrackCreated, "track:"+id, t.data())
+		return http.StatusCreated, t, []event.Event{e}, err
+	})
+}
+
+func (s *Service) updateTrack(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "track")
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	c := parse(obj, trackFields, false, []string{"artist_ids"}, errs)
+	artists, setA := parseArtists(obj, errs)
+	if len(c.names) == 0 && !setA && len(errs) == 0 {
+		return problem.BadRequest("the body changes nothing; send at least one track field or artist_ids")
+	}
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		cur, err := loadTrack(ctx, tx, id, true)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if err := checkRefs(ctx, tx, c); err != nil {
+			return 0, nil, nil, err
+		}
+		if setA && len(artists) == 0 && cur.State == "published" {
+			return 0, nil, nil, conflict("a published track must keep at least one artist; unpublish it first")
+		}
+		if len(c.names) > 0 {
+			q, args := updateSQL("track", id, c)
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return 0, nil, nil, fmt.Errorf("update track: %w", err)
+			}
+		} else if _, err := tx.Exec(ctx, `UPDATE track SET updated_at = now() WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("touch track: %w", err)
+		}
+		if setA {
+			if err := setArtists(ctx, tx, id, artists); err != nil {
+				return 0, nil, nil, err
+			}
+		}
+		t, err := loadTrack(ctx, tx, id, false)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		e, err := newEvent(eventtype.TrackUpdated, "track:"+id, t.data())
+		return http.StatusOK, t, []event.Event{e}, err
+	})
+}
+
+func (s *Service) deleteTrack(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "track")
+	if err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		t, err := loadTrack(ctx, tx, id, true)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM track WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("delete track: %w", err)
+		}
+		e, err := newEvent(eventtype.TrackDeleted, "track:"+id, t.data())
+		return http.StatusNoContent, nil, []event.Event{e}, err
+	})
+}
+
+func (s *Service) publishTrack(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "track")
+	if err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		t, err := loadTrack(ctx, tx, id, true)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		switch {
+		case t.State == "published":
+			return 0, nil, nil, conflict("track " + id + " is already published")
+		case len(t.Renditions) == 0:
+			return 0, nil, nil, conflict("track " + id + " has no renditions; upload its audio (PUT /v1/admin/tracks/" + id + "/renditions) before publishing")
+		case len(t.ArtistIDs) == 0:
+			return 0, nil, nil, conflict("track " + id + " has no artist; set artist_ids before publishing")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE track SET state = 'published', published_at = now(), updated_at = now() WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("publish track: %w", err)
+		}
+		if t, err = loadTrack(ctx, tx, id, false); err != nil {
+			return 0, nil, nil, err
+		}
+		e, err := newEvent(eventtype.TrackPublished, "track:"+id, t.data())
+		return http.StatusOK, t, []event.Event{e}, err
+	})
+}
+
+func (s *Service) unpublishTrack(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "track")
+	if err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		t, err := loadTrack(ctx, tx, id, true)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if t.State != "published" {
+			return 0, nil, nil, conflict("track " + id + " is " + t.State + ", not published")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE track SET state = 'unpublished', updated_at = now() WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("unpublish track: %w", err)
+		}
+		if t, err = loadTrack(ctx, tx, id, false); err != nil {
+			return 0, nil, nil, err
+		}
+		e, err := newEvent(eventtype.TrackUnpublished, "track:"+id, t.data())
+		return http.StatusOK, t, []event.Event{e}, err
+	})
+}
+
+// RenditionInput is one rendition in PUT /v1/admin/tracks/{id}/renditions.
+type RenditionInput struct {
+	Kind       string `json:"kind"`
+	StorageKey string `json:"storage_key"`
+	Premium    bool   `json:"premium"`
+	Bytes      *int64 `json:"bytes"`
+}
+
+func (s *Service) replaceRenditions(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "track")
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	errs := map[string]string{}
+	for k := range obj {
+		if k != "renditions" {
+			errs[k] = "unknown field"
+		}
+	}
+	var in []RenditionInput
+	if raw, ok := obj["renditions"]; !ok {
+		errs["renditions"] = "is required (an array, possibly empty)"
+	} else if err := json.Unmarshal(raw, &in); err != nil || in == nil {
+		errs["renditions"] = "must be an array of {kind, storage_key, premium, bytes}"
+	}
+	seen := map[string]bool{}
+	for i, rd := range in {
+		p := fmt.Sprintf("renditions[%d].", i)
+		switch {
+		case !kindRE.MatchString(rd.Kind) || len(rd.Kind) > 40:
+			errs[p+"kind"] = "must be a lower-case kind such as \"hls-aac-128\""
+		case seen[rd.Kind]:
+			errs[p+"kind"] = "kind " + rd.Kind + " is listed twice"
+		}
+		seen[rd.Kind] = true
+		if rd.StorageKey == "" || len(rd.StorageKey) > 1024 || strings.HasPrefix(rd.StorageKey, "/") || strings.ContainsRune(rd.StorageKey, 0) {
+			errs[p+"storage_key"] = "must be a non-empty object key without a leading slash, at most 1024 bytes"
+		}
+		if rd.Bytes != nil && *rd.Bytes < 0 {
+			errs[p+"bytes"] = "must not be negative"
+		}
+	}
+	if len(in) > 32 {
+		errs["renditions"] = "at most 32 renditions"
+	}
+	if err := validation(errs); err != nil {
+		return err
+	}
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		t, err := loadTrack(ctx, tx, id, true)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if len(in) == 0 && t.State == "published" {
+			return 0, nil, nil, conflict("a published track must keep at least one rendition; unpublish it first")
+		}
+		old := t.Renditions
+		if _, err := tx.Exec(ctx, `DELETE FROM track_rendition WHERE track_id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("remove renditions: %w", err)
+		}
+		for _, rd := range in {
+			if _, err := tx.Exec(ctx, `INSERT INTO track_rendition (track_id, kind, storage_key, premium, bytes) VALUES ($1, $2, $3, $4, $5)`,
+				id, rd.Kind, rd.StorageKey, rd.Premium, rd.Bytes); err != nil {
+				return 0, nil, nil, fmt.Errorf("add rendition: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE track SET updated_at = now() WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("touch track: %w", err)
+		}
+		if t, err = loadTrack(ctx, tx, id, false); err != nil {
+			return 0, nil, nil, err
+		}
+		if old == nil {
+			old = []eventtype.Rendition{}
+		}
+		e, err := newEvent(eventtype.TrackRenditionsReplaced, "track:"+id, eventtype.TrackRenditionsReplacedData{TrackID: id, Old: old, New: orEmpty(t.Renditions)})
+		return http.StatusOK, t, []event.Event{e}, err
+	})
+}
+
+func orEmpty(r []eventtype.Rendition) []eventtype.Rendition {
+	if r == nil {
+		return []eventtype.Rendition{}
+	}
+	return r
+}
+
+// Genre is a genre as the admin API shows it.
+type Genre struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// putGenre creates or renames a genre. Genres have no domain event: their row
+// changes reach the read side through CDC.
+func (s *Service) putGenre(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	errs := map[string]string{}
+	if !slugRE.MatchString(id) || len(id) > 64 {
+		errs["id"] = "must be a genre slug such as \"post-punk\" (lower-case letters, digits, single dashes)"
+	}
+	obj, err := readObject(r)
+	if err != nil {
+		return err
+	}
+	c := parse(obj, []field{{name: "name", kind: kText, required: true, min: 1, max: 100}}, true, nil, errs)
+	if err := validation(errs); err != nil {
+		return err
+	}
+	name, _ := c.get("name")
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		var g Genre
+		var inserted bool
+		err := tx.QueryRow(ctx, `INSERT INTO genre (id, name) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+			RETURNING id, name, updated_at, (xmax = 0)`, id, name).Scan(&g.ID, &g.Name, &g.UpdatedAt, &inserted)
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("upsert genre: %w", err)
+		}
+		if inserted {
+			return http.StatusCreated, g, nil, nil
+		}
+		return http.StatusOK, g, nil, nil
+	})
+}
