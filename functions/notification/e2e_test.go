@@ -184,4 +184,11 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	if total != want {
 		t.Fatalf("mailpit holds %d messages, want %d", total, want)
 	}
+	a, err := notification.AuditDelivery(ctx, pool.Pool, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.ExactlyOnce() || a.Sent != want || a.Stored != want {
+		t.Fatalf("audit: %s (%+v), want %d sent exactly once", a, a, want)
+	}
 }

@@ -431,6 +431,13 @@ func TestCrashWithoutMailStoreResendsWithSameMessageID(t *testing.T) {
 	if c := counts(t, api); c[msgID] != 2 || total(c) != 2 {
 		t.Fatalf("counts %v, want two copies under one Message-ID", c)
 	}
+	a, err := AuditDelivery(context.Background(), h.db, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ExactlyOnce() || len(a.Duplicates) != 1 || a.Duplicates[0] != msgID || a.Sent != 1 {
+		t.Fatalf("audit %s %v does not report the duplicate", a, a.Duplicates)
+	}
 	if !strings.Contains(h.logs.String(), "a copy with the same Message-ID may exist") {
 		t.Fatalf("resend not logged:\n%s", h.logs)
 	}
@@ -515,6 +522,9 @@ func TestSMTPOutageLosesNothing(t *testing.T) {
 	}
 	if total(c) != len(events)+1 {
 		t.Fatalf("%d messages, want %d", total(c), len(events)+1)
+	}
+	if a, err := AuditDelivery(ctx, h.db, api); err != nil || !a.ExactlyOnce() || a.Sent != len(events)+1 {
+		t.Fatalf("audit after the outage: %s, %v", a, err)
 	}
 	var failed int
 	if err := h.db.QueryRow(ctx, `SELECT count(*) FROM notification_email WHERE attempts >= 3 AND state = 'sent'`).Scan(&failed); err != nil || failed != len(events) {
@@ -637,5 +647,37 @@ func TestStartRejectsBadConfig(t *testing.T) {
 			_ = n.Stop(context.Background())
 			t.Errorf("%s: Start accepted %v", name, cfg)
 		}
+	}
+}
+
+func TestAuditFindsMissingAndUnknownEmails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	smtpURL, api := testenv.SMTP(t)
+	h := start(t, smtpURL, api)
+	h.mustHandle(t, registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
+	if a, err := AuditDelivery(ctx, h.db, api); err != nil || !a.ExactlyOnce() || a.Sent != 1 || a.Stored != 1 {
+		t.Fatalf("audit after one email: %s, %v", a, err)
+	}
+	// A row marked sent whose message never arrived, and a message of ours
+	// no row accounts for.
+	if _, err := h.db.Exec(ctx, `INSERT INTO notification_email (event_source, event_id, event_type, kind, message_id, state)
+		VALUES ('/x', 'lost', 't', 'k', $1, 'sent')`, MessageID("/x", "lost")); err != nil {
+		t.Fatal(err)
+	}
+	content, err := Render(KindSubscriptionExpired, "en", map[string]any{"Email": "u1@example.com", "Plan": "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := MessageID("/x", "stray")
+	if err := h.n.mailer.send(ctx, outgoing{to: "u1@example.com", messageID: stray, date: time.Now(), content: content, kind: KindSubscriptionExpired}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := AuditDelivery(ctx, h.db, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ExactlyOnce() || len(a.Missing) != 1 || a.Missing[0] != MessageID("/x", "lost") || len(a.Unknown) != 1 || a.Unknown[0] != stray {
+		t.Fatalf("audit %s: missing %v unknown %v", a, a.Missing, a.Unknown)
 	}
 }
