@@ -40,10 +40,11 @@ const (
 	Card500Before         = "tok_500_before"           // first try: 500, nothing recorded
 	Card500After          = "tok_500_after"            // first try: recorded as succeeded, then 500
 	CardRenewalDecline    = "tok_renewal_insufficient" // succeeds now; charges of its saved method lack funds
+	CardIssuerOutage      = "tok_issuer_outage"        // 500 (nothing recorded) for OutageFor after a key's first try, then succeeds
 )
 
 // Cards lists every test card.
-var Cards = []string{CardSuccess, CardDecline, CardInsufficientFunds, CardSlow, Card500Before, Card500After, CardRenewalDecline}
+var Cards = []string{CardSuccess, CardDecline, CardInsufficientFunds, CardSlow, Card500Before, Card500After, CardRenewalDecline, CardIssuerOutage}
 
 // Config shapes the sandbox. Rates are probabilities in [0,1] applied to every
 // create (payment or refund) on top of the test card's own behaviour.
@@ -56,6 +57,8 @@ type Config struct {
 	SlowRate      float64
 	Fail500Before float64
 	Fail500After  float64
+	// OutageFor is how long CardIssuerOutage keeps failing (default 8 s).
+	OutageFor time.Duration
 
 	WebhookURL     string
 	WebhookSecret  string
@@ -104,6 +107,7 @@ type Sandbox struct {
 	payments   map[string]*record // by id
 	byKey      map[string]string  // idempotence key → payment id
 	failedOnce map[string]bool    // keys whose first try already failed (500 cards)
+	firstSeen  map[string]time.Time
 	refunds    map[string]*refundRecord
 	refundKey  map[string]string
 	methods    map[string]string // saved method id → card token
@@ -132,6 +136,9 @@ func New(cfg Config) *Sandbox {
 	if cfg.SlowDelay == 0 {
 		cfg.SlowDelay = 2 * time.Second
 	}
+	if cfg.OutageFor == 0 {
+		cfg.OutageFor = 8 * time.Second
+	}
 	if cfg.WebhookDelay == 0 {
 		cfg.WebhookDelay = 200 * time.Millisecond
 	}
@@ -143,7 +150,7 @@ func New(cfg Config) *Sandbox {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sandbox{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
-		payments: map[string]*record{}, byKey: map[string]string{}, failedOnce: map[string]bool{},
+		payments: map[string]*record{}, byKey: map[string]string{}, failedOnce: map[string]bool{}, firstSeen: map[string]time.Time{},
 		refunds: map[string]*refundRecord{}, refundKey: map[string]string{}, methods: map[string]string{},
 		ctx: ctx, cancel: cancel, hc: &http.Client{Timeout: 5 * time.Second}}
 	mux := http.NewServeMux()
@@ -283,13 +290,23 @@ func (s *Sandbox) createPayment(w http.ResponseWriter, r *http.Request) {
 	}
 	base := strings.TrimPrefix(card, "saved:")
 	switch base {
-	case CardSuccess, CardDecline, CardInsufficientFunds, CardSlow, Card500Before, Card500After, CardRenewalDecline:
+	case CardSuccess, CardDecline, CardInsufficientFunds, CardSlow, Card500Before, Card500After, CardRenewalDecline, CardIssuerOutage:
 	default:
 		s.mu.Unlock()
 		apiError(w, http.StatusBadRequest, "invalid_request", "unknown test card token "+base)
 		return
 	}
 	first := !s.failedOnce[key]
+	if _, ok := s.firstSeen[key]; !ok {
+		s.firstSeen[key] = time.Now()
+	}
+	if base == CardIssuerOutage && time.Since(s.firstSeen[key]) < s.cfg.OutageFor {
+		s.failedOnce[key] = true
+		s.stats.Fail500Before++
+		s.mu.Unlock()
+		apiError(w, http.StatusInternalServerError, "internal_server_error", "the card issuer is unavailable (nothing was recorded)")
+		return
+	}
 	if (base == Card500Before && first) || s.chance(s.cfg.Fail500Before) {
 		s.failedOnce[key] = true
 		s.stats.Fail500Before++

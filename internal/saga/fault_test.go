@@ -1,0 +1,552 @@
+package saga_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/internal/payment"
+	"github.com/overture-music/overture/internal/payment/sandbox"
+	"github.com/overture-music/overture/internal/telemetry"
+	"github.com/overture-music/overture/internal/testenv"
+	"github.com/overture-music/overture/internal/token/tokentest"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// childEnv marks the re-executed test binary that hosts the runtime.
+const childEnv = "OVERTURE_SAGA_RUNTIME_CHILD"
+
+const webhookSecret = "e2e-webhook-secret"
+
+// TestSagaRuntimeChild is the runtime the fault test kills: it only runs as
+// the test's child process.
+func TestSagaRuntimeChild(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("runs only as the child process of TestSagaInvariantsUnderFaults")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	cfg := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			cfg[k] = v
+		}
+	}
+	fl := &faults{dupRate: envFloat("E2E_DUP_RATE", 0), crashRate: envFloat("E2E_CRASH_RATE", 0),
+		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
+	_, errc, err := startRuntime(ctx, cfg, cfg["E2E_API_ADDR"], fl, "@every 1s", newLogger(telemetry.LevelFromEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		t.Fatalf("runtime stopped: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+}
+
+// TestSagaInvariantsUnderFaults runs SAGA_E2E_SAGAS purchases (default 500)
+// per saga mode through the real broker, functions and API in a child
+// process that is SIGKILLed repeatedly (and kills itself between a handler's
+// commit and the broker's acknowledgement), with duplicate deliveries, a
+// payment provider that times out, fails with 500s before and after
+// recording, and webhooks delivered twice and out of order. Then it checks
+// the saga's invariants against the provider's ledger and the database.
+func TestSagaInvariantsUnderFaults(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("child")
+	}
+	if testing.Short() {
+		t.Skip("fault injection takes a minute per mode")
+	}
+	n := envInt("SAGA_E2E_SAGAS", 500)
+	for _, mode := range []string{"choreography", "orchestration"} {
+		t.Run(mode, func(t *testing.T) { runFaultScenario(t, mode, n) })
+	}
+}
+
+type purchase struct {
+	user, card, subID string
+	twice             bool
+	extra             string // a second accepted purchase of the same listener
+}
+
+func runFaultScenario(t *testing.T, mode string, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dbURL := testenv.Postgres(t)
+	auth := tokentest.New(t)
+	apiAddr := freeAddr(t)
+
+	sb := sandbox.New(sandbox.Config{Seed: 42, SlowDelay: 1200 * time.Millisecond, SlowRate: 0.02,
+		Fail500Before: 0.03, Fail500After: 0.03,
+		WebhookURL: "http://" + apiAddr + "/v1/payments/webhook", WebhookSecret: webhookSecret,
+		WebhookDupRate: 0.3, WebhookDelay: 400 * time.Millisecond, WebhookRetries: 30})
+	provider := httptest.NewServer(sb)
+	t.Cleanup(func() { sb.Close(); provider.Close() })
+
+	env := []string{childEnv + "=1", "DATABASE_URL=" + dbURL, "SAGA_MODE=" + mode,
+		"PAYMENT_PROVIDER_URL=" + provider.URL + "/v3", "PAYMENT_TIMEOUT=400ms", "PAYMENT_WEBHOOK_SECRET=" + webhookSecret,
+		"AUTH_JWKS_URL=" + auth.JWKSURL(), "AUTH_ISSUER=" + tokentest.Issuer, "E2E_API_ADDR=" + apiAddr,
+		"SUBSCRIPTION_PENDING_TIMEOUT=6s", "SAGA_STEP_TIMEOUT=2s", "SAGA_MAX_CHARGE_ATTEMPTS=3",
+		"DUNNING_SCHEDULE=24h,72h,120h", "LOG_LEVEL=warn"}
+	logPath := filepath.Join(t.TempDir(), "runtime.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	sup := &supervisor{t: t, env: env, log: logFile}
+	sup.faulty.Store(true)
+	sup.start()
+	defer sup.shutdown()
+
+	// Kill -9 the runtime every 1.5-3.5 s while purchases flow.
+	stopKiller := make(chan struct{})
+	var killerDone sync.WaitGroup
+	killerDone.Add(1)
+	go func() {
+		defer killerDone.Done()
+		rng := rand.New(rand.NewPCG(7, 7))
+		for {
+			select {
+			case <-stopKiller:
+				return
+			case <-time.After(1500*time.Millisecond + time.Duration(rng.Int64N(int64(2*time.Second)))):
+				sup.kill()
+			}
+		}
+	}()
+
+	cards := []string{}
+	for card, weight := range map[string]int{sandbox.CardSuccess: 60, sandbox.CardDecline: 8, sandbox.CardInsufficientFunds: 8,
+		sandbox.CardSlow: 8, sandbox.Card500Before: 6, sandbox.Card500After: 6, sandbox.CardIssuerOutage: 4} {
+		for range weight {
+			cards = append(cards, card)
+		}
+	}
+	slices.Sort(cards)
+	rng := rand.New(rand.NewPCG(1, uint64(len(mode))))
+	purchases := make([]purchase, n)
+	for i := range purchases {
+		purchases[i] = purchase{user: fmt.Sprintf("user-%s-%04d", mode[:5], i), card: cards[rng.IntN(len(cards))], twice: rng.IntN(10) == 0}
+	}
+	rate := envInt("SAGA_E2E_RATE", 25) // purchases per second, so that kills land throughout
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	var conflicts atomic.Int64
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				p := &purchases[i]
+				tok := auth.Token(t, p.user, tokentest.Options{TTL: 30 * time.Minute})
+				if !p.twice {
+					p.subID = buy(ctx, t, apiAddr, tok, p.card, &conflicts)
+					continue
+				}
+				// A second concurrent purchase by the same listener: one wins, the other gets 409.
+				var ids [2]string
+				var both sync.WaitGroup
+				for k := range ids {
+					both.Add(1)
+					go func() { defer both.Done(); ids[k] = buy(ctx, t, apiAddr, tok, p.card, &conflicts) }()
+				}
+				both.Wait()
+				// Both may be accepted only if one ended (declined) before the
+				// other arrived, which a kill between them makes possible; the
+				// invariants below catch two running at once.
+				if ids[0] == "" && ids[1] == "" {
+					t.Errorf("two concurrent purchases of %s: neither accepted", p.user)
+				}
+				p.subID = ids[0]
+				if ids[0] == "" {
+					p.subID = ids[1]
+				} else if ids[1] != "" {
+					p.extra = ids[1]
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	for i := range purchases {
+		<-tick.C
+		work <- i
+	}
+	tick.Stop()
+	close(work)
+	wg.Wait()
+	close(stopKiller)
+	killerDone.Wait()
+	submitted := time.Since(start)
+	sup.faulty.Store(false)
+	sup.kill() // the last child runs without self-kills or duplicates, to drain
+
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := waitQuiet(ctx, pool, mode, 150*time.Second); err != nil {
+		sup.shutdown()
+		tail, _ := os.ReadFile(logPath)
+		if len(tail) > 4000 {
+			tail = tail[len(tail)-4000:]
+		}
+		t.Fatalf("sagas did not finish: %v\nruntime log tail:\n%s", err, tail)
+	}
+	elapsed := time.Since(start)
+	sup.shutdown()
+	checkInvariants(ctx, t, pool, sb, mode, purchases, sup, submitted, elapsed, conflicts.Load())
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// buy POSTs a purchase until the API answers: a retry after a kill may find
+// the first attempt committed (409), which then counts as bought.
+func buy(ctx context.Context, t *testing.T, addr, tok, card string, conflicts *atomic.Int64) string {
+	body, _ := json.Marshal(map[string]string{"plan": "monthly", "payment_method": card})
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/subscriptions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusAccepted:
+			var out struct{ ID string }
+			_ = json.Unmarshal(data, &out)
+			return out.ID
+		case http.StatusConflict:
+			conflicts.Add(1)
+			return ""
+		case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusInternalServerError:
+			time.Sleep(100 * time.Millisecond)
+		default:
+			t.Errorf("POST /v1/subscriptions: %d %s", resp.StatusCode, data)
+			return ""
+		}
+	}
+	return ""
+}
+
+// supervisor keeps one runtime child alive, restarting it whenever it dies.
+type supervisor struct {
+	t      *testing.T
+	env    []string
+	log    io.Writer
+	faulty atomic.Bool
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stopping bool
+	starts   int
+	kills    int
+	crashes  int
+	wg       sync.WaitGroup
+}
+
+func (s *supervisor) start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spawnLocked()
+}
+
+func (s *supervisor) spawnLocked() {
+	env := append(os.Environ(), s.env...)
+	if s.faulty.Load() {
+		env = append(env, "E2E_DUP_RATE=0.1", "E2E_CRASH_RATE=0.002")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSagaRuntimeChild$", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		s.t.Errorf("start runtime child: %v", err)
+		return
+	}
+	s.starts++
+	s.cmd = cmd
+	done := make(chan struct{})
+	s.done = done
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = cmd.Wait()
+		close(done)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopping || s.cmd != cmd {
+			return
+		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			s.crashes++ // killed itself between commit and ack
+		}
+		s.spawnLocked()
+	}()
+}
+
+// kill SIGKILLs the current child and starts a new one.
+func (s *supervisor) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || s.cmd == nil {
+		return
+	}
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	_ = cmd.Process.Kill()
+	s.mu.Unlock()
+	<-done
+	s.mu.Lock()
+	s.kills++
+	s.spawnLocked()
+}
+
+// shutdown stops the child gracefully.
+func (s *supervisor) shutdown() {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return
+	}
+	s.stopping = true
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(40 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}
+	s.wg.Wait()
+}
+
+// waitQuiet waits until no saga is in flight and nothing is left to deliver.
+func waitQuiet(ctx context.Context, pool *pgxpool.Pool, mode string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	q := `SELECT
+		(SELECT count(*) FROM subscription WHERE status = 'pending') +
+		(SELECT count(*) FROM payment WHERE status = 'pending') +
+		(SELECT count(*) FROM payment p WHERE status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM subscription_period sp WHERE sp.payment_id = p.id)) +
+		(SELECT count(*) FROM outbox) +
+		(SELECT count(*) FROM broker_delivery d WHERE d.trigger NOT LIKE '%ping%' AND d.trigger NOT LIKE '%sweep%')`
+	if mode == "orchestration" {
+		q += ` + (SELECT count(*) FROM saga_instance WHERE completed_at IS NULL)`
+	}
+	stable := 0
+	var left int64
+	for time.Now().Before(deadline) {
+		if err := pool.QueryRow(ctx, q).Scan(&left); err != nil {
+			return fmt.Errorf("progress query: %w", err)
+		}
+		if left == 0 {
+			stable++
+			if stable >= 4 {
+				return nil
+			}
+		} else {
+			stable = 0
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("%d things still in flight after %s", left, limit)
+}
+
+func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *sandbox.Sandbox, mode string, purchases []purchase,
+	sup *supervisor, submitted, elapsed time.Duration, conflicts int64) {
+	t.Helper()
+	ledger := sb.Ledger()
+	periodOf := map[string]string{} // our payment id → "sub:period" it backs
+	rows, err := pool.Query(ctx, `SELECT payment_id, subscription_id || ':' || period FROM subscription_period`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var p, k string
+		if err := rows.Scan(&p, &k); err != nil {
+			t.Fatal(err)
+		}
+		periodOf[p] = k
+	}
+	rows.Close()
+
+	// 1. No user charged twice for one period (net of refunds, and gross).
+	capturedPer := map[string]int{}
+	netPerUser := map[string]int{}
+	captured, refunds, backed := 0, 0, 0
+	for _, e := range ledger {
+		if e.Status != payment.StatusSucceeded {
+			continue
+		}
+		captured++
+		key := e.Metadata["subscription_id"] + ":" + e.Metadata["period"]
+		capturedPer[key]++
+		isBacked := periodOf[e.Metadata["payment_id"]] != ""
+		isRefunded := e.Refunds == 1 && e.RefundedMinor == e.AmountMinor
+		if e.Refunds > 1 {
+			t.Errorf("payment %s refunded %d times", e.ID, e.Refunds)
+		}
+		// 2. Every captured payment backs exactly one paid period or exactly one refund.
+		if isBacked == isRefunded {
+			t.Errorf("captured payment %s (%s): backs a period=%v, refunded=%v; want exactly one", e.ID, key, isBacked, isRefunded)
+		}
+		if isBacked {
+			backed++
+			netPerUser[e.Metadata["user_id"]]++
+		}
+		if isRefunded {
+			refunds++
+		}
+	}
+	doubles := 0
+	for k, c := range capturedPer {
+		if c > 1 {
+			doubles++
+			t.Errorf("subscription period %s charged %d times", k, c)
+		}
+	}
+	for u, c := range netPerUser {
+		if c > 1 {
+			t.Errorf("user %s keeps %d paid first periods", u, c)
+		}
+	}
+
+	// 3. Every saga reached a terminal state.
+	var pending, pendingPay int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription WHERE status NOT IN ('active','failed')`).Scan(&pending)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM payment WHERE status = 'pending'`).Scan(&pendingPay)
+	if pending != 0 || pendingPay != 0 {
+		t.Errorf("%d subscriptions not active/failed, %d payments pending", pending, pendingPay)
+	}
+	sagaStates := map[string]int{}
+	if mode == "orchestration" {
+		rows, err := pool.Query(ctx, `SELECT state, count(*) FROM saga_instance GROUP BY state`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			var c int
+			_ = rows.Scan(&s, &c)
+			sagaStates[s] = c
+		}
+		rows.Close()
+		for s, c := range sagaStates {
+			if s != "completed" && s != "failed" && s != "compensated" {
+				t.Errorf("%d sagas stuck in %s", c, s)
+			}
+		}
+	}
+	var subs, active, failed int
+	_ = pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status='active'), count(*) FILTER (WHERE status='failed') FROM subscription`).Scan(&subs, &active, &failed)
+	bought := 0
+	for _, p := range purchases {
+		if p.subID != "" {
+			bought++
+		}
+		if p.extra != "" {
+			bought++
+		}
+	}
+	if subs != bought {
+		t.Errorf("%d subscriptions recorded, %d purchases accepted", subs, bought)
+	}
+
+	// 4. Every paid user has is_premium=true and no other user has.
+	var wrongPremium, missingPremium, premium int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM app_user WHERE is_premium`).Scan(&premium)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM app_user u WHERE u.is_premium AND NOT EXISTS
+		(SELECT 1 FROM subscription s WHERE s.user_id = u.user_id AND s.status = 'active')`).Scan(&wrongPremium)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription s WHERE s.status = 'active' AND NOT EXISTS
+		(SELECT 1 FROM app_user u WHERE u.user_id = s.user_id AND u.is_premium)`).Scan(&missingPremium)
+	if wrongPremium != 0 || missingPremium != 0 || premium != active || active != backed {
+		t.Errorf("premium: %d users premium without an active subscription, %d active subscriptions without premium (premium %d, active %d, backed payments %d)",
+			wrongPremium, missingPremium, premium, active, backed)
+	}
+
+	// 5. Every email exactly once: each notification-worthy fact exists once
+	// per (type, subscription) (the notification function dedupes deliveries by
+	// event id, so distinct ids are emails).
+	emails := map[string]int{}
+	rows, err = pool.Query(ctx, `SELECT event_type, subject, count(DISTINCT event_id), sum(n) FROM e2e_delivery WHERE kind='notification' GROUP BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries := 0
+	for rows.Next() {
+		var typ, subject string
+		var ids, n int
+		_ = rows.Scan(&typ, &subject, &ids, &n)
+		short := typ[strings.LastIndex(typ[:len(typ)-3], ".")+1 : len(typ)-3]
+		emails[short] += ids
+		deliveries += n
+		if ids != 1 {
+			t.Errorf("%d distinct %s events for %s: the listener would get %d emails", ids, short, subject, ids)
+		}
+	}
+	rows.Close()
+	var declined int
+	_ = pool.QueryRow(ctx, `SELECT count(DISTINCT subscription_id) FROM payment WHERE status='failed'`).Scan(&declined)
+	if emails["activated"] != active || emails["refunded"] != refunds || emails["failed"] != declined {
+		t.Errorf("emails: activated %d (want %d), refunded %d (want %d), payment failed %d (want %d)",
+			emails["activated"], active, emails["refunded"], refunds, emails["failed"], declined)
+	}
+	var dead int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM e2e_delivery WHERE kind='dead-letter'`).Scan(&dead)
+	if dead != 0 {
+		t.Errorf("%d events dead-lettered", dead)
+	}
+
+	st := sb.Stats()
+	t.Logf(`%s: %d purchases (%d accepted, %d answered 409 after a retried POST) in %s, all terminal after %s
+  runtime: %d starts, %d SIGKILLs from the test, %d self-kills between commit and ack
+  provider: %d payments created, %d replays by Idempotence-Key, %d slow answers, %d 500s before / %d after recording
+  webhooks: %d delivered, %d notifications sent twice, %d failed deliveries (runtime down)
+  ledger: %d captured, %d back a paid period, %d refunded, %d periods charged twice
+  subscriptions: %d active, %d failed; users with premium: %d
+  saga states: %v
+  emails (distinct events): %v from %d deliveries; dead-lettered: %d`,
+		mode, len(purchases), bought, conflicts, submitted.Round(time.Millisecond), elapsed.Round(time.Millisecond),
+		sup.starts, sup.kills, sup.crashes,
+		st.Creates, st.Replays, st.Slow, st.Fail500Before, st.Fail500After,
+		st.Webhooks, st.WebhookDuplicates, st.WebhookFailures,
+		captured, backed, refunds, doubles, active, failed, premium, sagaStates, emails, deliveries, dead)
+}
