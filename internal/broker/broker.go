@@ -324,7 +324,7 @@ func (b *Broker) route(ctx context.Context, st *brokerState, events []event.Even
 			matched = true
 			var key *string
 			if d.ordered {
-				if k, ok := e.Extensions()["partitionkey"].(string); ok && k != "" {
+				if k, ok := manifest.Attribute(e, "partitionkey"); ok && k != "" {
 					key = &k
 				}
 			}

@@ -391,3 +391,38 @@ func TestNewRejectsUnresolvableSubscribers(t *testing.T) {
 		t.Fatalf("New = %v, want an unresolvable-subscriber error", err)
 	}
 }
+
+// TestDeadLetterSinkFailureIsRetried: when the sink itself fails, the event
+// stays stored and the sink — not the subscriber — is tried again, with the
+// same error extensions.
+func TestDeadLetterSinkFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	failing := &recorder{fn: func(int, event.Event) (*event.Event, error) { return nil, errors.New("always fails") }}
+	dls := &recorder{fn: func(n int, e event.Event) (*event.Event, error) {
+		if n < 2 {
+			return nil, errors.New("dead-letter store is down")
+		}
+		return nil, nil
+	}}
+	yaml := brokerYAML + trigger("failing", "failing", `  delivery:
+    retry: 1
+    backoffDelay: PT0.05S
+    deadLetterSink: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: dls}}`)
+	tb := start(t, yaml, map[string]function.Handler{"failing": failing, "dls": dls})
+	if err := tb.Publish(context.Background(), newEvent("x1", "music.overture.x.v1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the third sink attempt to succeed", func() bool { return dls.count() == 3 && tb.pending(t) == 0 })
+	if n := failing.count(); n != 2 {
+		t.Errorf("subscriber called %d times, want 2: a failing sink must not re-run the subscriber", n)
+	}
+	evs, _ := dls.got()
+	for i, e := range evs {
+		if e.ID() != "x1" || e.Extensions()[ExtErrorCode] != "500" || e.Extensions()[ExtErrorDest] != "http://failing.overture.svc.cluster.local" {
+			t.Errorf("sink attempt %d got %s with extensions %v", i+1, e.ID(), e.Extensions())
+		}
+	}
+	if got := counter(tb.m.deadLettered, "overture/failing"); got != 1 {
+		t.Errorf("dead_lettered = %v, want 1", got)
+	}
+}

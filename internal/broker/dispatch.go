@@ -54,6 +54,7 @@ type result struct {
 	attempt int       // for retry: the new attempt count
 	next    time.Time // for retry
 	err     string
+	rewrite []byte // for retry: replaces the stored event (the dead-letter form)
 }
 
 // dispatcher delivers one trigger's rows.
@@ -195,7 +196,9 @@ func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
 	b := d.b
 	retries := d.delivery.Retries()
 	if dl.attempt <= retries {
-		d.mLatency.Observe(time.Since(dl.ingested).Seconds())
+		if dl.attempt == 0 {
+			d.mLatency.Observe(time.Since(dl.ingested).Seconds())
+		}
 		ctx, cancel := context.WithTimeout(base, d.timeout)
 		ctx = telemetry.FromEvent(function.WithPublisher(ctx, d.st.pub), dl.ev)
 		reply, ferr := d.sub.deliver(ctx, dl.ev, d.timeout)
@@ -223,8 +226,8 @@ func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
 		}
 		dl.ev = deadLetterEvent(dl.ev, d.sub.dest, ferr)
 	}
-	// Retries exhausted: to the dead-letter sink (the event already carries
-	// the error extensions when this is a re-attempt of the DLS).
+	// Retries exhausted: to the dead-letter sink. When this is another try of
+	// the sink, the stored event is already the dead-letter form.
 	ctx, cancel := context.WithTimeout(base, d.timeout)
 	defer cancel()
 	ctx = telemetry.FromEvent(ctx, dl.ev)
@@ -232,7 +235,13 @@ func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
 		next := d.delivery.Backoff(retries + 1)
 		next = min(max(next, time.Second), time.Minute)
 		b.log.ErrorContext(ctx, "broker: dead-letter sink failed; will try it again", "trigger", d.key, "id", dl.ev.ID(), "dls", d.dls.dest, "error", derr.text, "retry_in", next.String())
-		return result{d: dl, outcome: retry, attempt: retries + 1, next: time.Now().Add(next), err: "dead-letter sink: " + derr.Error(), reply: nil}
+		// Keep the dead-letter form (with its error extensions) so the next
+		// attempt sends the sink the same event.
+		raw, err := json.Marshal(dl.ev)
+		if err != nil {
+			raw = nil
+		}
+		return result{d: dl, outcome: retry, attempt: retries + 1, next: time.Now().Add(next), err: "dead-letter sink: " + derr.Error(), rewrite: raw}
 	}
 	b.log.WarnContext(ctx, "broker: event dead-lettered", "trigger", d.key, "id", dl.ev.ID(), "type", dl.ev.Type(), "dls", d.dls.dest)
 	return result{d: dl, outcome: deadLettered}
@@ -293,6 +302,7 @@ func (d *dispatcher) flush(batch []result) {
 	var done, failedIDs, attempts []int64
 	var nexts []time.Time
 	var errs []string
+	var rewrites [][]byte
 	var replies []event.Event
 	all := make([]int64, 0, len(batch))
 	for _, r := range batch {
@@ -303,6 +313,7 @@ func (d *dispatcher) flush(batch []result) {
 			attempts = append(attempts, int64(r.attempt))
 			nexts = append(nexts, r.next)
 			errs = append(errs, r.err)
+			rewrites = append(rewrites, r.rewrite)
 		default:
 			done = append(done, r.d.id)
 			if r.reply != nil {
@@ -338,9 +349,10 @@ func (d *dispatcher) flush(batch []result) {
 		}
 		if len(failedIDs) > 0 {
 			if _, err := tx.Exec(ctx, `
-UPDATE broker_delivery d SET attempt = u.attempt, next_attempt_at = u.next, lease_until = NULL, last_error = u.err
-FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[]) AS u(id, attempt, next, err)
-WHERE d.id = u.id`, failedIDs, attempts, nexts, errs); err != nil {
+UPDATE broker_delivery d SET attempt = u.attempt, next_attempt_at = u.next, lease_until = NULL, last_error = u.err,
+       event = coalesce(u.event, d.event)
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[]) AS u(id, attempt, next, err, event)
+WHERE d.id = u.id`, failedIDs, attempts, nexts, errs, rewrites); err != nil {
 				return fmt.Errorf("reschedule failed rows: %w", err)
 			}
 		}
@@ -376,7 +388,7 @@ WHERE d.id = u.id`, failedIDs, attempts, nexts, errs); err != nil {
 
 func (d *dispatcher) scheduleWake(t time.Time) {
 	d.retryMu.Lock()
-	heap.Push(&d.retries, t)
+	heap.Push(&d.retries, t.Add(5*time.Millisecond)) // a hair after due, so the claim finds it due
 	d.retryMu.Unlock()
 	d.poke()
 }
