@@ -244,3 +244,25 @@ func TestRepositoryManifests(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSetAdd feeds arbitrary documents to the manifest parser: it may reject
+// them, but must not panic, and whatever it accepts must have names.
+func FuzzSetAdd(f *testing.F) {
+	f.Add(goodBroker)
+	f.Add("apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec: {broker: default, filters: [{not: {any: [{exact: {type: a}}]}}], subscriber: {uri: 'http://x'}}\n")
+	f.Add("apiVersion: sources.knative.dev/v1\nkind: PingSource\nmetadata: {name: p}\nspec: {schedule: '@every 1s', sink: {uri: 'http://x'}}\n")
+	f.Add("---\n---\n# only comments\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		set := &Set{}
+		if err := set.Add("fuzz.yaml", []byte(doc)); err != nil {
+			return
+		}
+		for _, tr := range set.Triggers {
+			if tr.Metadata.Name == "" || tr.Spec.Broker == "" {
+				t.Fatalf("accepted an incomplete trigger: %+v", tr)
+			}
+			tr.Match(testEvent())
+		}
+		_ = set.Validate()
+	})
+}
