@@ -27,10 +27,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -477,4 +479,46 @@ func randString(n int) string {
 func Run(ctx context.Context, addr string, s *Server, log *slog.Logger) error {
 	log.Info("local identity provider listening", "address", addr, "issuer", s.issuer())
 	return server.Listen(ctx, addr, s, log, nil)
+}
+
+// DefaultLocalAddr is where `make run` serves the local IdP.
+const DefaultLocalAddr = "127.0.0.1:8089"
+
+// LocalClientID is the client id auth uses with the local IdP (its default
+// LOCAL_OIDC_CLIENT_ID).
+const LocalClientID = "overture-local"
+
+// StartLocal binds addr (":0"-style addresses pick a free port), serves the
+// local IdP there until ctx ends, and returns its issuer URL — the value of
+// auth's LOCAL_OIDC_ISSUER. publicBaseURL is the gateway's base URL, where
+// the callback /v1/auth/oauth/local/callback lives. done closes when the
+// server has stopped.
+func StartLocal(ctx context.Context, addr, publicBaseURL string, log *slog.Logger) (issuer string, done <-chan error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("local idp: listen on %s: %w", addr, err)
+	}
+	issuer = "http://" + ln.Addr().String()
+	s, err := NewLocal(issuer, LocalClientID, "", publicBaseURL)
+	if err != nil {
+		ln.Close()
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	ch := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		ch <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("local identity provider listening", "issuer", issuer)
+	return issuer, ch, nil
 }
