@@ -426,3 +426,37 @@ func TestDeadLetterSinkFailureIsRetried(t *testing.T) {
 		t.Errorf("dead_lettered = %v, want 1", got)
 	}
 }
+
+// TestTriggerDeliveryReplacesBrokerDelivery: a trigger without delivery uses
+// the broker's; one with its own uses only its own (no inherited sink).
+func TestTriggerDeliveryReplacesBrokerDelivery(t *testing.T) {
+	t.Parallel()
+	inherits := &recorder{fn: func(int, event.Event) (*event.Event, error) { return nil, errors.New("no") }}
+	overrides := &recorder{fn: func(int, event.Event) (*event.Event, error) { return nil, errors.New("no") }}
+	dls := &recorder{}
+	yaml := `
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default, namespace: overture}
+spec:
+  delivery:
+    retry: 3
+    backoffPolicy: linear
+    backoffDelay: PT0.02S
+    deadLetterSink: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: dls}}
+` + trigger("inherits", "inherits", "") + trigger("overrides", "overrides", "  delivery: {retry: 1, backoffDelay: PT0.02S}")
+	tb := start(t, yaml, map[string]function.Handler{"inherits": inherits, "overrides": overrides, "dls": dls})
+	if err := tb.Publish(context.Background(), newEvent("o1", "music.overture.x.v1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "both triggers to give up", func() bool {
+		return counter(tb.m.deadLettered, "overture/inherits") == 1 && counter(tb.m.dropped, "overture/overrides") == 1
+	})
+	if inherits.count() != 4 || overrides.count() != 2 {
+		t.Errorf("attempts: inherits %d (want 4), overrides %d (want 2)", inherits.count(), overrides.count())
+	}
+	evs, _ := dls.got()
+	if len(evs) != 1 || evs[0].Extensions()[ExtErrorDest] != "http://inherits.overture.svc.cluster.local" {
+		t.Errorf("dead letters: %v; want only the inheriting trigger's", evs)
+	}
+}
