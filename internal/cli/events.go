@@ -165,4 +165,3 @@ func dlqRedrive(ctx context.Context, args []string, dbURL, brokerURL string, std
 	fmt.Fprintf(stdout, "re-drove %d\n", n)
 	return nil
 }
-

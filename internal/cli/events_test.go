@@ -24,7 +24,9 @@ import (
 
 type eventsHandler func(ctx context.Context, e event.Event) (*event.Event, error)
 
-func (f eventsHandler) Handle(ctx context.Context, e event.Event) (*event.Event, error) { return f(ctx, e) }
+func (f eventsHandler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	return f(ctx, e)
+}
 
 // TestEventsDLQListAndRedrive drives `overture events dlq` against a real
 // database and a real broker ingress over HTTP.
