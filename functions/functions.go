@@ -6,6 +6,8 @@ package functions
 
 import (
 	authentitlement "github.com/overture-music/overture/functions/auth-entitlement"
+	cdnpurge "github.com/overture-music/overture/functions/cdn-purge"
+	cdnwarm "github.com/overture-music/overture/functions/cdn-warm"
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/functions/noop"
 	"github.com/overture-music/overture/functions/notification"
@@ -39,6 +41,8 @@ func All() []Entry {
 		{Name: "renewal", New: func() function.Handler { return renewalfn.New() }},
 		{Name: "saga-manager", New: func() function.Handler { return sagamanager.New() }},
 		{Name: searchindexer.Name, New: func() function.Handler { return searchindexer.New() }},
+		{Name: cdnwarm.Name, New: func() function.Handler { return cdnwarm.New() }},
+		{Name: cdnpurge.Name, New: func() function.Handler { return cdnpurge.New() }},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/server"
+	"github.com/overture-music/overture/internal/steering"
 )
 
 // Services returns every long-lived HTTP service the platform hosts and
@@ -11,6 +12,7 @@ import (
 func Services() []server.Service {
 	return []server.Service{
 		auth.New(),
+		steering.New(),
 		catalog.New(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -11,6 +12,16 @@ import (
 
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/token"
+)
+
+// Defaults of `make run`: three loopback POPs standing for three regions,
+// and a development signing key (production sets CDN_POPS and
+// CDN_SIGNING_KEYS from a secret).
+const (
+	DevPOPs        = "pop-eu-west=eu-west=http://127.0.0.1:9101,pop-eu-central=eu-central=http://127.0.0.1:9102,pop-ru-central=ru-central=http://127.0.0.1:9103"
+	DevSigningKeys = "dev:overture-dev-cdn-signing-key"
+	DevLatency     = "eu-west>eu-central=20,eu-west>ru-central=50,eu-central>ru-central=35"
+	DevAdminSecret = "overture-dev-cdn-admin"
 )
 
 func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
@@ -26,10 +37,21 @@ func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) 
 func ConfigFromMap(m map[string]string) (Config, error) {
 	var c Config
 	var err error
-	if c.POPs, err = ParsePOPs(m["CDN_POPS"]); err != nil {
+	pops, keys := m["CDN_POPS"], m["CDN_SIGNING_KEYS"]
+	if pops == "" {
+		pops = DevPOPs
+	}
+	if keys == "" {
+		keys = DevSigningKeys
+	}
+	if c.POPs, err = ParsePOPs(pops); err != nil {
 		return c, err
 	}
-	if c.Keys, c.SignWith, err = urlsign.ParseKeys(m["CDN_SIGNING_KEYS"]); err != nil {
+	if m["CDN_LATENCY_MS"] == "" && m["CDN_POPS"] == "" {
+		m = maps.Clone(m)
+		m["CDN_LATENCY_MS"] = DevLatency
+	}
+	if c.Keys, c.SignWith, err = urlsign.ParseKeys(keys); err != nil {
 		return c, fmt.Errorf("steering: CDN_SIGNING_KEYS: %w", err)
 	}
 	c.Latency = map[string]float64{}

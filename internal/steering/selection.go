@@ -201,3 +201,18 @@ func (s *Service) pick(from, track string, max int) []*popState {
 	}
 	return out
 }
+
+// Owners ranks pops for track the way steering places tracks inside a region
+// (rendezvous hashing on the POP name), so pushing a track to Owners(...)[0]
+// of a region warms the POP that listeners will be sent to.
+func Owners(track string, pops []POP) []POP {
+	st := make([]*popState, len(pops))
+	for i := range pops {
+		st[i] = &popState{POP: pops[i]}
+	}
+	out := make([]POP, len(pops))
+	for i, p := range rendezvous(track, st) {
+		out[i] = p.POP
+	}
+	return out
+}

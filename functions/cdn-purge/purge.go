@@ -1,0 +1,112 @@
+// Package cdnpurge removes a track's replaced audio from every POP when its
+// renditions are replaced, so no listener is served the old bytes (segment
+// URLs are immutable for a year in browsers, but POPs must not keep them).
+// It purges by tag (the track id, which every POP derives from the key) and,
+// belt and braces, by the old keys and the old HLS directories.
+//
+// Purging is naturally idempotent, so a redelivered event is harmless; any
+// POP that cannot be reached fails the handler and the broker retries.
+package cdnpurge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/overture-music/overture/edge"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/steering"
+	"github.com/overture-music/overture/internal/telemetry"
+)
+
+// Name is the function's name.
+const Name = "cdn-purge"
+
+// Purge is the function.
+type Purge struct {
+	Log    *slog.Logger
+	pops   []steering.POP
+	client edge.AdminClient
+}
+
+// New returns the function.
+func New() *Purge { return &Purge{} }
+
+// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET.
+func (f *Purge) Start(_ context.Context, cfg map[string]string) error {
+	if f.Log == nil {
+		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", Name)
+	}
+	pops, err := steering.ParsePOPs(cfg["CDN_POPS"])
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if cfg["CDN_ADMIN_SECRET"] == "" {
+		return fmt.Errorf("%s: CDN_ADMIN_SECRET is not set", Name)
+	}
+	f.pops, f.client = pops, edge.AdminClient{Secret: cfg["CDN_ADMIN_SECRET"]}
+	return nil
+}
+
+// Request builds the purge for a replacement.
+func Request(d eventtype.TrackRenditionsReplacedData) edge.PurgeRequest {
+	req := edge.PurgeRequest{Tags: []string{d.TrackID}}
+	for _, r := range d.Old {
+		k := strings.TrimPrefix(r.StorageKey, "/")
+		if k == "" {
+			continue
+		}
+		req.Keys = append(req.Keys, k)
+		if strings.HasSuffix(k, ".m3u8") {
+			if dir := path.Dir(k); dir != "." {
+				req.Prefixes = append(req.Prefixes, dir+"/")
+			}
+		}
+	}
+	return req
+}
+
+// Handle purges the old renditions on every POP.
+func (f *Purge) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	ctx = telemetry.FromEvent(ctx, e)
+	if e.Type() != eventtype.TrackRenditionsReplaced {
+		return nil, fmt.Errorf("%s: unexpected event type %s", Name, e.Type())
+	}
+	var d eventtype.TrackRenditionsReplacedData
+	if err := e.DataAs(&d); err != nil {
+		return nil, fmt.Errorf("%s: decode %s: %w", Name, e.ID(), err)
+	}
+	if d.TrackID == "" {
+		return nil, fmt.Errorf("%s: event %s has no track_id", Name, e.ID())
+	}
+	req := Request(d)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, pop := range f.pops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := f.client.Purge(ctx, pop.URL, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("POP %s: %w", pop.Name, err))
+				return
+			}
+			f.Log.InfoContext(ctx, "purged", "track_id", d.TrackID, "pop", pop.Name, "objects", res.Purged)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%s: track %s: %w", Name, d.TrackID, err)
+	}
+	return nil, nil
+}
