@@ -20,11 +20,11 @@ const (
 )
 
 // transitions is the lifecycle: from → allowed targets. active → active is a
-// renewal; canceled → canceled records a period paid while cancel was asked.
+// renewal, past_due → past_due a further failed dunning retry; canceled → canceled records a period paid while cancel was asked.
 var transitions = map[string][]string{
 	StatusPending:  {StatusActive, StatusFailed},
 	StatusActive:   {StatusActive, StatusPastDue, StatusCanceled},
-	StatusPastDue:  {StatusActive, StatusCanceled},
+	StatusPastDue:  {StatusActive, StatusPastDue, StatusCanceled},
 	StatusCanceled: {StatusCanceled, StatusExpired},
 	StatusExpired:  {},
 	StatusFailed:   {},
