@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -679,5 +681,65 @@ func TestAuditFindsMissingAndUnknownEmails(t *testing.T) {
 	}
 	if a.ExactlyOnce() || len(a.Missing) != 1 || a.Missing[0] != MessageID("/x", "lost") || len(a.Unknown) != 1 || a.Unknown[0] != stray {
 		t.Fatalf("audit %s: missing %v unknown %v", a, a.Missing, a.Unknown)
+	}
+}
+
+// A server that refuses the recipient echoes the address, and go-mail lists
+// it in its error; neither reaches the logs, the returned error or the ledger.
+func TestRejectedRecipientIsNotLogged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin, err := infra.ToolBin("mailpit", "MAILPIT_BIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(testenv.Dir(), "strict-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := infra.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp, err := infra.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtpAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", sp), fmt.Sprintf("127.0.0.1:%d", hp)
+	proc, err := infra.Start("smtp-strict", filepath.Join(dir, "mailpit.log"), syscall.SIGTERM, nil, bin,
+		"--smtp", smtpAddr, "--listen", httpAddr, "--database", filepath.Join(dir, "mailpit.db"),
+		"--smtp-allowed-recipients", `@allowed\.example$`, "--smtp-disable-rdns", "--disable-version-check", "--quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proc.Stop(5 * time.Second) })
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := infra.WaitTCP(wctx, proc, smtpAddr); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, "smtp://"+smtpAddr, "")
+	const addr = "Secret.Person@refused.example"
+	reg := registered(t, "u1", addr, "en", "https://overture.test/confirm?token=T1")
+	err = h.handle(t, reg)
+	if err == nil {
+		t.Fatal("mailpit accepted a refused recipient")
+	}
+	var lastError string
+	if qerr := h.db.QueryRow(ctx, `SELECT coalesce(last_error, '') FROM notification_email`).Scan(&lastError); qerr != nil {
+		t.Fatal(qerr)
+	}
+	if !strings.Contains(lastError, "<recipient>") {
+		t.Errorf("ledger error %q does not show the redaction", lastError)
+	}
+	for where, text := range map[string]string{"error": err.Error(), "logs": h.logs.String(), "ledger": lastError} {
+		if strings.Contains(strings.ToLower(text), strings.ToLower(addr)) {
+			t.Errorf("%s shows the address: %s", where, text)
+		}
+	}
+	// Allowed recipients still get their email.
+	h.mustHandle(t, registered(t, "u2", "fine@allowed.example", "en", "https://overture.test/confirm?token=T2"))
+	if c := counts(t, "http://"+httpAddr); total(c) != 1 {
+		t.Fatalf("counts %v, want the allowed email", c)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -175,9 +176,28 @@ func (m *mailer) send(ctx context.Context, o outgoing) error {
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return fmt.Errorf("smtp send via %s: %w", m.cfg.addr(), err)
+		return fmt.Errorf("smtp send via %s: %w", m.cfg.addr(), redactAddress(err, o.to))
 	}
 	return nil
+}
+
+// redactedError hides the recipient's address, which go-mail's SendError
+// lists ("affected recipient(s)") and servers echo in their replies, from
+// the text that reaches logs and the ledger; errors.Is/As still see the cause.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redactAddress(err error, addr string) error {
+	if addr == "" {
+		return err
+	}
+	re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(addr))
+	return &redactedError{msg: re.ReplaceAllString(err.Error(), "<recipient>"), err: err}
 }
 
 // validFrom checks MAIL_FROM at start.
