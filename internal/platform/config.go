@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"fmt"
-	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -47,9 +45,6 @@ func Environ() map[string]string {
 	return env
 }
 
-// secretKeys are never printed or logged.
-var secretKeys = map[string]bool{KeyS3SecretKey: true}
-
 // redactURL hides the password of a URL for printing.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -62,13 +57,20 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// cloneCfg returns a copy a function may keep and modify.
-func cloneCfg(cfg map[string]string) map[string]string { return maps.Clone(cfg) }
 
-func requireKey(cfg map[string]string, k string) (string, error) {
-	v := cfg[k]
-	if v == "" {
-		return "", fmt.Errorf("configuration %s is empty", k)
+// defaults are the embedded platform's values for settings the environment
+// leaves unset. An area that needs a local default adds one line here. A
+// value may refer to other settings as ${KEY} (e.g. ${OVERTURE_DATA_DIR},
+// ${PUBLIC_BASE_URL}), expanded once the dependencies are known.
+var defaults = map[string]string{
+	KeyS3Region: DefaultS3Region,
+}
+
+// applyDefaults fills unset keys of cfg from defaults.
+func applyDefaults(cfg map[string]string) {
+	for k, v := range defaults {
+		if cfg[k] == "" {
+			cfg[k] = os.Expand(v, func(name string) string { return cfg[name] })
+		}
 	}
-	return v, nil
 }

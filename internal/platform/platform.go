@@ -156,6 +156,7 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if err := p.startDeps(ctx); err != nil {
 		return p, err
 	}
+	applyDefaults(p.cfg)
 	p.log.Info("dependencies ready", "data_dir", o.DataDir)
 
 	if p.pool, err = postgres.Open(ctx, p.cfg[KeyDatabaseURL]); err != nil {

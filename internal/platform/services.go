@@ -3,6 +3,7 @@ package platform
 import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/steering"
 )
@@ -14,6 +15,7 @@ func Services() []server.Service {
 		auth.New(),
 		steering.New(),
 		catalog.New(),
+		query.New(),
 	}
 }
 
