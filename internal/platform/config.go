@@ -57,7 +57,6 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-
 // defaults are the embedded platform's values for settings the environment
 // leaves unset. An area that needs a local default adds one line here. A
 // value may refer to other settings as ${KEY} (e.g. ${OVERTURE_DATA_DIR},
