@@ -23,7 +23,6 @@ var cyrLatin = map[rune]string{
 var latinFold = strings.NewReplacer(
 	"tsch", "ch", "shch", "sch", "tch", "ch",
 	"ts", "c", "tz", "c", "kh", "h", "ph", "f", "ck", "k", "qu", "kv",
-	"iy", "i", "yy", "i", "ij", "i",
 	"ja", "ya", "ju", "yu", "jo", "e", "yo", "e", "ye", "e",
 	"x", "ks", "w", "v", "q", "k", "j", "i",
 )

@@ -1,0 +1,436 @@
+// Package query is the catalog's query API (service "query"): search as you
+// type, track/album/artist cards and browse by genre, all answered from the
+// search read model, never from the write model, so that listener traffic
+// does not load the database the admins write to.
+//
+// A Redis hot cache (internal/search/hotcache) sits in front of the read
+// model; its generation counters, bumped by the indexer after each applied
+// change, guarantee that no response is older than a change that was already
+// searchable when the request began.
+//
+// Read-your-writes: a request with ?after=<consistency token> (the
+// X-Consistency-Token an admin write answered) first waits until the indexer
+// has applied that LSN — at most WaitTimeout (5 s), then it fails with 503
+// problem "not-yet-consistent" and Retry-After rather than answer with data
+// that may not contain the write.
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/overture-music/overture/internal/lsn"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/search"
+	"github.com/overture-music/overture/internal/search/applied"
+	"github.com/overture-music/overture/internal/search/backend"
+	"github.com/overture-music/overture/internal/search/hotcache"
+	"github.com/overture-music/overture/internal/server"
+)
+
+// Name is the service's name.
+const Name = "query"
+
+// Service is the query API.
+type Service struct {
+	store search.Store
+	pool  *postgres.Pool
+	cache *hotcache.Cache
+	// WaitTimeout bounds how long ?after= waits for the indexer.
+	WaitTimeout time.Duration
+	// PollInterval is how often a waiting request rereads the watermark.
+	PollInterval time.Duration
+
+	owned bool // Start opened the resources (Stop closes them)
+	mux   *http.ServeMux
+}
+
+// New returns the service; Start connects it (the platform's way).
+func New() *Service {
+	s := &Service{WaitTimeout: 5 * time.Second, PollInterval: 10 * time.Millisecond}
+	s.routes()
+	return s
+}
+
+// NewWith returns a service on resources the caller owns. pool (for ?after=)
+// and cache may be nil.
+func NewWith(store search.Store, pool *postgres.Pool, cache *hotcache.Cache) *Service {
+	s := New()
+	s.store, s.pool, s.cache = store, pool, cache
+	return s
+}
+
+// Name implements server.Service.
+func (s *Service) Name() string { return Name }
+
+// Routes implements server.Service.
+func (s *Service) Routes() []server.Route {
+	return []server.Route{
+		{Method: http.MethodGet, Path: "/v1/search"},
+		{Method: http.MethodGet, Path: "/v1/tracks/{id}"},
+		{Method: http.MethodGet, Path: "/v1/albums/{id}"},
+		{Method: http.MethodGet, Path: "/v1/artists/{id}"},
+		{Method: http.MethodGet, Path: "/v1/genres/{id}/tracks"},
+	}
+}
+
+// Start opens the search store (SEARCH_BACKEND, SEARCH_DIR, OPENSEARCH_URL,
+// OPENSEARCH_INDEX), DATABASE_URL for read-your-writes, and REDIS_URL for the
+// hot cache (optional: without it every read goes to the index).
+// QUERY_WAIT_TIMEOUT (a Go duration) overrides the ?after= bound.
+func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
+	if v := cfg["QUERY_WAIT_TIMEOUT"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("query: QUERY_WAIT_TIMEOUT %q is not a positive duration", v)
+		}
+		s.WaitTimeout = d
+	}
+	store, err := backend.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	s.store, s.owned = store, true
+	if u := cfg["DATABASE_URL"]; u != "" {
+		if s.pool, err = postgres.Open(ctx, u); err != nil {
+			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
+		}
+		if err := applied.Migrate(ctx, s.pool.Pool); err != nil {
+			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
+		}
+	}
+	if u := cfg["REDIS_URL"]; u != "" {
+		if s.cache, err = hotcache.Open(ctx, u); err != nil {
+			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
+		}
+	}
+	return nil
+}
+
+// Stop releases what Start opened.
+func (s *Service) Stop(context.Context) error {
+	if !s.owned {
+		return nil
+	}
+	var errs []error
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	if s.cache != nil {
+		errs = append(errs, s.cache.Close())
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the read model answers.
+func (s *Service) Ready(ctx context.Context) (bool, error) {
+	if s.store == nil {
+		return false, nil
+	}
+	if _, err := s.store.Count(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Service) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /v1/search", s.handle(s.search))
+	s.mux.HandleFunc("GET /v1/tracks/{id}", s.handle(s.track))
+	s.mux.HandleFunc("GET /v1/albums/{id}", s.handle(s.album))
+	s.mux.HandleFunc("GET /v1/artists/{id}", s.handle(s.artist))
+	s.mux.HandleFunc("GET /v1/genres/{id}/tracks", s.handle(s.genre))
+}
+
+// answer is what a handler returns: a JSON body and how the cache served it.
+type answer struct {
+	body    any
+	outcome hotcache.Outcome
+}
+
+func (s *Service) handle(fn func(ctx context.Context, r *http.Request) (answer, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.waitAfter(r.Context(), w, r.URL.Query()); err != nil {
+			problem.Error(w, r, err)
+			return
+		}
+		a, err := fn(r.Context(), r)
+		if err != nil {
+			var bad badParam
+			switch {
+			case errors.As(err, &bad):
+				problem.Write(w, r, problem.New(http.StatusBadRequest, "invalid-parameter", bad.Error()))
+			case errors.Is(err, search.ErrBadQuery):
+				problem.Write(w, r, problem.New(http.StatusBadRequest, "invalid-parameter", strings.TrimPrefix(err.Error(), search.ErrBadQuery.Error()+"\n")))
+			default:
+				var p *problem.Problem
+				if !errors.As(err, &p) && r.Context().Err() == nil {
+					slog.ErrorContext(r.Context(), "query failed", "service", Name, "path", r.URL.Path, "error", err)
+				}
+				problem.Error(w, r, err)
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Cache", [...]string{"miss", "hit", "bypass"}[a.outcome])
+		w.Header().Set("Cache-Control", "no-cache")
+		_ = json.NewEncoder(w).Encode(a.body)
+	}
+}
+
+// badParam is a query parameter that cannot be used.
+type badParam struct{ name, why string }
+
+func (b badParam) Error() string { return "parameter " + b.name + ": " + b.why }
+
+// waitAfter implements ?after=: it returns once the read model has applied
+// the token, or a 503 problem after WaitTimeout.
+func (s *Service) waitAfter(ctx context.Context, w http.ResponseWriter, q url.Values) error {
+	raw := q.Get("after")
+	if raw == "" {
+		return nil
+	}
+	token, err := lsn.ParseToken(raw)
+	if err != nil {
+		return problem.New(http.StatusBadRequest, "invalid-parameter", "parameter after: not a consistency token (a decimal LSN from X-Consistency-Token)")
+	}
+	if s.pool == nil {
+		return problem.New(http.StatusServiceUnavailable, "not-yet-consistent", "read-your-writes is not available: the query service has no DATABASE_URL")
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.WaitTimeout)
+	defer cancel()
+	got, err := applied.Wait(wctx, s.pool.Pool, token, s.PollInterval)
+	if errors.Is(err, applied.ErrTimeout) && ctx.Err() == nil {
+		p := problem.New(http.StatusServiceUnavailable, "not-yet-consistent",
+			fmt.Sprintf("the search index has applied changes up to %d, not yet %d (waited %s); retry", got, token, s.WaitTimeout))
+		p.Extra = map[string]any{"applied": lsn.FormatToken(got), "after": lsn.FormatToken(token)}
+		w.Header().Set("Retry-After", "1")
+		return p
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("X-Consistency-Token", lsn.FormatToken(got))
+	return nil
+}
+
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, badParam{name, fmt.Sprintf("%q is not an integer", v)}
+	}
+	if n < lo || n > hi {
+		return 0, badParam{name, fmt.Sprintf("%d is outside %d..%d", n, lo, hi)}
+	}
+	return n, nil
+}
+
+func parseQuery(q url.Values) (search.Query, error) {
+	var out search.Query
+	var err error
+	out.Q = strings.TrimSpace(q.Get("q"))
+	if len(out.Q) > 200 {
+		return out, badParam{"q", "longer than 200 bytes"}
+	}
+	out.Genre = q.Get("genre")
+	out.Artist = q.Get("artist")
+	if out.Artist != "" {
+		if _, err := uuid.Parse(out.Artist); err != nil {
+			return out, badParam{"artist", "not an artist id (uuid)"}
+		}
+	}
+	if out.YearFrom, err = intParam(q, "year_from", 0, 1000, 3000); err != nil {
+		return out, err
+	}
+	if out.YearTo, err = intParam(q, "year_to", 0, 1000, 3000); err != nil {
+		return out, err
+	}
+	if out.YearFrom != 0 && out.YearTo != 0 && out.YearFrom > out.YearTo {
+		return out, badParam{"year_from", fmt.Sprintf("%d is after year_to %d", out.YearFrom, out.YearTo)}
+	}
+	if out.Page, err = intParam(q, "page", 1, 1, search.MaxWindow); err != nil {
+		return out, err
+	}
+	if out.Size, err = intParam(q, "size", search.DefaultSize, 1, search.MaxSize); err != nil {
+		return out, err
+	}
+	return out.Normalize()
+}
+
+// Page is the body of a search or browse answer.
+type Page struct {
+	Total int          `json:"total"`
+	Page  int          `json:"page"`
+	Size  int          `json:"size"`
+	Hits  []search.Hit `json:"hits"`
+}
+
+func (s *Service) search(ctx context.Context, r *http.Request) (answer, error) {
+	q, err := parseQuery(r.URL.Query())
+	if err != nil {
+		return answer{}, err
+	}
+	key := fmt.Sprintf("search:%q:%s:%s:%d:%d:%d:%d", q.Q, q.Genre, q.Artist, q.YearFrom, q.YearTo, q.Page, q.Size)
+	p, outcome, err := hotcache.Get(ctx, s.cache, key, []string{hotcache.Search}, func(ctx context.Context) (Page, error) {
+		return s.page(ctx, q)
+	})
+	return answer{p, outcome}, err
+}
+
+func (s *Service) page(ctx context.Context, q search.Query) (Page, error) {
+	res, err := s.store.Search(ctx, q)
+	if err != nil {
+		return Page{}, err
+	}
+	if res.Hits == nil {
+		res.Hits = []search.Hit{}
+	}
+	return Page{Total: res.Total, Page: q.Page, Size: q.Size, Hits: res.Hits}, nil
+}
+
+func pathID(r *http.Request, what string) (string, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return "", badParam{"id", fmt.Sprintf("%q is not a %s id (uuid)", id, what)}
+	}
+	return strings.ToLower(id), nil
+}
+
+func notFound(what, id string) error {
+	return problem.New(http.StatusNotFound, what+"-not-found", fmt.Sprintf("no published %s %s", what, id))
+}
+
+func (s *Service) track(ctx context.Context, r *http.Request) (answer, error) {
+	id, err := pathID(r, "track")
+	if err != nil {
+		return answer{}, err
+	}
+	t, outcome, err := hotcache.Get(ctx, s.cache, "track:"+id, []string{hotcache.Track(id)}, func(ctx context.Context) (search.Track, error) {
+		got, err := s.store.Get(ctx, id)
+		if err != nil {
+			return search.Track{}, err
+		}
+		t, ok := got[id]
+		if !ok {
+			return t, notFound("track", id)
+		}
+		return t, nil
+	})
+	return answer{t, outcome}, err
+}
+
+// AlbumCard is an album as its published tracks describe it.
+type AlbumCard struct {
+	search.Album
+	Artists []search.Artist `json:"artists"`
+	Tracks  []search.Track  `json:"tracks"`
+}
+
+func (s *Service) album(ctx context.Context, r *http.Request) (answer, error) {
+	id, err := pathID(r, "album")
+	if err != nil {
+		return answer{}, err
+	}
+	c, outcome, err := hotcache.Get(ctx, s.cache, "album:"+id, []string{hotcache.Album(id)}, func(ctx context.Context) (AlbumCard, error) {
+		res, err := s.store.Search(ctx, search.Query{Album: id, Size: search.MaxSize})
+		if err != nil {
+			return AlbumCard{}, err
+		}
+		if len(res.Hits) == 0 {
+			return AlbumCard{}, notFound("album", id)
+		}
+		c := AlbumCard{Artists: []search.Artist{}}
+		for _, h := range res.Hits {
+			if h.Album != nil {
+				c.Album = *h.Album
+			}
+			for _, a := range h.Artists {
+				if !slices.Contains(c.Artists, a) {
+					c.Artists = append(c.Artists, a)
+				}
+			}
+			c.Tracks = append(c.Tracks, h.Track)
+		}
+		return c, nil
+	})
+	return answer{c, outcome}, err
+}
+
+// ArtistCard is an artist with their most popular tracks and their albums.
+type ArtistCard struct {
+	search.Artist
+	TrackCount int            `json:"track_count"`
+	TopTracks  []search.Track `json:"top_tracks"`
+	Albums     []search.Album `json:"albums"`
+}
+
+func (s *Service) artist(ctx context.Context, r *http.Request) (answer, error) {
+	id, err := pathID(r, "artist")
+	if err != nil {
+		return answer{}, err
+	}
+	c, outcome, err := hotcache.Get(ctx, s.cache, "artist:"+id, []string{hotcache.Artist(id)}, func(ctx context.Context) (ArtistCard, error) {
+		res, err := s.store.Search(ctx, search.Query{Artist: id, Size: search.MaxSize})
+		if err != nil {
+			return ArtistCard{}, err
+		}
+		if len(res.Hits) == 0 {
+			return ArtistCard{}, notFound("artist", id)
+		}
+		c := ArtistCard{TrackCount: res.Total, Albums: []search.Album{}}
+		for i, h := range res.Hits {
+			for _, a := range h.Artists {
+				if a.ID == id {
+					c.Artist = a
+				}
+			}
+			if i < 10 {
+				c.TopTracks = append(c.TopTracks, h.Track)
+			}
+			if h.Album != nil && !slices.Contains(c.Albums, *h.Album) {
+				c.Albums = append(c.Albums, *h.Album)
+			}
+		}
+		return c, nil
+	})
+	return answer{c, outcome}, err
+}
+
+func (s *Service) genre(ctx context.Context, r *http.Request) (answer, error) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 100 {
+		return answer{}, badParam{"id", "not a genre id"}
+	}
+	q, err := parseQuery(url.Values{"page": r.URL.Query()["page"], "size": r.URL.Query()["size"]})
+	if err != nil {
+		return answer{}, err
+	}
+	q.Genre = id
+	key := fmt.Sprintf("genre:%q:%d:%d", id, q.Page, q.Size)
+	p, outcome, err := hotcache.Get(ctx, s.cache, key, []string{hotcache.Genre(id)}, func(ctx context.Context) (Page, error) {
+		return s.page(ctx, q)
+	})
+	return answer{p, outcome}, err
+}
