@@ -63,6 +63,7 @@ func redactURL(s string) string {
 // ${PUBLIC_BASE_URL}), expanded once the dependencies are known.
 var defaults = map[string]string{
 	KeyS3Region: DefaultS3Region,
+	"SEARCH_DIR": "${OVERTURE_DATA_DIR}/search", // Bleve store of the search read model
 }
 
 // applyDefaults fills unset keys of cfg from defaults.
