@@ -62,7 +62,7 @@ func redactURL(s string) string {
 // value may refer to other settings as ${KEY} (e.g. ${OVERTURE_DATA_DIR},
 // ${PUBLIC_BASE_URL}), expanded once the dependencies are known.
 var defaults = map[string]string{
-	KeyS3Region: DefaultS3Region,
+	KeyS3Region:  DefaultS3Region,
 	"SEARCH_DIR": "${OVERTURE_DATA_DIR}/search", // Bleve store of the search read model
 }
 
