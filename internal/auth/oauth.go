@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
@@ -200,6 +201,17 @@ var errUnverifiedEmail = errors.New("provider gave no verified email")
 // password: whoever registered it had not proven the address, and the provider
 // just proved it belongs to someone else (pre-registration takeover).
 func (s *Service) linkOrCreate(ctx context.Context, prov string, p profile) (*Account, bool, error) {
+	a, created, err := s.linkOrCreateOnce(ctx, prov, p)
+	var pe *pgconn.PgError
+	if errors.Is(err, ErrEmailTaken) || (errors.As(err, &pe) && pe.Code == "23505") {
+		// A concurrent first login of the same person (two tabs) created the
+		// account or the link first; the second attempt finds it.
+		return s.linkOrCreateOnce(ctx, prov, p)
+	}
+	return a, created, err
+}
+
+func (s *Service) linkOrCreateOnce(ctx context.Context, prov string, p profile) (*Account, bool, error) {
 	var id string
 	var created bool
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {

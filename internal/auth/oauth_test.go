@@ -290,3 +290,44 @@ func TestOAuthRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestOAuthConcurrentFirstLogin: two tabs finishing the first login of the
+// same person at once end up in one account.
+func TestOAuthConcurrentFirstLogin(t *testing.T) {
+	t.Parallel()
+	p := newProviders(t)
+	p.google.Update(func(c *idp.Config) {
+		c.AutoLogin = &idp.User{Subject: "g-twice", Email: "twice@example.com", EmailVerified: true}
+	})
+	// Both flows stop before the callback, then the callbacks race.
+	var urls [2]string
+	var clients [2]*http.Client
+	for i := range urls {
+		_, clients[i] = p.login(t, "google", func(req *http.Request) error { urls[i] = req.URL.String(); return http.ErrUseLastResponse })
+	}
+	results := make(chan resp, 2)
+	for i := range urls {
+		go func() {
+			res, err := clients[i].Get(urls[i])
+			if err != nil {
+				results <- resp{Status: -1, Raw: err.Error()}
+				return
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			r := resp{Status: res.StatusCode, Raw: string(raw)}
+			_ = json.Unmarshal(raw, &r.Body)
+			p.secret(r.str("access_token"), r.str("refresh_token"))
+			results <- r
+		}()
+	}
+	a, b := <-results, <-results
+	if a.Status != 200 || b.Status != 200 || a.str("user_id") != b.str("user_id") {
+		t.Fatalf("concurrent first logins: %d %s / %d %s", a.Status, a.str("user_id"), b.Status, b.str("user_id"))
+	}
+	var n int
+	_ = p.pool.QueryRow(context.Background(), `SELECT count(*) FROM auth_account WHERE lower(email) = 'twice@example.com'`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d accounts for one person", n)
+	}
+}
