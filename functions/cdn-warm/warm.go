@@ -40,19 +40,24 @@ type Warm struct {
 // New returns the function.
 func New() *Warm { return &Warm{} }
 
-// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET.
+// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET; unset,
+// they default to the three loopback POPs of `make run`.
 func (f *Warm) Start(_ context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", Name)
 	}
-	pops, err := steering.ParsePOPs(cfg["CDN_POPS"])
+	list, secret := cfg["CDN_POPS"], cfg["CDN_ADMIN_SECRET"]
+	if list == "" {
+		list, secret = steering.DevPOPs, steering.DevAdminSecret
+	}
+	pops, err := steering.ParsePOPs(list)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if cfg["CDN_ADMIN_SECRET"] == "" {
+	if secret == "" {
 		return fmt.Errorf("%s: CDN_ADMIN_SECRET is not set", Name)
 	}
-	f.pops, f.client = pops, edge.AdminClient{Secret: cfg["CDN_ADMIN_SECRET"]}
+	f.pops, f.client = pops, edge.AdminClient{Secret: secret}
 	return nil
 }
 

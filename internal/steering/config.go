@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/token"
 )
@@ -19,9 +20,9 @@ import (
 // CDN_SIGNING_KEYS from a secret).
 const (
 	DevPOPs        = "pop-eu-west=eu-west=http://127.0.0.1:9101,pop-eu-central=eu-central=http://127.0.0.1:9102,pop-ru-central=ru-central=http://127.0.0.1:9103"
-	DevSigningKeys = "dev:overture-dev-cdn-signing-key"
+	DevSigningKeys = edge.DevSigningKeys
 	DevLatency     = "eu-west>eu-central=20,eu-west>ru-central=50,eu-central>ru-central=35"
-	DevAdminSecret = "overture-dev-cdn-admin"
+	DevAdminSecret = edge.DevAdminSecret
 )
 
 func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
