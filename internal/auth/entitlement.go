@@ -14,21 +14,19 @@ import (
 
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/inbox"
+	"github.com/overture-music/overture/internal/token"
 )
 
 // EntitlementConsumer is the inbox consumer name of the entitlement function.
 const EntitlementConsumer = "auth-entitlement"
 
 // EntitlementKey is the Redis key the CDN edge reads to reject access tokens
-// whose ent_ver is older than the user's current entitlement version.
-func EntitlementKey(userID string) string { return "auth:entitlement:" + userID }
+// whose ent_ver is older than the user's current entitlement version (see
+// token.Claims.PremiumCurrent).
+func EntitlementKey(userID string) string { return token.EntitlementKey(userID) }
 
 // EntitlementState is the JSON stored at EntitlementKey.
-type EntitlementState struct {
-	Version      int64      `json:"version"`
-	Premium      bool       `json:"premium"`
-	PremiumUntil *time.Time `json:"premium_until"`
-}
+type EntitlementState = token.EntitlementState
 
 // ErrBadEntitlementEvent is a UserUpdated event that can never be applied
 // (wrong type, undecodable data); retrying it is pointless.
