@@ -247,6 +247,18 @@ func pct(s []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func benchPool(tb testing.TB, url string) *pgxpool.Pool {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -311,6 +323,7 @@ func TestBrokerBenchReport(t *testing.T) {
 		}
 		return benchPool(t, pg.URL(name))
 	}
+	loadBefore := loadavg()
 	// Warm up (connections, code paths), then measure each on a fresh database.
 	runInProcess(t, db("warm"), 2000)
 	queue := runQueue(t, db("queue"), n)
@@ -339,6 +352,7 @@ func TestBrokerBenchReport(t *testing.T) {
 	fmt.Fprintf(&md, "Command: `hack/bench/broker.sh` (runs `go test ./internal/broker -run TestBrokerBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
+	fmt.Fprintf(&md, "Load average (1/5/15 min) before: %s, after: %s — other work on the machine inflates latency.\n\n", loadBefore, loadavg())
 	fmt.Fprintf(&md, "%d events per run, %d concurrent publishers, one Trigger to a no-op function. An event counts when the\n", n, benchPublishers)
 	fmt.Fprintf(&md, "ingress acknowledged it (committed) **and** the function returned and the delivery row was deleted.\n\n")
 	fmt.Fprintf(&md, "| Run | Events/s | Ratio to reference |\n|---|---:|---:|\n")
