@@ -28,6 +28,8 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
 // syncBuffer collects log output written from several goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
