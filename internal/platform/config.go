@@ -62,8 +62,10 @@ func redactURL(s string) string {
 // value may refer to other settings as ${KEY} (e.g. ${OVERTURE_DATA_DIR},
 // ${PUBLIC_BASE_URL}), expanded once the dependencies are known.
 var defaults = map[string]string{
-	KeyS3Region:  DefaultS3Region,
-	"SEARCH_DIR": "${OVERTURE_DATA_DIR}/search", // Bleve store of the search read model
+	KeyS3Region:              DefaultS3Region,
+	"SEARCH_DIR":             "${OVERTURE_DATA_DIR}/search",            // Bleve store of the search read model
+	"PAYMENT_WEBHOOK_URL":    "${PUBLIC_BASE_URL}/v1/payments/webhook", // where the payment sandbox posts notifications
+	"PAYMENT_WEBHOOK_SECRET": "dev-only-sandbox-webhook-secret",        // sandbox signing key in make run; set a real one in production
 }
 
 // applyDefaults fills unset keys of cfg from defaults.

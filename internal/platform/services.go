@@ -3,9 +3,11 @@ package platform
 import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/payment/sandbox"
 	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/steering"
+	"github.com/overture-music/overture/internal/subscription"
 )
 
 // Services returns every long-lived HTTP service the platform hosts and
@@ -16,6 +18,8 @@ func Services() []server.Service {
 		steering.New(),
 		catalog.New(),
 		query.New(),
+		subscription.New(),
+		sandbox.NewService(),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -90,10 +91,19 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	}
 	s.Store = store
 	if s.Verifier == nil {
-		if cfg[KeyJWKSURL] == "" || cfg[KeyIssuer] == "" {
-			return fmt.Errorf("subscription: %s and %s are required", KeyJWKSURL, KeyIssuer)
+		jwks, iss := cfg[KeyJWKSURL], cfg[KeyIssuer]
+		if base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/"); base != "" {
+			if jwks == "" {
+				jwks = base + "/.well-known/jwks.json"
+			}
+			if iss == "" {
+				iss = base
+			}
 		}
-		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: cfg[KeyJWKSURL]}, Issuer: cfg[KeyIssuer], Audience: Audience}
+		if jwks == "" || iss == "" {
+			return fmt.Errorf("subscription: %s and %s (or PUBLIC_BASE_URL) are required to verify listeners", KeyJWKSURL, KeyIssuer)
+		}
+		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: Audience}
 	}
 	client, err := payment.FromConfig(cfg)
 	if err != nil {
