@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/overture-music/overture/internal/auth"
 )
 
 func TestRegisterConfirmLogin(t *testing.T) {
@@ -217,6 +219,27 @@ func TestRateLimits(t *testing.T) {
 		rt := e.login("rr@example.com", "refresh limit pw").str("refresh_token")
 		rt = e.refresh(rt).want(t, 200, "").str("refresh_token")
 		rt = e.refresh(rt).want(t, 200, "").str("refresh_token")
+		r := e.refresh(rt).want(t, 429, "rate-limited")
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
+		}
+	})
+	t.Run("RefreshPerAddress", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, map[string]string{"AUTH_REFRESH_LIMIT_IP": "3/1m"})
+		for range 3 {
+			e.refresh(auth.NewSecret(auth.KindRefresh)).want(t, 401, "invalid-refresh-token")
+		}
+		e.refresh(auth.NewSecret(auth.KindRefresh)).want(t, 429, "rate-limited")
+	})
+	t.Run("ThrottledRefreshRotatesNothing", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, map[string]string{"AUTH_REFRESH_LIMIT_ACCOUNT": "1/1s", "AUTH_REFRESH_GRACE": "1ms"})
+		e.registerConfirmed("thr@example.com", "throttle password")
+		rt := e.login("thr@example.com", "throttle password").str("refresh_token")
+		rt = e.refresh(rt).want(t, 200, "").str("refresh_token")
 		e.refresh(rt).want(t, 429, "rate-limited")
+		time.Sleep(1100 * time.Millisecond)
+		e.refresh(rt).want(t, 200, "")
 	})
 }

@@ -94,6 +94,12 @@ func (s *Service) limited(w http.ResponseWriter, r *http.Request, l Limit, subje
 	if ok {
 		return false
 	}
+	s.tooMany(w, r, l, retry)
+	return true
+}
+
+// tooMany answers 429 with Retry-After.
+func (s *Service) tooMany(w http.ResponseWriter, r *http.Request, l Limit, retry time.Duration, attrs ...any) {
 	secs := int((retry + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -102,8 +108,7 @@ func (s *Service) limited(w http.ResponseWriter, r *http.Request, l Limit, subje
 	p := problem.New(http.StatusTooManyRequests, "rate-limited",
 		fmt.Sprintf("too many attempts (%s: at most %d per %s); retry in %d s", l.Name, l.Max, l.Window, secs))
 	p.Extra = map[string]any{"retry_after": secs}
-	s.fail(w, r, p, "limit", l.Name)
-	return true
+	s.fail(w, r, p, append([]any{"limit", l.Name}, attrs...)...)
 }
 
 // issue signs an access token for a and, when refresh is empty, starts a new
@@ -305,19 +310,17 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, p)
 		return
 	}
-	if s.limited(w, r, s.cfg.refreshIP, clientIP(r)) {
-		return
-	}
 	if _, err := ParseSecret(KindRefresh, in.RefreshToken); err != nil {
 		s.fail(w, r, problem.New(http.StatusBadRequest, "invalid-refresh-token", "refresh_token is missing or malformed"))
 		return
 	}
-	if uid, err := s.sessions.Peek(r.Context(), in.RefreshToken); err == nil {
-		if s.limited(w, r, s.cfg.refreshAcct, "user:"+uid) {
-			return
-		}
+	rot, err := s.sessions.Rotate(r.Context(), in.RefreshToken,
+		Throttle{IP: s.cfg.refreshIP, IPSubject: clientIP(r), Account: s.cfg.refreshAcct})
+	var lim *LimitedError
+	if errors.As(err, &lim) {
+		s.tooMany(w, r, lim.Limit, lim.RetryAfter, "user_id", rot.UserID)
+		return
 	}
-	rot, err := s.sessions.Rotate(r.Context(), in.RefreshToken)
 	switch {
 	case errors.Is(err, ErrRefreshReused):
 		s.fail(w, r, problem.New(http.StatusUnauthorized, "refresh-token-reused",

@@ -37,9 +37,7 @@ func (lm Limiter) Allow(ctx context.Context, l Limit, subject string) (bool, tim
 	if l.Max <= 0 {
 		return true, 0, nil
 	}
-	sum := sha256.Sum256([]byte(subject))
-	key := "auth:rl:" + l.Name + ":" + hex.EncodeToString(sum[:12])
-	res, err := limitScript.Run(ctx, lm.Redis, []string{key}, l.Window.Milliseconds()).Int64Slice()
+	res, err := limitScript.Run(ctx, lm.Redis, []string{limitKey(l, subject)}, l.Window.Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit %s: %w", l.Name, err)
 	}
@@ -47,4 +45,10 @@ func (lm Limiter) Allow(ctx context.Context, l Limit, subject string) (bool, tim
 		return false, time.Duration(res[1]) * time.Millisecond, nil
 	}
 	return true, 0, nil
+}
+
+// limitKey is where attempts of subject against l are counted.
+func limitKey(l Limit, subject string) string {
+	sum := sha256.Sum256([]byte(subject))
+	return "auth:rl:" + l.Name + ":" + hex.EncodeToString(sum[:12])
 }

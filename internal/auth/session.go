@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,10 +106,28 @@ func (s *Sessions) Start(ctx context.Context, uid string) (tok, family string, e
 	return tok, family, nil
 }
 
-// rotateScript: KEYS rt:old rt:new; ARGV now_ms grace_ms ttl_ms new_hash sealed old_hash.
+// rotateScript: KEYS rt:old rt:new ip-limit; ARGV now_ms grace_ms ttl_ms
+// new_hash sealed old_hash ip_max ip_window_ms acct_prefix acct_max
+// acct_window_ms. The rate limits are counted first, in the same script, so a
+// refresh is one Redis round trip and a throttled request rotates nothing.
 var rotateScript = redis.NewScript(`
+local function limited(key, max, window)
+  if tonumber(max) <= 0 then return nil end
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, window) end
+  if n > tonumber(max) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then redis.call('PEXPIRE', key, window); ttl = tonumber(window) end
+    return ttl
+  end
+  return nil
+end
+local t = limited(KEYS[3], ARGV[7], ARGV[8])
+if t then return {'limited', 'ip', tostring(t)} end
 local v = redis.call('HMGET', KEYS[1], 'fam', 'uid', 'st', 'rot', 'succ', 'sh')
 if not v[1] then return {'unknown'} end
+t = limited(ARGV[9] .. v[2], ARGV[10], ARGV[11])
+if t then return {'limited', 'account', tostring(t), v[2]} end
 local fk = 'auth:fam:' .. v[1]
 local cur = redis.call('HGET', fk, 'cur')
 if not cur then return {'revoked', v[2], v[1]} end
@@ -129,26 +148,27 @@ redis.call('DEL', fk)
 redis.call('SREM', 'auth:ufam:' .. v[2], v[1])
 return {'reuse', v[2], v[1]}`)
 
-// Peek returns the user a refresh token belongs to without using it (for
-// per-account rate limiting before the rotation).
-func (s *Sessions) Peek(ctx context.Context, tok string) (string, error) {
-	h, err := ParseSecret(KindRefresh, tok)
-	if err != nil {
-		return "", err
-	}
-	uid, err := s.Redis.HGet(ctx, rtKey(h), "uid").Result()
-	if errors.Is(err, redis.Nil) {
-		return "", ErrRefreshUnknown
-	}
-	if err != nil {
-		return "", fmt.Errorf("read session: %w", err)
-	}
-	return uid, nil
+// Throttle are the rate limits a refresh is counted against, atomically with
+// the rotation: per client address (IP, keyed by IPSubject) and per account
+// (the token's user). A zero Limit is not checked.
+type Throttle struct {
+	IP        Limit
+	IPSubject string
+	Account   Limit
 }
 
+// LimitedError is a refresh refused by a Throttle limit.
+type LimitedError struct {
+	Limit      Limit
+	RetryAfter time.Duration
+}
+
+func (e *LimitedError) Error() string { return "rate limit " + e.Limit.Name + " exceeded" }
+
 // Rotate exchanges tok for its successor. Errors: ErrSecretFormat,
-// ErrRefreshUnknown, ErrRefreshRevoked, ErrRefreshReused (the family is gone).
-func (s *Sessions) Rotate(ctx context.Context, tok string) (Rotation, error) {
+// *LimitedError, ErrRefreshUnknown, ErrRefreshRevoked, ErrRefreshReused (the
+// family is gone).
+func (s *Sessions) Rotate(ctx context.Context, tok string, th Throttle) (Rotation, error) {
 	h, err := ParseSecret(KindRefresh, tok)
 	if err != nil {
 		return Rotation{}, err
@@ -159,9 +179,11 @@ func (s *Sessions) Rotate(ctx context.Context, tok string) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, err
 	}
-	res, err := rotateScript.Run(ctx, s.Redis, []string{rtKey(h), rtKey(nh)},
+	res, err := rotateScript.Run(ctx, s.Redis, []string{rtKey(h), rtKey(nh), limitKey(th.IP, th.IPSubject)},
 		s.now().UnixMilli(), s.grace().Milliseconds(), s.ttl().Milliseconds(),
-		hex.EncodeToString(nh[:]), sealed, hex.EncodeToString(h[:])).StringSlice()
+		hex.EncodeToString(nh[:]), sealed, hex.EncodeToString(h[:]),
+		th.IP.Max, th.IP.Window.Milliseconds(),
+		"auth:rl:"+th.Account.Name+":", th.Account.Max, th.Account.Window.Milliseconds()).StringSlice()
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate session: %w", err)
 	}
@@ -178,6 +200,14 @@ func (s *Sessions) Rotate(ctx context.Context, tok string) (Rotation, error) {
 		return Rotation{UserID: res[1], FamilyID: res[2]}, ErrRefreshRevoked
 	case "reuse":
 		return Rotation{UserID: res[1], FamilyID: res[2]}, ErrRefreshReused
+	case "limited":
+		l := th.IP
+		var uid string
+		if res[1] == "account" {
+			l, uid = th.Account, res[3]
+		}
+		ms, _ := strconv.ParseInt(res[2], 10, 64)
+		return Rotation{UserID: uid}, &LimitedError{Limit: l, RetryAfter: time.Duration(ms) * time.Millisecond}
 	}
 	return Rotation{}, ErrRefreshUnknown
 }
