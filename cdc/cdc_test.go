@@ -483,3 +483,21 @@ func TestResumesFromConfirmedPosition(t *testing.T) {
 	require.Equal(t, "two", g[1].After["id"])
 	require.Equal(t, "c", g[1].Op)
 }
+
+// TestIdleSlotAdvances writes only to a table outside the publication: no
+// event is published, yet the slot's confirmed position follows the WAL, so
+// an idle catalog does not make PostgreSQL keep WAL forever.
+func TestIdleSlotAdvances(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.run(t)
+	b.exec(t, `CREATE TABLE unrelated (id serial PRIMARY KEY, v text)`)
+	for range 20 {
+		b.exec(t, `INSERT INTO unrelated (v) SELECT repeat('x', 1000) FROM generate_series(1, 100)`)
+	}
+	var target uint64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT (pg_current_wal_insert_lsn() - '0/0')::numeric::bigint`).Scan(&target))
+	require.Eventually(t, func() bool { return b.confirmed(t) >= target }, 15*time.Second, 50*time.Millisecond,
+		"confirmed_flush_lsn stays behind the WAL while nothing is published")
+	require.Empty(t, b.rec.snapshot())
+}

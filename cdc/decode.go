@@ -13,7 +13,7 @@ import (
 type Change struct {
 	Table          string
 	Op             string // eventtype.OpCreate … OpSnapshot, or "t" for TRUNCATE
-	Before, After  map[string]any
+	Before, After  Row    // nil when absent
 	UnchangedToast []string
 	// Key holds the primary key values as PostgreSQL printed them.
 	Key       []string
@@ -26,6 +26,27 @@ type Change struct {
 	// Outbox is the raw CloudEvent of an outbox insert (Table "outbox").
 	Outbox   []byte
 	OutboxID int64
+}
+
+// Col is one column of a row: its name and typed value (see textValue).
+type Col struct {
+	Name  string
+	Value any
+}
+
+// Row is a row's columns in table order (JSON: an object in that order).
+type Row []Col
+
+// Map returns the row as a map.
+func (r Row) Map() map[string]any {
+	if r == nil {
+		return nil
+	}
+	m := make(map[string]any, len(r))
+	for _, c := range r {
+		m[c.Name] = c.Value
+	}
+	return m
 }
 
 // relation is what the decoder knows about a published table.
@@ -214,8 +235,8 @@ func (r *relation) change(m changeMsg) (c Change, keep bool, err error) {
 // value from old (the full old row of REPLICA IDENTITY FULL) when it is there;
 // otherwise it is left out and reported in unchanged. keyOnly keeps only
 // replica identity columns (an old-key tuple carries NULLs for the rest).
-func (r *relation) row(t, old []tupleCol, keyOnly bool) (map[string]any, []string) {
-	row := make(map[string]any, len(t))
+func (r *relation) row(t, old []tupleCol, keyOnly bool) (Row, []string) {
+	row := make(Row, 0, len(t))
 	var unchanged []string
 	for i, col := range t {
 		rc := r.Columns[i]
@@ -224,32 +245,32 @@ func (r *relation) row(t, old []tupleCol, keyOnly bool) (map[string]any, []strin
 		}
 		switch col.Kind {
 		case colNull:
-			row[rc.Name] = nil
+			row = append(row, Col{rc.Name, nil})
 		case colUnchanged:
 			if i < len(old) && (old[i].Kind == colText || old[i].Kind == colNull) {
 				if old[i].Kind == colNull {
-					row[rc.Name] = nil
+					row = append(row, Col{rc.Name, nil})
 				} else {
-					row[rc.Name] = textValue(rc.TypeOID, old[i].Data)
+					row = append(row, Col{rc.Name, textValue(rc.TypeOID, old[i].Data)})
 				}
 				continue
 			}
 			unchanged = append(unchanged, rc.Name)
 		case colText:
-			row[rc.Name] = textValue(rc.TypeOID, col.Data)
+			row = append(row, Col{rc.Name, textValue(rc.TypeOID, col.Data)})
 		case colBinary:
-			row[rc.Name] = slices.Clone(col.Data)
+			row = append(row, Col{rc.Name, slices.Clone(col.Data)})
 		}
 	}
 	return row, unchanged
 }
 
 // keyRow is the primary key columns of t.
-func (r *relation) keyRow(t []tupleCol) map[string]any {
-	row := make(map[string]any, len(r.pk))
+func (r *relation) keyRow(t []tupleCol) Row {
+	row := make(Row, 0, len(r.pk))
 	for _, i := range r.pk {
 		if i < len(t) && t[i].Kind == colText {
-			row[r.Columns[i].Name] = textValue(r.Columns[i].TypeOID, t[i].Data)
+			row = append(row, Col{r.Columns[i].Name, textValue(r.Columns[i].TypeOID, t[i].Data)})
 		}
 	}
 	return row

@@ -240,14 +240,14 @@ func (r *relay) snapshot(ctx context.Context, name string, cp uint64) (int, erro
 				c.OutboxID, _ = textValue(oidInt8, vals[idCol]).(int64)
 				outIDs = append(outIDs, c.OutboxID)
 			} else {
-				c.After = make(map[string]any, len(fds))
+				c.After = make(Row, 0, len(fds))
 				c.Key = make([]string, len(r.pks[table]))
 				for i, fd := range fds {
 					if vals[i] == nil {
-						c.After[fd.Name] = nil
+						c.After = append(c.After, Col{fd.Name, nil})
 						continue
 					}
-					c.After[fd.Name] = textValue(fd.DataTypeOID, vals[i])
+					c.After = append(c.After, Col{fd.Name, textValue(fd.DataTypeOID, vals[i])})
 					if k, ok := pk[fd.Name]; ok {
 						c.Key[k] = string(vals[i])
 					}

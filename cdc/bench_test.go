@@ -1,0 +1,396 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/functions/noop"
+	"github.com/overture-music/overture/internal/broker"
+	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/lsn"
+	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/telemetry"
+)
+
+// The CDC benchmark (hack/bench/cdc.sh runs TestCDCBenchReport):
+//
+//  1. decoding: changes/s turned from the WAL into typed Changes, draining a
+//     pgoutput slot, beside pg_recvlogical draining an identical slot of the
+//     same WAL (the raw limit: bytes to /dev/null, no decoding);
+//  2. end to end: changes/s from a committed backlog to acknowledgement by the
+//     embedded broker (durable ingress, a Trigger to a no-op function).
+
+// benchWorkload writes n track changes (half inserts, half updates, 1,000 per
+// transaction) and returns the WAL position after them.
+func benchWorkload(tb testing.TB, pool *pgxpool.Pool, n int) uint64 {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO genre (id, name) VALUES ('bench', 'Bench') ON CONFLICT DO NOTHING`); err != nil {
+		tb.Fatal(err)
+	}
+	const per = 1000
+	inserts := n / 2
+	var base int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM track`).Scan(&base); err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i < inserts; i += per {
+		if _, err := pool.Exec(ctx, `INSERT INTO track (id, title, genre_id, position, duration_ms, explicit, popularity, state, published_at)
+			SELECT gen_random_uuid(), 'Track ' || g, 'bench', g % 20 + 1, 180000 + g, g % 7 = 0, g, 'published', now()
+			FROM generate_series($1::int, $2::int) g`, base+i, base+min(i+per, inserts)-1); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i := 0; i < n-inserts; i += per {
+		if _, err := pool.Exec(ctx, `UPDATE track SET popularity = popularity + 1, updated_at = now()
+			WHERE id IN (SELECT id FROM track ORDER BY id OFFSET $1 LIMIT $2)`, i, min(per, n-inserts-i)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var pos string
+	if err := pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+		tb.Fatal(err)
+	}
+	// Something after the end position, so that both readers see WAL past it.
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_tail (x int); INSERT INTO bench_tail VALUES (1)`); err != nil {
+		tb.Fatal(err)
+	}
+	end, err := lsn.ParseToken(pos)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return end
+}
+
+// drain streams slot from its start until a transaction ending at or past
+// end, decoding every message; encode also turns each change into its
+// CloudEvent. It returns the number of row changes and the time taken.
+func drain(tb testing.TB, url, slot, publication string, end uint64, encode bool) (int, time.Duration) {
+	tb.Helper()
+	ctx := context.Background()
+	cfg, err := replicationConfig(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	pks, err := primaryKeysConn(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Now()
+	if err := pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names '" + publication + "'"},
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	dec := newDecoder(pks)
+	n := 0
+	now := time.Now()
+	for {
+		_ = conn.Conn().SetReadDeadline(time.Now().Add(30 * time.Second))
+		msg, err := conn.ReceiveMessage(context.Background())
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tb.Fatalf("drain %s: no data for 30 s after %d changes", slot, n)
+			}
+			tb.Fatal(err)
+		}
+		cd, ok := msg.(*pgproto3.CopyData)
+		if !ok || len(cd.Data) == 0 {
+			continue
+		}
+		switch cd.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if uint64(ka.ServerWALEnd) >= end && !dec.inTx && n > 0 {
+				return n, time.Since(start)
+			}
+			if ka.ReplyRequested {
+				_ = pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: 0})
+			}
+		case pglogrepl.XLogDataByteID:
+			x, err := pglogrepl.ParseXLogData(cd.Data[1:])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tx, err := dec.handle(uint64(x.WALStart), x.WALData)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if tx == nil {
+				continue
+			}
+			n += len(tx.changes)
+			if encode {
+				for i := range tx.changes {
+					if _, err := toEvent(&tx.changes[i], "/overture/cdc/bench", "bench", now); err != nil {
+						tb.Fatal(err)
+					}
+				}
+			}
+			if tx.end >= end {
+				return n, time.Since(start)
+			}
+		}
+	}
+}
+
+func primaryKeysConn(ctx context.Context, url string) (map[string][]string, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return primaryKeys(ctx, pool)
+}
+
+// recvlogical drains slot with pg_recvlogical up to end.
+func recvlogical(tb testing.TB, url, slot, publication string, end uint64) time.Duration {
+	tb.Helper()
+	bin, err := infra.PostgresBinDir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "pg_recvlogical"), "-d", url, "--slot", slot, "--start", "--no-loop",
+		"-o", "proto_version=1", "-o", "publication_names="+publication, "--endpos", lsn.String(end), "-f", "/dev/null")
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("pg_recvlogical: %v", err)
+	}
+	return time.Since(start)
+}
+
+// countingPublisher counts acknowledged events.
+type countingPublisher struct {
+	next function.Publisher
+	n    atomic.Int64
+}
+
+func (c *countingPublisher) Publish(ctx context.Context, events ...event.Event) error {
+	if err := c.next.Publish(ctx, events...); err != nil {
+		return err
+	}
+	c.n.Add(int64(len(events)))
+	return nil
+}
+
+const benchBrokerYAML = `
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+  namespace: overture
+  annotations: {eventing.knative.dev/broker.class: Kafka}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: noop, namespace: overture}
+spec:
+  broker: default
+  filters: [{prefix: {type: music.overture.cdc.}}]
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: noop}}
+`
+
+// endToEnd lets CDC drain a committed backlog of n changes into the embedded
+// broker and returns the time until the broker acknowledged the last one.
+func endToEnd(tb testing.TB, url string, n int) time.Duration {
+	tb.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pool.Close()
+	set := &manifest.Set{}
+	if err := set.Add("bench.yaml", []byte(benchBrokerYAML)); err != nil {
+		tb.Fatal(err)
+	}
+	quiet := telemetry.NewLogger(io.Discard, slog.LevelError)
+	br, err := broker.New(ctx, broker.Config{Pool: pool, Objects: set, Log: quiet,
+		Resolve: func(string) (function.Handler, bool) { return noop.New(), true }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bctx, bstop := context.WithCancel(ctx)
+	bdone := make(chan struct{})
+	go func() { _ = br.Run(bctx); close(bdone) }()
+	defer func() { bstop(); <-bdone }()
+
+	run := func(pub function.Publisher) (stop func()) {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			_ = Run(cctx, Config{DatabaseURL: url, Slot: "bench_e2e", Publication: "bench_e2e", Publisher: pub, Log: quiet})
+			close(done)
+		}()
+		return func() { cancel(); <-done }
+	}
+	// First run: create the slot (snapshot of the still empty catalog).
+	warm := &countingPublisher{next: br}
+	stop := run(warm)
+	for {
+		var ok bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cdc_slot WHERE slot = 'bench_e2e')`).Scan(&ok); err == nil && ok {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	benchWorkload(tb, pool, n)
+	pub := &countingPublisher{next: br}
+	start := time.Now()
+	stop = run(pub)
+	defer stop()
+	for pub.n.Load() < int64(n+1) {
+		if time.Since(start) > 5*time.Minute {
+			tb.Fatalf("end to end: %d of %d acknowledged after 5 min", pub.n.Load(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestCDCBenchReport(t *testing.T) {
+	out := os.Getenv("OVERTURE_BENCH_CDC_OUT")
+	if out == "" {
+		t.Skip("benchmark driver: run hack/bench/cdc.sh")
+	}
+	n := 200_000
+	if s := os.Getenv("OVERTURE_BENCH_CDC_CHANGES"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "overture-bench-cdc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	defer os.RemoveAll(dir)
+	// A durable server: fsync and synchronous_commit on (the defaults).
+	pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(dir, "pg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop(10 * time.Second)
+	newDB := func(name string) (string, *pgxpool.Pool) {
+		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			t.Fatal(err)
+		}
+		url := pg.URL(name)
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := catalog.Migrate(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.Migrate(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		return url, pool
+	}
+
+	// 1. Decoding beside pg_recvlogical, three identical slots of one WAL.
+	url, pool := newDB("decode")
+	if _, err := pool.Exec(ctx, `CREATE PUBLICATION bench FOR TABLE `+joinTables(Tables())); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"bench_warm", "bench_recv", "bench_decode", "bench_encode"} {
+		if _, err := pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := benchWorkload(t, pool, n)
+	var walBytes int64
+	_ = pool.QueryRow(ctx, `SELECT ($1::text::pg_lsn - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'bench_recv'`, lsn.String(end)).Scan(&walBytes)
+	pool.Close()
+	// Warm the WAL into the page cache once (not measured).
+	recvlogical(t, url, "bench_warm", "bench", end)
+	// Measure: our decoder, the reference, then decoding plus encoding.
+	decN, decD := drain(t, url, "bench_decode", "bench", end, false)
+	refD := recvlogical(t, url, "bench_recv", "bench", end)
+	encN, encD := drain(t, url, "bench_encode", "bench", end, true)
+	if decN != n+1 || encN != n+1 { // the workload's genre row is one more
+		t.Fatalf("decoded %d and %d changes, want %d", decN, encN, n+1)
+	}
+	refRate := float64(decN) / refD.Seconds()
+	decRate := float64(decN) / decD.Seconds()
+	encRate := float64(encN) / encD.Seconds()
+	t.Logf("pg_recvlogical %.0f/s, decode %.0f/s (%.2f), decode+encode %.0f/s", refRate, decRate, decRate/refRate, encRate)
+
+	// 2. End to end into the embedded broker.
+	e2eURL, e2ePool := newDB("e2e")
+	e2ePool.Close()
+	e2eN := n / 2
+	e2eD := endToEnd(t, e2eURL, e2eN)
+	e2eRate := float64(e2eN) / e2eD.Seconds()
+	t.Logf("end to end %.0f/s", e2eRate)
+
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, cpu, _ = strings.Cut(l, ": ")
+				break
+			}
+		}
+	}
+	goal := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "## CDC\n\n")
+	fmt.Fprintf(&md, "Command: `hack/bench/cdc.sh` (runs `go test ./cdc -run TestCDCBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL 15 started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
+	fmt.Fprintf(&md, "Workload: %d row changes of `track` (REPLICA IDENTITY FULL), half INSERTs and half UPDATEs, 1,000 per transaction (%.1f MB of WAL).\n", n, float64(walBytes)/1e6)
+	fmt.Fprintf(&md, "Each reader drains its own pgoutput slot (protocol 1, same publication) over the same WAL, which was read once beforehand so that every run finds it in the page cache.\n\n")
+	fmt.Fprintf(&md, "| Run | Changes/s | Ratio to pg_recvlogical |\n|---|---:|---:|\n")
+	fmt.Fprintf(&md, "| Reference: `pg_recvlogical -o proto_version=1 -f /dev/null` (raw bytes, no decoding) | %.0f | 1.00 |\n", refRate)
+	fmt.Fprintf(&md, "| CDC decoding: WAL → typed change (`Change`, columns typed by OID) | %.0f | %.2f |\n", decRate, decRate/refRate)
+	fmt.Fprintf(&md, "| CDC decoding + CloudEvent encoding (JSON envelope) | %.0f | %.2f |\n\n", encRate, encRate/refRate)
+	fmt.Fprintf(&md, "End to end: a committed backlog of %d changes drained by `cdc.Run` into the embedded broker (durable ingress on the same PostgreSQL, a Trigger to a no-op function), from CDC start to the broker's acknowledgement of the last event: **%.0f changes/s** (%.1f s).\n\n", e2eN, e2eRate, e2eD.Seconds())
+	fmt.Fprintf(&md, "Goals: decoding >= 0.5 x pg_recvlogical — %s (%.2f); end to end >= 20,000 changes/s — %s.\n", goal(decRate/refRate >= 0.5), decRate/refRate, goal(e2eRate >= 20000))
+	if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
