@@ -109,6 +109,15 @@ func ensureRecordTable(ctx context.Context, pool *pgxpool.Pool) error {
 // startRuntime starts everything and returns once the API listens on addr.
 // It stops when ctx ends.
 func startRuntime(ctx context.Context, cfg map[string]string, addr string, fl *faults, pingEvery string, log *slog.Logger) (*runtime, <-chan error, error) {
+	return startRuntimeFaulty(ctx, cfg, addr, fl, pingEvery, log, nil)
+}
+
+// startRuntimeWith is startRuntime without faults, with extra subscribers.
+func startRuntimeWith(ctx context.Context, cfg map[string]string, addr, pingEvery string, log *slog.Logger, extra map[string]function.Handler) (*runtime, <-chan error, error) {
+	return startRuntimeFaulty(ctx, cfg, addr, nil, pingEvery, log, extra)
+}
+
+func startRuntimeFaulty(ctx context.Context, cfg map[string]string, addr string, fl *faults, pingEvery string, log *slog.Logger, extra map[string]function.Handler) (*runtime, <-chan error, error) {
 	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
 	if err != nil {
 		return nil, nil, err
@@ -137,6 +146,9 @@ func startRuntime(ctx context.Context, cfg map[string]string, addr string, fl *f
 			if fl != nil {
 				return faulty{h: h, f: fl}, true
 			}
+			return h, true
+		}
+		if h, ok := extra[name]; ok {
 			return h, true
 		}
 		switch name {
