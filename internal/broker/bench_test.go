@@ -40,6 +40,8 @@ import (
 
 const benchPublishers = 128
 
+var benchCommitters = 0 // the default
+
 const benchYAML = brokerYAML + `
 ---
 apiVersion: eventing.knative.dev/v1
@@ -64,7 +66,8 @@ func startBench(tb testing.TB, pool *pgxpool.Pool, h function.Handler) *benchBro
 	}
 	b, err := New(context.Background(), Config{
 		Pool: pool, Objects: set, Log: telemetry.NewLogger(io.Discard, slog.LevelError),
-		Resolve: func(string) (function.Handler, bool) { return h, true },
+		Resolve:    func(string) (function.Handler, bool) { return h, true },
+		Committers: benchCommitters,
 	})
 	if err != nil {
 		tb.Fatal(err)

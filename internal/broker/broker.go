@@ -65,6 +65,10 @@ type Config struct {
 	Workers int
 	// Buffer is how many deliveries a trigger holds in memory. Default 4096.
 	Buffer int
+	// Committers is the number of concurrent ingest transactions (group
+	// committers). Default 2: fewer, larger transactions beat many small ones
+	// on a small machine.
+	Committers int
 	// DefaultTimeout bounds a subscriber call when delivery.timeout is unset.
 	// Default 60 s.
 	DefaultTimeout time.Duration
@@ -183,8 +187,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", errors.Join(errs...))
 	}
 	b.warnOrphans(ctx)
-	const committers = 4
-	for range committers {
+	if cfg.Committers <= 0 {
+		cfg.Committers = 2
+	}
+	for range cfg.Committers {
 		b.committers.Add(1)
 		go b.commitLoop()
 	}
