@@ -185,6 +185,12 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		pool.Close()
 		return fmt.Errorf("auth: parse REDIS_URL: %w", err)
 	}
+	// Fail fast when Redis is down: a login should answer 503 in
+	// milliseconds, not after go-redis's default 5 dial attempts × retries.
+	opt.DialerRetries = 2
+	if !strings.Contains(cfg["REDIS_URL"], "max_retries") {
+		opt.MaxRetries = 1
+	}
 	s.rdb = redis.NewClient(opt)
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.closeClients()
