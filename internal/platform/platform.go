@@ -352,7 +352,7 @@ func (p *Platform) startServices(ctx context.Context) error {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		ready := make(chan string, 1)
 		cfg := maps.Clone(p.cfg)
-		log := p.log.With("service", s.Name())
+		log := p.log
 		p.spawn("service "+s.Name(), func(ctx context.Context) error {
 			return server.Run(ctx, s, addr, cfg, log, ready)
 		})
@@ -391,16 +391,26 @@ func (p *Platform) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// waitReady polls Ready until it passes, saying every few seconds what it
+// still waits for.
 func (p *Platform) waitReady(ctx context.Context) error {
+	nextLog := time.Now().Add(3 * time.Second)
 	for {
 		err := p.Ready(ctx)
 		if err == nil {
 			return nil
 		}
+		if time.Now().After(nextLog) {
+			p.log.Warn("waiting for readiness", "not_ready", err.Error())
+			nextLog = time.Now().Add(5 * time.Second)
+		}
 		select {
 		case ferr := <-p.failed:
 			return ferr
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return ctx.Err()
+			}
 			return fmt.Errorf("platform not ready: %w", err)
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -467,8 +477,15 @@ func (p *Platform) Processes() []*infra.Process { return slices.Clone(p.procs) }
 // Run starts the platform, writes the URL table to out, and serves until ctx
 // ends (Ctrl-C) or a part fails; then it stops everything.
 func Run(ctx context.Context, o Options, out io.Writer) error {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	p, err := Start(ctx, o)
 	if err != nil {
+		if ctx.Err() != nil { // Ctrl-C during start-up: everything is stopped already
+			o.Log.Info("interrupted during start-up; stopped")
+			return nil
+		}
 		return err
 	}
 	if out == nil {
