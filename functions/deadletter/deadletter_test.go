@@ -23,7 +23,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 type handlerFunc func(ctx context.Context, e event.Event) (*event.Event, error)
 
-func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) { return f(ctx, e) }
+func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	return f(ctx, e)
+}
 
 const yaml = `
 apiVersion: eventing.knative.dev/v1
