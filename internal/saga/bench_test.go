@@ -158,7 +158,7 @@ func TestSagaBenchmark(t *testing.T) {
 func benchSagas(t *testing.T, mode string, hops, n, conc int) result {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dbURL := testenv.Postgres(t)
+	dbURL := withPoolSize(testenv.Postgres(t), envInt("SAGA_BENCH_POOL", 32))
 	auth := tokentest.New(t)
 	addr := freeAddr(t)
 	sb := sandbox.New(sandbox.Config{WebhookURL: "http://" + addr + "/v1/payments/webhook", WebhookSecret: webhookSecret})
@@ -231,7 +231,7 @@ func (h hop) Handle(_ context.Context, e event.Event) (*event.Event, error) {
 func benchChain(t *testing.T, hops, n, conc int) result {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
+	pool, err := pgxpool.New(ctx, withPoolSize(testenv.Postgres(t), envInt("SAGA_BENCH_POOL", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,4 +285,14 @@ func benchChain(t *testing.T, hops, n, conc int) result {
 		t.Fatal(err)
 	}
 	return summarize(fmt.Sprintf("reference %d hops", hops), hops, lat, elapsed)
+}
+
+// withPoolSize sets pgxpool's pool_max_conns (its default is max(4, CPUs),
+// which starves the broker, the relay and five functions sharing one pool).
+func withPoolSize(url string, n int) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%spool_max_conns=%d", url, sep, n)
 }
