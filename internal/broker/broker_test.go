@@ -460,3 +460,52 @@ spec:
 		t.Errorf("dead letters: %v; want only the inheriting trigger's", evs)
 	}
 }
+
+// TestShutdownDrainsAndReleases: Run returns only after the in-flight call
+// finished and was recorded, and gives back rows it buffered but never
+// started, so the next process delivers them at once rather than after the
+// lease.
+func TestShutdownDrainsAndReleases(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t)
+	started := make(chan struct{}, 10)
+	slow := &recorder{fn: func(n int, e event.Event) (*event.Event, error) {
+		started <- struct{}{}
+		if n == 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+		return nil, nil
+	}}
+	yaml := brokerYAML + trigger("slow", "slow", "")
+	one := func(c *Config) { c.Workers = 1; c.Lease = time.Minute; c.Poll = time.Minute }
+	tb := startOn(t, pool, yaml, map[string]function.Handler{"slow": slow}, one)
+	var evs []event.Event
+	for i := range 5 {
+		evs = append(evs, newEvent(fmt.Sprint("s", i), "music.overture.x.v1"))
+	}
+	if err := tb.Publish(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopAt := time.Now()
+	tb.stop()
+	if took := time.Since(stopAt); took < 300*time.Millisecond {
+		t.Errorf("Run returned after %v, before the in-flight call finished", took)
+	}
+	if err := tb.Publish(context.Background(), newEvent("late", "music.overture.x.v1")); !errors.Is(err, ErrStopped) {
+		t.Errorf("Publish after Run = %v, want ErrStopped", err)
+	}
+	var pending, leased int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), count(lease_until) FROM broker_delivery`).Scan(&pending, &leased); err != nil {
+		t.Fatal(err)
+	}
+	if pending != 4 || leased != 0 {
+		t.Fatalf("after shutdown: %d rows pending (want 4: the in-flight one was recorded), %d still leased (want 0)", pending, leased)
+	}
+	// A successor with a one-minute lease and poll picks them up immediately.
+	next := startOn(t, pool, yaml, map[string]function.Handler{"slow": slow}, one)
+	eventually(t, 5*time.Second, "the successor to deliver the released rows", func() bool { return next.pending(t) == 0 })
+	if n := slow.count(); n != 5 {
+		t.Errorf("%d calls, want 5", n)
+	}
+}
