@@ -22,7 +22,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/functions/notification"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/saga"
 
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/payment/sandbox"
@@ -98,6 +105,7 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	dbURL := testenv.Postgres(t)
 	auth := tokentest.New(t)
 	apiAddr := freeAddr(t)
+	smtpURL, mailAPI := testenv.SMTP(t)
 
 	sb := sandbox.New(sandbox.Config{Seed: 42, SlowDelay: 1200 * time.Millisecond, SlowRate: 0.02,
 		Fail500Before: 0.03, Fail500After: 0.03,
@@ -110,7 +118,8 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 		"PAYMENT_PROVIDER_URL=" + provider.URL + "/v3", "PAYMENT_TIMEOUT=400ms", "PAYMENT_WEBHOOK_SECRET=" + webhookSecret,
 		"AUTH_JWKS_URL=" + auth.JWKSURL(), "AUTH_ISSUER=" + tokentest.Issuer, "E2E_API_ADDR=" + apiAddr,
 		"SUBSCRIPTION_PENDING_TIMEOUT=6s", "SAGA_STEP_TIMEOUT=2s", "SAGA_MAX_CHARGE_ATTEMPTS=3",
-		"DUNNING_SCHEDULE=24h,72h,120h", "LOG_LEVEL=warn"}
+		"DUNNING_SCHEDULE=24h,72h,120h", "LOG_LEVEL=warn",
+		"SMTP_URL=" + smtpURL, "MAILPIT_URL=" + mailAPI}
 	logPath := filepath.Join(t.TempDir(), "runtime.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -153,6 +162,12 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 		purchases[i] = purchase{user: fmt.Sprintf("user-%s-%04d", mode[:5], i), card: cards[rng.IntN(len(cards))], twice: rng.IntN(10) == 0}
 	}
 	rate := envInt("SAGA_E2E_RATE", 25) // purchases per second, so that kills land throughout
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	registerListeners(ctx, t, pool, purchases)
 	start := time.Now()
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -205,11 +220,6 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	sup.faulty.Store(false)
 	sup.kill() // the last child runs without self-kills or duplicates, to drain
 
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
 	if err := waitQuiet(ctx, pool, mode, 150*time.Second); err != nil {
 		sup.shutdown()
 		tail, _ := os.ReadFile(logPath)
@@ -221,6 +231,7 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	elapsed := time.Since(start)
 	sup.shutdown()
 	checkInvariants(ctx, t, pool, sb, mode, purchases, sup, submitted, elapsed, conflicts.Load())
+	checkEmails(ctx, t, pool, mailAPI)
 }
 
 func freeAddr(t *testing.T) string {
@@ -549,4 +560,76 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 		st.Creates, st.Replays, st.Slow, st.Fail500Before, st.Fail500After,
 		st.Webhooks, st.WebhookDuplicates, st.WebhookFailures,
 		captured, backed, refunds, doubles, active, failed, premium, sagaStates, emails, deliveries, dead)
+}
+
+// registerListeners announces each listener as auth would (UserRegistered
+// through the outbox), so the notification function knows where to write.
+func registerListeners(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps []purchase) {
+	t.Helper()
+	if err := outbox.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+		for i, p := range ps {
+			locale := "en"
+			if i%2 == 0 {
+				locale = "ru"
+			}
+			e, err := saga.NewEvent("/overture/auth", eventtype.UserRegistered, "registered/"+p.user, p.user, eventtype.UserRegisteredData{
+				UserID: p.user, Email: p.user + "@listeners.test", Locale: locale, ConfirmURL: "https://overture.test/confirm?u=" + p.user,
+				ExpiresAt: time.Now().Add(24 * time.Hour)})
+			if err != nil {
+				return err
+			}
+			if err := outbox.Write(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkEmails: every event the notification function was given produced
+// exactly one message in the real SMTP sink, found by its Message-ID.
+func checkEmails(ctx context.Context, t *testing.T, pool *pgxpool.Pool, mailAPI string) {
+	t.Helper()
+	counts, err := notification.CountByMessageID(ctx, mailAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT DISTINCT event_type, event_source, event_id FROM e2e_delivery WHERE kind='notification'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	events, missing, byType := 0, 0, map[string]int{}
+	for rows.Next() {
+		var typ, src, id string
+		if err := rows.Scan(&typ, &src, &id); err != nil {
+			t.Fatal(err)
+		}
+		events++
+		switch n := counts[notification.MessageID(src, id)]; n {
+		case 1:
+			byType[typ[strings.LastIndex(typ[:len(typ)-3], ".")+1:len(typ)-3]]++
+		case 0:
+			missing++
+		default:
+			t.Errorf("event %s %s produced %d emails", typ, id, n)
+		}
+	}
+	total := 0
+	for id, n := range counts {
+		total += n
+		if n > 1 {
+			t.Errorf("Message-ID %s arrived %d times", id, n)
+		}
+	}
+	if missing > 0 || total != events {
+		t.Errorf("mailpit holds %d messages for %d notification-worthy events (%d without an email)", total, events, missing)
+	}
+	t.Logf("emails in mailpit: %d messages, %d distinct Message-IDs, for %d events: %v", total, len(counts), events, byType)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/functions/notification"
 	paymentfn "github.com/overture-music/overture/functions/payment"
 	renewalfn "github.com/overture-music/overture/functions/renewal"
 	sagamanager "github.com/overture-music/overture/functions/saga-manager"
@@ -84,16 +85,21 @@ func (w faulty) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	return r, nil
 }
 
-// recorder notes every delivery it gets in e2e_delivery (kind, type, id).
+// recorder notes every delivery it gets in e2e_delivery (kind, type, id)
+// and passes it on to next, if any.
 type recorder struct {
 	kind string
 	pool *pgxpool.Pool
+	next function.Handler
 }
 
 func (r recorder) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	_, err := r.pool.Exec(ctx, `INSERT INTO e2e_delivery (kind, event_type, event_id, subject) VALUES ($1,$2,$3,$4)
-		ON CONFLICT (kind, event_type, event_id) DO UPDATE SET n = e2e_delivery.n + 1`, r.kind, e.Type(), e.ID(), e.Subject())
-	return nil, err
+	_, err := r.pool.Exec(ctx, `INSERT INTO e2e_delivery (kind, event_type, event_source, event_id, subject) VALUES ($1,$2,$3,$4,$5)
+		ON CONFLICT (kind, event_type, event_id) DO UPDATE SET n = e2e_delivery.n + 1`, r.kind, e.Type(), e.Source(), e.ID(), e.Subject())
+	if err != nil || r.next == nil {
+		return nil, err
+	}
+	return r.next.Handle(ctx, e)
 }
 
 type noop struct{}
@@ -101,7 +107,7 @@ type noop struct{}
 func (noop) Handle(context.Context, event.Event) (*event.Event, error) { return nil, nil }
 
 func ensureRecordTable(ctx context.Context, pool *pgxpool.Pool) error {
-	_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS e2e_delivery (kind text, event_type text, event_id text, subject text,
+	_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS e2e_delivery (kind text, event_type text, event_source text, event_id text, subject text,
 		n int NOT NULL DEFAULT 1, PRIMARY KEY (kind, event_type, event_id))`)
 	return err
 }
@@ -136,6 +142,9 @@ func startRuntimeFaulty(ctx context.Context, cfg map[string]string, addr string,
 		"payment": paymentfn.New(), "subscription": subscriptionfn.New(), "user": userfn.New(),
 		"renewal": renewalfn.New(), "saga-manager": sagamanager.New(),
 	}}
+	if cfg["SMTP_URL"] != "" { // the real notification function, sending to mailpit
+		rt.fns["notification"] = notification.New()
+	}
 	for name, h := range rt.fns {
 		if err := function.Start(ctx, h, cfg); err != nil {
 			return nil, nil, fmt.Errorf("start %s: %w", name, err)
@@ -144,7 +153,10 @@ func startRuntimeFaulty(ctx context.Context, cfg map[string]string, addr string,
 	resolve := func(name string) (function.Handler, bool) {
 		if h, ok := rt.fns[name]; ok {
 			if fl != nil {
-				return faulty{h: h, f: fl}, true
+				h = faulty{h: h, f: fl}
+			}
+			if name == "notification" {
+				h = recorder{kind: name, pool: pool.Pool, next: h}
 			}
 			return h, true
 		}
