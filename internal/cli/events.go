@@ -26,12 +26,14 @@ const (
 
 const eventsUsage = `usage:
   overture events dlq list [--limit N]        list dead-lettered events not yet re-driven
-  overture events dlq redrive ID... | --all   publish them to the broker again
+  overture events dlq redrive [--broker-url URL] ID... | --all
+                                              publish them to the broker again
   overture events doc                         print the event catalog as Markdown (docs/events.md)
 
 environment:
   DATABASE_URL          PostgreSQL holding the dead_letter table (default ` + defaultDatabaseURL + `)
-  OVERTURE_BROKER_URL   broker ingress re-driven events are posted to (default ` + defaultBrokerURL + `)
+  OVERTURE_BROKER_URL   broker ingress re-driven events are posted to (then BROKER_URL;
+                        default ` + defaultBrokerURL + `)
 `
 
 // runEvents is `overture events`.
@@ -64,6 +66,9 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			return dlqList(ctx, args[2:], dbURL, stdout, stderr)
 		case "redrive":
 			brokerURL := getenv("OVERTURE_BROKER_URL")
+			if brokerURL == "" {
+				brokerURL = getenv("BROKER_URL") // the platform's cfg key
+			}
 			if brokerURL == "" {
 				brokerURL = defaultBrokerURL
 			}
@@ -130,6 +135,7 @@ func dlqRedrive(ctx context.Context, args []string, dbURL, brokerURL string, std
 	fs := flag.NewFlagSet("events dlq redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	all := fs.Bool("all", false, "re-drive every pending dead letter")
+	fs.StringVar(&brokerURL, "broker-url", brokerURL, "broker ingress to post the events to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
