@@ -13,6 +13,7 @@
 package platform
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Options struct {
 	// Services are hosted (nil: Services()).
 	Services []server.Service
 	Log      *slog.Logger
+	// ReadyTimeout bounds the wait for every part to report ready (default
+	// 1 min); after it Start returns anyway and /health/readiness keeps
+	// naming what is not ready.
+	ReadyTimeout time.Duration
 }
 
 // Platform is a running embedded platform.
@@ -212,10 +217,17 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	gwLn = nil
 	p.spawn("gateway", gateway)
 
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	rctx, cancel := context.WithTimeout(ctx, cmp.Or(o.ReadyTimeout, time.Minute))
 	defer cancel()
 	if err := p.waitReady(rctx); err != nil {
-		return p, err
+		if ctx.Err() != nil || !errors.Is(err, errNotReady) {
+			return p, err
+		}
+		// Something stays unready (a POP down, a provider unreachable):
+		// keep serving, with /health/readiness saying what, rather than
+		// take down everything that works.
+		p.log.Warn("platform up but not ready", "error", err)
+		return p, nil
 	}
 	p.log.Info("platform ready", "gateway", p.gatewayURL, "ingress", p.ingressURL, "functions", len(p.handlers), "services", len(o.Services), "relay", p.relay)
 	return p, nil
@@ -391,6 +403,9 @@ func (p *Platform) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// errNotReady marks a start-up that ended with parts still not ready.
+var errNotReady = errors.New("platform not ready")
+
 // waitReady polls Ready until it passes, saying every few seconds what it
 // still waits for.
 func (p *Platform) waitReady(ctx context.Context) error {
@@ -411,7 +426,7 @@ func (p *Platform) waitReady(ctx context.Context) error {
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return ctx.Err()
 			}
-			return fmt.Errorf("platform not ready: %w", err)
+			return fmt.Errorf("%w: %w", errNotReady, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -430,3 +430,33 @@ func TestBusyPortFailsStart(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), fmt.Sprintf("127.0.0.1:%d", port))
 }
+
+// unready is a service that never becomes ready (a CDN POP down, say).
+type unready struct{ echo }
+
+func (*unready) Name() string                        { return "unready" }
+func (*unready) Routes() []server.Route              { return nil }
+func (*unready) Ready(context.Context) (bool, error) { return false, nil }
+
+// A part that stays unready does not take the platform down: Start returns
+// after ReadyTimeout, readiness names the part, and the rest keeps serving.
+func TestUnreadyPartIsReportedNotFatal(t *testing.T) {
+	t.Parallel()
+	env := externalEnv(t)
+	p, err := platform.Start(context.Background(), platform.Options{Env: env, DataDir: t.TempDir(),
+		ManifestDirs: []string{"testdata/brokers"}, Functions: []functions.Entry{},
+		Services: []server.Service{&echo{}, &unready{}}, ReadyTimeout: 300 * time.Millisecond,
+		Log: telemetry.NewLogger(io.Discard, nil)})
+	require.NoError(t, err)
+	defer p.Stop(context.Background())
+	c := &http.Client{Timeout: 5 * time.Second}
+	body, status := get(t, c, p.GatewayURL()+"/health/readiness")
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Contains(t, body, "service unready not ready")
+	body, status = get(t, c, p.GatewayURL()+"/v1/echo/still-works")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "echo still-works", body)
+	var buf bytes.Buffer
+	p.PrintURLs(&buf)
+	require.Contains(t, buf.String(), "NOT READY")
+}

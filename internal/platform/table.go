@@ -1,12 +1,14 @@
 package platform
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // PrintURLs writes the table of every address a developer wants once the
@@ -34,5 +36,13 @@ func (p *Platform) PrintURLs(w io.Writer) {
 	names := slices.Sorted(maps.Keys(p.handlers))
 	row(fmt.Sprintf("Functions (%d)", len(names)), strings.Join(names, ", "))
 	tw.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Ready(ctx); err != nil {
+		fmt.Fprintf(w, "\n  NOT READY (see %s/health/readiness):\n", p.gatewayURL)
+		for line := range strings.Lines(err.Error()) {
+			fmt.Fprintf(w, "    - %s", strings.TrimRight(line, "\n")+"\n")
+		}
+	}
 	fmt.Fprintln(w)
 }
