@@ -25,7 +25,7 @@ type Ports struct {
 
 // DefaultPorts are the ports `overture dev` uses.
 func DefaultPorts() Ports {
-	return Ports{Postgres: 5433, Redis: 6380, S3: 7070, SMTP: 1025, MailUI: 8025, Gateway: 8080, Ingress: 8081, ServiceBase: 8090}
+	return Ports{Postgres: 5433, Redis: 6380, S3: 7070, SMTP: 1025, MailUI: 8025, Gateway: 8080, Ingress: 8081, ServiceBase: 8100}
 }
 
 // Database is the database the embedded PostgreSQL serves Overture from.
