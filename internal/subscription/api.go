@@ -41,7 +41,9 @@ const (
 // Audience is the access-token audience the API requires.
 const Audience = "overture"
 
-// Service is the subscription HTTP API (a server.Service named "subscription").
+// Service is the subscription HTTP API, a server.Service named
+// "subscription-api": the Knative Service name "subscription" belongs to the
+// saga function that records paid periods, and the two must differ.
 type Service struct {
 	Store    *Store
 	Verifier *token.Verifier
@@ -56,7 +58,7 @@ type Service struct {
 func New() *Service { return &Service{} }
 
 // Name implements server.Service.
-func (s *Service) Name() string { return "subscription" }
+func (s *Service) Name() string { return "subscription-api" }
 
 // Routes implements server.Service.
 func (s *Service) Routes() []server.Route {
