@@ -243,3 +243,23 @@ func TestRateLimits(t *testing.T) {
 		e.refresh(rt).want(t, 200, "")
 	})
 }
+
+// TestRotatedTokensAreForgottenAfterReuseWindow: Redis does not keep every
+// rotated token for the whole session; past the reuse window an old token is
+// simply unknown (refused) and the family lives on.
+func TestRotatedTokensAreForgottenAfterReuseWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]string{"AUTH_REFRESH_REUSE_WINDOW": "200ms", "AUTH_REFRESH_GRACE": "1ms"})
+	e.registerConfirmed("mem@example.com", "memory password")
+	r1 := e.login("mem@example.com", "memory password").str("refresh_token")
+	r2 := e.refresh(r1).want(t, 200, "").str("refresh_token")
+	time.Sleep(300 * time.Millisecond)
+	e.refresh(r1).want(t, 401, "invalid-refresh-token")
+	e.refresh(r2).want(t, 200, "")
+	var n int64
+	keys, _ := e.rdb.Keys(context.Background(), "auth:rt:*").Result()
+	n = int64(len(keys))
+	if n != 2 { // r2 (rotated, within its window) and r3 (current)
+		t.Fatalf("%d token records in Redis, want 2", n)
+	}
+}

@@ -151,7 +151,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serv
 // Start connects to PostgreSQL and Redis, migrates, loads or creates the
 // signing keys and configures the providers. cfg keys: DATABASE_URL,
 // REDIS_URL, PUBLIC_BASE_URL, AUTH_ISSUER, AUTH_ACCESS_TTL, AUTH_REFRESH_TTL,
-// AUTH_REFRESH_GRACE, AUTH_KEY_ROTATE, AUTH_LOGIN_LIMIT_ACCOUNT,
+// AUTH_REFRESH_GRACE, AUTH_REFRESH_REUSE_WINDOW, AUTH_KEY_ROTATE, AUTH_LOGIN_LIMIT_ACCOUNT,
 // AUTH_LOGIN_LIMIT_IP, AUTH_REFRESH_LIMIT_ACCOUNT, AUTH_REFRESH_LIMIT_IP
 // (each "N/duration", e.g. "10/1m") and the provider keys (see providers.go).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
@@ -216,7 +216,12 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.closeClients()
 		return err
 	}
-	s.sessions = &Sessions{Redis: s.rdb, TTL: refreshTTL, Grace: grace}
+	reuse, err := durationOr(cfg, "AUTH_REFRESH_REUSE_WINDOW", 24*time.Hour)
+	if err != nil {
+		s.closeClients()
+		return err
+	}
+	s.sessions = &Sessions{Redis: s.rdb, TTL: refreshTTL, Grace: grace, ReuseWindow: reuse}
 	s.limiter = Limiter{Redis: s.rdb}
 	s.verifier = &token.Verifier{Keys: s.keys, Issuer: st.issuer, Audience: Audience}
 	if s.provs, err = configureProviders(cfg, st.baseURL, s.HTTPClient); err != nil {

@@ -41,7 +41,13 @@ type Sessions struct {
 	Redis *redis.Client
 	TTL   time.Duration // idle lifetime of a family; default 30 days
 	Grace time.Duration // default 10 s
-	Now   func() time.Time
+	// ReuseWindow is how long a rotated-out token is remembered so that its
+	// replay revokes the family (default 24 h, at most TTL). Later it is just
+	// unknown: still refused, but no longer a reuse signal. Remembering every
+	// rotated token for the whole session life would cost ~100 records per
+	// active user per day.
+	ReuseWindow time.Duration
+	Now         func() time.Time
 }
 
 // Session outcomes callers branch on.
@@ -64,6 +70,14 @@ func (s *Sessions) ttl() time.Duration {
 		return 30 * 24 * time.Hour
 	}
 	return s.TTL
+}
+
+func (s *Sessions) reuseWindow() time.Duration {
+	w := s.ReuseWindow
+	if w == 0 {
+		w = 24 * time.Hour
+	}
+	return min(w, s.ttl())
 }
 
 func (s *Sessions) grace() time.Duration {
@@ -108,7 +122,7 @@ func (s *Sessions) Start(ctx context.Context, uid string) (tok, family string, e
 
 // rotateScript: KEYS rt:old rt:new ip-limit; ARGV now_ms grace_ms ttl_ms
 // new_hash sealed old_hash ip_max ip_window_ms acct_prefix acct_max
-// acct_window_ms. The rate limits are counted first, in the same script, so a
+// acct_window_ms reuse_ms. The rate limits are counted first, in the same script, so a
 // refresh is one Redis round trip and a throttled request rotates nothing.
 var rotateScript = redis.NewScript(`
 local function limited(key, max, window)
@@ -133,7 +147,7 @@ local cur = redis.call('HGET', fk, 'cur')
 if not cur then return {'revoked', v[2], v[1]} end
 if v[3] == 'a' and cur == ARGV[6] then
   redis.call('HSET', KEYS[1], 'st', 'r', 'rot', ARGV[1], 'succ', ARGV[5], 'sh', ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[12])
   redis.call('HSET', KEYS[2], 'fam', v[1], 'uid', v[2], 'st', 'a')
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
   redis.call('HSET', fk, 'cur', ARGV[4])
@@ -183,7 +197,8 @@ func (s *Sessions) Rotate(ctx context.Context, tok string, th Throttle) (Rotatio
 		s.now().UnixMilli(), s.grace().Milliseconds(), s.ttl().Milliseconds(),
 		hex.EncodeToString(nh[:]), sealed, hex.EncodeToString(h[:]),
 		th.IP.Max, th.IP.Window.Milliseconds(),
-		"auth:rl:"+th.Account.Name+":", th.Account.Max, th.Account.Window.Milliseconds()).StringSlice()
+		"auth:rl:"+th.Account.Name+":", th.Account.Max, th.Account.Window.Milliseconds(),
+		s.reuseWindow().Milliseconds()).StringSlice()
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate session: %w", err)
 	}
