@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"flag"
 	"fmt"
 	"os"
@@ -37,6 +38,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("repository root: %w", err)
 	}
 	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv())
+	slog.SetDefault(log) // code logging through slog's default logs JSON too
 	return platform.Run(ctx, platform.Options{
 		Env:     platform.Environ(),
 		DataDir: *data,

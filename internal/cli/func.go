@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"os"
 	"slices"
@@ -26,6 +27,7 @@ func runFunc(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", e.Name)
+	slog.SetDefault(log)
 	return function.Serve(ctx, e.Name, e.New(), function.Config(), log, nil)
 }
 

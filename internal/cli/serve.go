@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"os"
 	"slices"
@@ -29,6 +30,7 @@ func runServe(ctx context.Context, args []string) error {
 	cfg := function.Config()
 	addr := listenAddress(cfg)
 	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("service", s.Name())
+	slog.SetDefault(log)
 	return server.Run(ctx, s, addr, cfg, log, nil)
 }
 
