@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"log/slog"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/overture-music/overture/internal/infra"
