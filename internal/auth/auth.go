@@ -79,6 +79,7 @@ type settings struct {
 	refreshAcct  Limit
 	refreshIP    Limit
 	secureCookie bool
+	resetLink    string // the reset URL up to the token
 }
 
 // New returns an unstarted service.
@@ -151,7 +152,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serv
 // Start connects to PostgreSQL and Redis, migrates, loads or creates the
 // signing keys and configures the providers. cfg keys: DATABASE_URL,
 // REDIS_URL, PUBLIC_BASE_URL, AUTH_ISSUER, AUTH_ACCESS_TTL, AUTH_REFRESH_TTL,
-// AUTH_REFRESH_GRACE, AUTH_REFRESH_REUSE_WINDOW, AUTH_KEY_ROTATE, AUTH_LOGIN_LIMIT_ACCOUNT,
+// AUTH_REFRESH_GRACE, AUTH_REFRESH_REUSE_WINDOW, AUTH_KEY_ROTATE,
+// AUTH_CONFIRM_TTL, AUTH_RESET_TTL, AUTH_RESET_LINK, AUTH_LOGIN_LIMIT_ACCOUNT,
 // AUTH_LOGIN_LIMIT_IP, AUTH_REFRESH_LIMIT_ACCOUNT, AUTH_REFRESH_LIMIT_IP
 // (each "N/duration", e.g. "10/1m") and the provider keys (see providers.go).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
@@ -325,6 +327,13 @@ func parseSettings(cfg map[string]string) (settings, error) {
 		st.issuer = st.baseURL
 	}
 	st.secureCookie = strings.HasPrefix(st.baseURL, "https://")
+	// Where the emailed reset link points: by default the API itself (a
+	// client POSTs the token from it to /v1/auth/password/reset); a web app
+	// with a "choose a new password" page sets AUTH_RESET_LINK to its own URL.
+	st.resetLink = cfg["AUTH_RESET_LINK"]
+	if st.resetLink == "" {
+		st.resetLink = st.baseURL + "/v1/auth/password/reset?token="
+	}
 	var err error
 	if st.accessTTL, err = durationOr(cfg, "AUTH_ACCESS_TTL", MaxAccessTTL); err != nil {
 		return st, err

@@ -427,7 +427,7 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 		}
 		e, err := newEvent(eventtype.PasswordResetRequested, a.ID, eventtype.PasswordResetRequestedData{
 			UserID: a.ID, Email: a.Email, Locale: a.Locale, ExpiresAt: exp,
-			ResetURL: s.cfg.baseURL + "/v1/auth/password/reset?token=" + secret,
+			ResetURL: s.cfg.resetLink + secret,
 		})
 		if err != nil {
 			return err
