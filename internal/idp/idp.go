@@ -522,3 +522,28 @@ func StartLocal(ctx context.Context, addr, publicBaseURL string, log *slog.Logge
 	log.Info("local identity provider listening", "issuer", issuer)
 	return issuer, ch, nil
 }
+
+// StartDev is the one call the embedded platform makes before starting the
+// services: unless cfg already names an issuer (LOCAL_OIDC_ISSUER) or
+// LOCAL_IDP is "off", it serves the local IdP on DefaultLocalAddr (a free
+// port when that one is taken) for PUBLIC_BASE_URL and sets
+// cfg["LOCAL_OIDC_ISSUER"], which makes auth offer /v1/auth/oauth/local/start.
+// It returns the issuer ("" when not started); the server stops with ctx.
+func StartDev(ctx context.Context, cfg map[string]string, log *slog.Logger) (string, error) {
+	if cfg["LOCAL_OIDC_ISSUER"] != "" || cfg["LOCAL_IDP"] == "off" {
+		return cfg["LOCAL_OIDC_ISSUER"], nil
+	}
+	base := cfg["PUBLIC_BASE_URL"]
+	if base == "" {
+		return "", errors.New("local idp: PUBLIC_BASE_URL is not set")
+	}
+	iss, _, err := StartLocal(ctx, DefaultLocalAddr, base, log)
+	if err != nil {
+		log.Warn("local identity provider: default address taken, using a free port", "address", DefaultLocalAddr, "error", err)
+		if iss, _, err = StartLocal(ctx, "127.0.0.1:0", base, log); err != nil {
+			return "", err
+		}
+	}
+	cfg["LOCAL_OIDC_ISSUER"] = iss
+	return iss, nil
+}

@@ -176,3 +176,28 @@ func TestStartLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStartDev(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	if iss, err := idp.StartDev(ctx, map[string]string{"LOCAL_IDP": "off", "PUBLIC_BASE_URL": "http://gw.test"}, log); err != nil || iss != "" {
+		t.Fatalf("LOCAL_IDP=off started %q %v", iss, err)
+	}
+	cfg := map[string]string{"PUBLIC_BASE_URL": "http://gw.test"}
+	iss, err := idp.StartDev(ctx, cfg, log)
+	if err != nil || iss == "" || cfg["LOCAL_OIDC_ISSUER"] != iss {
+		t.Fatalf("StartDev: %q %v %v", iss, err, cfg)
+	}
+	res, err := http.Get(iss + "/authorize?" + url.Values{"client_id": {idp.LocalClientID}, "response_type": {"code"}, "scope": {"openid"},
+		"redirect_uri": {"http://gw.test/v1/auth/oauth/local/callback"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "login_email") {
+		t.Fatalf("login page: %d %s", res.StatusCode, body)
+	}
+}
