@@ -10,10 +10,14 @@
 //	tracks-<n>/    one Bleve index per generation
 //
 // Bleve has no conditional writes, so external versioning is done here: each
-// index keeps the version of every document (and of every delete, the
-// tombstone) in Bleve's internal key-value space, written in the same batch as
-// the document, and Apply drops ops not newer than the stored version. Apply
-// calls are serialized per store; searches run concurrently.
+// document carries its version as a stored field, a delete writes a
+// tombstone document (deleted:T and the version) that queries exclude, and
+// Apply drops ops not newer than the stored version (cached in memory, read
+// with one lookup per batch for the rest). Document and version are one
+// Bleve document, so they are persisted together. (Bleve's internal key-value
+// space was the first choice; scorch rewrites all of it at every persist, so
+// batches slowed down with the number of documents.) Apply calls are
+// serialized per store; searches run concurrently.
 //
 // A Bleve index can be opened by one process only, so every user in a process
 // (indexer, query API, reindex) shares one Store per directory via Open.
@@ -21,7 +25,6 @@ package bleve
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -300,8 +303,8 @@ func (s *store) Get(ctx context.Context, ids ...string) (map[string]search.Track
 func (s *store) Count(ctx context.Context) (int, error) {
 	var n int
 	err := s.read(func(g *gen) error {
-		c, err := g.idx.DocCount()
-		n = int(c)
+		var err error
+		n, err = g.count(ctx)
 		return err
 	})
 	return n, err
@@ -356,9 +359,10 @@ func (r *rebuild) Get(ctx context.Context, ids ...string) (map[string]search.Tra
 	return r.g.get(ctx, ids)
 }
 
-func (r *rebuild) Count(context.Context) (int, error) {
-	n, err := r.g.idx.DocCount()
-	return int(n), err
+func (r *rebuild) Count(ctx context.Context) (int, error) {
+	r.g.mu.RLock()
+	defer r.g.mu.RUnlock()
+	return r.g.count(ctx)
 }
 
 func (r *rebuild) Commit(ctx context.Context) error {
@@ -395,26 +399,49 @@ func (r *rebuild) Abort(ctx context.Context) error {
 
 // --- one generation ---
 
-func versionKey(id string) []byte { return []byte("v\x00" + id) }
-
-func (g *gen) version(id string) (uint64, error) {
+// versions returns the stored version of each id (0 when never written),
+// from the cache or, for the rest, with one stored-field lookup.
+func (g *gen) versionsOf(ids []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(ids))
+	var missing []string
 	g.vmu.Lock()
-	v, ok := g.versions[id]
+	for _, id := range ids {
+		if v, ok := g.versions[id]; ok {
+			out[id] = v
+		} else {
+			missing = append(missing, id)
+		}
+	}
 	g.vmu.Unlock()
-	if ok {
-		return v, nil
+	if len(missing) == 0 {
+		return out, nil
 	}
-	b, err := g.idx.GetInternal(versionKey(id))
+	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(missing), len(missing), 0, false)
+	req.Fields = []string{"ver"}
+	res, err := g.idx.Search(req)
 	if err != nil {
-		return 0, fmt.Errorf("bleve: read version of %s: %w", id, err)
+		return nil, fmt.Errorf("bleve: read versions: %w", err)
 	}
-	if len(b) == 8 {
-		v = binary.BigEndian.Uint64(b)
+	for _, h := range res.Hits {
+		s, _ := h.Fields["ver"].(string)
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bleve: version of %s: %q", h.ID, s)
+		}
+		out[h.ID] = v
 	}
-	return v, nil
+	g.vmu.Lock()
+	for _, id := range missing {
+		g.versions[id] = out[id]
+	}
+	g.vmu.Unlock()
+	return out, nil
 }
 
-// apply writes the ops newer than what g holds, in one batch.
+// apply writes the ops newer than what g holds, in one batch. The version
+// is a stored field of the document itself, and a delete writes a tombstone
+// document (deleted:T, the version, nothing searchable), so document and
+// version are always persisted together.
 func (g *gen) apply(ops []search.Op) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -428,34 +455,43 @@ func (g *gen) apply(ops []search.Op) error {
 			latest[op.ID] = op
 		}
 	}
+	ids := make([]string, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	cur, err := g.versionsOf(ids)
+	if err != nil {
+		return err
+	}
 	b := g.idx.NewBatch()
 	written := map[string]uint64{}
 	for id, op := range latest {
-		cur, err := g.version(id)
-		if err != nil {
-			return err
-		}
-		if op.Version <= cur {
+		if op.Version <= cur[id] {
 			continue // replayed or reordered: the stored document is as new or newer
 		}
+		var doc map[string]any
 		if op.Doc != nil {
-			doc := *op.Doc
-			doc.Version = op.Version
-			if err := b.Index(id, indexDoc(doc)); err != nil {
-				return fmt.Errorf("bleve: index %s: %w", id, err)
-			}
+			t := *op.Doc
+			t.Version = op.Version
+			doc = indexDoc(t)
 		} else {
-			b.Delete(id)
+			doc = map[string]any{"id": id, "deleted": "T"}
 		}
-		var vb [8]byte
-		binary.BigEndian.PutUint64(vb[:], op.Version)
-		b.SetInternal(versionKey(id), vb[:])
+		doc["ver"] = strconv.FormatUint(op.Version, 10)
+		if err := b.Index(id, doc); err != nil {
+			return fmt.Errorf("bleve: index %s: %w", id, err)
+		}
 		written[id] = op.Version
 	}
 	if len(written) == 0 {
 		return nil
 	}
 	if err := g.idx.Batch(b); err != nil {
+		g.vmu.Lock()
+		for id := range written {
+			delete(g.versions, id) // unknown now: reread next time
+		}
+		g.vmu.Unlock()
 		return fmt.Errorf("bleve: batch of %d writes: %w", len(written), err)
 	}
 	g.vmu.Lock()
@@ -535,6 +571,13 @@ func indexMapping() mapping.IndexMapping {
 	dm.AddFieldMappingsAt("year", num)
 	dm.AddFieldMappingsAt("popularity", num)
 	dm.AddFieldMappingsAt("src", src)
+	ver := bleve.NewTextFieldMapping()
+	ver.Index = false
+	ver.Store = true
+	ver.IncludeInAll = false
+	ver.DocValues = false
+	dm.AddFieldMappingsAt("ver", ver)
+	dm.AddFieldMappingsAt("deleted", kw)
 	im.DefaultMapping = dm
 	im.DefaultAnalyzer = keyword.Name
 	return im
@@ -600,12 +643,31 @@ func buildQuery(q search.Query) query.Query {
 	return bleve.NewConjunctionQuery(must...)
 }
 
+// live restricts q to documents that are not tombstones.
+func live(q query.Query) query.Query {
+	tomb := bleve.NewTermQuery("T")
+	tomb.SetField("deleted")
+	b := bleve.NewBooleanQuery()
+	b.AddMust(q)
+	b.AddMustNot(tomb)
+	return b
+}
+
+func (g *gen) count(ctx context.Context) (int, error) {
+	req := bleve.NewSearchRequestOptions(live(bleve.NewMatchAllQuery()), 0, 0, false)
+	res, err := g.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("bleve count: %w", err)
+	}
+	return int(res.Total), nil
+}
+
 func (g *gen) search(ctx context.Context, q search.Query) (search.Result, error) {
 	q, err := q.Normalize()
 	if err != nil {
 		return search.Result{}, err
 	}
-	req := bleve.NewSearchRequestOptions(buildQuery(q), q.Size, q.From(), false)
+	req := bleve.NewSearchRequestOptions(live(buildQuery(q)), q.Size, q.From(), false)
 	req.SortBy([]string{"-_score", "-popularity", "_id"})
 	req.Fields = []string{"src"}
 	res, err := g.idx.SearchInContext(ctx, req)
@@ -628,7 +690,7 @@ func (g *gen) get(ctx context.Context, ids []string) (map[string]search.Track, e
 	if len(ids) == 0 {
 		return out, nil
 	}
-	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
+	req := bleve.NewSearchRequestOptions(live(bleve.NewDocIDQuery(ids)), len(ids), 0, false)
 	req.Fields = []string{"src"}
 	res, err := g.idx.SearchInContext(ctx, req)
 	if err != nil {

@@ -1,6 +1,9 @@
 package bleve_test
 
 import (
+	"context"
+	"fmt"
+
 	"testing"
 
 	"github.com/overture-music/overture/internal/search"
@@ -61,5 +64,35 @@ func TestReopen(t *testing.T) {
 	}
 	if got[doc.ID].Title != "Persisted" {
 		t.Fatalf("after reopen a replayed older version regressed the document: %+v", got)
+	}
+}
+
+// BenchmarkApply measures one versioned batch of 50 upserts (what the
+// indexer writes per group commit under moderate load) on a 5,000-document
+// index; the batch is persisted before Apply returns.
+const benchBatch = 50
+
+func BenchmarkApply(b *testing.B) {
+	st, err := bleve.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	docs := func(v uint64, n, from int) []search.Op {
+		ops := make([]search.Op, n)
+		for i := range ops {
+			ops[i] = search.Upsert(search.Track{ID: searchtest.ID(from + i), Title: fmt.Sprintf("Song %d", from+i), Artists: []search.Artist{{ID: "a", Name: "Band"}}}, v)
+		}
+		return ops
+	}
+	if err := st.Apply(ctx, docs(1, 5000, 0)); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := st.Apply(ctx, docs(uint64(i+2), benchBatch, (i*benchBatch)%5000)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -26,8 +26,8 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	searchindexer "github.com/overture-music/overture/functions/search-indexer"
 	"github.com/overture-music/overture/cdc"
+	searchindexer "github.com/overture-music/overture/functions/search-indexer"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/catalog/catalogtest"
 	"github.com/overture-music/overture/internal/function"
@@ -194,8 +194,8 @@ func broker(t *testing.T, indexer string, stopping *atomic.Bool) *httptest.Serve
 			}
 			events = []event.Event{*e}
 		}
-		// The indexer batches concurrent deliveries; 48 in flight keeps it busy.
-		sem := make(chan struct{}, 48)
+		// The indexer batches concurrent deliveries; 256 in flight make its batches large.
+		sem := make(chan struct{}, 256)
 		var wg sync.WaitGroup
 		var failed atomic.Bool
 		for _, e := range events {
