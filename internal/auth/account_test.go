@@ -45,6 +45,9 @@ func TestRegisterConfirmLogin(t *testing.T) {
 	// Login is refused until the email is confirmed, but only with the right password.
 	e.do("POST", "/v1/auth/login", map[string]string{"email": "ann@example.com", "password": "wrong password!"}).want(t, 401, "invalid-credentials")
 	e.do("POST", "/v1/auth/login", map[string]string{"email": "ann@example.com", "password": pw}).want(t, 403, "email-not-confirmed")
+	if !strings.Contains(e.logs.String(), `"problem":"/problems/email-not-confirmed"`) {
+		t.Fatal("refused unconfirmed login not logged")
+	}
 
 	e.do("GET", u.RequestURI(), nil).want(t, 200, "")
 	e.do("GET", u.RequestURI(), nil).want(t, 410, "confirmation-used")

@@ -91,6 +91,11 @@ func TestAccessTokenAttacks(t *testing.T) {
 		})
 	}
 	e.do("GET", "/v1/auth/me", nil, "Authorization", "Bearer "+good).want(t, 200, "")
+	// Each refusal was logged (with its reason, never the token: see
+	// assertNoSecretsLogged, which runs at cleanup).
+	if n := strings.Count(e.logs.String(), `"problem":"/problems/invalid-token"`); n != len(tests) {
+		t.Fatalf("%d refusals logged, want %d", n, len(tests))
+	}
 }
 
 // TestKeyRotation: a rotated-out key stays in the JWKS, and its tokens keep
