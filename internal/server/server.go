@@ -44,7 +44,9 @@ type (
 	Starter interface {
 		Start(ctx context.Context, cfg map[string]string) error
 	}
-	Stopper interface{ Stop(ctx context.Context) error }
+	Stopper interface {
+		Stop(ctx context.Context) error
+	}
 	Readier interface {
 		Ready(ctx context.Context) (bool, error)
 	}
