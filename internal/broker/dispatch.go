@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,10 @@ type delivery struct {
 	ev       event.Event
 	attempt  int
 	ingested time.Time
+	// then holds, for ordered triggers, the rows of the same partition key
+	// claimed behind this one: the worker delivers them in turn, and gives
+	// them back unstarted if this one fails.
+	then []*delivery
 }
 
 type outcome int
@@ -45,6 +51,7 @@ const (
 	retry
 	deadLettered
 	dropped
+	released // not attempted: back to the table, lease cleared
 )
 
 type result struct {
@@ -164,8 +171,10 @@ func (d *dispatcher) drainQueue() []int64 {
 	for {
 		select {
 		case dl := <-d.queue:
-			ids = append(ids, dl.id)
-			d.b.held.remove(dl.id)
+			for _, x := range append([]*delivery{dl}, dl.then...) {
+				ids = append(ids, x.id)
+				d.b.held.remove(x.id)
+			}
 		default:
 			return ids
 		}
@@ -185,7 +194,19 @@ func (d *dispatcher) work(ctx context.Context) {
 		case <-d.stopWorkers:
 			return
 		case dl := <-d.queue:
-			d.results <- d.attempt(base, dl)
+			r := d.attempt(base, dl)
+			d.results <- r
+			for i, next := range dl.then {
+				if r.outcome == retry {
+					// The key is blocked until dl succeeds: give the rest back.
+					for _, rest := range dl.then[i:] {
+						d.results <- result{d: rest, outcome: released}
+					}
+					break
+				}
+				r = d.attempt(base, next)
+				d.results <- r
+			}
 		}
 	}
 }
@@ -299,7 +320,7 @@ func (d *dispatcher) flush(batch []result) {
 	b := d.b
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var done, failedIDs, attempts []int64
+	var done, failedIDs, attempts, releasedIDs []int64
 	var nexts []time.Time
 	var errs []string
 	var rewrites [][]byte
@@ -308,6 +329,8 @@ func (d *dispatcher) flush(batch []result) {
 	for _, r := range batch {
 		all = append(all, r.d.id)
 		switch r.outcome {
+		case released:
+			releasedIDs = append(releasedIDs, r.d.id)
 		case retry:
 			failedIDs = append(failedIDs, r.d.id)
 			attempts = append(attempts, int64(r.attempt))
@@ -345,6 +368,11 @@ func (d *dispatcher) flush(batch []result) {
 		if len(done) > 0 {
 			if _, err := tx.Exec(ctx, `DELETE FROM broker_delivery WHERE id = ANY($1)`, done); err != nil {
 				return fmt.Errorf("delete delivered rows: %w", err)
+			}
+		}
+		if len(releasedIDs) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE broker_delivery SET lease_until = NULL WHERE id = ANY($1)`, releasedIDs); err != nil {
+				return fmt.Errorf("release rows: %w", err)
 			}
 		}
 		if len(failedIDs) > 0 {
@@ -417,18 +445,30 @@ WHERE id IN (
   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
 RETURNING id, event, attempt, ingested_at`
 
-// claimOrdered claims only the oldest pending row of each partition key (rows
-// without a key are independent), so a key's next event waits until the
-// previous one is delivered or dead-lettered.
+// claimOrdered claims, per partition key, the oldest pending rows up to the
+// first one that is not due or is held (at most $4 per key), so a key's events
+// are handed to one worker in order and a failing event blocks only its key.
+// Rows without a key are independent. Window functions rule out FOR UPDATE;
+// the outer lease condition, re-checked on the locked row, keeps two
+// processes from claiming the same row.
 const claimOrdered = `
 UPDATE broker_delivery SET lease_until = now() + make_interval(secs => $3)
-WHERE id IN (
-  SELECT d.id FROM broker_delivery d
-  WHERE d.trigger = $1 AND d.next_attempt_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())
-    AND NOT EXISTS (SELECT 1 FROM broker_delivery p
-                    WHERE p.trigger = d.trigger AND p.partition_key = d.partition_key AND p.id < d.id)
-  ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED)
-RETURNING id, event, attempt, ingested_at`
+WHERE id IN (SELECT id FROM (
+  (SELECT id FROM (
+     SELECT id,
+            row_number() OVER w AS rn,
+            bool_and(next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())) OVER w AS ready
+     FROM broker_delivery
+     WHERE trigger = $1 AND partition_key IS NOT NULL
+     WINDOW w AS (PARTITION BY partition_key ORDER BY id)) c
+   WHERE ready AND rn <= $4
+   ORDER BY id LIMIT $2)
+  UNION ALL
+  (SELECT id FROM broker_delivery
+   WHERE trigger = $1 AND partition_key IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+   ORDER BY id LIMIT $2)) u LIMIT $2)
+  AND (lease_until IS NULL OR lease_until < now())
+RETURNING id, event, attempt, ingested_at, partition_key`
 
 // poll claims due rows that are not in memory: retries, rows stored while the
 // buffer was full, ordered triggers' rows and rows a crashed process left.
@@ -453,8 +493,8 @@ func (d *dispatcher) poll(ctx context.Context) {
 				break
 			}
 			d.backlog.Store(false)
-			got, err := d.claim(ctx, n)
-			d.release(n - int64(len(got)))
+			got, claimed, err := d.claim(ctx, n)
+			d.release(n - int64(claimed))
 			if err != nil {
 				if ctx.Err() == nil {
 					b.log.Warn("broker: claim deliveries", "trigger", d.key, "error", err)
@@ -464,7 +504,7 @@ func (d *dispatcher) poll(ctx context.Context) {
 			for _, dl := range got {
 				d.queue <- dl
 			}
-			if int64(len(got)) < n {
+			if int64(claimed) < n {
 				break
 			}
 		}
@@ -478,23 +518,30 @@ func (d *dispatcher) poll(ctx context.Context) {
 	}
 }
 
-func (d *dispatcher) claim(ctx context.Context, n int64) ([]*delivery, error) {
-	q := claimUnordered
+func (d *dispatcher) claim(ctx context.Context, n int64) (units []*delivery, claimed int, err error) {
+	var rows pgx.Rows
 	if d.ordered {
-		q = claimOrdered
+		rows, err = d.b.pool.Query(ctx, claimOrdered, d.key, n, d.b.cfg.Lease.Seconds(), orderedPerKey)
+	} else {
+		rows, err = d.b.pool.Query(ctx, claimUnordered, d.key, n, d.b.cfg.Lease.Seconds())
 	}
-	rows, err := d.b.pool.Query(ctx, q, d.key, n, d.b.cfg.Lease.Seconds())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []*delivery
 	var ids []int64
+	keys := map[*delivery]*string{}
 	for rows.Next() {
 		var dl delivery
 		var raw []byte
-		if err := rows.Scan(&dl.id, &raw, &dl.attempt, &dl.ingested); err != nil {
+		var key *string
+		dest := []any{&dl.id, &raw, &dl.attempt, &dl.ingested}
+		if d.ordered {
+			dest = append(dest, &key)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, 0, err
 		}
 		if err := json.Unmarshal(raw, &dl.ev); err != nil {
 			// Cannot happen for rows the ingress wrote; keep the row and say so.
@@ -503,15 +550,37 @@ func (d *dispatcher) claim(ctx context.Context, n int64) ([]*delivery, error) {
 		}
 		out = append(out, &dl)
 		ids = append(ids, dl.id)
+		keys[&dl] = key
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	d.b.held.add(ids...)
-	// RETURNING does not promise order; ordered triggers rely on it per key,
-	// which holds because at most one row per key is claimed.
-	return out, nil
+	if !d.ordered {
+		return out, len(out), nil
+	}
+	// RETURNING does not promise order: sort, then chain each key's rows
+	// behind its oldest so one worker delivers them in turn.
+	slices.SortFunc(out, func(a, b *delivery) int { return cmp.Compare(a.id, b.id) })
+	heads := map[string]*delivery{}
+	for _, dl := range out {
+		k := keys[dl]
+		if k == nil {
+			units = append(units, dl)
+			continue
+		}
+		if h, ok := heads[*k]; ok {
+			h.then = append(h.then, dl)
+			continue
+		}
+		heads[*k] = dl
+		units = append(units, dl)
+	}
+	return units, len(out), nil
 }
+
+// orderedPerKey bounds how many rows of one key a claim hands to a worker.
+const orderedPerKey = 64
 
 type timeHeap []time.Time
 

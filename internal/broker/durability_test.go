@@ -38,6 +38,17 @@ spec:
   broker: default
   subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: counter}}
   delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: ordered
+  namespace: overture
+  annotations: {kafka.eventing.knative.dev/delivery.order: ordered}
+spec:
+  broker: default
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: sequencer}}
+  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}
 `
 
 // crashChild hosts a broker whose subscriber records every delivered event id
@@ -61,10 +72,23 @@ func crashChild() int {
 		_, err := pool.Exec(ctx, `INSERT INTO crash_delivered (id, n) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = crash_delivered.n + 1`, e.ID())
 		return nil, err
 	})
+	sequencer := handlerFunc(func(ctx context.Context, e event.Event) (*event.Event, error) {
+		key, _ := manifest.Attribute(e, "partitionkey")
+		_, err := pool.Exec(ctx, `INSERT INTO crash_ordered (key, id) VALUES ($1, $2)`, key, e.ID())
+		return nil, err
+	})
 	b, err := New(ctx, Config{
 		Pool: pool, Objects: set, Log: log,
-		Resolve: func(name string) (function.Handler, bool) { return counter, name == "counter" },
-		Lease:   time.Second, Poll: 100 * time.Millisecond,
+		Resolve: func(name string) (function.Handler, bool) {
+			switch name {
+			case "counter":
+				return counter, true
+			case "sequencer":
+				return sequencer, true
+			}
+			return nil, false
+		},
+		Lease: time.Second, Poll: 100 * time.Millisecond,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -121,7 +145,8 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	pool := newPool(t)
 	ctx := context.Background()
 	dbURL := pool.Config().ConnString()
-	if _, err := pool.Exec(ctx, `CREATE TABLE crash_delivered (id text PRIMARY KEY, n int NOT NULL)`); err != nil {
+	if _, err := pool.Exec(ctx, `CREATE TABLE crash_delivered (id text PRIMARY KEY, n int NOT NULL);
+		CREATE TABLE crash_ordered (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL, id text NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
 	var current atomic.Pointer[child]
@@ -139,7 +164,7 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 			defer wg.Done()
 			for i := range perPublisher {
 				id := fmt.Sprintf("p%d-%d", p, i)
-				body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"type":"music.overture.crash.v1","source":"/test/crash"}`, id)
+				body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"type":"music.overture.crash.v1","source":"/test/crash","partitionkey":"p%d"}`, id, p)
 				for attempt := 0; ; attempt++ {
 					resp, err := client.Post("http://"+current.Load().addr+"/overture/default", "application/cloudevents+json", strings.NewReader(body))
 					if err == nil {
@@ -211,6 +236,46 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged events were never delivered, e.g. %v", len(missing), want, missing[:min(5, len(missing))])
 	}
 	t.Logf("%d acknowledged events, %d kills: all delivered, %d duplicate deliveries", want, kills+1, duplicates)
+
+	// The ordered trigger got every acknowledged event too, and each
+	// publisher's key in publishing order: redeliveries after a crash repeat
+	// an event, they never let a later one overtake it.
+	eventually(t, 90*time.Second, "the ordered trigger to catch up", func() bool {
+		var n int
+		_ = pool.QueryRow(ctx, `SELECT count(DISTINCT id) FROM crash_ordered`).Scan(&n)
+		return n >= want
+	})
+	rows, err := pool.Query(ctx, `SELECT key, id FROM crash_ordered ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	next := map[string]int{}
+	for rows.Next() {
+		var key, id string
+		if err := rows.Scan(&key, &id); err != nil {
+			t.Fatal(err)
+		}
+		if seen[id] {
+			continue // a redelivery
+		}
+		seen[id] = true
+		var p, i int
+		fmt.Sscanf(id, "p%d-%d", &p, &i)
+		if i < next[key] {
+			t.Fatalf("key %s: %s first delivered after %s-%d", key, id, key, next[key]-1)
+		}
+		next[key] = i + 1
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	acked.Range(func(k, _ any) bool {
+		if !seen[k.(string)] {
+			t.Errorf("acknowledged %s never reached the ordered trigger", k)
+		}
+		return true
+	})
 	eventually(t, 30*time.Second, "the delivery table to drain", func() bool {
 		var n int
 		_ = pool.QueryRow(ctx, `SELECT count(*) FROM broker_delivery`).Scan(&n)
