@@ -1,6 +1,9 @@
 package platform
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 func TestApplyDefaultsExpandsAndKeepsOverrides(t *testing.T) {
 	saved := defaults
@@ -28,5 +31,30 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestTraversable(t *testing.T) {
+	root, err := os.MkdirTemp("", "traversable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	dir := root + "/a/b"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const other = 54321
+	if err := traversable(dir+"/postgres", other, other); err == nil {
+		t.Fatal("a 0700 ancestor was reported traversable for another user")
+	}
+	if err := os.Chmod(root, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := traversable(dir+"/postgres", other, other); err != nil {
+		t.Fatalf("o+x ancestors reported unreachable: %v", err)
 	}
 }

@@ -42,6 +42,9 @@ type dependency struct {
 func (p *Platform) startDeps(ctx context.Context) error {
 	cfg, o := p.cfg, p.opts
 	if cfg[KeyDatabaseURL] == "" {
+		if err := checkPostgresCanReach(filepath.Join(o.DataDir, "postgres")); err != nil {
+			return err
+		}
 		pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(o.DataDir, "postgres"), Port: o.Ports.Postgres})
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
