@@ -243,6 +243,10 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 		tb.Fatal(err)
 	}
 	quiet := telemetry.NewLogger(io.Discard, slog.LevelError)
+	slot := "bench_e2e_mem"
+	if toBroker {
+		slot = "bench_e2e_broker"
+	}
 	br, err := broker.New(ctx, broker.Config{Pool: pool, Objects: set, Log: quiet,
 		Resolve: func(string) (function.Handler, bool) { return noop.New(), true }})
 	if err != nil {
@@ -257,7 +261,7 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
-			_ = Run(cctx, Config{DatabaseURL: url, Slot: "bench_e2e", Publication: "bench_e2e", Publisher: pub, Log: quiet})
+			_ = Run(cctx, Config{DatabaseURL: url, Slot: slot, Publication: slot, Publisher: pub, Log: quiet})
 			close(done)
 		}()
 		return func() { cancel(); <-done }
@@ -271,7 +275,7 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 	stop := run(warm)
 	for {
 		var ok bool
-		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cdc_slot WHERE slot = 'bench_e2e')`).Scan(&ok); err == nil && ok {
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cdc_slot WHERE slot = $1)`, slot).Scan(&ok); err == nil && ok {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

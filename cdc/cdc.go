@@ -74,6 +74,10 @@ type Config struct {
 	PruneInterval time.Duration
 }
 
+// ErrConfig marks a configuration Run cannot work with (it returns instead of
+// retrying).
+var ErrConfig = errors.New("cdc: unusable configuration")
+
 //go:embed migrations/*.sql
 var migrations embed.FS
 
@@ -116,6 +120,9 @@ func Run(ctx context.Context, cfg Config) error {
 		err := r.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, ErrConfig) {
+			return err
 		}
 		if time.Since(started) > time.Minute {
 			backoff = 100 * time.Millisecond

@@ -501,3 +501,18 @@ func TestIdleSlotAdvances(t *testing.T) {
 		"confirmed_flush_lsn stays behind the WAL while nothing is published")
 	require.Empty(t, b.rec.snapshot())
 }
+
+// TestSlotOfAnotherDatabaseIsRefused: slot names are cluster-wide, so a
+// second database configured with the same slot name must get a clear error,
+// not a retry loop or someone else's slot.
+func TestSlotOfAnotherDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	a, other := setup(t), setup(t)
+	a.run(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := cdc.Run(ctx, cdc.Config{DatabaseURL: other.url, Slot: a.slot, Publisher: other.rec})
+	require.ErrorIs(t, err, cdc.ErrConfig)
+	require.ErrorContains(t, err, "belongs to database")
+	require.Empty(t, other.rec.snapshot())
+}

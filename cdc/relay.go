@@ -120,17 +120,30 @@ func (r *relay) prepareSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, e
 		activePID *int32
 		done      bool
 		found     bool
+		slotDB    *string
+		plugin    string
+		here      string
 	)
 	err := r.pool.QueryRow(ctx, `
-		SELECT s.confirmed_flush_lsn::text, s.active_pid, c.slot IS NOT NULL
+		SELECT s.confirmed_flush_lsn::text, s.active_pid, c.slot IS NOT NULL, s.database, coalesce(s.plugin, ''), current_database()
 		FROM pg_replication_slots s LEFT JOIN cdc_slot c ON c.slot = s.slot_name
-		WHERE s.slot_name = $1 AND s.database = current_database()`, r.cfg.Slot).Scan(&confirmed, &activePID, &done)
+		WHERE s.slot_name = $1`, r.cfg.Slot).Scan(&confirmed, &activePID, &done, &slotDB, &plugin, &here)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
 		return 0, fmt.Errorf("look up slot %s: %w", r.cfg.Slot, err)
 	default:
 		found = true
+	}
+	// Slot names are cluster-wide: one belonging to another database or
+	// plugin is not ours to use or drop.
+	if found && (slotDB == nil || *slotDB != here || plugin != "pgoutput") {
+		db := "none (a physical slot)"
+		if slotDB != nil {
+			db = *slotDB
+		}
+		return 0, fmt.Errorf("%w: replication slot %s belongs to database %s (plugin %q), not %s; choose another slot name (CDC_SLOT)",
+			ErrConfig, r.cfg.Slot, db, plugin, here)
 	}
 	if found && activePID != nil {
 		return 0, fmt.Errorf("slot %s is in use by backend %d (another CDC instance, or one that just died)", r.cfg.Slot, *activePID)
