@@ -54,6 +54,12 @@ func jsonReason(err error) string {
 	return "it could not be read"
 }
 
+// answer writes a successful JSON answer and counts it.
+func answer(w http.ResponseWriter, r *http.Request, status int, v any) {
+	countOutcome(r.URL.Path, "")
+	writeJSON(w, status, v)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -71,6 +77,7 @@ func clientIP(r *http.Request) string {
 
 // fail writes p and logs it at warn without any request secret.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, p *problem.Problem, attrs ...any) {
+	countOutcome(r.URL.Path, p.Type)
 	args := append([]any{"path", r.URL.Path, "status", p.Status, "problem", p.Type, "detail", p.Detail, "remote", clientIP(r)}, attrs...)
 	if p.Status >= 500 {
 		s.Log.ErrorContext(r.Context(), "auth request failed", args...)
@@ -207,7 +214,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "account registered", "user_id", id)
-	writeJSON(w, http.StatusCreated, map[string]any{"user_id": id, "email": email, "locale": locale, "confirmed": false})
+	answer(w, r, http.StatusCreated, map[string]any{"user_id": id, "email": email, "locale": locale, "confirmed": false})
 }
 
 func (s *Service) confirm(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +241,7 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "email confirmed", "user_id", id)
-	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "confirmed": true})
+	answer(w, r, http.StatusOK, map[string]any{"user_id": id, "confirmed": true})
 }
 
 func linkProblem(err error, what string) *problem.Problem {
@@ -299,7 +306,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "login", "user_id", a.ID, "method", "password")
-	writeJSON(w, http.StatusOK, resp)
+	answer(w, r, http.StatusOK, resp)
 }
 
 func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
@@ -353,7 +360,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.DebugContext(r.Context(), "refresh", "user_id", a.ID, "family", rot.FamilyID, "grace", rot.Grace)
-	writeJSON(w, http.StatusOK, resp)
+	answer(w, r, http.StatusOK, resp)
 }
 
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
@@ -374,6 +381,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "logout", "user_id", uid)
+	countOutcome(r.URL.Path, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -399,7 +407,7 @@ func (s *Service) logoutAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "logout everywhere", "user_id", c.Subject, "sessions", n)
-	writeJSON(w, http.StatusOK, map[string]any{"sessions_ended": n})
+	answer(w, r, http.StatusOK, map[string]any{"sessions_ended": n})
 }
 
 func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
@@ -443,7 +451,7 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The same answer whether or not the account exists: no enumeration.
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": "if an account with this email exists, a reset link was sent"})
+	answer(w, r, http.StatusAccepted, map[string]any{"status": "if an account with this email exists, a reset link was sent"})
 }
 
 func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
@@ -484,6 +492,7 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 		s.Log.ErrorContext(r.Context(), "revoke sessions after password reset", "user_id", id, "error", err)
 	}
 	s.Log.InfoContext(r.Context(), "password reset", "user_id", id, "sessions_ended", n)
+	countOutcome(r.URL.Path, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -511,7 +520,7 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	answer(w, r, http.StatusOK, map[string]any{
 		"user_id": a.ID, "email": a.Email, "locale": a.Locale, "roles": a.Roles,
 		"confirmed": a.ConfirmedAt != nil, "has_password": a.PasswordHash != nil,
 		"premium": a.Premium, "premium_until": a.PremiumUntil, "entitlement_version": a.EntVersion,

@@ -170,7 +170,7 @@ func (s *Service) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "login", "user_id", a.ID, "method", name, "created", created)
-	writeJSON(w, http.StatusOK, resp)
+	answer(w, r, http.StatusOK, resp)
 }
 
 func callbackProblem(name string, err error) *problem.Problem {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/token"
@@ -182,5 +183,15 @@ func TestDiscovery(t *testing.T) {
 	keys, _ := j.Body["keys"].([]any)
 	if len(keys) != 1 || keys[0].(map[string]any)["crv"] != "Ed25519" || keys[0].(map[string]any)["d"] != nil {
 		t.Fatalf("jwks %v", j.Body)
+	}
+}
+
+func TestOutcomeMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	before := testutil.ToFloat64(auth.Outcomes().WithLabelValues("/v1/auth/login", "invalid-credentials"))
+	e.do("POST", "/v1/auth/login", map[string]string{"email": "nobody@example.com", "password": "whatever pw"}).want(t, 401, "")
+	if got := testutil.ToFloat64(auth.Outcomes().WithLabelValues("/v1/auth/login", "invalid-credentials")); got < before+1 {
+		t.Fatalf("invalid-credentials counter %v → %v", before, got)
 	}
 }
