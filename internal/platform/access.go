@@ -9,11 +9,10 @@ import (
 	"syscall"
 )
 
-// checkPostgresCanReach fails early, with advice, when the platform runs as
-// root and the data directory lies below a directory the "postgres" user
-// (whom PostgreSQL runs as, since it refuses root) cannot enter — a checkout
-// under /root is the usual case. Without it PostgreSQL fails with a bare
-// "permission denied" in its log.
+// checkPostgresCanReach reports whether, when the platform runs as root, the
+// "postgres" user (whom PostgreSQL runs as, since it refuses root) can enter
+// every directory above dir — not so for a checkout under /root. Without the
+// check PostgreSQL fails with a bare "permission denied" in its log.
 func checkPostgresCanReach(dir string) error {
 	if os.Geteuid() != 0 {
 		return nil
@@ -42,9 +41,7 @@ func traversable(dir string, uid, gid uint32) error {
 					(sys.Uid == uid && mode&0o100 != 0) ||
 					(sys.Gid == gid && mode&0o010 != 0)
 				if !can {
-					return fmt.Errorf("PostgreSQL runs as user postgres, which cannot enter %s (mode %04o): "+
-						"put the data elsewhere (overture dev -data /var/tmp/overture, or OVERTURE_DATA_DIR) "+
-						"or let others enter it (chmod o+x %s)", d, mode, d)
+					return fmt.Errorf("PostgreSQL runs as user postgres, which cannot enter %s (mode %04o)", d, mode)
 				}
 			}
 		}

@@ -2,8 +2,11 @@ package platform
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -42,10 +45,18 @@ type dependency struct {
 func (p *Platform) startDeps(ctx context.Context) error {
 	cfg, o := p.cfg, p.opts
 	if cfg[KeyDatabaseURL] == "" {
-		if err := checkPostgresCanReach(filepath.Join(o.DataDir, "postgres")); err != nil {
-			return err
+		pgDir := filepath.Join(o.DataDir, "postgres")
+		if err := checkPostgresCanReach(pgDir); err != nil {
+			// A checkout under /root: keep PostgreSQL's data where its
+			// user can reach it, one directory per checkout.
+			sum := sha256.Sum256([]byte(o.DataDir))
+			pgDir = filepath.Join("/var/lib/overture", hex.EncodeToString(sum[:6]), "postgres")
+			p.log.Warn("PostgreSQL data moved out of the data directory", "reason", err.Error(), "postgres_dir", pgDir)
+			if err := os.MkdirAll(filepath.Dir(pgDir), 0o755); err != nil {
+				return fmt.Errorf("PostgreSQL data directory: %w", err)
+			}
 		}
-		pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(o.DataDir, "postgres"), Port: o.Ports.Postgres})
+		pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: pgDir, Port: o.Ports.Postgres})
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
 		}
