@@ -163,7 +163,7 @@ func (s *Server) warmOne(ctx context.Context, key string) (int64, []string, erro
 	}
 	var playlist bytes.Buffer
 	for i := int64(0); i < s.store.slices(info.Size); i++ {
-		b, _, err := s.slice(ctx, info, i)
+		b, err := s.slice(ctx, info, i)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -39,16 +43,47 @@ type originEnv struct {
 	down  atomic.Bool
 }
 
+var (
+	s3Once                         sync.Once
+	s3Endpoint, s3Access, s3Secret string
+	s3Err                          error
+)
+
+// sharedS3 is one real versitygw for the package (tests use distinct keys
+// and each gets its own counting proxy), started once: a server per test
+// made parallel start-ups time out on a busy 2-core machine. It runs with a
+// parent-death signal, so it ends with the test binary.
+func sharedS3(t *testing.T) (string, string, string) {
+	t.Helper()
+	s3Once.Do(func() {
+		if _, s3Err = infra.ToolBin("versitygw", "VERSITYGW_BIN"); s3Err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var srv *infra.S3
+		srv, s3Err = infra.StartS3(ctx, infra.S3Options{Dir: filepath.Join(testenv.Dir(), "s3"), AccessKey: "edgetest", SecretKey: "edge-test-secret-123"})
+		if s3Err != nil {
+			return
+		}
+		s3Endpoint, s3Access, s3Secret = srv.Endpoint(), srv.AccessKey, srv.SecretKey
+		c := s3.New(s3.Options{BaseEndpoint: aws.String(s3Endpoint), Region: "us-east-1", UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(s3Access, s3Secret, "")})
+		_, s3Err = c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("media")})
+	})
+	if s3Err != nil {
+		t.Fatalf("shared test S3: %v", s3Err)
+	}
+	return s3Endpoint, s3Access, s3Secret
+}
+
 func newTestOrigin(t *testing.T) *originEnv {
 	t.Helper()
-	ep, access, secret := testenv.S3(t)
+	ep, access, secret := sharedS3(t)
 	target, _ := url.Parse(ep)
 	o := &originEnv{access: access, secret: secret, byKey: map[string]int{}}
 	o.s3 = s3.New(s3.Options{BaseEndpoint: aws.String(ep), Region: "us-east-1", UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
-	if _, err := o.s3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("media")}); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
 	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(target)
 		r.Out.Host = r.In.Host // SigV4 signed the proxy's host
@@ -100,7 +135,7 @@ var testKeys = urlsign.Keys{"k1": []byte("0123456789abcdef-secret-one"), "k2": [
 func startEdge(t *testing.T, o *originEnv, tweak func(*Config)) *Server {
 	t.Helper()
 	cfg := Config{Name: "pop-test", Region: "eu-west", Addr: "127.0.0.1:0", S3Endpoint: o.endpoint, S3AccessKey: o.access,
-		S3SecretKey: o.secret, SigningKeys: testKeys, AdminSecret: "admin-secret", OriginTimeout: 15 * time.Second}
+		S3SecretKey: o.secret, SigningKeys: testKeys, AdminSecret: "admin-secret", OriginTimeout: 15 * time.Second, Logger: testLogger()}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -158,4 +193,12 @@ func do(t testing.TB, method, u string, hdr map[string]string) resp {
 		t.Fatalf("read body: %v", err)
 	}
 	return resp{r.StatusCode, r.Header, b}
+}
+
+// testLogger shows the POP's logs when EDGE_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("EDGE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

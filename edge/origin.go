@@ -68,11 +68,12 @@ type objectInfo struct {
 	Tag          string    `json:"tag,omitempty"`
 }
 
-// getSlice fetches bytes [off, off+n) of key. ifMatch pins the version
-// (so slices of one object cannot mix versions); ifNoneMatch revalidates.
-func (o *origin) getSlice(ctx context.Context, key string, off, n int64, ifMatch, ifNoneMatch string) (objectInfo, []byte, error) {
+// openSlice starts fetching bytes [off, off+n) of key and returns the
+// object's metadata and the body to read (the caller must close it and call
+// done). ifMatch pins the version (so slices of one object cannot mix
+// versions); ifNoneMatch revalidates.
+func (o *origin) openSlice(ctx context.Context, key string, off, n int64, ifMatch, ifNoneMatch string) (objectInfo, io.ReadCloser, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	in := &s3.GetObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(key),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))}
 	if ifMatch != "" {
@@ -88,18 +89,14 @@ func (o *origin) getSlice(ctx context.Context, key string, off, n int64, ifMatch
 		out, err = o.client.GetObject(ctx, in)
 	}
 	if err != nil {
-		return objectInfo{}, nil, classifyOrigin(ctx, key, err)
+		err = classifyOrigin(ctx, key, err)
+		cancel()
+		return objectInfo{}, nil, nil, err
 	}
-	defer out.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(out.Body, n+1))
-	if err != nil {
-		return objectInfo{}, nil, classifyOrigin(ctx, key, fmt.Errorf("read body: %w", err))
-	}
-	info := objectInfo{Key: key, ETag: aws.ToString(out.ETag), ContentType: aws.ToString(out.ContentType), Fetched: time.Now()}
+	info := objectInfo{Key: key, ETag: aws.ToString(out.ETag), ContentType: aws.ToString(out.ContentType), Fetched: time.Now(), Size: -1}
 	if out.LastModified != nil {
 		info.LastModified = out.LastModified.UTC().Truncate(time.Second)
 	}
-	info.Size = int64(len(body))
 	if cr := aws.ToString(out.ContentRange); cr != "" {
 		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
 			if sz, perr := strconv.ParseInt(cr[i+1:], 10, 64); perr == nil {
@@ -107,10 +104,33 @@ func (o *origin) getSlice(ctx context.Context, key string, off, n int64, ifMatch
 			}
 		}
 	}
-	if int64(len(body)) > n {
+	if info.Size < 0 && in.Range == nil && out.ContentLength != nil {
+		info.Size = *out.ContentLength
+	}
+	if info.Size < 0 {
+		out.Body.Close()
+		cancel()
+		return objectInfo{}, nil, nil, fmt.Errorf("%w: %s: origin answered a range request without Content-Range", ErrOriginUnreachable, key)
+	}
+	return info, out.Body, cancel, nil
+}
+
+// getSlice fetches bytes [off, off+n) of key whole (revalidation).
+func (o *origin) getSlice(ctx context.Context, key string, off, n int64, ifMatch, ifNoneMatch string) (objectInfo, []byte, error) {
+	info, body, done, err := o.openSlice(ctx, key, off, n, ifMatch, ifNoneMatch)
+	if err != nil {
+		return objectInfo{}, nil, err
+	}
+	defer done()
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, n+1))
+	if err != nil {
+		return objectInfo{}, nil, classifyOrigin(ctx, key, fmt.Errorf("read body: %w", err))
+	}
+	if int64(len(b)) > n {
 		return objectInfo{}, nil, fmt.Errorf("origin returned more than the %d bytes asked for %s", n, key)
 	}
-	return info, body, nil
+	return info, b, nil
 }
 
 func apiCode(err error) string {

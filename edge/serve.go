@@ -131,18 +131,15 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	if whole {
 		ranges = []byteRange{{0, info.Size}}
 	}
-	// Obtain the first bytes before committing a status, so a cold miss on a
-	// dead origin is still a clean 502.
-	var first []byte
+	// Make sure the first bytes can come before committing a status, so a
+	// cold miss on a dead origin is still a clean 502.
 	if ranges[0].length > 0 && r.Method != http.MethodHead {
-		var st cacheState
-		first, st, err = s.slice(ctx, info, ranges[0].start/s.cfg.SliceSize)
-		if err != nil {
-			s.originProblem(w, r, key, err)
-			return
-		}
-		if st == stateMiss {
+		if _, firstFlight := s.sliceSource(info, ranges[0].start/s.cfg.SliceSize); firstFlight != nil {
 			state = stateMiss
+			if _, _, err := firstFlight.next(ctx, 0); err != nil {
+				s.originProblem(w, r, key, err)
+				return
+			}
 		}
 	}
 	s.count(state)
@@ -159,13 +156,13 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Length", strconv.FormatInt(rg.length, 10))
 		w.WriteHeader(http.StatusPartialContent)
 	default:
-		s.serveMultipart(w, r, info, ranges, ctype, first)
+		s.serveMultipart(w, r, info, ranges, ctype)
 		return
 	}
 	if r.Method == http.MethodHead {
 		return
 	}
-	if err := s.writeRange(ctx, w, info, ranges[0], first); err != nil {
+	if err := s.writeRange(ctx, w, info, ranges[0]); err != nil {
 		s.abort(key, err)
 	}
 }
@@ -193,40 +190,51 @@ func (s *Server) abort(key string, err error) {
 	panic(http.ErrAbortHandler)
 }
 
-// writeRange writes bytes of rg, slice by slice; first, when non-nil, is the
-// already obtained slice holding rg.start.
-func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info objectInfo, rg byteRange, first []byte) error {
+// writeRange writes bytes of rg slice by slice, streaming slices that are
+// still being fetched.
+func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info objectInfo, rg byteRange) error {
 	S := s.cfg.SliceSize
 	end := rg.start + rg.length // exclusive
 	for off := rg.start; off < end; {
 		idx := off / S
-		data := first
-		first = nil
-		if data == nil {
-			var err error
-			if data, _, err = s.slice(ctx, info, idx); err != nil {
-				return err
-			}
-		}
+		data, f := s.sliceSource(info, idx)
 		if idx+1 < s.store.slices(info.Size) && end > (idx+1)*S {
 			s.prefetch(info, idx+1)
 		}
-		lo := off - idx*S
-		hi := min(int64(len(data)), end-idx*S)
-		if lo >= hi {
-			return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(data))
+		lo := int(off - idx*S)
+		hi := int(min(S, end-idx*S))
+		for pos := lo; pos < hi; {
+			view := data
+			if f != nil {
+				var fin bool
+				var err error
+				view, fin, err = f.next(ctx, pos)
+				if err != nil {
+					if errors.Is(err, errChanged) {
+						s.store.purge(info.Key)
+					}
+					return err
+				}
+				if len(view) <= pos && fin {
+					return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(view))
+				}
+			} else if len(view) < hi {
+				return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(view))
+			}
+			stop := min(len(view), hi)
+			n, err := w.Write(view[pos:stop])
+			s.st.bytesOut.Add(int64(n))
+			if err != nil {
+				return context.Canceled // the client went away
+			}
+			pos = stop
 		}
-		n, err := w.Write(data[lo:hi])
-		s.st.bytesOut.Add(int64(n))
-		if err != nil {
-			return context.Canceled // the client went away
-		}
-		off += hi - lo
+		off = idx*S + int64(hi)
 	}
 	return nil
 }
 
-func (s *Server) serveMultipart(w http.ResponseWriter, r *http.Request, info objectInfo, ranges []byteRange, ctype string, first []byte) {
+func (s *Server) serveMultipart(w http.ResponseWriter, r *http.Request, info objectInfo, ranges []byteRange, ctype string) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	boundary := hex.EncodeToString(b[:])
@@ -249,11 +257,7 @@ func (s *Server) serveMultipart(w http.ResponseWriter, r *http.Request, info obj
 		if _, err := w.Write([]byte(parts[i])); err != nil {
 			return
 		}
-		var f []byte
-		if i == 0 {
-			f = first
-		}
-		if err := s.writeRange(r.Context(), w, info, rg, f); err != nil {
+		if err := s.writeRange(r.Context(), w, info, rg); err != nil {
 			s.abort(info.Key, err)
 		}
 	}
