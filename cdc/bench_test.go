@@ -340,33 +340,65 @@ func TestCDCBenchReport(t *testing.T) {
 		return url, pool
 	}
 
-	// 1. Decoding beside pg_recvlogical, three identical slots of one WAL.
-	url, pool := newDB("decode")
-	if _, err := pool.Exec(ctx, `CREATE PUBLICATION bench FOR TABLE `+joinTables(Tables())); err != nil {
-		t.Fatal(err)
+	// 1. Decoding beside pg_recvlogical, four identical slots of one WAL,
+	// for two workloads: wide track rows and narrow genre rows.
+	type cmp struct {
+		name                      string
+		changes                   int
+		walMB                     float64
+		refRate, decRate, encRate float64
 	}
-	for _, s := range []string{"bench_warm", "bench_recv", "bench_decode", "bench_encode"} {
-		if _, err := pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, s); err != nil {
+	compare := func(db, name string, write func(*pgxpool.Pool) (uint64, int)) cmp {
+		url, pool := newDB(db)
+		if _, err := pool.Exec(ctx, `CREATE PUBLICATION bench FOR TABLE `+joinTables(Tables())); err != nil {
 			t.Fatal(err)
 		}
+		for _, s := range []string{"bench_warm_" + db, "bench_recv_" + db, "bench_decode_" + db, "bench_encode_" + db} {
+			if _, err := pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		end, want := write(pool)
+		var walBytes int64
+		_ = pool.QueryRow(ctx, `SELECT ($1::text::pg_lsn - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $2`, lsn.String(end), "bench_recv_"+db).Scan(&walBytes)
+		pool.Close()
+		// Warm the WAL into the page cache once (not measured).
+		recvlogical(t, url, "bench_warm_"+db, "bench", end)
+		// Measure: our decoder, the reference, then decoding plus encoding.
+		decN, decD := drain(t, url, "bench_decode_"+db, "bench", end, false)
+		refD := recvlogical(t, url, "bench_recv_"+db, "bench", end)
+		encN, encD := drain(t, url, "bench_encode_"+db, "bench", end, true)
+		if decN != want || encN != want {
+			t.Fatalf("%s: decoded %d and %d changes, want %d", name, decN, encN, want)
+		}
+		c := cmp{name: name, changes: want, walMB: float64(walBytes) / 1e6,
+			refRate: float64(want) / refD.Seconds(), decRate: float64(want) / decD.Seconds(), encRate: float64(want) / encD.Seconds()}
+		t.Logf("%s: pg_recvlogical %.0f/s, decode %.0f/s (%.2f), decode+encode %.0f/s", name, c.refRate, c.decRate, c.decRate/c.refRate, c.encRate)
+		return c
 	}
-	end := benchWorkload(t, pool, n)
-	var walBytes int64
-	_ = pool.QueryRow(ctx, `SELECT ($1::text::pg_lsn - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'bench_recv'`, lsn.String(end)).Scan(&walBytes)
-	pool.Close()
-	// Warm the WAL into the page cache once (not measured).
-	recvlogical(t, url, "bench_warm", "bench", end)
-	// Measure: our decoder, the reference, then decoding plus encoding.
-	decN, decD := drain(t, url, "bench_decode", "bench", end, false)
-	refD := recvlogical(t, url, "bench_recv", "bench", end)
-	encN, encD := drain(t, url, "bench_encode", "bench", end, true)
-	if decN != n+1 || encN != n+1 { // the workload's genre row is one more
-		t.Fatalf("decoded %d and %d changes, want %d", decN, encN, n+1)
+	wide := compare("decode", "track rows (13 columns, REPLICA IDENTITY FULL), half INSERT half UPDATE", func(p *pgxpool.Pool) (uint64, int) {
+		return benchWorkload(t, p, n), n + 1 // the workload's genre row is one more
+	})
+	narrow := compare("narrow", "genre rows (3 columns), INSERT", func(p *pgxpool.Pool) (uint64, int) {
+		for i := 0; i < n; i += 1000 {
+			if _, err := p.Exec(ctx, `INSERT INTO genre (id, name) SELECT 'genre-' || g, 'Genre ' || g FROM generate_series($1::int, $2::int) g`, i, min(i+1000, n)-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var pos string
+		if err := p.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Exec(ctx, `CREATE TABLE bench_tail (x int); INSERT INTO bench_tail VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		end, _ := lsn.ParseToken(pos)
+		return end, n
+	})
+	decRate, refRate := wide.decRate, wide.refRate
+	if narrow.decRate/narrow.refRate < decRate/refRate {
+		decRate, refRate = narrow.decRate, narrow.refRate
 	}
-	refRate := float64(decN) / refD.Seconds()
-	decRate := float64(decN) / decD.Seconds()
-	encRate := float64(encN) / encD.Seconds()
-	t.Logf("pg_recvlogical %.0f/s, decode %.0f/s (%.2f), decode+encode %.0f/s", refRate, decRate, decRate/refRate, encRate)
 
 	// 2. End to end into the embedded broker.
 	e2eURL, e2ePool := newDB("e2e")
@@ -400,15 +432,15 @@ func TestCDCBenchReport(t *testing.T) {
 	fmt.Fprintf(&md, "Command: `hack/bench/cdc.sh` (runs `go test ./cdc -run TestCDCBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL 15 started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
-	fmt.Fprintf(&md, "Workload: %d row changes of `track` (REPLICA IDENTITY FULL), half INSERTs and half UPDATEs, 1,000 per transaction (%.1f MB of WAL).\n", n, float64(walBytes)/1e6)
-	fmt.Fprintf(&md, "Each reader drains its own pgoutput slot (protocol 1, same publication) over the same WAL, which was read once beforehand so that every run finds it in the page cache.\n\n")
-	fmt.Fprintf(&md, "| Run | Changes/s | Ratio to pg_recvlogical |\n|---|---:|---:|\n")
-	fmt.Fprintf(&md, "| Reference: `pg_recvlogical -o proto_version=1 -f /dev/null` (raw bytes, no decoding) | %.0f | 1.00 |\n", refRate)
-	fmt.Fprintf(&md, "| CDC decoding: WAL → typed change (`Change`, columns typed by OID) | %.0f | %.2f |\n", decRate, decRate/refRate)
-	fmt.Fprintf(&md, "| CDC decoding + CloudEvent encoding (JSON envelope) | %.0f | %.2f |\n\n", encRate, encRate/refRate)
+	fmt.Fprintf(&md, "Each reader drains its own pgoutput slot (protocol 1, same publication) over the same WAL, 1,000 changes per transaction; the WAL was read once beforehand so that every run finds it in the page cache. pg_recvlogical only copies the bytes to /dev/null; CDC decodes every message into a typed `Change` (columns typed by their OIDs), and in the last column also encodes the CloudEvent with its JSON envelope.\n\n")
+	fmt.Fprintf(&md, "| Workload | Changes | WAL | pg_recvlogical changes/s | CDC decoding changes/s | Ratio | CDC decoding + encoding changes/s | Ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range []cmp{wide, narrow} {
+		fmt.Fprintf(&md, "| %s | %d | %.1f MB | %.0f | %.0f | %.2f | %.0f | %.2f |\n", c.name, c.changes, c.walMB, c.refRate, c.decRate, c.decRate/c.refRate, c.encRate, c.encRate/c.refRate)
+	}
+	fmt.Fprintf(&md, "\nBoth readers are bound by the walsender (PostgreSQL decoding the WAL and running pgoutput, one process per slot) on this machine; the ratio says CDC keeps up with the raw stream.\n\n")
 	fmt.Fprintf(&md, "End to end: a committed backlog of %d changes drained by `cdc.Run` into the embedded broker (durable ingress on the same PostgreSQL, a Trigger to a no-op function), from CDC start to the broker's acknowledgement of the last event: **%.0f changes/s** (%.1f s).\n\n", e2eN, e2eRate, e2eD.Seconds())
 	fmt.Fprintf(&md, "The same drain into a publisher that acknowledges at once (CDC alone, no broker): %.0f changes/s (%.1f s) — the difference is the broker's durable ingress, which shares the 2 cores and the PostgreSQL server with CDC.\n\n", memRate, memD.Seconds())
-	fmt.Fprintf(&md, "Goals: decoding >= 0.5 x pg_recvlogical — %s (%.2f); end to end >= 20,000 changes/s — %s.\n", goal(decRate/refRate >= 0.5), decRate/refRate, goal(e2eRate >= 20000))
+	fmt.Fprintf(&md, "Goals: decoding >= 0.5 x pg_recvlogical (worse of the two workloads) — %s (%.2f); end to end >= 20,000 changes/s — %s.\n", goal(decRate/refRate >= 0.5), decRate/refRate, goal(e2eRate >= 20000))
 	if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
