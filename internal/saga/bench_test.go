@@ -19,6 +19,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/broker"
@@ -161,7 +162,11 @@ func benchSagas(t *testing.T, mode string, hops, n, conc int) result {
 	dbURL := withPoolSize(testenv.Postgres(t), envInt("SAGA_BENCH_POOL", 32))
 	auth := tokentest.New(t)
 	addr := freeAddr(t)
-	sb := sandbox.New(sandbox.Config{WebhookURL: "http://" + addr + "/v1/payments/webhook", WebhookSecret: webhookSecret})
+	hookURL := "http://" + addr + "/v1/payments/webhook"
+	if os.Getenv("SAGA_BENCH_NO_WEBHOOKS") != "" {
+		hookURL = ""
+	}
+	sb := sandbox.New(sandbox.Config{WebhookURL: hookURL, WebhookSecret: webhookSecret})
 	provider := httptest.NewServer(sb)
 	defer func() { provider.Close(); sb.Close() }()
 	cfg := map[string]string{"DATABASE_URL": dbURL, "SAGA_MODE": mode, "PAYMENT_PROVIDER_URL": provider.URL + "/v3",
@@ -178,6 +183,10 @@ func benchSagas(t *testing.T, mode string, hops, n, conc int) result {
 		tokens[i] = auth.Token(t, fmt.Sprintf("bench-%s-%d", mode, i), tokentest.Options{TTL: time.Hour})
 	}
 	body, _ := json.Marshal(map[string]string{"plan": "monthly", "payment_method": sandbox.CardSuccess})
+	if os.Getenv("SAGA_BENCH_WAITS") != "" {
+		stop := sampleWaits(ctx, t, dbURL)
+		defer stop()
+	}
 	lat, elapsed, err := closedLoop(n, conc, func(i int) (time.Duration, error) {
 		user := fmt.Sprintf("bench-%s-%d", mode, i)
 		done := comp.wait(user)
@@ -295,4 +304,50 @@ func withPoolSize(url string, n int) string {
 		sep = "&"
 	}
 	return fmt.Sprintf("%s%spool_max_conns=%d", url, sep, n)
+}
+
+// sampleWaits samples what PostgreSQL backends wait on while the benchmark
+// runs (SAGA_BENCH_WAITS=1), to find where a saga spends its time.
+func sampleWaits(parent context.Context, t *testing.T, url string) func() {
+	ctx, cancel := context.WithCancel(parent)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			rows, err := pool.Query(ctx, `SELECT coalesce(wait_event_type,'CPU')||':'||coalesce(wait_event,'')||' '||left(regexp_replace(query,'\s+',' ','g'),70)
+				FROM pg_stat_activity WHERE state='active' AND pid<>pg_backend_pid() AND backend_type='client backend'`)
+			if err == nil {
+				ws, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+				for _, w := range ws {
+					counts[w]++
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		type kv struct {
+			k string
+			v int
+		}
+		var all []kv
+		for k, v := range counts {
+			all = append(all, kv{k, v})
+		}
+		slices.SortFunc(all, func(a, b kv) int { return b.v - a.v })
+		for i, x := range all {
+			if i == 25 {
+				break
+			}
+			t.Logf("%6d %s", x.v, x.k)
+		}
+		pool.Close()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -132,25 +133,10 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	defer sup.shutdown()
 
 	// Kill -9 the runtime every 1.5-3.5 s while purchases flow.
-	stopKiller := make(chan struct{})
-	var killerDone sync.WaitGroup
-	killerDone.Add(1)
-	go func() {
-		defer killerDone.Done()
-		rng := rand.New(rand.NewPCG(7, 7))
-		for {
-			select {
-			case <-stopKiller:
-				return
-			case <-time.After(1500*time.Millisecond + time.Duration(rng.Int64N(int64(2*time.Second)))):
-				sup.kill()
-			}
-		}
-	}()
-
+	stopKiller := startKiller(sup, 7)
 	cards := []string{}
 	for card, weight := range map[string]int{sandbox.CardSuccess: 60, sandbox.CardDecline: 8, sandbox.CardInsufficientFunds: 8,
-		sandbox.CardSlow: 8, sandbox.Card500Before: 6, sandbox.Card500After: 6, sandbox.CardIssuerOutage: 4} {
+		sandbox.CardSlow: 8, sandbox.Card500Before: 6, sandbox.Card500After: 6, sandbox.CardIssuerOutage: 4, sandbox.CardRenewalDecline: 6} {
 		for range weight {
 			cards = append(cards, card)
 		}
@@ -211,23 +197,31 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	tick.Stop()
 	close(work)
 	wg.Wait()
-	close(stopKiller)
-	killerDone.Wait()
+	stopKiller()
 	submitted := time.Since(start)
+	if err := waitQuiet(ctx, pool, mode, 150*time.Second); err != nil {
+		sup.shutdown()
+		t.Fatalf("purchases did not finish: %v\nruntime log tail:\n%s", err, tail(logPath))
+	}
+
+	// Time passes: half of the active subscriptions reach the end of their
+	// paid period. The renewal sweep charges their saved methods (those of
+	// tok_renewal_insufficient now lack funds: past_due), under kills again.
+	renewing := timeTravel(ctx, t, pool)
+	stopKiller = startKiller(sup, 8)
+	time.Sleep(6 * time.Second)
+	stopKiller()
 	sup.faulty.Store(false)
 	sup.kill() // the last child runs without self-kills or duplicates, to drain
 
 	if err := waitQuiet(ctx, pool, mode, 150*time.Second); err != nil {
 		sup.shutdown()
-		tail, _ := os.ReadFile(logPath)
-		if len(tail) > 4000 {
-			tail = tail[len(tail)-4000:]
-		}
-		t.Fatalf("sagas did not finish: %v\nruntime log tail:\n%s", err, tail)
+		t.Fatalf("sagas did not finish: %v\nruntime log tail:\n%s", err, tail(logPath))
 	}
 	elapsed := time.Since(start)
 	sup.shutdown()
 	checkInvariants(ctx, t, pool, sb, mode, purchases, sup, submitted, elapsed, conflicts.Load())
+	checkRenewals(ctx, t, pool, purchases, renewing)
 	checkEmails(ctx, t, pool, mailAPI)
 }
 
@@ -438,7 +432,7 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 		}
 		if isBacked {
 			backed++
-			netPerUser[e.Metadata["user_id"]]++
+			netPerUser[e.Metadata["user_id"]+" period "+e.Metadata["period"]]++
 		}
 		if isRefunded {
 			refunds++
@@ -453,16 +447,16 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 	}
 	for u, c := range netPerUser {
 		if c > 1 {
-			t.Errorf("user %s keeps %d paid first periods", u, c)
+			t.Errorf("user %s keeps %d payments for one period", u, c)
 		}
 	}
 
 	// 3. Every saga reached a terminal state.
 	var pending, pendingPay int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription WHERE status NOT IN ('active','failed')`).Scan(&pending)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription WHERE status NOT IN ('active','failed','past_due')`).Scan(&pending)
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM payment WHERE status = 'pending'`).Scan(&pendingPay)
 	if pending != 0 || pendingPay != 0 {
-		t.Errorf("%d subscriptions not active/failed, %d payments pending", pending, pendingPay)
+		t.Errorf("%d subscriptions not active/past_due/failed, %d payments pending", pending, pendingPay)
 	}
 	sagaStates := map[string]int{}
 	if mode == "orchestration" {
@@ -483,8 +477,9 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 			}
 		}
 	}
-	var subs, active, failed int
-	_ = pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status='active'), count(*) FILTER (WHERE status='failed') FROM subscription`).Scan(&subs, &active, &failed)
+	var subs, active, pastDue, failed int
+	_ = pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status='active'), count(*) FILTER (WHERE status='past_due'),
+		count(*) FILTER (WHERE status='failed') FROM subscription`).Scan(&subs, &active, &pastDue, &failed)
 	bought := 0
 	for _, p := range purchases {
 		if p.subID != "" {
@@ -523,12 +518,12 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 	var wrongPremium, missingPremium, premium int
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM app_user WHERE is_premium`).Scan(&premium)
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM app_user u WHERE u.is_premium AND NOT EXISTS
-		(SELECT 1 FROM subscription s WHERE s.user_id = u.user_id AND s.status = 'active')`).Scan(&wrongPremium)
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription s WHERE s.status = 'active' AND NOT EXISTS
+		(SELECT 1 FROM subscription s WHERE s.user_id = u.user_id AND s.status IN ('active','past_due'))`).Scan(&wrongPremium)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription s WHERE s.status IN ('active','past_due') AND NOT EXISTS
 		(SELECT 1 FROM app_user u WHERE u.user_id = s.user_id AND u.is_premium)`).Scan(&missingPremium)
-	if wrongPremium != 0 || missingPremium != 0 || premium != active || active != backed {
-		t.Errorf("premium: %d users premium without an active subscription, %d active subscriptions without premium (premium %d, active %d, backed payments %d)",
-			wrongPremium, missingPremium, premium, active, backed)
+	if wrongPremium != 0 || missingPremium != 0 || premium != active+pastDue {
+		t.Errorf("premium: %d users premium without a paid subscription, %d paid subscriptions without premium (premium %d, active %d, past_due %d)",
+			wrongPremium, missingPremium, premium, active, pastDue)
 	}
 
 	// 5. Every email exactly once: each notification-worthy fact exists once
@@ -553,10 +548,12 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 	}
 	rows.Close()
 	var declined int
-	_ = pool.QueryRow(ctx, `SELECT count(DISTINCT subscription_id) FROM payment WHERE status='failed'`).Scan(&declined)
-	if emails["activated"] != active || emails["refunded"] != refunds || emails["failed"] != declined {
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM payment WHERE status='failed'`).Scan(&declined)
+	var activatedSubs int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM subscription_period WHERE period = 1`).Scan(&activatedSubs)
+	if emails["activated"] != activatedSubs || emails["refunded"] != refunds || emails["failed"] != declined {
 		t.Errorf("emails: activated %d (want %d), refunded %d (want %d), payment failed %d (want %d)",
-			emails["activated"], active, emails["refunded"], refunds, emails["failed"], declined)
+			emails["activated"], activatedSubs, emails["refunded"], refunds, emails["failed"], declined)
 	}
 	var dead int
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM e2e_delivery WHERE kind='dead-letter'`).Scan(&dead)
@@ -570,14 +567,14 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
   provider: %d payments created, %d replays by Idempotence-Key, %d slow answers, %d 500s before / %d after recording
   webhooks: %d delivered, %d notifications sent twice, %d failed deliveries (runtime down)
   ledger: %d captured, %d back a paid period, %d refunded, %d periods charged twice
-  subscriptions: %d active, %d failed; users with premium: %d
+  subscriptions: %d active, %d past_due, %d failed; users with premium: %d
   saga states: %v
   emails (distinct events): %v from %d deliveries; dead-lettered: %d`,
 		mode, len(purchases), bought, conflicts, submitted.Round(time.Millisecond), elapsed.Round(time.Millisecond),
 		sup.starts, sup.kills, sup.crashes,
 		st.Creates, st.Replays, st.Slow, st.Fail500Before, st.Fail500After,
 		st.Webhooks, st.WebhookDuplicates, st.WebhookFailures,
-		captured, backed, refunds, doubles, active, failed, premium, sagaStates, emails, deliveries, dead)
+		captured, backed, refunds, doubles, active, pastDue, failed, premium, sagaStates, emails, deliveries, dead)
 }
 
 // registerListeners announces each listener as auth would (UserRegistered
@@ -618,7 +615,10 @@ func checkEmails(ctx context.Context, t *testing.T, pool *pgxpool.Pool, mailAPI 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := pool.Query(ctx, `SELECT DISTINCT event_type, event_source, event_id FROM e2e_delivery WHERE kind='notification'`)
+	// A failed renewal charge is emailed once, as SubscriptionRenewalFailed
+	// (with the retry date); its PaymentFailed is not an email of its own.
+	rows, err := pool.Query(ctx, `SELECT DISTINCT d.event_type, d.event_source, d.event_id FROM e2e_delivery d
+		WHERE d.kind = 'notification' AND NOT (d.event_type = $1 AND d.event_id LIKE '%:2:%')`, eventtype.PaymentFailed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,4 +650,101 @@ func checkEmails(ctx context.Context, t *testing.T, pool *pgxpool.Pool, mailAPI 
 		t.Errorf("mailpit holds %d messages for %d notification-worthy events (%d without an email)", total, events, missing)
 	}
 	t.Logf("emails in mailpit: %d messages, %d distinct Message-IDs, for %d events: %v", total, len(counts), events, byType)
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// startKiller SIGKILLs the runtime every 1.5-3.5 s until the returned stop is
+// called.
+func startKiller(sup *supervisor, seed uint64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(seed, seed))
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(1500*time.Millisecond + time.Duration(rng.Int64N(int64(2*time.Second)))):
+				sup.kill()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// timeTravel ends the paid period of every second active subscription now,
+// as if a month had passed, and returns their ids.
+func timeTravel(ctx context.Context, t *testing.T, pool *pgxpool.Pool) map[string]bool {
+	t.Helper()
+	rows, err := pool.Query(ctx, `UPDATE subscription SET period_end = now() - interval '1 second'
+		WHERE status = 'active' AND abs(hashtext(id)) % 2 = 0 RETURNING id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
+
+// checkRenewals: every subscription whose period ended was charged once for
+// period 2 with its saved method and renewed (premium extended to the new
+// period end), or, when the saved card now lacks funds, went past_due with a
+// dunning retry scheduled and keeps premium until then.
+func checkRenewals(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps []purchase, renewing map[string]bool) {
+	t.Helper()
+	card := map[string]string{}
+	for _, p := range ps {
+		card[p.user] = p.card
+	}
+	rows, err := pool.Query(ctx, `SELECT s.id, s.user_id, s.status, s.current_period, s.period_end, s.next_retry_at,
+		u.premium_until, (SELECT count(*) FROM subscription_period sp WHERE sp.subscription_id = s.id AND sp.period = 2)
+		FROM subscription s LEFT JOIN app_user u ON u.user_id = s.user_id WHERE s.id = ANY($1)`, slices.Collect(maps.Keys(renewing)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	renewed, pastDue := 0, 0
+	for rows.Next() {
+		var id, user, status string
+		var period, p2 int
+		var end, until, retry *time.Time
+		if err := rows.Scan(&id, &user, &status, &period, &end, &retry, &until, &p2); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case card[user] == sandbox.CardRenewalDecline:
+			if status != "past_due" || retry == nil || p2 != 0 {
+				t.Errorf("subscription %s with a saved card lacking funds: %s, retry %v, period 2 rows %d; want past_due with a retry", id, status, retry, p2)
+			}
+			pastDue++
+		default:
+			if status != "active" || period != 2 || p2 != 1 || until == nil || end == nil || !until.Equal(*end) {
+				t.Errorf("subscription %s: %s period %d (period-2 rows %d), premium until %v, period end %v; want renewed once with premium to the new end",
+					id, status, period, p2, until, end)
+			}
+			renewed++
+		}
+	}
+	var renewedMails, failedMails int
+	_ = pool.QueryRow(ctx, `SELECT count(DISTINCT event_id) FILTER (WHERE event_type = $1), count(DISTINCT event_id) FILTER (WHERE event_type = $2)
+		FROM e2e_delivery WHERE kind = 'notification'`, eventtype.SubscriptionRenewed, eventtype.SubscriptionRenewalFailed).Scan(&renewedMails, &failedMails)
+	if renewedMails != renewed || failedMails != pastDue {
+		t.Errorf("renewal emails: %d renewed (want %d), %d renewal failed (want %d)", renewedMails, renewed, failedMails, pastDue)
+	}
+	t.Logf("renewals: %d periods ended, %d renewed with the saved method, %d past_due (dunning scheduled)", len(renewing), renewed, pastDue)
 }
