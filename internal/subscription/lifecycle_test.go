@@ -75,3 +75,26 @@ func TestPlansInOnePlace(t *testing.T) {
 		t.Fatalf("annual end %v", end)
 	}
 }
+
+func FuzzParseSchedule(f *testing.F) {
+	for _, s := range []string{"", "24h,72h,120h", "1s", "1h,1h", "-1h,2h", " 5m , 10m ", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ds, err := ParseSchedule(s)
+		if err != nil {
+			return
+		}
+		if len(ds) == 0 {
+			t.Fatalf("%q parsed to an empty schedule", s)
+		}
+		for i := 1; i < len(ds); i++ {
+			if ds[i] <= ds[i-1] {
+				t.Fatalf("%q: offsets do not increase: %v", s, ds)
+			}
+		}
+		if ds[0] <= 0 {
+			t.Fatalf("%q: first offset %v is not positive", s, ds[0])
+		}
+	})
+}
