@@ -196,8 +196,9 @@ func TestRateLimits(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, map[string]string{"AUTH_LOGIN_LIMIT_ACCOUNT": "3/1m", "AUTH_LOGIN_LIMIT_IP": "100/1m"})
 		e.registerConfirmed("rl@example.com", "rate limit password")
-		for i := range 3 {
-			e.do("POST", "/v1/auth/login", map[string]string{"email": "rl@example.com", "password": "guess number " + string(rune('a'+i))}).want(t, 401, "invalid-credentials")
+		// Varying the case of the address does not buy more guesses.
+		for i, addr := range []string{"rl@example.com", "RL@example.com", "rL@EXAMPLE.com"} {
+			e.do("POST", "/v1/auth/login", map[string]string{"email": addr, "password": "guess number " + string(rune('a'+i))}).want(t, 401, "invalid-credentials")
 		}
 		r := e.do("POST", "/v1/auth/login", map[string]string{"email": "rl@example.com", "password": "rate limit password"}).want(t, 429, "rate-limited")
 		if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {

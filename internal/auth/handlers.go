@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -267,7 +268,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.Validation(map[string]string{"email": "a valid email is required", "password": "required"}))
 		return
 	}
-	if s.limited(w, r, s.cfg.loginIP, clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "email:"+email) {
+	if s.limited(w, r, s.cfg.loginIP, clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "email:"+strings.ToLower(email)) {
 		return
 	}
 	bad := problem.New(http.StatusUnauthorized, "invalid-credentials", "the email or the password is wrong")
@@ -421,7 +422,7 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.Validation(map[string]string{"email": err.Error()}))
 		return
 	}
-	if s.limited(w, r, s.cfg.loginIP, "forgot:"+clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "forgot:"+email) {
+	if s.limited(w, r, s.cfg.loginIP, "forgot:"+clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "forgot:"+strings.ToLower(email)) {
 		return
 	}
 	err = postgres.InTx(r.Context(), s.pool, func(tx pgx.Tx) error {
