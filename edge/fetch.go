@@ -150,6 +150,7 @@ func (s *Server) sliceLen(size, idx int64) int64 {
 func (s *Server) fetchSlice(ctx context.Context, f *flight, key string, idx int64, etag string) {
 	s.st.originFetches.Add(1)
 	s.metrics.originFetches.Inc()
+	epoch := s.store.epoch(key)
 	err := func() error {
 		info, body, done, err := s.origin.openSlice(ctx, key, idx*s.cfg.SliceSize, s.cfg.SliceSize, etag, "")
 		if err != nil {
@@ -177,6 +178,9 @@ func (s *Server) fetchSlice(ctx context.Context, f *flight, key string, idx int6
 		}
 		if n != int(want) {
 			return fmt.Errorf("%w: %s slice %d: got %d of %d bytes", ErrOriginUnreachable, key, idx, n, want)
+		}
+		if s.store.epoch(key) != epoch {
+			return nil // purged while fetching: serve these bytes once, keep none
 		}
 		if idx == 0 {
 			s.store.putMeta(info)

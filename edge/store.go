@@ -38,6 +38,9 @@ type store struct {
 	mu   sync.RWMutex
 	meta map[string]objectInfo
 	tags map[string]map[string]struct{}
+	// purges counts purges per key, so a fetch that started before a purge
+	// does not store the old bytes after it.
+	purges map[string]uint64
 }
 
 func newStore(c Config) (*store, error) {
@@ -49,7 +52,7 @@ func newStore(c Config) (*store, error) {
 		return nil, fmt.Errorf("edge: memory tier: %w", err)
 	}
 	re := c.TagPattern
-	s := &store{mem: mem, slice: c.SliceSize, meta: map[string]objectInfo{}, tags: map[string]map[string]struct{}{},
+	s := &store{mem: mem, slice: c.SliceSize, meta: map[string]objectInfo{}, tags: map[string]map[string]struct{}{}, purges: map[string]uint64{},
 		tagRe: func(k string) string {
 			if m := re.FindStringSubmatch(k); len(m) > 1 {
 				return m[1]
@@ -149,6 +152,7 @@ func (s *store) put(k sliceKey, b []byte) {
 // POP had anything for it.
 func (s *store) purge(key string) bool {
 	s.mu.Lock()
+	s.purges[key]++
 	info, ok := s.meta[key]
 	delete(s.meta, key)
 	if ok && info.Tag != "" {
@@ -177,6 +181,13 @@ func (s *store) purge(key string) bool {
 		s.disk.removeMeta(key)
 	}
 	return ok
+}
+
+// epoch returns the purge count of key (see purges).
+func (s *store) epoch(key string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.purges[key]
 }
 
 func (s *store) keysByTag(tag string) []string {
