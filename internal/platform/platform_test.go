@@ -192,20 +192,20 @@ func TestPlatformRoutesEventsAndRequests(t *testing.T) {
 	t.Run("IngressDeliversToSubscriber", func(t *testing.T) {
 		resp := b.postBinary(t, "ev-1", "music.overture.test.hello.v1")
 		require.Equal(t, 2, resp.StatusCode/100, "ingress acknowledges with 2xx, got %d", resp.StatusCode)
-		e := b.rec.waitFor(t, "ev-1", 10*time.Second)
+		e := b.rec.waitFor(t, "ev-1", 30*time.Second)
 		require.Equal(t, "music.overture.test.hello.v1", e.Type())
 		require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", e.Extensions()["traceparent"])
 	})
 
 	t.Run("ReplyGoesBackIntoBroker", func(t *testing.T) {
 		b.postBinary(t, "ping-1", "music.overture.test.ping.v1")
-		pong := b.rec.waitFor(t, "pong-ping-1", 10*time.Second)
+		pong := b.rec.waitFor(t, "pong-ping-1", 30*time.Second)
 		require.Equal(t, "music.overture.test.pong.v1", pong.Type())
 	})
 
 	t.Run("InProcessPublish", func(t *testing.T) {
 		require.NoError(t, b.p.Publisher().Publish(context.Background(), testEvent("inproc-1", "music.overture.test.hello.v1")))
-		b.rec.waitFor(t, "inproc-1", 10*time.Second)
+		b.rec.waitFor(t, "inproc-1", 30*time.Second)
 	})
 
 	t.Run("MalformedEventIs400Problem", func(t *testing.T) {
@@ -321,7 +321,7 @@ func testOutboxRelay(t *testing.T, relay string) {
 		}
 		return outbox.Write(ctx, tx, testEvent("committed", "music.overture.test.hello.v1"))
 	}))
-	b.rec.waitFor(t, "committed", 15*time.Second)
+	b.rec.waitFor(t, "committed", 30*time.Second)
 	require.False(t, b.rec.has("rolled-back"), "an event whose transaction rolled back was published")
 	if relay == "poll" { // CDC prunes confirmed rows on its own schedule
 		var left int
@@ -343,7 +343,7 @@ func TestUnknownRelayIsRefused(t *testing.T) {
 func TestStopLeavesNothingRunning(t *testing.T) {
 	b := start(t)
 	b.postBinary(t, "before-stop", "music.overture.test.hello.v1")
-	b.rec.waitFor(t, "before-stop", 10*time.Second)
+	b.rec.waitFor(t, "before-stop", 30*time.Second)
 	b.client.Transport.(*http.Transport).CloseIdleConnections()
 	require.NoError(t, b.p.Stop(context.Background()))
 	require.True(t, b.echo.stopped, "service Stop was not called")
