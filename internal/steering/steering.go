@@ -272,16 +272,17 @@ func (s *Service) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether at least one POP is eligible.
+// Ready reports whether the service is configured and has polled the POPs
+// once. It does not depend on POP health: with every POP down the service
+// still answers (503 no-pop, and the health map at /v1/cdn/pops), and the
+// platform's readiness should not hinge on the CDN.
 func (s *Service) Ready(context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.pops {
-		if eligible(p) {
-			return true, nil
-		}
+	if !s.polled {
+		return false, errors.New("steering has not polled the POPs yet")
 	}
-	return false, errors.New("no healthy CDN POP")
+	return true, nil
 }
 
 // Poll runs one round: poll every POP's /stats concurrently, update the

@@ -374,3 +374,27 @@ func status(t *testing.T, u, bearer string) int {
 	r.Body.Close()
 	return r.StatusCode
 }
+
+func TestNoHealthyPOPIs503ButServiceStaysReady(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "", nil, POP{Name: "only", Region: "eu-west"})
+	f.rounds(1)
+	_ = f.pops["only"].Stop(context.Background())
+	f.rounds(3)
+	if ok, err := f.svc.Ready(context.Background()); !ok {
+		t.Fatalf("not ready with every POP down: %v", err)
+	}
+	h := httptest.NewServer(f.svc)
+	defer h.Close()
+	req, _ := http.NewRequest("GET", h.URL+"/v1/cdn/play/trk/hls/index.m3u8", nil)
+	req.Header.Set("Authorization", "Bearer "+f.auth.Token(t, "u", tokentest.Options{}))
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 503 || r.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b), "no CDN POP") {
+		t.Fatalf("%d %s %s", r.StatusCode, r.Header.Get("Content-Type"), b)
+	}
+}
