@@ -96,8 +96,10 @@ type component struct {
 	err    error
 }
 
-// Start brings the platform up and returns once every part is ready.
-func Start(ctx context.Context, o Options) (_ *Platform, err error) {
+// Start brings the platform up and returns once every part is ready (or
+// Options.ReadyTimeout passed; Ready then says what is not). On error,
+// everything already started has been stopped again.
+func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 			if serr := p.Stop(context.WithoutCancel(ctx)); serr != nil {
 				p.log.Warn("stop after failed start", "error", serr)
 			}
+			res = nil
 		}
 	}()
 
