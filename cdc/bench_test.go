@@ -353,7 +353,7 @@ func TestCDCBenchReport(t *testing.T) {
 		if _, err := pool.Exec(ctx, `CREATE PUBLICATION bench FOR TABLE `+joinTables(Tables())); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range []string{"bench_warm_" + db, "bench_recv_" + db, "bench_decode_" + db, "bench_encode_" + db} {
+		for _, s := range []string{"bench_warm_" + db, "bench_recv_" + db, "bench_decode_" + db, "bench_recv2_" + db, "bench_decode2_" + db, "bench_encode_" + db} {
 			if _, err := pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, s); err != nil {
 				t.Fatal(err)
 			}
@@ -364,9 +364,14 @@ func TestCDCBenchReport(t *testing.T) {
 		pool.Close()
 		// Warm the WAL into the page cache once (not measured).
 		recvlogical(t, url, "bench_warm_"+db, "bench", end)
-		// Measure: our decoder, the reference, then decoding plus encoding.
+		// Measure alternately, twice each, and keep the better run of each
+		// (the machine is shared; this halves the effect of a busy moment).
 		decN, decD := drain(t, url, "bench_decode_"+db, "bench", end, false)
 		refD := recvlogical(t, url, "bench_recv_"+db, "bench", end)
+		if n2, d2 := drain(t, url, "bench_decode2_"+db, "bench", end, false); d2 < decD {
+			decN, decD = n2, d2
+		}
+		refD = min(refD, recvlogical(t, url, "bench_recv2_"+db, "bench", end))
 		encN, encD := drain(t, url, "bench_encode_"+db, "bench", end, true)
 		if decN != want || encN != want {
 			t.Fatalf("%s: decoded %d and %d changes, want %d", name, decN, encN, want)
@@ -432,7 +437,7 @@ func TestCDCBenchReport(t *testing.T) {
 	fmt.Fprintf(&md, "Command: `hack/bench/cdc.sh` (runs `go test ./cdc -run TestCDCBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL 15 started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
-	fmt.Fprintf(&md, "Each reader drains its own pgoutput slot (protocol 1, same publication) over the same WAL, 1,000 changes per transaction; the WAL was read once beforehand so that every run finds it in the page cache. pg_recvlogical only copies the bytes to /dev/null; CDC decodes every message into a typed `Change` (columns typed by their OIDs), and in the last column also encodes the CloudEvent with its JSON envelope.\n\n")
+	fmt.Fprintf(&md, "Each reader drains its own pgoutput slot (protocol 1, same publication) over the same WAL, 1,000 changes per transaction; the WAL was read once beforehand so that every run finds it in the page cache, and pg_recvlogical and CDC decoding ran alternately twice each (the better run of each counts). pg_recvlogical only copies the bytes to /dev/null; CDC decodes every message into a typed `Change` (columns typed by their OIDs), and in the last column also encodes the CloudEvent with its JSON envelope.\n\n")
 	fmt.Fprintf(&md, "| Workload | Changes | WAL | pg_recvlogical changes/s | CDC decoding changes/s | Ratio | CDC decoding + encoding changes/s | Ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range []cmp{wide, narrow} {
 		fmt.Fprintf(&md, "| %s | %d | %.1f MB | %.0f | %.0f | %.2f | %.0f | %.2f |\n", c.name, c.changes, c.walMB, c.refRate, c.decRate, c.decRate/c.refRate, c.encRate, c.encRate/c.refRate)
