@@ -253,9 +253,10 @@ type Stats struct {
 	OriginFetches  int64      `json:"origin_fetches"`
 	BytesOutPerSec float64    `json:"bytes_out_per_sec"`
 	BytesInPerSec  float64    `json:"bytes_in_per_sec"`
-	CPULoad        float64    `json:"cpu_load"`     // 0..1, busy share of all CPUs (/proc/stat)
-	LoadAvg1       float64    `json:"load_avg_1"`   // /proc/loadavg
-	NetworkLoad    float64    `json:"network_load"` // egress / capacity, 0..1
+	CPULoad        float64    `json:"cpu_load"`         // 0..1, this POP process's share of all CPUs (/proc/self/stat)
+	MachineCPULoad float64    `json:"machine_cpu_load"` // 0..1, busy share of all CPUs (/proc/stat)
+	LoadAvg1       float64    `json:"load_avg_1"`       // /proc/loadavg
+	NetworkLoad    float64    `json:"network_load"`     // egress / capacity, 0..1
 	Objects        int        `json:"objects"`
 	Memory         TierStats  `json:"memory"`
 	Disk           *TierStats `json:"disk,omitempty"`
@@ -273,6 +274,7 @@ func (s *Server) Snapshot() Stats {
 	}
 	s.st.mu.Lock()
 	st.BytesOutPerSec, st.BytesInPerSec, st.CPULoad, st.LoadAvg1 = s.st.outRate, s.st.inRate, s.st.cpu, s.st.load1
+	st.MachineCPULoad = s.st.machineCPU
 	st.NetworkLoad = st.BytesOutPerSec / s.cfg.EgressCapacity
 	if s.st.injected {
 		st.Synthetic = true

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -302,7 +303,8 @@ type stats struct {
 
 	mu                 sync.Mutex
 	outRate, inRate    float64
-	cpu                float64 // 0..1 busy fraction of all CPUs
+	cpu                float64 // 0..1 this process's share of all CPUs
+	machineCPU         float64 // 0..1 busy fraction of all CPUs
 	load1              float64
 	injectCPU, injectN float64 // <0 = off
 	injected           bool
@@ -324,6 +326,7 @@ func (s *Server) sampleLoop() {
 	defer t.Stop()
 	lastOut, lastIn, lastT := s.st.bytesOut.Load(), s.st.bytesIn.Load(), time.Now()
 	busy0, total0, _ := readProcStat()
+	self0 := readSelfTicks()
 	for {
 		select {
 		case <-s.stop:
@@ -332,14 +335,19 @@ func (s *Server) sampleLoop() {
 			out, in := s.st.bytesOut.Load(), s.st.bytesIn.Load()
 			dt := now.Sub(lastT).Seconds()
 			busy, total, err := readProcStat()
+			self := readSelfTicks()
 			s.st.mu.Lock()
 			s.st.outRate, s.st.inRate = float64(out-lastOut)/dt, float64(in-lastIn)/dt
 			if err == nil && total > total0 {
-				s.st.cpu = float64(busy-busy0) / float64(total-total0)
+				s.st.machineCPU = float64(busy-busy0) / float64(total-total0)
 			}
+			// The process's own share of all CPUs: on a POP machine that is
+			// the POP's load, and unrelated processes on a shared box (or
+			// the other POPs of make run) do not mark it overloaded.
+			s.st.cpu = float64(self-self0) / clockTicks / dt / float64(runtime.NumCPU())
 			s.st.load1 = readLoad1()
 			s.st.mu.Unlock()
-			lastOut, lastIn, lastT, busy0, total0 = out, in, now, busy, total
+			lastOut, lastIn, lastT, busy0, total0, self0 = out, in, now, busy, total, self
 		}
 	}
 }
@@ -363,6 +371,30 @@ func readProcStat() (busy, total uint64, err error) {
 		}
 	}
 	return busy, total, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times (100 on Linux).
+const clockTicks = 100
+
+// readSelfTicks returns this process's user+system CPU time in clock ticks.
+func readSelfTicks() uint64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th fields of the whole line.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + st
 }
 
 func readLoad1() float64 {

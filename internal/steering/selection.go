@@ -43,10 +43,22 @@ func eligible(p *popState) bool { return p.healthy.state && !p.overloaded.state 
 // rankRegions applies the selection rule for listeners in region from:
 // drop POPs that are down or above the load cut, take the three regions
 // with the lowest RTT, order those by network load (then RTT).
+//
+// When every healthy POP is overloaded, the overloaded ones are used rather
+// than refusing listeners (degraded service beats none); only when no POP is
+// healthy is there nothing to offer.
 func (s *Service) rankRegions(from string) []regionView {
+	views := s.rankRegionsBy(from, eligible)
+	if len(views) == 0 {
+		views = s.rankRegionsBy(from, func(p *popState) bool { return p.healthy.state })
+	}
+	return views
+}
+
+func (s *Service) rankRegionsBy(from string, ok func(*popState) bool) []regionView {
 	by := map[string]*regionView{}
 	for _, p := range s.pops {
-		if !eligible(p) {
+		if !ok(p) {
 			continue
 		}
 		rv := by[p.Region]

@@ -398,3 +398,21 @@ func TestNoHealthyPOPIs503ButServiceStaysReady(t *testing.T) {
 		t.Fatalf("%d %s %s", r.StatusCode, r.Header.Get("Content-Type"), b)
 	}
 }
+
+func TestAllOverloadedStillServesRatherThanRefusing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "", nil, POP{Name: "w", Region: "eu-west"}, POP{Name: "c", Region: "eu-central"})
+	f.pops["w"].SetSyntheticLoad(0.9, 0.5)
+	f.pops["c"].SetSyntheticLoad(0.9, 0.2)
+	f.rounds(4)
+	pops, _ := f.svc.HealthMap()
+	if !pops[0].Overloaded || !pops[1].Overloaded {
+		t.Fatalf("not overloaded: %+v", pops)
+	}
+	f.svc.mu.Lock()
+	got := f.svc.pick("eu-west", "trk", 2)
+	f.svc.mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("all POPs overloaded: %d offered, want both (degraded beats refusing)", len(got))
+	}
+}
