@@ -718,7 +718,7 @@ func checkRenewals(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps []p
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	renewed, pastDue := 0, 0
+	renewed, pastDue, aborted := 0, 0, 0
 	for rows.Next() {
 		var id, user, status string
 		var period, p2 int
@@ -727,9 +727,15 @@ func checkRenewals(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps []p
 			t.Fatal(err)
 		}
 		switch {
-		case card[user] == sandbox.CardRenewalDecline:
+		case card[user] == sandbox.CardRenewalDecline || status == "past_due":
+			// A saved card lacking funds declines; a renewal charge the
+			// orchestrator could not resolve within its attempts is aborted
+			// (refunded if it was captured after all) and also goes to dunning.
 			if status != "past_due" || retry == nil || p2 != 0 {
-				t.Errorf("subscription %s with a saved card lacking funds: %s, retry %v, period 2 rows %d; want past_due with a retry", id, status, retry, p2)
+				t.Errorf("subscription %s (card %s): %s, retry %v, period 2 rows %d; want past_due with a retry", id, card[user], status, retry, p2)
+			}
+			if card[user] != sandbox.CardRenewalDecline {
+				aborted++
 			}
 			pastDue++
 		default:
@@ -746,5 +752,6 @@ func checkRenewals(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps []p
 	if renewedMails != renewed || failedMails != pastDue {
 		t.Errorf("renewal emails: %d renewed (want %d), %d renewal failed (want %d)", renewedMails, renewed, failedMails, pastDue)
 	}
-	t.Logf("renewals: %d periods ended, %d renewed with the saved method, %d past_due (dunning scheduled)", len(renewing), renewed, pastDue)
+	t.Logf("renewals: %d periods ended, %d renewed with the saved method, %d past_due (dunning scheduled; %d of them after an unresolved charge was aborted)",
+		len(renewing), renewed, pastDue, aborted)
 }
