@@ -28,6 +28,7 @@ type bundle struct {
 	pool     *pgxpool.Pool
 	adminTok string
 	auth     *tokentest.Authority
+	dbURL    string
 }
 
 func setup(t *testing.T) *bundle {
@@ -44,7 +45,7 @@ func setup(t *testing.T) *bundle {
 	pool, err := pgxpool.New(context.Background(), url)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	return &bundle{srv: srv, pool: pool, auth: auth,
+	return &bundle{srv: srv, pool: pool, auth: auth, dbURL: url,
 		adminTok: auth.Token(t, "admin-1", tokentest.Options{Roles: []string{token.RoleAdmin}})}
 }
 
