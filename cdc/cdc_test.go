@@ -516,3 +516,22 @@ func TestSlotOfAnotherDatabaseIsRefused(t *testing.T) {
 	require.ErrorContains(t, err, "belongs to database")
 	require.Empty(t, other.rec.snapshot())
 }
+
+// TestUnfinishedSnapshotIsRetaken simulates a crash during the initial
+// snapshot: the slot exists but its snapshot was never recorded as published.
+// CDC must not stream from that slot (the rows before it would be lost); it
+// recreates the slot and snapshots again.
+func TestUnfinishedSnapshotIsRetaken(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `INSERT INTO genre (id, name) VALUES ('before-slot', 'B')`)
+	b.exec(t, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, b.slot)
+	b.exec(t, `INSERT INTO genre (id, name) VALUES ('after-slot', 'A')`)
+	b.run(t)
+	evs := b.rec.waitFor(t, "snapshot", func(evs []event.Event) bool { return len(evs) >= 2 })
+	g := changes(evs, "genre")
+	require.Len(t, g, 2, dump(evs))
+	for _, c := range g {
+		require.Equal(t, "r", c.Op, "both rows come from the new snapshot, none twice")
+	}
+}
