@@ -131,6 +131,11 @@ func TestTextValue(t *testing.T) {
 		{oidTimestamptz, "2026-01-02 03:04:05+03", time.Date(2026, 1, 2, 0, 4, 5, 0, time.UTC)},
 		{oidTimestamptz, "2026-01-02 03:04:05.25+05:30", time.Date(2026, 1, 1, 21, 34, 5, 250_000_000, time.UTC)},
 		{oidTimestamptz, "infinity", "infinity"},
+		{oidTimestamptz, "2026-11-25 19:52:15+00", time.Date(2026, 11, 25, 19, 52, 15, 0, time.UTC)},
+		{oidTimestamptz, "2026-11-25 19:52:15.000001+00", time.Date(2026, 11, 25, 19, 52, 15, 1000, time.UTC)},
+		{oidTimestamptz, "2026-02-30 00:00:00+00", "2026-02-30 00:00:00+00"},
+		{oidTimestamptz, "1999-12-31 23:59:59.5-08", time.Date(2000, 1, 1, 7, 59, 59, 500_000_000, time.UTC)},
+		{oidTimestamp, "2026-11-25 19:52:15.25", time.Date(2026, 11, 25, 19, 52, 15, 250_000_000, time.UTC)},
 		{oidNumeric, "12.50", "12.50"},
 		{oidFloat8, "1.5", 1.5},
 		{oidInt4, "oops", "oops"},
@@ -191,6 +196,23 @@ func TestEncodingMatchesEncodingJSON(t *testing.T) {
 	require.Equal(t, "quote\" back\\ nl\n tab\t bell\a \u2028 кириллица", after["s"])
 	require.Equal(t, "NaN", after["nan"])
 	require.Equal(t, "AAEC", after["b"])
+}
+
+// FuzzTimestamp checks the fast timestamp path against time.Parse.
+func FuzzTimestamp(f *testing.F) {
+	for _, s := range []string{"2026-11-25 19:52:15.123456+00", "2026-11-25 19:52:15+00", "0001-01-01 00:00:00+00", "2026-13-01 00:00:00+00", "2026-11-25 19:52:15.+00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := fastTimestamp(s, true)
+		if !ok {
+			return
+		}
+		want, err := time.Parse("2006-01-02 15:04:05.999999999-07", s)
+		if err != nil || !want.Equal(got) {
+			t.Fatalf("%q: fast %v, time.Parse %v (%v)", s, got, want, err)
+		}
+	})
 }
 
 // FuzzDecode feeds arbitrary bytes through the decoder as a stream of

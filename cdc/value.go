@@ -89,6 +89,9 @@ func textValue(oid uint32, data []byte) any {
 // The replication and snapshot sessions run with DateStyle=ISO and TimeZone=UTC,
 // but other offsets parse too. Infinity and BC dates are left as text.
 func parseTimestamp(s string, zoned bool) (time.Time, bool) {
+	if t, ok := fastTimestamp(s, zoned); ok {
+		return t, true
+	}
 	if !zoned {
 		t, err := time.Parse("2006-01-02 15:04:05.999999999", s)
 		return t, err == nil
@@ -99,4 +102,59 @@ func parseTimestamp(s string, zoned bool) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// fastTimestamp parses the common shape "2006-01-02 15:04:05[.ffffff][+00]"
+// without time.Parse (a tenth of its cost); anything else is left to it.
+func fastTimestamp(s string, zoned bool) (time.Time, bool) {
+	if len(s) < 19 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 2)
+	d, ok3 := num(8, 2)
+	h, ok4 := num(11, 2)
+	mi, ok5 := num(14, 2)
+	se, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59 {
+		return time.Time{}, false
+	}
+	rest := s[19:]
+	ns := 0
+	if len(rest) > 0 && rest[0] == '.' {
+		i := 1
+		scale := 100_000_000
+		for ; i < len(rest) && rest[i] >= '0' && rest[i] <= '9'; i++ {
+			if i > 9 {
+				return time.Time{}, false
+			}
+			ns += int(rest[i]-'0') * scale
+			scale /= 10
+		}
+		if i == 1 {
+			return time.Time{}, false
+		}
+		rest = rest[i:]
+	}
+	switch {
+	case !zoned && rest == "":
+	case zoned && rest == "+00":
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, se, ns, time.UTC)
+	if t.Day() != d { // e.g. February 30th: let time.Parse refuse it
+		return time.Time{}, false
+	}
+	return t, true
 }
