@@ -416,12 +416,13 @@ func (b *Broker) commit(batch []*ingestReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// One statement is one transaction: a single round trip, committed (and
+	// flushed to the WAL) before anyone is told the events are stored.
 	var ids []int64
-	err := postgres.InTx(ctx, b.pool, func(tx pgx.Tx) error {
-		var err error
-		ids, err = b.insertRows(ctx, tx, rows)
-		return err
-	})
+	q, err := b.pool.Query(ctx, insertSQL, b.insertArgs(rows)...)
+	if err == nil {
+		ids, err = collectIDs(q, len(rows))
+	}
 	if err == nil {
 		b.afterInsert(rows, ids)
 	} else {
@@ -433,9 +434,19 @@ func (b *Broker) commit(batch []*ingestReq) {
 	}
 }
 
-// insertRows stores rows inside tx (reserving in-memory buffer slots for the
-// hot path first) and returns their ids in order.
-func (b *Broker) insertRows(ctx context.Context, tx pgx.Tx, rows []pendingRow) ([]int64, error) {
+// insertSQL stores a batch of delivery rows; hot rows are inserted already
+// leased to this process. Ids come back in input order (ORDER BY ordinality;
+// identity values are assigned in insertion order).
+const insertSQL = `
+INSERT INTO broker_delivery (trigger, partition_key, event, lease_until, ingested_at)
+SELECT u.t, u.k, u.e, CASE WHEN u.h THEN now() + make_interval(secs => $6) END, u.a
+FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bool[], $5::timestamptz[]) WITH ORDINALITY AS u(t, k, e, h, a, ord)
+ORDER BY u.ord
+RETURNING id`
+
+// insertArgs reserves in-memory buffer slots for the hot path and returns
+// the arguments of insertSQL.
+func (b *Broker) insertArgs(rows []pendingRow) []any {
 	n := len(rows)
 	triggers := make([]string, n)
 	keys := make([]*string, n)
@@ -447,15 +458,10 @@ func (b *Broker) insertRows(ctx context.Context, tx pgx.Tx, rows []pendingRow) (
 		r.hot = !r.d.ordered && r.d.reserve(1)
 		triggers[i], keys[i], events[i], hot[i], at[i] = r.d.key, r.key, r.raw, r.hot, r.at
 	}
-	q, err := tx.Query(ctx, `
-INSERT INTO broker_delivery (trigger, partition_key, event, lease_until, ingested_at)
-SELECT u.t, u.k, u.e, CASE WHEN u.h THEN now() + make_interval(secs => $6) END, u.a
-FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bool[], $5::timestamptz[]) WITH ORDINALITY AS u(t, k, e, h, a, ord)
-ORDER BY u.ord
-RETURNING id`, triggers, keys, events, hot, at, b.cfg.Lease.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("insert deliveries: %w", err)
-	}
+	return []any{triggers, keys, events, hot, at, b.cfg.Lease.Seconds()}
+}
+
+func collectIDs(q pgx.Rows, n int) ([]int64, error) {
 	ids, err := pgx.CollectRows(q, pgx.RowTo[int64])
 	if err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)

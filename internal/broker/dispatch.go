@@ -18,7 +18,6 @@ import (
 
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/manifest"
-	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
@@ -344,48 +343,42 @@ func (d *dispatcher) flush(batch []result) {
 			}
 		}
 	}
+	// One round trip: the whole transaction goes as one pipelined batch.
+	// Recording an outcome need not wait for the WAL flush: if a crash loses
+	// this transaction, the rows are still there (leased, and the reply with
+	// them) and are delivered again — at least once holds. Only the ingress,
+	// which acknowledges to a producer, waits for the flush.
 	var rows []pendingRow
 	var ids []int64
-	err := postgres.InTx(ctx, b.pool, func(tx pgx.Tx) error {
-		// Recording an outcome need not wait for the WAL flush: if a crash
-		// loses this transaction, the rows are still there (leased, and the
-		// reply with them) and are delivered again — at least once holds.
-		// Only the ingress, which acknowledges to a producer, waits for it.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return fmt.Errorf("set synchronous_commit: %w", err)
+	var err error
+	if len(replies) > 0 {
+		if rows, err = b.route(ctx, d.st, replies); err != nil {
+			err = fmt.Errorf("route replies: %w", err) // validated already; cannot happen
 		}
-		if len(replies) > 0 {
-			var err error
-			if rows, err = b.route(ctx, d.st, replies); err != nil {
-				return err // validated already; cannot happen
-			}
-			if len(rows) > 0 {
-				if ids, err = b.insertRows(ctx, tx, rows); err != nil {
-					return fmt.Errorf("ingest replies: %w", err)
-				}
-			}
+	}
+	if err == nil {
+		pb := &pgx.Batch{}
+		pb.Queue(`BEGIN`)
+		pb.Queue(`SET LOCAL synchronous_commit = off`)
+		if len(rows) > 0 {
+			pb.Queue(insertSQL, b.insertArgs(rows)...)
 		}
 		if len(done) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM broker_delivery WHERE id = ANY($1)`, done); err != nil {
-				return fmt.Errorf("delete delivered rows: %w", err)
-			}
+			pb.Queue(`DELETE FROM broker_delivery WHERE id = ANY($1)`, done)
 		}
 		if len(releasedIDs) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE broker_delivery SET lease_until = NULL WHERE id = ANY($1)`, releasedIDs); err != nil {
-				return fmt.Errorf("release rows: %w", err)
-			}
+			pb.Queue(`UPDATE broker_delivery SET lease_until = NULL WHERE id = ANY($1)`, releasedIDs)
 		}
 		if len(failedIDs) > 0 {
-			if _, err := tx.Exec(ctx, `
+			pb.Queue(`
 UPDATE broker_delivery d SET attempt = u.attempt, next_attempt_at = u.next, lease_until = NULL, last_error = u.err,
        event = coalesce(u.event, d.event)
 FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bytea[]) AS u(id, attempt, next, err, event)
-WHERE d.id = u.id`, failedIDs, attempts, nexts, errs, rewrites); err != nil {
-				return fmt.Errorf("reschedule failed rows: %w", err)
-			}
+WHERE d.id = u.id`, failedIDs, attempts, nexts, errs, rewrites)
 		}
-		return nil
-	})
+		pb.Queue(`COMMIT`)
+		err = b.sendOutcomes(ctx, pb, len(rows), &ids)
+	}
 	b.held.remove(all...)
 	d.release(int64(len(batch)))
 	if err != nil {
@@ -412,6 +405,30 @@ WHERE d.id = u.id`, failedIDs, attempts, nexts, errs, rewrites); err != nil {
 	if d.ordered || d.backlog.Load() {
 		d.poke()
 	}
+}
+
+// sendOutcomes runs the finisher's batch and reads back the reply ids. A
+// failure anywhere aborts the transaction; pgxpool then discards the
+// connection (it is not idle), so nothing half-done is committed.
+func (b *Broker) sendOutcomes(ctx context.Context, batch *pgx.Batch, replies int, ids *[]int64) error {
+	br := b.pool.SendBatch(ctx, batch)
+	defer br.Close()
+	for i := range batch.Len() {
+		if replies > 0 && i == 2 {
+			q, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("ingest replies: %w", err)
+			}
+			if *ids, err = collectIDs(q, replies); err != nil {
+				return fmt.Errorf("ingest replies: %w", err)
+			}
+			continue
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("record outcomes (statement %d): %w", i+1, err)
+		}
+	}
+	return br.Close()
 }
 
 func (d *dispatcher) scheduleWake(t time.Time) {
