@@ -59,7 +59,7 @@ func CheckPassword(password, hash string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
 		return false, ErrBadHash
 	}
-	if p.Memory > 1<<22 || p.Time > 64 || p.Threads == 0 { // refuse absurd costs from a corrupted row
+	if p.Memory > 1<<22 || p.Time == 0 || p.Time > 64 || p.Threads == 0 { // argon2 panics on t=0 or p=0; refuse absurd costs from a corrupted row
 		return false, ErrBadHash
 	}
 	b64 := base64.RawStdEncoding
