@@ -75,7 +75,7 @@ type request struct {
 }
 
 // New returns the function; Start connects it.
-func New() *Function { return &Function{MaxBatch: 500, Linger: 2 * time.Millisecond} }
+func New() *Function { return &Function{MaxBatch: 1000, Linger: 2 * time.Millisecond} }
 
 // ErrBadEvent marks an event that cannot be a catalog change event; retrying
 // it will not help.

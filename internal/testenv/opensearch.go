@@ -25,7 +25,7 @@ func OpenSearch(t testing.TB) string {
 	osOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
-		osNode, osErr = infra.StartOpenSearch(ctx, infra.OpenSearchOptions{Dir: filepath.Join(Dir(), "opensearch")})
+		osNode, osErr = infra.StartOpenSearch(ctx, infra.OpenSearchOptions{Dir: filepath.Join(Dir(), "opensearch"), QuickStart: true})
 		if osErr == nil {
 			group.Add(osNode.Process)
 		}

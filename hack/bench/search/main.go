@@ -27,12 +27,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -55,7 +57,9 @@ var (
 	tracks   = flag.Int("tracks", 100000, "catalog size")
 	rate     = flag.Int("rate", 200, "search requests per second")
 	duration = flag.Duration("duration", 15*time.Second, "measured search load per configuration")
+	warmup   = flag.Duration("warmup", 10*time.Second, "unmeasured load before each measurement (fills the cache, warms the JIT)")
 	changes  = flag.Int("changes", 2000, "changes per second for commit-to-searchable")
+	probe    = flag.Bool("probe", false, "only time each query once on Bleve, serially, and print the slowest")
 	cdur     = flag.Duration("change-duration", 10*time.Second, "measured change load per backend")
 )
 
@@ -65,9 +69,14 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir, err := os.MkdirTemp("", "overture-bench-search-")
 	must(err)
+	must(os.Chmod(dir, 0o755)) // PostgreSQL runs as its own user
 	defer os.RemoveAll(dir)
 	var group infra.Group
 	defer group.Stop() //nolint:errcheck
+	if *probe {
+		probeQueries(ctx, dir)
+		return
+	}
 
 	step("starting Redis, OpenSearch and PostgreSQL")
 	rds, err := infra.StartRedis(ctx, infra.RedisOptions{Dir: filepath.Join(dir, "redis")})
@@ -122,8 +131,8 @@ func main() {
 				c, label = cache, "hot cache"
 			}
 			srv := httptest.NewServer(query.NewWith(s.store, nil, c))
-			step(fmt.Sprintf("%s, %s: warm-up 3 s, then %s at %d req/s", s.name, label, *duration, *rate))
-			load(srv.URL, queries, *rate, 3*time.Second, 7)
+			step(fmt.Sprintf("%s, %s: warm-up %s, then %s at %d req/s", s.name, label, *warmup, *duration, *rate))
+			load(srv.URL, queries, *rate, *warmup, 7)
 			lat, errs, hits := load(srv.URL, queries, *rate, *duration, 8)
 			srv.Close()
 			rows = append(rows, row{backend: s.name, cache: label, lat: lat, errors: errs, hits: hits})
@@ -147,11 +156,11 @@ func main() {
 
 	// Report.
 	fmt.Printf("## Search (query API, %d tracks)\n\n", *tracks)
-	fmt.Printf("Open-loop load at %d requests/s for %s per configuration after a 3 s warm-up, "+
+	fmt.Printf("Open-loop load at %d requests/s for %s per configuration after a %s warm-up at the same rate, "+
 		"%d distinct queries drawn with a Zipf law (s=1.1: a few popular queries, a long tail) — "+
 		"as-you-type prefixes, typos, Latin↔Cyrillic transliterations, genre/year filters. "+
 		"Latency is measured from the scheduled send time by a Go client on the same machine, through `GET /v1/search` of the query service.\n\n",
-		*rate, *duration, len(queries))
+		*rate, *duration, *warmup, len(queries))
 	fmt.Println("| backend | cache | requests | errors | cache hits | p50 | p90 | p99 | max |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	p99 := map[string]time.Duration{}
@@ -304,8 +313,9 @@ func title(r *rand.Rand) string {
 	for i := range parts {
 		parts[i] = words[r.IntN(len(words))]
 	}
-	s := strings.Join(parts, " ")
-	return strings.ToUpper(s[:1]) + s[1:]
+	s := []rune(strings.Join(parts, " "))
+	s[0] = unicode.ToUpper(s[0])
+	return string(s)
 }
 
 // queryMix is the distinct query strings the load draws from.
@@ -441,7 +451,11 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		_ = cdc.Run(cctx, cdc.Config{DatabaseURL: dbURL, Slot: "bench", Publication: "bench", Publisher: pub, Log: log})
+		// Slots are per cluster: one per run.
+		slot := fmt.Sprintf("bench%d", n)
+		if err := cdc.Run(cctx, cdc.Config{DatabaseURL: dbURL, Slot: slot, Publication: slot, Publisher: pub, Log: log}); err != nil {
+			must(err)
+		}
 	}()
 	// Wait until the initial snapshot is applied (a marker after it).
 	var before uint64
@@ -493,4 +507,44 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	mu.Lock()
 	defer mu.Unlock()
 	return slices.Clone(lat), sent, achieved
+}
+
+func probeQueries(ctx context.Context, dir string) {
+	docs := catalogDocs(*tracks)
+	st, err := bleve.Open(filepath.Join(dir, "probe"))
+	must(err)
+	defer st.Close()
+	for i := 0; i < len(docs); i += 2000 {
+		ops := make([]search.Op, 0, 2000)
+		for _, d := range docs[i:min(i+2000, len(docs))] {
+			ops = append(ops, search.Upsert(d, 10))
+		}
+		must(st.Apply(ctx, ops))
+	}
+	type t struct {
+		q string
+		d time.Duration
+		n int
+	}
+	var out []t
+	if f := os.Getenv("PROBE_CPUPROFILE"); f != "" {
+		pf, err := os.Create(f)
+		must(err)
+		must(pprof.StartCPUProfile(pf))
+		defer pprof.StopCPUProfile()
+	}
+	for _, raw := range queryMix(docs) {
+		v, _ := url.ParseQuery(raw)
+		q := search.Query{Q: v.Get("q"), Genre: v.Get("genre")}
+		q.YearFrom, _ = strconv.Atoi(v.Get("year_from"))
+		q.YearTo, _ = strconv.Atoi(v.Get("year_to"))
+		start := time.Now()
+		res, err := st.Search(ctx, q)
+		must(err)
+		out = append(out, t{raw, time.Since(start), res.Total})
+	}
+	slices.SortFunc(out, func(a, b t) int { return int(b.d - a.d) })
+	for _, o := range out[:15] {
+		fmt.Printf("%8.2f ms  %6d hits  %s\n", float64(o.d)/1e6, o.n, o.q)
+	}
 }
