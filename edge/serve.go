@@ -37,7 +37,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, deta
 // validKey refuses keys that could escape the bucket namespace or alias one
 // object under several cache keys.
 func validKey(k string) bool {
-	if k == "" || len(k) > 1024 || strings.HasPrefix(k, "/") || strings.Contains(k, "//") {
+	if k == "" || len(k) > 1024 || strings.HasPrefix(k, "/") || strings.HasSuffix(k, "/") || strings.Contains(k, "//") {
 		return false
 	}
 	for _, seg := range strings.Split(k, "/") {
