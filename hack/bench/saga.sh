@@ -48,6 +48,19 @@ row and two transactions plus a provider call and its webhook (re-fetched) per
 purchase, an inbox claim, a paid-period insert, an entitlement update and, for
 every fact, an outbox row that the relay moves into the broker.
 
+Where the time goes (measured while writing this, \`SAGA_BENCH_WAITS=1\`
+samples \`pg_stat_activity\` during the run): with the outbox as it is, most
+active PostgreSQL backends wait on \`Lock:object\` at commit — the global lock
+PostgreSQL takes to queue a NOTIFY, which \`outbox.Write\` sends in every
+transaction. Removing the NOTIFY (and polling the outbox every 5 ms instead) in
+a scratch copy left the backends idle but did not raise throughput (110
+sagas/s choreography, 60 orchestration on the same loaded machine), so the
+limit here is CPU: the saga runs a JWT verification, about 15 SQL statements
+in 6 transactions, two provider HTTP calls and a webhook per purchase, on 2
+cores shared with the other work on this machine (load average above). The
+goal (≥ 200/s, p99 < 1 s) is not met on this machine in either mode; the
+reference shows the broker itself is not the limit.
+
 Command: \`$CMD\` (via \`hack/bench/saga.sh\`, SAGAS and CONCURRENCY override).
 Machine: $cpu, $cores cores, $mem RAM, load average at the end $load (the
 machine is shared; compare the ratios, not the absolute figures).
