@@ -136,6 +136,7 @@ func BenchmarkLogin(b *testing.B) {
 	c := &http.Client{}
 	var lat latencies
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		t0 := time.Now()
 		if st, m := post(b, c, e.srv.URL+"/v1/auth/login", map[string]string{"email": "bench@example.com", "password": pw}); st != 200 {
@@ -159,6 +160,7 @@ func BenchmarkRefresh(b *testing.B) {
 	rt, _ := m["refresh_token"].(string)
 	var lat latencies
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		t0 := time.Now()
 		st, m := post(b, c, e.srv.URL+"/v1/auth/refresh", map[string]string{"refresh_token": rt})
@@ -178,6 +180,7 @@ func BenchmarkRedisGetSet(b *testing.B) {
 	ctx := context.Background()
 	var lat latencies
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		t0 := time.Now()
 		_ = e.rdb.Get(ctx, "bench:key").Err()
