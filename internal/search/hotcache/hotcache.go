@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 )
 
 // Entity names for counters.
@@ -44,6 +45,9 @@ const prefix = "ov:search:"
 // Cache is a generation-versioned cache on Redis.
 type Cache struct {
 	rdb *redis.Client
+	// fills collapses concurrent misses of one versioned key into one read
+	// of the index (a popular query after an invalidation).
+	fills singleflight.Group
 	// TTL bounds how long a value stays (memory, not correctness).
 	TTL time.Duration
 }
@@ -141,12 +145,30 @@ func Get[T any](ctx context.Context, c *Cache, name string, deps []string, fill 
 		v, err := fill(ctx)
 		return v, Bypass, err
 	}
-	v, err := fill(ctx)
+	// Concurrent misses of the same versioned key share one fill: they all
+	// read the same counters, so the leader's value (read after it saw
+	// them) is as valid for every follower as for itself.
+	shared, err, _ := c.fills.Do(key, func() (any, error) {
+		// Not the leader's own deadline: followers wait on this fill too.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		v, err := fill(fctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("hot cache: encode %s: %w", name, err)
+		}
+		_ = c.rdb.Set(context.WithoutCancel(ctx), key, b, c.TTL).Err()
+		return b, nil
+	})
+	var v T
 	if err != nil {
 		return v, Miss, err
 	}
-	if b, err := json.Marshal(v); err == nil {
-		_ = c.rdb.Set(ctx, key, b, c.TTL).Err()
+	if err := json.Unmarshal(shared.([]byte), &v); err != nil {
+		return v, Miss, fmt.Errorf("hot cache: decode %s: %w", name, err)
 	}
 	return v, Miss, nil
 }
