@@ -1,0 +1,83 @@
+package payment_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	paymentfn "github.com/overture-music/overture/functions/payment"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/payment/sandbox"
+	"github.com/overture-music/overture/internal/saga"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func outbox(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT event_type, count(*) FROM outbox GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		_ = rows.Scan(&s, &n)
+		out[s] = n
+	}
+	return out
+}
+
+// Each mode acts on its own messages only, and a duplicated delivery charges
+// once.
+func TestModesAndDuplicates(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"choreography", "orchestration"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := testenv.Postgres(t)
+			sb := sandbox.New(sandbox.Config{})
+			srv := httptest.NewServer(sb)
+			defer func() { srv.Close(); sb.Close() }()
+			f := paymentfn.New()
+			if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode, "PAYMENT_PROVIDER_URL": srv.URL + "/v3"}); err != nil {
+				t.Fatal(err)
+			}
+			defer f.Stop(ctx)
+			pool, err := pgxpool.New(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			req, _ := saga.NewEvent("/overture/subscription", eventtype.SubscriptionRequested, "req-1", "sub-1",
+				eventtype.SubscriptionRequestedData{SubscriptionID: "sub-1", UserID: "u", Plan: "monthly", AmountMinor: 29900, Currency: "RUB", PaymentMethod: sandbox.CardSuccess})
+			cmd, _ := saga.NewEvent("/overture/saga-manager", eventtype.SagaChargePayment, "cmd-1", "sub-2", eventtype.SagaCommand{SagaID: "sub-2:1:1", Step: saga.StepCharge, Attempt: 1,
+				Charge: &eventtype.RenewalDueData{SubscriptionID: "sub-2", UserID: "u", AmountMinor: 29900, Currency: "RUB", PaymentToken: sandbox.CardSuccess, Period: 1, Attempt: 1}})
+			for range 2 {
+				if _, err := f.Handle(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Handle(ctx, cmd); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := outbox(t, pool)
+			if n := len(sb.Ledger()); n != 1 {
+				t.Fatalf("%d payments at the provider, want 1", n)
+			}
+			if got[eventtype.PaymentCompleted] != 1 {
+				t.Fatalf("outbox %v, want one PaymentCompleted", got)
+			}
+			replies := got[eventtype.SagaStepSucceeded]
+			if mode == "orchestration" && replies < 1 || mode == "choreography" && replies != 0 {
+				t.Fatalf("%s: %d replies", mode, replies)
+			}
+		})
+	}
+}

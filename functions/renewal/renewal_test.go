@@ -1,0 +1,56 @@
+package renewal_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	renewalfn "github.com/overture-music/overture/functions/renewal"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/subscription"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// A ping runs the sweep; only in choreography does it fail an unpaid
+// purchase (the orchestrator times out its own sagas).
+func TestPingSweepsPendingOnlyInChoreography(t *testing.T) {
+	t.Parallel()
+	for mode, want := range map[string]string{"choreography": subscription.StatusFailed, "orchestration": subscription.StatusPending} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := testenv.Postgres(t)
+			f := renewalfn.New()
+			if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode, "SUBSCRIPTION_PENDING_TIMEOUT": "1ms"}); err != nil {
+				t.Fatal(err)
+			}
+			defer f.Stop(ctx)
+			pool, err := pgxpool.New(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			x, err := f.Store.Create(ctx, "u", "monthly", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+			ping := event.New()
+			ping.SetID("tick-1")
+			ping.SetType(eventtype.Ping)
+			ping.SetSource("/apis/v1/namespaces/overture/pingsources/renewal-ping")
+			if _, err := f.Handle(ctx, ping); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.Store.Get(ctx, x.ID)
+			if err != nil || got.Status != want {
+				t.Fatalf("after the ping: %v %v, want %s", got.Status, err, want)
+			}
+		})
+	}
+}

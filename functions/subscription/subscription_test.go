@@ -1,0 +1,81 @@
+package subscription_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	subscriptionfn "github.com/overture-music/overture/functions/subscription"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/saga"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A duplicated PaymentCompleted (choreography) or apply_payment command
+// (orchestration) records the paid period once and announces one activation;
+// in orchestration every command is answered.
+func TestPaidPeriodOnceUnderDuplicates(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"choreography", "orchestration"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := testenv.Postgres(t)
+			f := subscriptionfn.New()
+			if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode}); err != nil {
+				t.Fatal(err)
+			}
+			defer f.Stop(ctx)
+			pool, err := pgxpool.New(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			x, err := f.Store.Create(ctx, "u", "annual", "tok_success")
+			if err != nil {
+				t.Fatal(err)
+			}
+			paid := eventtype.PaymentData{PaymentID: x.ID + ":1:1", SubscriptionID: x.ID, UserID: "u", AmountMinor: 299000, Currency: "RUB",
+				Purpose: "initial", Period: 1, Attempt: 1, PaymentMethodID: "pm_1", Outcome: "completed"}
+			fact, _ := saga.NewEvent("/overture/payment", eventtype.PaymentCompleted, "completed-1", x.ID, paid)
+			for attempt := 1; attempt <= 2; attempt++ {
+				cmd, _ := saga.NewEvent("/overture/saga-manager", eventtype.SagaApplyPayment, "apply-"+string(rune('0'+attempt)), x.ID,
+					eventtype.SagaCommand{SagaID: x.ID + ":1:1", Step: saga.StepApply, Attempt: attempt, Payment: &paid})
+				for range 2 {
+					if _, err := f.Handle(ctx, fact); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := f.Handle(ctx, cmd); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if n := count(t, pool, `SELECT count(*) FROM subscription_period WHERE subscription_id=$1`, x.ID); n != 1 {
+				t.Fatalf("%d paid periods, want 1", n)
+			}
+			if n := count(t, pool, `SELECT count(*) FROM outbox WHERE event_type=$1`, eventtype.SubscriptionActivated); n != 1 {
+				t.Fatalf("%d SubscriptionActivated, want 1", n)
+			}
+			replies := count(t, pool, `SELECT count(DISTINCT event_id) FROM outbox WHERE event_type=$1`, eventtype.SagaStepSucceeded)
+			if mode == "orchestration" && replies != 2 || mode == "choreography" && replies != 0 {
+				t.Fatalf("%s: %d distinct replies", mode, replies)
+			}
+			got, _ := f.Store.Get(ctx, x.ID)
+			if got.Status != "active" || got.PaymentMethodID != "pm_1" {
+				t.Fatalf("subscription %+v", got)
+			}
+		})
+	}
+}
