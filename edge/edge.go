@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -148,7 +149,11 @@ type Server struct {
 	origin *origin
 	store  *store
 	redis  *redis.Client
-	mux    *http.ServeMux
+	// tokens caches genuine signed-URL tokens (raw → parsed) so repeat
+	// requests skip the HMAC.
+	tokens     *otter.Cache[string, urlsign.Token]
+	playlistCC string
+	mux        *http.ServeMux
 
 	flightMu sync.Mutex
 	flights  map[sliceKey]*flight
@@ -174,7 +179,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("pop", cfg.Name), origin: newOrigin(cfg), store: st,
-		flights: map[sliceKey]*flight{}, stop: make(chan struct{})}
+		flights: map[sliceKey]*flight{}, stop: make(chan struct{}), playlistCC: playlistCC(cfg.PlaylistTTL),
+		tokens: otter.Must(&otter.Options[string, urlsign.Token]{MaximumSize: 100_000})}
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {

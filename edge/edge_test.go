@@ -147,6 +147,21 @@ func TestSignedURLs(t *testing.T) {
 			t.Errorf("%s: refusal is %q, want problem+json", c.name, r.header.Get("Content-Type"))
 		}
 	}
+	// A token the POP has already verified (and cached) is still held to its
+	// prefix, its client address and its expiry on every request.
+	o.put(t, "tracks/t3x/seg.ts", []byte("x"))
+	short := signed(t, s, key, "tracks/t3/", func(tk *urlsign.Token) { tk.Expires = time.Now().Add(1500 * time.Millisecond) })
+	if r := do(t, "GET", short, nil); r.status != 200 {
+		t.Fatalf("short-lived token: %d", r.status)
+	}
+	_, q, _ := strings.Cut(short, "?")
+	if r := do(t, "GET", s.URL()+MediaPrefix+"tracks/t3x/seg.ts?"+q, nil); r.status != 403 {
+		t.Fatalf("cached token used outside its prefix: %d", r.status)
+	}
+	time.Sleep(1600 * time.Millisecond)
+	if r := do(t, "GET", short, nil); r.status != 410 {
+		t.Fatalf("cached token after expiry: %d", r.status)
+	}
 	// Rotation: a POP that retired k1 refuses its tokens, accepts k2's.
 	rotated := startEdge(t, o, func(c *Config) { c.SigningKeys = urlsign.Keys{"k2": testKeys["k2"]} })
 	if r := do(t, "GET", signed(t, rotated, key, "tracks/t3/", nil), nil); r.status != 403 {

@@ -66,6 +66,18 @@ type objectInfo struct {
 	ContentType  string    `json:"content_type"`
 	Fetched      time.Time `json:"fetched"`
 	Tag          string    `json:"tag,omitempty"`
+
+	// Response header values, computed once per object (prepare).
+	hdrLastMod, hdrLength, hdrType string
+}
+
+// prepare precomputes the header values served with every hit.
+func (i *objectInfo) prepare() {
+	if !i.LastModified.IsZero() {
+		i.hdrLastMod = i.LastModified.UTC().Format(http.TimeFormat)
+	}
+	i.hdrLength = strconv.FormatInt(i.Size, 10)
+	i.hdrType = contentType(i.Key, i.ContentType)
 }
 
 // openSlice starts fetching bytes [off, off+n) of key and returns the
@@ -112,6 +124,7 @@ func (o *origin) openSlice(ctx context.Context, key string, off, n int64, ifMatc
 		cancel()
 		return objectInfo{}, nil, nil, fmt.Errorf("%w: %s: origin answered a range request without Content-Range", ErrOriginUnreachable, key)
 	}
+	info.prepare()
 	return info, out.Body, cancel, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -28,6 +29,47 @@ const (
 
 func playlistCC(ttl time.Duration) string {
 	return fmt.Sprintf("public, max-age=%d, stale-if-error=3600", int(ttl.Seconds()))
+}
+
+var (
+	hdrBytes     = []string{"bytes"}
+	hdrImmutable = []string{immutableCC}
+	hdrCache     = map[cacheState][]string{stateHit: {"HIT"}, stateMiss: {"MISS"}, stateStale: {"STALE"}}
+)
+
+// queryParam returns the first value of name in a raw query without
+// parsing the whole query into a map.
+func queryParam(raw, name string) string {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k != name {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+		}
+		return v
+	}
+	return ""
+}
+
+// verifyToken checks a signed-URL token, remembering genuine tokens so a
+// listener's later requests (every segment of a track) skip the HMAC; the
+// per-request limits (expiry, prefix, address) are still applied each time.
+func (s *Server) verifyToken(raw, key, ip string) (urlsign.Token, error) {
+	now := time.Now()
+	if t, ok := s.tokens.GetIfPresent(raw); ok {
+		return t, t.Check(key, ip, now)
+	}
+	t, err := s.cfg.SigningKeys.Verify(raw, key, ip, now)
+	if err == nil {
+		s.tokens.Set(raw, t)
+	}
+	return t, err
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string) {
@@ -66,7 +108,7 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	var tok urlsign.Token
 	if len(s.cfg.SigningKeys) > 0 {
 		var err error
-		tok, err = s.cfg.SigningKeys.Verify(r.URL.Query().Get(urlsign.Param), key, clientIP(r), time.Now())
+		tok, err = s.verifyToken(queryParam(r.URL.RawQuery, urlsign.Param), key, clientIP(r))
 		if err != nil {
 			s.metrics.denied.WithLabelValues("signature").Inc()
 			if errors.Is(err, urlsign.ErrExpired) {
@@ -90,22 +132,27 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		s.originProblem(w, r, key, err)
 		return
 	}
+	// Header values are precomputed per object (objectInfo.prepare) and set
+	// with canonical keys directly: this is the hot path of every hit.
 	h := w.Header()
-	h.Set("Accept-Ranges", "bytes")
+	h["Accept-Ranges"] = hdrBytes
 	if info.ETag != "" {
-		h.Set("ETag", info.ETag)
+		h["Etag"] = []string{info.ETag}
 	}
-	if !info.LastModified.IsZero() {
-		h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+	if info.hdrLastMod != "" {
+		h["Last-Modified"] = []string{info.hdrLastMod}
 	}
 	if isPlaylist(key) {
-		h.Set("Cache-Control", playlistCC(s.cfg.PlaylistTTL))
+		h["Cache-Control"] = []string{s.playlistCC}
 	} else {
-		h.Set("Cache-Control", immutableCC)
+		h["Cache-Control"] = hdrImmutable
 	}
-	ctype := contentType(key, info.ContentType)
+	ctype := info.hdrType
+	if ctype == "" {
+		ctype = contentType(key, info.ContentType)
+	}
 	if info.Tag != "" {
-		h.Set("Surrogate-Key", info.Tag)
+		h["Surrogate-Key"] = []string{info.Tag}
 	}
 	if notModified(r, info) {
 		s.count(state)
@@ -143,11 +190,15 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.count(state)
-	h.Set("X-Cache", state.String())
+	h["X-Cache"] = hdrCache[state]
 	switch {
 	case whole:
-		h.Set("Content-Type", ctype)
-		h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		h["Content-Type"] = []string{ctype}
+		if info.hdrLength != "" {
+			h["Content-Length"] = []string{info.hdrLength}
+		} else {
+			h["Content-Length"] = []string{strconv.FormatInt(info.Size, 10)}
+		}
 		w.WriteHeader(http.StatusOK)
 	case len(ranges) == 1:
 		rg := ranges[0]

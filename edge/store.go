@@ -85,6 +85,7 @@ func (s *store) info(key string) (objectInfo, bool) {
 }
 
 func (s *store) addMetaLocked(info objectInfo) {
+	info.prepare()
 	s.meta[info.Key] = info
 	if info.Tag != "" {
 		set := s.tags[info.Tag]

@@ -157,16 +157,25 @@ func (k Keys) Verify(s, key, clientIP string, now time.Time) (Token, error) {
 	if !hmac.Equal(t.sig, t.mac(secret)) {
 		return Token{}, ErrSignature
 	}
-	if !now.Before(t.Expires) {
-		return Token{}, ErrExpired
-	}
-	if !strings.HasPrefix(key, t.Prefix) {
-		return Token{}, ErrScope
-	}
-	if t.ClientIP != "" && t.ClientIP != clientIP {
-		return Token{}, ErrClientAddr
+	if err := t.Check(key, clientIP, now); err != nil {
+		return Token{}, err
 	}
 	return t, nil
+}
+
+// Check applies a verified token's limits (expiry, prefix, client address)
+// to one request. Callers that cache verified tokens call it per request.
+func (t Token) Check(key, clientIP string, now time.Time) error {
+	if !now.Before(t.Expires) {
+		return ErrExpired
+	}
+	if !strings.HasPrefix(key, t.Prefix) {
+		return ErrScope
+	}
+	if t.ClientIP != "" && t.ClientIP != clientIP {
+		return ErrClientAddr
+	}
+	return nil
 }
 
 // ParseKeys reads "kid:secret,kid:secret" (the CDN_SIGNING_KEYS setting) and

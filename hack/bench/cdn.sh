@@ -3,7 +3,7 @@
 # run, in front of the same versitygw origin: cache-hit throughput (64 KiB
 # segments, 1 MiB files; same wrk load), miss-path time to first byte, and
 # memory per cached GiB. Writes docs/bench/cdn.md. Run from the repository
-# root (make bench does). Takes about a minute.
+# root (make bench does). Takes about three minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v nginx >/dev/null || { echo "cdn bench: nginx not installed (apt-get install nginx-light)" >&2; exit 1; }

@@ -38,6 +38,8 @@ import (
 	"github.com/overture-music/overture/internal/infra"
 )
 
+var holdFor time.Duration
+
 const (
 	access, secret = "bench", "bench-secret-0123456789"
 	signKey        = "bench-signing-key-0123456789"
@@ -53,11 +55,13 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	addr := flag.String("addr", "", "edge listen address (role edge)")
+	hold := flag.Duration("hold", 0, "debug: after warming, print the addresses and wait this long")
 	flag.Parse()
 	if *role == "edge" {
 		runEdge(*addr)
 		return
 	}
+	holdFor = *hold
 	if err := drive(*out, *dur, *conns, *threads); err != nil {
 		log.Fatal(err)
 	}
@@ -201,7 +205,6 @@ events { worker_connections 4096; }
 http {
   access_log off;
   sendfile on;
-  tcp_nopush on;
   keepalive_requests 1000000;
   proxy_temp_path {{dir}}/proxy_temp;
   client_body_temp_path {{dir}}/client_temp;
@@ -299,6 +302,7 @@ func drive(out, dur string, conns, threads int) error {
 	ecmd := exec.Command(self, "-role", "edge", "-addr", edgeAddr)
 	ecmd.Env = append(os.Environ(), "S3_ENDPOINT="+origin.Endpoint())
 	ecmd.Stderr = os.Stderr
+	ecmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // dies with the driver
 	if err := ecmd.Start(); err != nil {
 		return err
 	}
@@ -321,6 +325,7 @@ func drive(out, dur string, conns, threads int) error {
 	}
 	ncmd := exec.Command("nginx", "-p", ndir, "-c", filepath.Join(ndir, "nginx.conf"), "-g", "daemon off;")
 	ncmd.Stderr = os.Stderr
+	ncmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT} // graceful stop of master and workers
 	if err := ncmd.Start(); err != nil {
 		return fmt.Errorf("start nginx: %w", err)
 	}
@@ -379,12 +384,17 @@ func drive(out, dur string, conns, threads int) error {
 		}
 	}
 	rssEdge1, rssNginx1 := rss(ecmd.Process.Pid), rss(ncmd.Process.Pid)
+	if holdFor > 0 {
+		fmt.Fprintf(os.Stderr, "edge %s%s\nnginx %s%s\nstatic http://%s%s\nconf %s\n", edgeBase, edgePath(segs[0]), nginxBase, nginxPath(segs[0]), staticAddr, nginxPath(segs[0]), ndir)
+		time.Sleep(holdFor)
+	}
 
 	type row struct {
 		name               string
 		edge, ngin, static wrkResult
 	}
 	var rows []row
+	var samples []string
 	for _, set := range []struct {
 		name string
 		keys []string
@@ -394,11 +404,13 @@ func drive(out, dur string, conns, threads int) error {
 			ep = append(ep, edgePath(k))
 			np = append(np, nginxPath(k))
 		}
-		e, err := runWrk(edgeBase, ep, dur, conns, threads, tmp)
+		// Interleaved A B S B A: the machine is shared, so each server gets
+		// one early and one late run and the mean is reported.
+		e1, err := runWrk(edgeBase, ep, dur, conns, threads, tmp)
 		if err != nil {
 			return err
 		}
-		n, err := runWrk(nginxBase, np, dur, conns, threads, tmp)
+		n1, err := runWrk(nginxBase, np, dur, conns, threads, tmp)
 		if err != nil {
 			return err
 		}
@@ -406,7 +418,17 @@ func drive(out, dur string, conns, threads int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "%s: edge %.0f req/s %.1f MB/s; nginx proxy_cache %.0f req/s %.1f MB/s; nginx static %.0f req/s\n", set.name, e.rps, e.mbps, n.rps, n.mbps, st.rps)
+		n2, err := runWrk(nginxBase, np, dur, conns, threads, tmp)
+		if err != nil {
+			return err
+		}
+		e2, err := runWrk(edgeBase, ep, dur, conns, threads, tmp)
+		if err != nil {
+			return err
+		}
+		e, n := mean(e1, e2), mean(n1, n2)
+		fmt.Fprintf(os.Stderr, "%s: edge %.0f/%.0f req/s; nginx proxy_cache %.0f/%.0f req/s; nginx static %.0f req/s\n", set.name, e1.rps, e2.rps, n1.rps, n2.rps, st.rps)
+		samples = append(samples, fmt.Sprintf("%s: edge %.0f and %.0f req/s, nginx proxy_cache %.0f and %.0f req/s", set.name, e1.rps, e2.rps, n1.rps, n2.rps))
 		rows = append(rows, row{set.name, e, n, st})
 	}
 	type ttfbRow struct {
@@ -448,6 +470,7 @@ func drive(out, dur string, conns, threads int) error {
 	for _, r := range rows {
 		fmt.Fprintf(&md, "| %s | %.0f | %.1f | %.0f | %.1f | **%.2f×** | %.0f | %.2f× |\n", r.name, r.edge.rps, r.edge.mbps, r.ngin.rps, r.ngin.mbps, r.edge.rps/r.ngin.rps, r.static.rps, r.edge.rps/r.static.rps)
 	}
+	fmt.Fprintf(&md, "\nEach figure is the mean of two %s runs, interleaved edge, nginx, static, nginx, edge (the machine is shared with other work, so single runs vary by up to ±30%%). Samples: %s.\n", dur, strings.Join(samples, "; "))
 	for _, r := range rows {
 		if r.edge.non2xx+r.ngin.non2xx+r.static.non2xx > 0 {
 			fmt.Fprintf(&md, "\n(%s non-2xx responses: edge %d, nginx proxy_cache %d, static %d)\n", r.name, r.edge.non2xx, r.ngin.non2xx, r.static.non2xx)
@@ -485,6 +508,10 @@ func copyObjects(s3dir, www string, keys []string) error {
 		}
 	}
 	return nil
+}
+
+func mean(a, b wrkResult) wrkResult {
+	return wrkResult{rps: (a.rps + b.rps) / 2, mbps: (a.mbps + b.mbps) / 2, non2xx: a.non2xx + b.non2xx}
 }
 
 func getBody(u string) ([]byte, error) {
