@@ -13,11 +13,13 @@ tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
 cmd=(go run ./hack/bench/search -tracks "${OVERTURE_BENCH_SEARCH_TRACKS:-100000}" -rate 200 -duration 15s -changes 2000 -change-duration 10s)
 start=$(date +%s)
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 timeout 600 "${cmd[@]}" > "$tmp"
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 {
   echo "# Search read model"
   echo
-  echo "Command: \`bash hack/bench/search.sh\` (runs \`${cmd[*]}\`), $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(go env GOVERSION), OpenSearch 2.19.6 (1 GiB heap, one node on loopback), Bleve v2.6.3 (scorch), Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2). Everything — load generator, services, databases — shares the machine. Took $(( $(date +%s) - start )) s."
+  echo "Command: \`bash hack/bench/search.sh\` (runs \`${cmd[*]}\`), $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(go env GOVERSION), OpenSearch 2.19.6 (1 GiB heap, one node on loopback), Bleve v2.6.3 (scorch), Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2). Everything — load generator, services, databases — shares the machine. Took $(( $(date +%s) - start )) s. Load average (1/5/15 min) before: ${load_before}, after: ${load_after} — on a machine shared with other work, read the figures with that in mind; the ratios within one run are the comparable part."
   echo
   cat "$tmp"
 } > "$out"
