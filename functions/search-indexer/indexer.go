@@ -27,6 +27,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -58,9 +59,11 @@ type Function struct {
 	MaxBatch int
 	Linger   time.Duration
 
-	reqs chan *request
-	stop chan struct{}
-	done chan struct{}
+	reqs     chan *request
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	stopErr  error
 }
 
 type change struct {
@@ -116,20 +119,25 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	return nil
 }
 
-// Stop drains the batch loop and releases the store, cache and pool.
+// Stop finishes the batch in progress and releases the store, cache and
+// pool. Changes still queued fail (the broker redelivers them). Calling it
+// again does nothing.
 func (f *Function) Stop(context.Context) error {
 	if f.stop == nil {
 		return nil
 	}
-	close(f.stop)
-	<-f.done
-	var errs []error
-	errs = append(errs, f.store.Close())
-	if f.cache != nil {
-		errs = append(errs, f.cache.Close())
-	}
-	f.pool.Close()
-	return errors.Join(errs...)
+	f.stopOnce.Do(func() {
+		close(f.stop)
+		<-f.done
+		var errs []error
+		errs = append(errs, f.store.Close())
+		if f.cache != nil {
+			errs = append(errs, f.cache.Close())
+		}
+		f.pool.Close()
+		f.stopErr = errors.Join(errs...)
+	})
+	return f.stopErr
 }
 
 // Ready reports whether the database answers.
@@ -166,6 +174,13 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		return nil, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-f.done:
+		select {
+		case err := <-r.result:
+			return nil, err
+		default:
+			return nil, errors.New("search-indexer: stopped before applying the change")
+		}
 	}
 }
 

@@ -195,6 +195,16 @@ func TestDraftsAreNotIndexed(t *testing.T) {
 	if _, ok := e.doc(track); ok {
 		t.Fatal("draft indexed")
 	}
+	// Stopping twice is harmless (the host and a caller may both stop it),
+	// and a change arriving after the stop fails so the broker redelivers it.
+	for range 2 {
+		if err := e.f.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.f.Handle(t.Context(), searchtest.ChangeEvent("track", "c", nil, map[string]any{"id": track}, l+1)); err == nil {
+		t.Fatal("a stopped indexer acknowledged a change")
+	}
 }
 
 func TestBadEventsAreRefused(t *testing.T) {

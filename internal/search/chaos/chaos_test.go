@@ -82,11 +82,8 @@ func runIndexer() {
 		"SEARCH_DIR":     os.Getenv("CHAOS_SEARCH_DIR"),
 		"LISTEN_ADDRESS": os.Getenv("CHAOS_INDEXER_ADDR"),
 	}
-	f := searchindexer.New()
-	err := function.Serve(ctx, searchindexer.Name, f, cfg, log, nil)
-	if stopErr := function.Stop(context.Background(), f); err == nil {
-		err = stopErr
-	}
+	// Serve stops the function (its Stop) when ctx ends.
+	err := function.Serve(ctx, searchindexer.Name, searchindexer.New(), cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "indexer child:", err)
 		os.Exit(1)
