@@ -246,6 +246,8 @@ http {
 
 func drive(out, dur string, conns, threads int) error {
 	ctx := context.Background()
+	la, _ := os.ReadFile("/proc/loadavg")
+	loadavg0 := strings.Join(strings.Fields(string(la))[:min(3, len(strings.Fields(string(la))))], " ")
 	tmp, err := os.MkdirTemp("", "cdnbench-")
 	if err != nil {
 		return err
@@ -471,6 +473,7 @@ func drive(out, dur string, conns, threads int) error {
 	var md strings.Builder
 	fmt.Fprintf(&md, "## CDN edge vs nginx proxy_cache\n\n")
 	fmt.Fprintf(&md, "Command: `hack/bench/cdn.sh` (wrk `-t%d -c%d -d%s`, round-robin over the object set; both caches warmed first, in front of the same versitygw origin on loopback).\n\n", threads, conns, dur)
+	fmt.Fprintf(&md, "Load average at start: %s (the machine is shared with other sessions' work).\n\n", loadavg0)
 	fmt.Fprintf(&md, "Machine: %s, %d CPUs, %s, %s, wrk 4.1.0; nginx `worker_processes 2`, `sendfile on`, `proxy_cache` on disk (page cache); edge with GOMAXPROCS=%d, memory tier (otter W-TinyLFU, 2 GiB budget) plus disk tier.\n\n",
 		cpuModel(), runtime.NumCPU(), kernel(), nginxVersion(), runtime.NumCPU())
 	fmt.Fprintf(&md, "nginx settings: `proxy_cache_path … keys_zone=cdn:64m`, `proxy_cache_key $uri`, `proxy_cache_valid 200 206 1y`, `proxy_cache_lock on`, upstream keepalive, `access_log off`; `tcp_nopush` is left at its default (off): with it on, proxy_cache hits stalled 40 ms each on a delayed ACK here (24 req/s on one connection), which would have made nginx look ten times slower than it is.\n\n")
