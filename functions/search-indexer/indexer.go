@@ -39,6 +39,7 @@ import (
 	"github.com/overture-music/overture/internal/search/applied"
 	"github.com/overture-music/overture/internal/search/backend"
 	"github.com/overture-music/overture/internal/search/hotcache"
+	"github.com/overture-music/overture/internal/search/reindex"
 	"github.com/overture-music/overture/internal/search/writemodel"
 )
 
@@ -64,12 +65,19 @@ type Function struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	stopErr  error
+
+	// Rebuilds after a new CDC snapshot (see rebuildLoop).
+	rebuildCh    chan struct{}
+	rebuildDone  chan struct{}
+	cancel       context.CancelFunc
+	lastSnapshot uint64 // highest snapshot LSN recorded (batch loop only)
 }
 
 type change struct {
-	table   string
-	key     string // the row's id (for track_artist/track_rendition: its track_id)
-	version uint64
+	table    string
+	key      string // the row's id (for track_artist/track_rendition: its track_id)
+	version  uint64
+	snapshot bool // a row read by a CDC snapshot (op r)
 }
 
 type request struct {
@@ -115,8 +123,48 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.reqs = make(chan *request, 4*f.MaxBatch)
 	f.stop = make(chan struct{})
 	f.done = make(chan struct{})
-	go f.loop(context.WithoutCancel(ctx))
+	f.rebuildCh = make(chan struct{}, 1)
+	f.rebuildDone = make(chan struct{})
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f.cancel = cancel
+	go f.loop(bg)
+	go f.rebuildLoop(bg)
 	return nil
+}
+
+// rebuildLoop rebuilds the read model whenever a new CDC snapshot starts.
+// A snapshot re-reads the rows that exist; it says nothing about rows
+// deleted while no stream was running (CDC re-creates its slot when it died
+// during its first snapshot, or when the slot was lost), so documents of
+// such rows would stay searchable forever. Rebuilding from the write model —
+// into a new index while this indexer keeps writing changes to both, then
+// swapping — removes them. A snapshot arriving during a rebuild queues one
+// more.
+func (f *Function) rebuildLoop(ctx context.Context) {
+	defer close(f.rebuildDone)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.rebuildCh:
+		}
+		st, err := reindex.Run(ctx, f.pool.Pool, f.store, f.log)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Error("rebuild after a CDC snapshot failed; run `overture reindex`", "error", err)
+			}
+			continue
+		}
+		f.log.Info("rebuilt the read model after a CDC snapshot", "index", st.Index, "documents", st.Live, "duration", st.Duration.String())
+	}
+}
+
+// requestRebuild queues a rebuild unless one is queued already.
+func (f *Function) requestRebuild() {
+	select {
+	case f.rebuildCh <- struct{}{}:
+	default: // one is queued already
+	}
 }
 
 // Stop finishes the batch in progress and releases the store, cache and
@@ -129,6 +177,8 @@ func (f *Function) Stop(context.Context) error {
 	f.stopOnce.Do(func() {
 		close(f.stop)
 		<-f.done
+		f.cancel()
+		<-f.rebuildDone
 		var errs []error
 		errs = append(errs, f.store.Close())
 		if f.cache != nil {
@@ -215,7 +265,7 @@ func parse(e event.Event) (change, error) {
 	if !ok || key == "" {
 		return change{}, fmt.Errorf("%w: %s %s: row has no %s", ErrBadEvent, e.Type(), e.ID(), col)
 	}
-	return change{table: table, key: key, version: v}, nil
+	return change{table: table, key: key, version: v, snapshot: d.Op == eventtype.OpSnapshot || d.Source.Snapshot}, nil
 }
 
 func (f *Function) loop(ctx context.Context) {
@@ -269,6 +319,17 @@ func (f *Function) Apply(ctx context.Context, changes []change) error {
 	var top uint64
 	for _, c := range changes {
 		top = max(top, c.version)
+		if c.snapshot && c.version > f.lastSnapshot {
+			f.lastSnapshot = c.version
+			isNew, err := applied.NewSnapshot(ctx, f.pool.Pool, c.version)
+			if err != nil {
+				return err
+			}
+			if isNew {
+				f.log.Warn("a new CDC snapshot started: the read model will be rebuilt", "snapshot_lsn", c.version)
+				f.requestRebuild()
+			}
+		}
 		switch c.table {
 		case "track", "track_artist", "track_rendition":
 			touch(c.key, c.version)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -226,5 +227,52 @@ func TestBadEventsAreRefused(t *testing.T) {
 		if err := c.ev(); !errors.Is(err, searchindexer.ErrBadEvent) {
 			t.Errorf("%s: err = %v, want ErrBadEvent", c.name, err)
 		}
+	}
+}
+
+// TestNewSnapshotRebuilds: CDC re-created its slot and re-snapshotted, so a
+// track deleted in between never produced a delete event. The first event
+// of the new snapshot makes the indexer rebuild, which drops that track.
+func TestNewSnapshotRebuilds(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	gone, kept := uuid.NewString(), uuid.NewString()
+	l1 := e.write(`INSERT INTO track (id, title, state, published_at) VALUES ($1, 'Gone', 'published', now()), ($2, 'Kept', 'published', now())`, gone, kept)
+	snap := func(id string, lsn uint64) {
+		ev := searchtest.ChangeEvent("track", "r", nil, map[string]any{"id": id}, lsn)
+		if _, err := e.f.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first snapshot (partial: CDC dies during it).
+	snap(gone, l1)
+	snap(kept, l1)
+	// Waits for the rebuild the first snapshot started.
+	waitCount := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			n, err := e.store.Count(ctx)
+			if err == nil && n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("read model holds %d documents, want %d (err %v)", n, want, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitCount(2)
+	// The gap: a delete no event will ever announce.
+	l2 := e.write(`DELETE FROM track WHERE id = $1`, gone)
+	// The new snapshot emits the rows that exist.
+	snap(kept, l2)
+	waitCount(1)
+	if _, ok := e.doc(gone); ok {
+		t.Fatal("a track deleted during the snapshot gap is still searchable")
+	}
+	if _, ok := e.doc(kept); !ok {
+		t.Fatal("the rebuild lost a live track")
 	}
 }

@@ -82,3 +82,20 @@ func Wait(ctx context.Context, pool *pgxpool.Pool, target uint64, interval time.
 		}
 	}
 }
+
+// NewSnapshot records lsn as the consistent point of the CDC snapshot being
+// applied and reports whether it is a newer snapshot than any seen before
+// (false for every further event of the same snapshot, and for older ones).
+func NewSnapshot(ctx context.Context, pool *pgxpool.Pool, lsn uint64) (bool, error) {
+	if lsn > 1<<63-1 {
+		return false, fmt.Errorf("snapshot LSN %d out of range", lsn)
+	}
+	tag, err := pool.Exec(ctx, `
+INSERT INTO search_applied (id, lsn, snapshot_lsn) VALUES (1, 0, $1)
+ON CONFLICT (id) DO UPDATE SET snapshot_lsn = EXCLUDED.snapshot_lsn
+ WHERE search_applied.snapshot_lsn < EXCLUDED.snapshot_lsn`, int64(lsn))
+	if err != nil {
+		return false, fmt.Errorf("record snapshot %d: %w", lsn, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
