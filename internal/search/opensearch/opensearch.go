@@ -78,6 +78,23 @@ func (s *Store) Alias() string { return s.alias }
 
 func (s *Store) rebuildAlias() string { return s.alias + "-rebuild" }
 
+// StaleRebuild is how old a registered rebuild must be for BeginRebuild to
+// treat it as dead and drop it.
+const StaleRebuild = time.Hour
+
+// age returns how long ago the physical index name was made by newName.
+func (s *Store) age(name string) (time.Duration, bool) {
+	suffix, ok := strings.CutPrefix(name, s.alias+"-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(suffix, 36, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Since(time.Unix(0, n)), true
+}
+
 func (s *Store) newName() string {
 	return s.alias + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 }
@@ -430,8 +447,16 @@ func (s *Store) BeginRebuild(ctx context.Context) (search.Rebuild, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(pending) > 0 {
-		return nil, fmt.Errorf("opensearch: a rebuild (%s) is already registered under %s; remove that alias if its reindex died", strings.Join(pending, ","), s.rebuildAlias())
+	for _, p := range pending {
+		if age, ok := s.age(p); ok && age > StaleRebuild {
+			// Its reindex died (a killed CLI or pod): writers have been
+			// feeding an index nobody will swap in.
+			if _, err := s.do(ctx, "drop dead rebuild "+p, http.MethodDelete, "/"+url.PathEscape(p), nil, nil, http.StatusNotFound); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return nil, fmt.Errorf("opensearch: a rebuild (%s) is already registered under %s", p, s.rebuildAlias())
 	}
 	name := s.newName()
 	if err := s.createIndex(ctx, name, map[string]any{s.rebuildAlias(): map[string]any{}}); err != nil {
