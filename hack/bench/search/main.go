@@ -39,8 +39,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	searchindexer "github.com/overture-music/overture/functions/search-indexer"
 	"github.com/overture-music/overture/cdc"
+	searchindexer "github.com/overture-music/overture/functions/search-indexer"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
