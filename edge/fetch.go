@@ -115,7 +115,7 @@ const revalidateIdx = -1
 // join returns the running flight for k, or starts one with run, unless
 // cached reports (under the flight lock, closing the gap between a cache
 // miss and the lock) that the cache already answers: then it returns nil.
-func (s *Server) join(k sliceKey, cached func() bool, run func(context.Context, *flight)) *flight {
+func (s *Server) join(k sliceKey, cached func() bool, run func(context.Context, *flight) error) *flight {
 	s.flightMu.Lock()
 	if f, ok := s.flights[k]; ok {
 		s.flightMu.Unlock()
@@ -131,10 +131,14 @@ func (s *Server) join(k sliceKey, cached func() bool, run func(context.Context, 
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OriginTimeout+5*time.Second)
 		defer cancel()
-		run(ctx, f)
+		err := run(ctx, f)
+		// Leave the map before announcing the end: a request arriving after
+		// a failure must start a fresh fetch, not join the failed one (and
+		// after a success it finds the slice in the cache).
 		s.flightMu.Lock()
 		delete(s.flights, k)
 		s.flightMu.Unlock()
+		f.finish(err)
 	}()
 	return f
 }
@@ -147,7 +151,7 @@ func (s *Server) sliceLen(size, idx int64) int64 {
 // fetchSlice streams slice idx of key from the origin into f and then into
 // the cache (and, for slice 0, records the object's metadata). etag pins
 // the version when known.
-func (s *Server) fetchSlice(ctx context.Context, f *flight, key string, idx int64, etag string) {
+func (s *Server) fetchSlice(ctx context.Context, f *flight, key string, idx int64, etag string) error {
 	s.st.originFetches.Add(1)
 	s.metrics.originFetches.Inc()
 	epoch := s.store.epoch(key)
@@ -191,7 +195,7 @@ func (s *Server) fetchSlice(ctx context.Context, f *flight, key string, idx int6
 	if err != nil {
 		s.metrics.originErrors.Inc()
 	}
-	f.finish(err)
+	return err
 }
 
 func isPlaylist(key string) bool { return strings.HasSuffix(key, ".m3u8") }
@@ -221,8 +225,8 @@ func (s *Server) object(ctx context.Context, key string) (objectInfo, cacheState
 		f := s.join(sliceKey{key, revalidateIdx}, func() bool {
 			i, ok := s.store.info(key)
 			return ok && time.Since(i.Fetched) < s.cfg.PlaylistTTL
-		}, func(fctx context.Context, f *flight) {
-			f.finish(s.revalidate(fctx, info))
+		}, func(fctx context.Context, _ *flight) error {
+			return s.revalidate(fctx, info)
 		})
 		if f == nil {
 			return s.object(ctx, key)
@@ -239,8 +243,8 @@ func (s *Server) object(ctx context.Context, key string) (objectInfo, cacheState
 		}
 		return s.object(ctx, key)
 	}
-	f := s.join(sliceKey{key, 0}, func() bool { _, ok := s.store.info(key); return ok }, func(fctx context.Context, f *flight) {
-		s.fetchSlice(fctx, f, key, 0, "")
+	f := s.join(sliceKey{key, 0}, func() bool { _, ok := s.store.info(key); return ok }, func(fctx context.Context, f *flight) error {
+		return s.fetchSlice(fctx, f, key, 0, "")
 	})
 	if f == nil {
 		return s.object(ctx, key)
@@ -286,8 +290,8 @@ func (s *Server) sliceSource(info objectInfo, idx int64) ([]byte, *flight) {
 		if b, t := s.store.get(k); t != tierNone {
 			return b, nil
 		}
-		f := s.join(k, func() bool { return s.store.has(k) }, func(ctx context.Context, f *flight) {
-			s.fetchSlice(ctx, f, info.Key, idx, info.ETag)
+		f := s.join(k, func() bool { return s.store.has(k) }, func(ctx context.Context, f *flight) error {
+			return s.fetchSlice(ctx, f, info.Key, idx, info.ETag)
 		})
 		if f != nil {
 			return nil, f

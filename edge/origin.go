@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -49,8 +50,13 @@ func newOrigin(c Config) *origin {
 		UsePathStyle: true,
 		HTTPClient:   &http.Client{Transport: tr},
 		// One quick retry: a POP must answer 502 fast when the origin is down
-		// rather than queue listeners behind the SDK's backoff.
-		Retryer:                    retry.AddWithMaxAttempts(retry.NewStandard(), 2),
+		// rather than queue listeners behind the SDK's backoff. No retry
+		// quota: after an outage has drained it, the first request on a
+		// stale pooled connection would otherwise fail without a retry.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 2
+			o.RateLimiter = ratelimit.None
+		}),
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
