@@ -129,6 +129,10 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.cancel = cancel
 	go f.loop(bg)
 	go f.rebuildLoop(bg)
+	// A rebuild asked for before a crash or stop is still owed.
+	if needed, _, err := applied.RebuildNeeded(ctx, pool.Pool); err == nil && needed {
+		f.requestRebuild()
+	}
 	return nil
 }
 
@@ -148,9 +152,21 @@ func (f *Function) rebuildLoop(ctx context.Context) {
 			return
 		case <-f.rebuildCh:
 		}
+		needed, snap, err := applied.RebuildNeeded(ctx, f.pool.Pool)
+		if err != nil || !needed {
+			if err != nil && ctx.Err() == nil {
+				f.log.Error("read rebuild request", "error", err)
+			}
+			continue
+		}
 		st, err := reindex.Run(ctx, f.pool.Pool, f.store, f.log)
+		if err == nil {
+			err = applied.Rebuilt(ctx, f.pool.Pool, snap)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
+				// The request stays recorded: the next start (or snapshot)
+				// tries again.
 				f.log.Error("rebuild after a CDC snapshot failed; run `overture reindex`", "error", err)
 			}
 			continue

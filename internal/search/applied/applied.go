@@ -91,11 +91,35 @@ func NewSnapshot(ctx context.Context, pool *pgxpool.Pool, lsn uint64) (bool, err
 		return false, fmt.Errorf("snapshot LSN %d out of range", lsn)
 	}
 	tag, err := pool.Exec(ctx, `
-INSERT INTO search_applied (id, lsn, snapshot_lsn) VALUES (1, 0, $1)
-ON CONFLICT (id) DO UPDATE SET snapshot_lsn = EXCLUDED.snapshot_lsn
+INSERT INTO search_applied (id, lsn, snapshot_lsn, rebuild_needed) VALUES (1, 0, $1, true)
+ON CONFLICT (id) DO UPDATE SET snapshot_lsn = EXCLUDED.snapshot_lsn, rebuild_needed = true
  WHERE search_applied.snapshot_lsn < EXCLUDED.snapshot_lsn`, int64(lsn))
 	if err != nil {
 		return false, fmt.Errorf("record snapshot %d: %w", lsn, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// RebuildNeeded reports whether a snapshot asked for a rebuild that has not
+// completed, and the snapshot LSN it is for.
+func RebuildNeeded(ctx context.Context, pool *pgxpool.Pool) (bool, uint64, error) {
+	var needed bool
+	var snap int64
+	err := pool.QueryRow(ctx, `SELECT rebuild_needed, snapshot_lsn FROM search_applied WHERE id = 1`).Scan(&needed, &snap)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("read search_applied: %w", err)
+	}
+	return needed, uint64(snap), nil
+}
+
+// Rebuilt clears the request for snapshot snap, unless a newer snapshot
+// arrived meanwhile.
+func Rebuilt(ctx context.Context, pool *pgxpool.Pool, snap uint64) error {
+	if _, err := pool.Exec(ctx, `UPDATE search_applied SET rebuild_needed = false WHERE id = 1 AND snapshot_lsn = $1`, int64(snap)); err != nil {
+		return fmt.Errorf("clear rebuild request: %w", err)
+	}
+	return nil
 }
