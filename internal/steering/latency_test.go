@@ -54,7 +54,8 @@ func slowProxy(t *testing.T, target string, d time.Duration) string {
 // but its POP is 40 ms away in practice, so the neighbour region wins.
 func TestMeasuredLatencyOutweighsConfiguredProximity(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "", nil, POP{Name: "home", Region: "eu-west"}, POP{Name: "next", Region: "eu-central"})
+	f := newFixture(t, "", func(c *Config) { c.Latency = map[string]float64{"eu-west>eu-central": 20} },
+		POP{Name: "home", Region: "eu-west"}, POP{Name: "next", Region: "eu-central"})
 	// Re-point "home" through a 40 ms proxy.
 	f.svc.pops[0].URL = "http://" + slowProxy(t, f.pops["home"].Addr(), 40*time.Millisecond)
 	for range 4 {

@@ -73,7 +73,7 @@ func TestRealLatencyWithNetem(t *testing.T) {
 	near := startPOP(t, "near", "eu-west", "")
 	f := &fixture{clk: &clock{time.Now()}}
 	cfg := Config{POPs: []POP{{Name: "far", Region: "eu-central", URL: "http://" + ln.Addr().String()}, {Name: "near", Region: "eu-west", URL: near.URL()}},
-		Keys: keys, Verifier: tokentest.New(t).Verifier(), PollInterval: -1, Now: f.clk.now}
+		Latency: map[string]float64{"eu-west>eu-central": 20}, Keys: keys, Verifier: tokentest.New(t).Verifier(), PollInterval: -1, Now: f.clk.now}
 	svc, err := NewWithConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

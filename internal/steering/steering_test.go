@@ -51,9 +51,12 @@ type fixture struct {
 	auth *tokentest.Authority
 }
 
+// latency is the configured matrix of the tests, in ms. The gaps are far
+// wider than loopback RTT noise on a loaded machine (a slow poll can take
+// tens of ms), so the expected order never depends on scheduling luck.
 var latency = map[string]float64{
-	"eu-west>eu-central": 20, "eu-west>ru-central": 50, "eu-west>us-east": 80,
-	"eu-central>ru-central": 30, "eu-central>us-east": 100, "ru-central>us-east": 130,
+	"eu-west>eu-central": 200, "eu-west>ru-central": 500, "eu-west>us-east": 800,
+	"eu-central>ru-central": 300, "eu-central>us-east": 1000, "ru-central>us-east": 1300,
 }
 
 func newFixture(t *testing.T, s3 string, tweak func(*Config), pops ...POP) *fixture {
