@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -34,7 +35,8 @@ var DevPOPs = []DevPOP{
 // S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, CDN_BUCKET (default
 // "media"), CDN_SIGNING_KEYS (kid:secret,…), CDN_ADMIN_SECRET, REDIS_URL,
 // AUTH_JWKS_URL / PUBLIC_BASE_URL and AUTH_ISSUER (premium checks),
-// EDGE_MEMORY_BYTES, EDGE_DISK_BYTES. Unset keys and secrets fall back to
+// EDGE_MEMORY_BYTES, EDGE_DISK_BYTES, CDN_TAG_PATTERN (regexp whose first
+// group is the track id; default `(?:^|/)tracks/([^/]+)/`). Unset keys and secrets fall back to
 // the development defaults.
 func ConfigFromMap(m map[string]string) (Config, error) {
 	c := Config{S3Endpoint: m["S3_ENDPOINT"], S3AccessKey: m["S3_ACCESS_KEY"], S3SecretKey: m["S3_SECRET_KEY"],
@@ -52,6 +54,11 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 	}
 	if c.AdminSecret == "" {
 		c.AdminSecret = DevAdminSecret
+	}
+	if v := m["CDN_TAG_PATTERN"]; v != "" {
+		if c.TagPattern, err = regexp.Compile(v); err != nil || c.TagPattern.NumSubexp() < 1 {
+			return c, fmt.Errorf("edge: CDN_TAG_PATTERN must be a regexp with a group capturing the track id")
+		}
 	}
 	for key, dst := range map[string]*int64{"EDGE_MEMORY_BYTES": &c.MemoryBytes, "EDGE_DISK_BYTES": &c.DiskBytes} {
 		if v := m[key]; v != "" {

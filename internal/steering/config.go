@@ -33,7 +33,7 @@ func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) 
 //	CDN_SIGNING_KEYS  kid:secret,…        (the first signs; all verify at the edges)
 //	CDN_LATENCY_MS    a>b=ms,…            (symmetric region latency matrix)
 //	CDN_REGION_CIDRS  cidr=region,…       (client address → listener region)
-//	CDN_DEFAULT_REGION, CDN_URL_TTL, CDN_MIN_DWELL
+//	CDN_DEFAULT_REGION, CDN_URL_TTL, CDN_MIN_DWELL, CDN_KEY_PREFIX (default tracks/)
 //	AUTH_JWKS_URL (default PUBLIC_BASE_URL/.well-known/jwks.json), AUTH_ISSUER (default PUBLIC_BASE_URL)
 func ConfigFromMap(m map[string]string) (Config, error) {
 	var c Config
@@ -74,6 +74,7 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 		c.RegionCIDRs[p.Masked()] = region
 	}
 	c.DefaultRegion = m["CDN_DEFAULT_REGION"]
+	c.KeyPrefix = m["CDN_KEY_PREFIX"] // default "tracks/"
 	for key, dst := range map[string]*time.Duration{"CDN_URL_TTL": &c.URLTTL, "CDN_MIN_DWELL": &c.MinDwell} {
 		if v := m[key]; v != "" {
 			if *dst, err = time.ParseDuration(v); err != nil {
