@@ -97,16 +97,14 @@ type child struct {
 	name string
 	env  []string
 	log  string
-	mu   sync.Mutex
 	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
 	// kills counts SIGKILLs.
 	kills int
 }
 
 func (c *child) start() {
 	c.t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	lf, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
@@ -118,34 +116,33 @@ func (c *child) start() {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); lf.Close() }()
-	c.cmd = cmd
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
+	c.cmd, c.done = cmd, done
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *child) kill() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	for c.cmd.ProcessState == nil {
-		c.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-		c.mu.Lock()
-	}
+	<-c.done
 	c.kills++
 }
 
 func (c *child) stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	deadline := time.Now().Add(20 * time.Second)
-	for c.cmd.ProcessState == nil && time.Now().Before(deadline) {
-		c.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-		c.mu.Lock()
-	}
-	if c.cmd.ProcessState == nil {
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
 		_ = c.cmd.Process.Kill()
+		<-c.done
 	}
 }
 
@@ -301,10 +298,10 @@ func TestChaos(t *testing.T) {
 			idx.kill()
 		}
 		time.Sleep(time.Duration(r.IntN(400)) * time.Millisecond)
-		if relay.cmd.ProcessState != nil {
+		if relay.exited() {
 			relay.start()
 		}
-		if idx.cmd.ProcessState != nil {
+		if idx.exited() {
 			idx.start()
 		}
 	}
