@@ -43,6 +43,7 @@ func runDev(ctx context.Context, args []string) error {
 		Env:     platform.Environ(),
 		DataDir: *data,
 		Ports:   platform.DefaultPorts(),
+		DevPOPs: true,
 		Log:     log,
 	}, os.Stdout)
 }

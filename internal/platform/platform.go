@@ -61,6 +61,9 @@ type Options struct {
 	// 1 min); after it Start returns anyway and /health/readiness keeps
 	// naming what is not ready.
 	ReadyTimeout time.Duration
+	// DevPOPs starts the three loopback CDN POPs on 127.0.0.1:9101-9103
+	// (what `overture dev` does) unless CDN_POPS is set.
+	DevPOPs bool
 }
 
 // Platform is a running embedded platform.
@@ -71,6 +74,7 @@ type Platform struct {
 	group infra.Group
 	procs []*infra.Process
 	deps  []dependency
+	pops  []dependency
 
 	pool     *postgres.Pool
 	broker   *broker.Broker
@@ -209,6 +213,9 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	inLn = nil
 	p.spawn("broker ingress", ingress)
 
+	if err := p.startCDN(ctx); err != nil {
+		return p, err
+	}
 	if err := p.startServices(ctx); err != nil {
 		return p, err
 	}

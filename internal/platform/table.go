@@ -25,7 +25,7 @@ func (p *Platform) PrintURLs(w io.Writer) {
 	for _, s := range p.opts.Services {
 		row("Service "+s.Name(), p.serviceURLs[s.Name()])
 	}
-	for _, d := range p.deps {
+	for _, d := range append(p.deps, p.pops...) {
 		v := d.url
 		if !d.started {
 			v += "  (external)"

@@ -1,0 +1,44 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/overture-music/overture/edge"
+)
+
+// KeyCDNPOPs lists external CDN points of presence (name=region=url,…); when
+// set, the platform starts none of its own.
+const KeyCDNPOPs = "CDN_POPS"
+
+// startCDN starts the three loopback CDN POPs of `make run` (edge.StartDev,
+// one per region, disk tiers under DataDir/cdn) so that the steering service
+// has somewhere to send listeners. Skipped when CDN_POPS names real ones.
+func (p *Platform) startCDN(ctx context.Context) error {
+	if !p.opts.DevPOPs || p.cfg[KeyCDNPOPs] != "" {
+		return nil
+	}
+	stop, err := edge.StartDev(ctx, maps.Clone(p.cfg), p.opts.DataDir, p.log.With("component", "edge"))
+	if err != nil {
+		return fmt.Errorf("CDN POPs: %w", err)
+	}
+	done := make(chan struct{})
+	close(done)
+	c := &component{name: "CDN POPs", done: done}
+	c.cancel = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stop(sctx); err != nil {
+			c.err = err
+		}
+	}
+	p.mu.Lock()
+	p.running = append(p.running, c)
+	p.mu.Unlock()
+	for _, pop := range edge.DevPOPs {
+		p.pops = append(p.pops, dependency{"CDN POP " + pop.Name + " (" + pop.Region + ")", "http://" + pop.Addr, true})
+	}
+	return nil
+}
