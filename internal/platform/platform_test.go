@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +32,8 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+var slotSeq atomic.Int64
 
 // recorder is a test function that remembers every event it is given.
 type recorder struct {
@@ -119,7 +122,11 @@ type bundle struct {
 func externalEnv(t *testing.T) map[string]string {
 	s3, access, secret := testenv.S3(t)
 	smtpURL, apiURL := testenv.SMTP(t)
+	// Replication slots are per server, not per database: with the CDC relay
+	// every test needs its own.
+	slot := fmt.Sprintf("platform_test_%d", slotSeq.Add(1))
 	return map[string]string{
+		platform.KeyCDCSlot: slot, platform.KeyCDCPublication: slot,
 		platform.KeyDatabaseURL: testenv.Postgres(t),
 		platform.KeyRedisURL:    testenv.Redis(t),
 		platform.KeyS3Endpoint:  s3, platform.KeyS3AccessKey: access, platform.KeyS3SecretKey: secret,
@@ -301,9 +308,7 @@ func TestOutboxRelayPublishesOnlyCommittedRows(t *testing.T) {
 }
 
 func testOutboxRelay(t *testing.T, relay string) {
-	// Replication slots are per server, not per database: each test gets its own.
-	slot := fmt.Sprintf("platform_test_%d", time.Now().UnixNano())
-	b := start(t, platform.KeyOutboxRelay, relay, platform.KeyCDCSlot, slot, platform.KeyCDCPublication, slot)
+	b := start(t, platform.KeyOutboxRelay, relay)
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, b.dbURL)
 	require.NoError(t, err)

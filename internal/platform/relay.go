@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultRelay is the outbox relay used when OUTBOX_RELAY is unset.
-const DefaultRelay = "poll"
+const DefaultRelay = "cdc"
 
 // RelayEnv is what a relay gets from the platform.
 type RelayEnv struct {

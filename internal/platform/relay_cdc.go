@@ -1,7 +1,11 @@
 package platform
 
 import (
+	"cmp"
 	"context"
+	"net/url"
+	"regexp"
+	"strings"
 
 	"github.com/overture-music/overture/cdc"
 )
@@ -19,7 +23,7 @@ func init() { relays["cdc"] = cdcRelay }
 func cdcRelay(env RelayEnv) (Relay, error) {
 	cfg := cdc.Config{
 		DatabaseURL: env.Cfg[KeyDatabaseURL],
-		Slot:        env.Cfg[KeyCDCSlot],
+		Slot:        cmp.Or(env.Cfg[KeyCDCSlot], slotFor(env.Cfg[KeyDatabaseURL])),
 		Publication: env.Cfg[KeyCDCPublication],
 		Publisher:   env.Publisher,
 		Log:         env.Log,
@@ -31,3 +35,21 @@ func cdcRelay(env RelayEnv) (Relay, error) {
 type relayFunc func(ctx context.Context) error
 
 func (f relayFunc) Run(ctx context.Context) error { return f(ctx) }
+
+var nonSlotChars = regexp.MustCompile(`[^a-z0-9_]`)
+
+// slotFor names the replication slot after the database: slots are
+// cluster-wide, so two databases on one server (a dev and a test database,
+// say) must not share the default name.
+func slotFor(databaseURL string) string {
+	u, err := url.Parse(databaseURL)
+	db := ""
+	if err == nil {
+		db = strings.TrimPrefix(u.Path, "/")
+	}
+	if db == "" || db == Database {
+		return cdc.DefaultSlot
+	}
+	name := cdc.DefaultSlot + "_" + nonSlotChars.ReplaceAllString(strings.ToLower(db), "_")
+	return name[:min(len(name), 63)]
+}

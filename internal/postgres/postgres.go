@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,9 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
+
+// DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
+const DefaultMaxConns = 32
 
 var (
 	poolsMu sync.Mutex
@@ -56,6 +60,12 @@ func Open(ctx context.Context, url string) (*Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database URL: %w", redact(err))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// One pool serves every function of the process (the embedded platform
+		// hosts them all), so pgx's default of max(4, cores) would queue them
+		// behind each other. A URL's pool_max_conns still wins.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
