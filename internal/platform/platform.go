@@ -34,7 +34,6 @@ import (
 	"github.com/overture-music/overture/functions"
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/idp"
 	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/outbox"
@@ -219,8 +218,8 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	}
 	// The local OIDC provider (make run's stand-in for Google and co.) must be
 	// up before auth starts: it sets LOCAL_OIDC_ISSUER in cfg.
-	if _, err := idp.StartDev(ctx, p.cfg, p.log.With("component", "idp")); err != nil {
-		return p, fmt.Errorf("local identity provider: %w", err)
+	if err := p.startIdP(ctx); err != nil {
+		return p, err
 	}
 	if err := p.startServices(ctx); err != nil {
 		return p, err
