@@ -697,6 +697,12 @@ func (g *gen) get(ctx context.Context, ids []string) (map[string]search.Track, e
 		return nil, fmt.Errorf("bleve get: %w", err)
 	}
 	for _, h := range res.Hits {
+		if _, ok := h.Fields["src"]; !ok {
+			// Only tombstones lack the stored document; the must-not clause
+			// of live does not always exclude a tombstone fetched by id, so
+			// treat it here as what it is: no document.
+			continue
+		}
 		t, err := decode(h.Fields["src"])
 		if err != nil {
 			return nil, fmt.Errorf("bleve get %s: %w", h.ID, err)

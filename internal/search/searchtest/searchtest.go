@@ -72,6 +72,34 @@ func Run(t *testing.T, open Opener) {
 	t.Run("VersionsNeverRegress", func(t *testing.T) { t.Parallel(); versions(t, open) })
 	t.Run("TombstoneBlocksResurrection", func(t *testing.T) { t.Parallel(); tombstone(t, open) })
 	t.Run("RebuildSwapsUnderReaders", func(t *testing.T) { t.Parallel(); rebuild(t, open) })
+	t.Run("GetOfDeletedIsAbsent", func(t *testing.T) { t.Parallel(); getDeleted(t, open) })
+}
+
+// getDeleted: a draft track is first seen as a versioned delete (a tombstone);
+// reading it back must say "no document", not fail — the indexer reads the
+// old documents of every change to invalidate the hot cache.
+func getDeleted(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	live := search.Track{ID: ID(1), Title: "Live", Artists: []search.Artist{{ID: "a", Name: "A"}}}
+	for v := int64(5); v <= 7; v++ {
+		if err := st.Apply(ctx, []search.Op{search.Delete(ID(2), uint64(v))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Get(ctx, ID(2)); err != nil {
+			t.Fatalf("Get after delete at version %d: %v", v, err)
+		}
+	}
+	if err := st.Apply(ctx, []search.Op{search.Upsert(live, 7)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Get(ctx, ID(1), ID(2), ID(3))
+	if err != nil {
+		t.Fatalf("Get with a tombstoned id: %v", err)
+	}
+	if _, ok := got[ID(2)]; ok || len(got) != 1 || got[ID(1)].Title != "Live" {
+		t.Fatalf("Get = %+v, want only the live document", got)
+	}
 }
 
 func queries(t *testing.T, open Opener) {
