@@ -15,16 +15,23 @@ CLASSES="$DIR/classes"
 SRC=hack/opensearch/OvertureNode.java
 STAMP="$DIR/.stamp-$VERSION"
 
+# apt_install PKG: install, refreshing the package lists first when they are
+# empty or stale (a fresh machine has none).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "$1" || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$1"; }
+}
+
 if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get install -y --no-install-recommends openjdk-17-jdk-headless
+    apt_install openjdk-17-jdk-headless
   else
     echo "opensearch: java 17 (javac) is required" >&2; exit 1
   fi
 fi
 if ! command -v mvn >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get install -y --no-install-recommends maven
+    apt_install maven
   else
     echo "opensearch: maven is required" >&2; exit 1
   fi
