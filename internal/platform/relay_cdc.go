@@ -29,7 +29,15 @@ func cdcRelay(env RelayEnv) (Relay, error) {
 		Log:         env.Log,
 		Registerer:  env.Registerer,
 	}
-	return relayFunc(func(ctx context.Context) error { return cdc.Run(ctx, cfg) }), nil
+	return relayFunc(func(ctx context.Context) error {
+		err := cdc.Run(ctx, cfg)
+		if ctx.Err() != nil {
+			// Stopped by the platform, possibly mid start-up (while migrating):
+			// that is a stop, not a failure.
+			return nil
+		}
+		return err
+	}), nil
 }
 
 type relayFunc func(ctx context.Context) error
