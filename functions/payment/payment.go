@@ -42,19 +42,11 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = slog.Default().With("function", "payment")
 	}
-	mode, err := saga.ParseMode(cfg)
+	mode, pool, err := saga.Open(ctx, cfg, "payment", payment.Migrate)
 	if err != nil {
 		return err
 	}
-	f.Mode = mode
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
-	if err != nil {
-		return fmt.Errorf("payment: %w", err)
-	}
-	f.pool = pool
-	if err := payment.Migrate(ctx, pool.Pool); err != nil {
-		return fmt.Errorf("payment: %w", err)
-	}
+	f.Mode, f.pool = mode, pool
 	client, err := payment.FromConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("payment: %w", err)

@@ -11,7 +11,6 @@ package renewal
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -39,19 +38,11 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = slog.Default().With("function", "renewal")
 	}
-	mode, err := saga.ParseMode(cfg)
+	mode, pool, err := saga.Open(ctx, cfg, "renewal", sub.Migrate)
 	if err != nil {
 		return err
 	}
-	f.Mode = mode
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
-	if err != nil {
-		return fmt.Errorf("renewal: %w", err)
-	}
-	f.pool = pool
-	if err := sub.Migrate(ctx, pool.Pool); err != nil {
-		return fmt.Errorf("renewal: %w", err)
-	}
+	f.Mode, f.pool = mode, pool
 	f.Store, err = sub.NewStore(pool.Pool, cfg)
 	return err
 }

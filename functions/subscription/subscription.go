@@ -43,19 +43,11 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = slog.Default().With("function", "subscription")
 	}
-	mode, err := saga.ParseMode(cfg)
+	mode, pool, err := saga.Open(ctx, cfg, "subscription", sub.Migrate)
 	if err != nil {
 		return err
 	}
-	f.Mode = mode
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
-	if err != nil {
-		return fmt.Errorf("subscription: %w", err)
-	}
-	f.pool = pool
-	if err := sub.Migrate(ctx, pool.Pool); err != nil {
-		return fmt.Errorf("subscription: %w", err)
-	}
+	f.Mode, f.pool = mode, pool
 	f.Store, err = sub.NewStore(pool.Pool, cfg)
 	return err
 }

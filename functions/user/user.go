@@ -59,17 +59,12 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = slog.Default().With("function", "user")
 	}
-	mode, err := saga.ParseMode(cfg)
+	mode, pool, err := saga.Open(ctx, cfg, "user", Migrate)
 	if err != nil {
 		return err
 	}
-	f.Mode = mode
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
-	if err != nil {
-		return fmt.Errorf("user: %w", err)
-	}
-	f.pool = pool
-	return Migrate(ctx, pool.Pool)
+	f.Mode, f.pool = mode, pool
+	return nil
 }
 
 // Stop releases the pool.
