@@ -157,6 +157,28 @@ type Store interface {
 	// second write target: from now on, Apply on the Store writes to both,
 	// so changes made while the rebuild copies the write model are not lost.
 	BeginRebuild(ctx context.Context) (Rebuild, error)
+	// PurgeTombstones removes the tombstones of the live index whose
+	// version is less than below and returns how many it removed. Live
+	// documents and tombstones at or above below stay, so Search, Get and
+	// Count answer the same before and after.
+	//
+	// Safe when below is at most the indexer's contiguous applied watermark
+	// minus a margin: a tombstone only protects a deleted document against
+	// an older write still in flight (a replayed or reordered change with a
+	// lower version). Every change at or below the watermark has been
+	// applied, and the indexer writes what it reads from the write model
+	// after the change committed, never an event's row image, so a
+	// redelivered change below the watermark re-reads the row as deleted and
+	// writes a delete, not the old row. After the purge, a write whose
+	// version is below a purged tombstone's is accepted like a first write:
+	// that is the price of not keeping tombstones forever, and the reason
+	// for the bound.
+	//
+	// A rebuild target keeps its tombstones until it is swapped in: the
+	// reindex copy writes snapshot rows at RebuildVersion, below every
+	// tombstone, and only the tombstone stops it from restoring a row that
+	// was deleted after the snapshot was taken.
+	PurgeTombstones(ctx context.Context, below uint64) (int, error)
 	// Close releases the store (not the data).
 	Close() error
 }

@@ -7,7 +7,19 @@
 //	               atomically by rename when a reindex commits
 //	PENDING        name of a rebuild in progress (removed on commit/abort;
 //	               a leftover one is dropped at open: that rebuild died)
-//	tracks-<n>/    one Bleve index per generation
+//	REBUILD        present while the live index needs a rebuild from the
+//	               write model (see NeedsRebuild); removed when one commits
+//	tracks-<n>/    one Bleve index per generation; any but CURRENT's and
+//	               PENDING's is a leftover and dropped at open
+//
+// Each generation records the format it was written in (the internal key
+// "overture.format", set when it is created). At open, a live index with
+// no or another format — left by an older build, whose documents may lack
+// the fields this one reads — is not served: the store switches CURRENT to a
+// fresh empty index, drops the old one, logs a warning and reports
+// NeedsRebuild until a rebuild commits. An empty index that says so is
+// better than one that answers reads with errors or wrong documents, and
+// the write model can always refill it.
 //
 // Bleve has no conditional writes, so external versioning is done here: each
 // document carries its version as a stored field, a delete writes a
@@ -28,11 +40,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +66,15 @@ import (
 // ErrInUse is returned by Open when another process holds the store.
 var ErrInUse = errors.New("bleve store is in use by another process")
 
+// FormatVersion is the index format this build writes and reads: the
+// mapping, the stored fields ("src", "ver") and the tombstone encoding.
+// Change it with any of them, so indices written by older builds are
+// replaced rather than misread.
+const FormatVersion = "2"
+
+// formatKey is the Bleve internal key holding a generation's format.
+var formatKey = []byte("overture.format")
+
 var (
 	registryMu sync.Mutex
 	registry   = map[string]*shared{}
@@ -64,6 +87,12 @@ type shared struct {
 
 // Open returns the store in dir, creating it when empty; every caller in the
 // process with the same dir shares one store. Close releases the reference.
+//
+// When the live index was written in another format (see FormatVersion),
+// Open still succeeds, with a fresh empty index, logs a warning through
+// slog.Default and the returned store's NeedsRebuild() reports true until a
+// rebuild (BeginRebuild … Commit, i.e. reindex.Run) has committed, also
+// across restarts.
 func Open(dir string) (search.Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -126,6 +155,9 @@ type gen struct {
 type store struct {
 	dir  string
 	lock *os.File // flock on dir/LOCK: one process per store
+	// needsRebuild: the live index was replaced by an empty one and no
+	// rebuild has committed since (mirrored by the REBUILD file).
+	needsRebuild atomic.Bool
 	// wmu serializes writers (Apply, rebuild commit) with each other.
 	wmu     sync.Mutex
 	mu      sync.RWMutex
@@ -137,13 +169,8 @@ func openStore(dir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bleve store %s: %w", dir, err)
 	}
-	// A leftover PENDING is a rebuild that died: drop it.
-	if b, err := os.ReadFile(filepath.Join(dir, "PENDING")); err == nil {
-		if name := strings.TrimSpace(string(b)); name != "" && !strings.ContainsAny(name, "/\\") {
-			_ = os.RemoveAll(filepath.Join(dir, name))
-		}
-		_ = os.Remove(filepath.Join(dir, "PENDING"))
-	}
+	// Lock before touching anything: the PENDING and leftover directories
+	// below belong to whoever holds the lock.
 	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("bleve store %s: %w", dir, err)
@@ -153,33 +180,117 @@ func openStore(dir string) (*store, error) {
 		return nil, fmt.Errorf("%w: %s (stop the platform first, or reindex through it)", ErrInUse, dir)
 	}
 	s := &store{dir: dir, lock: lock}
+	if err := s.load(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load opens (or creates) the live generation, holding the lock.
+func (s *store) load() error {
+	dir := s.dir
+	// A leftover PENDING is a rebuild that died: drop it.
+	if b, err := os.ReadFile(filepath.Join(dir, "PENDING")); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" && !strings.ContainsAny(name, "/\\") {
+			_ = os.RemoveAll(filepath.Join(dir, name))
+		}
+		_ = os.Remove(filepath.Join(dir, "PENDING"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "REBUILD")); err == nil {
+		s.needsRebuild.Store(true)
+	}
 	name := ""
 	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
 		name = strings.TrimSpace(string(b))
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("bleve store %s: read CURRENT: %w", dir, err)
+		return fmt.Errorf("bleve store %s: read CURRENT: %w", dir, err)
 	}
 	if name == "" {
 		g, err := s.create()
 		if err != nil {
-			lock.Close()
-			return nil, err
+			return err
 		}
 		if err := writeAtomic(dir, "CURRENT", g.name); err != nil {
-			lock.Close()
-			return nil, err
+			_ = g.drop(true)
+			return err
 		}
 		s.cur = g
 	} else {
-		idx, err := bleve.Open(filepath.Join(dir, name))
+		path := filepath.Join(dir, name)
+		idx, err := bleve.Open(path)
 		if err != nil {
-			lock.Close()
-			return nil, fmt.Errorf("bleve store %s: open %s: %w", dir, name, err)
+			return fmt.Errorf("bleve store %s: open %s: %w", dir, name, err)
 		}
-		s.cur = &gen{name: name, path: filepath.Join(dir, name), idx: idx, versions: map[string]uint64{}}
+		found, err := idx.GetInternal(formatKey)
+		if err != nil {
+			idx.Close()
+			return fmt.Errorf("bleve store %s: read format of %s: %w", dir, name, err)
+		}
+		old := &gen{name: name, path: path, idx: idx, versions: map[string]uint64{}}
+		if string(found) == FormatVersion {
+			s.cur = old
+		} else if err := s.replaceStale(old, string(found)); err != nil {
+			_ = old.drop(false)
+			return err
+		}
 	}
-	return s, nil
+	s.dropLeftovers()
+	return nil
 }
+
+// replaceStale makes a fresh empty generation live in place of old, whose
+// format is found (empty: none recorded), and marks the store as needing a
+// rebuild. The order is crash-safe: REBUILD is written before CURRENT moves,
+// and an old directory left behind is dropped at the next open.
+func (s *store) replaceStale(old *gen, found string) error {
+	if found == "" {
+		found = "none"
+	}
+	reason := fmt.Sprintf("index %s has format %s, this build reads format %s", old.name, found, FormatVersion)
+	g, err := s.create()
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(s.dir, "REBUILD", reason); err != nil {
+		_ = g.drop(true)
+		return fmt.Errorf("bleve store %s: %w", s.dir, err)
+	}
+	if err := writeAtomic(s.dir, "CURRENT", g.name); err != nil {
+		_ = g.drop(true)
+		return fmt.Errorf("bleve store %s: %w", s.dir, err)
+	}
+	s.cur = g
+	s.needsRebuild.Store(true)
+	slog.Default().Warn("bleve search index of an older format found; serving a new empty index until it is rebuilt from the write model",
+		"dir", s.dir, "old_index", old.name, "old_format", found, "format", FormatVersion, "new_index", g.name,
+		"action", "rebuild needed: the indexer rebuilds when the store reports it, or run `overture reindex`")
+	if err := old.drop(true); err != nil {
+		slog.Default().Warn("bleve: could not remove the old index; it is dropped at the next open", "dir", s.dir, "index", old.name, "err", err)
+	}
+	return nil
+}
+
+// dropLeftovers removes generation directories that are neither live nor
+// pending: the old index of a swap or format replacement interrupted after
+// CURRENT moved.
+func (s *store) dropLeftovers() {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "tracks-") && e.Name() != s.cur.name {
+			_ = os.RemoveAll(filepath.Join(s.dir, e.Name()))
+		}
+	}
+}
+
+// NeedsRebuild reports that the live index was created empty in place of an
+// index of another format (see FormatVersion) and no rebuild has committed
+// since: the caller should run one (reindex.Run). It stays true across
+// restarts until then.
+func (s *store) NeedsRebuild() bool { return s.needsRebuild.Load() }
 
 func (s *store) create() (*gen, error) {
 	name := "tracks-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -187,6 +298,11 @@ func (s *store) create() (*gen, error) {
 	idx, err := bleve.New(path, indexMapping())
 	if err != nil {
 		return nil, fmt.Errorf("bleve store %s: create %s: %w", s.dir, name, err)
+	}
+	if err := idx.SetInternal(formatKey, []byte(FormatVersion)); err != nil {
+		idx.Close()
+		_ = os.RemoveAll(path)
+		return nil, fmt.Errorf("bleve store %s: record format of %s: %w", s.dir, name, err)
 	}
 	return &gen{name: name, path: path, idx: idx, versions: map[string]uint64{}}, nil
 }
@@ -330,6 +446,94 @@ func (s *store) BeginRebuild(ctx context.Context) (search.Rebuild, error) {
 	return &rebuild{s: s, g: g}, nil
 }
 
+// purgeChunk is how many tombstones PurgeTombstones examines per batch;
+// writers wait for at most one batch.
+const purgeChunk = 1000
+
+// PurgeTombstones implements search.Store: it deletes the live index's
+// tombstones older than below, in batches of purgeChunk taken in id order,
+// each under the writers' lock so no Apply can replace a tombstone between
+// reading its version and deleting it. A rebuild target is left alone (see
+// search.Store). The "ver" field is stored, not indexed, so versions are
+// compared here rather than in the query.
+func (s *store) PurgeTombstones(ctx context.Context, below uint64) (int, error) {
+	if below == 0 {
+		return 0, nil
+	}
+	s.mu.RLock()
+	g := s.cur
+	s.mu.RUnlock()
+	total, after := 0, ""
+	for {
+		n, last, done, err := s.purgeBatch(ctx, g, below, after)
+		total += n
+		if err != nil || done {
+			return total, err
+		}
+		after = last
+	}
+}
+
+func (s *store) purgeBatch(ctx context.Context, g *gen, below uint64, after string) (removed int, last string, done bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, "", true, err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return 0, "", true, nil // swapped out meanwhile: its replacement's copy has finished, purge it next time
+	}
+	tomb := bleve.NewTermQuery("T")
+	tomb.SetField("deleted")
+	req := bleve.NewSearchRequestOptions(tomb, purgeChunk, 0, false)
+	req.SortBy([]string{"_id"})
+	if after != "" {
+		req.SetSearchAfter([]string{after})
+	}
+	req.Fields = []string{"ver", "src"}
+	res, err := g.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return 0, "", true, fmt.Errorf("bleve purge tombstones: %w", err)
+	}
+	b := g.idx.NewBatch()
+	var ids []string
+	for _, h := range res.Hits {
+		last = h.ID
+		if _, live := h.Fields["src"]; live {
+			continue // only tombstones lack the stored document
+		}
+		vs, _ := h.Fields["ver"].(string)
+		v, err := strconv.ParseUint(vs, 10, 64)
+		if err != nil {
+			return 0, "", true, fmt.Errorf("bleve purge tombstones: version of %s: %q", h.ID, vs)
+		}
+		if v < below {
+			b.Delete(h.ID)
+			ids = append(ids, h.ID)
+		}
+	}
+	done = len(res.Hits) < purgeChunk
+	if len(ids) == 0 {
+		return 0, last, done, nil
+	}
+	err = g.idx.Batch(b)
+	g.vmu.Lock()
+	for _, id := range ids {
+		if err != nil {
+			delete(g.versions, id) // unknown now: reread next time
+		} else {
+			g.versions[id] = 0 // gone: the next write of id is a first write
+		}
+	}
+	g.vmu.Unlock()
+	if err != nil {
+		return 0, "", true, fmt.Errorf("bleve purge tombstones: delete %d: %w", len(ids), err)
+	}
+	return len(ids), last, done, nil
+}
+
 type rebuild struct {
 	s *store
 	g *gen
@@ -376,6 +580,10 @@ func (r *rebuild) Commit(ctx context.Context) error {
 		return err
 	}
 	_ = os.Remove(filepath.Join(s.dir, "PENDING"))
+	// A committed rebuild copied the whole write model: nothing is missing.
+	if err := os.Remove(filepath.Join(s.dir, "REBUILD")); err == nil || errors.Is(err, os.ErrNotExist) {
+		s.needsRebuild.Store(false)
+	}
 	s.mu.Lock()
 	old := s.cur
 	s.cur, s.pending = r.g, nil

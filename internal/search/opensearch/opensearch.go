@@ -14,7 +14,9 @@
 // (deleted: true) rather than a real delete, because the versions of real
 // deletes are forgotten after index.gc_deletes (60 s): a late, older upsert
 // could then resurrect the track. Searches filter tombstones out; a reindex
-// drops them.
+// drops them, and so does PurgeTombstones below a bound the indexer knows to
+// be safe (it needs the "version" field mapped, which Open adds to indices
+// created before it was, with index.gc_deletes 0).
 package opensearch
 
 import (
@@ -24,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -69,8 +72,28 @@ func Open(ctx context.Context, baseURL, alias string) (*Store, error) {
 				return nil, err
 			}
 		}
+	} else if err := s.upgrade(ctx, idx); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// upgrade brings indices created by older builds to what PurgeTombstones
+// needs, with additive, idempotent changes: the "version" field in the
+// mapping (so tombstones written from now on can be found by version;
+// documents written before keep an unindexed version and are dropped by a
+// reindex) and gc_deletes 0.
+func (s *Store) upgrade(ctx context.Context, indices []string) error {
+	if len(indices) == 0 {
+		return nil
+	}
+	path := "/" + url.PathEscape(strings.Join(indices, ","))
+	body := map[string]any{"properties": map[string]any{"version": versionMapping}}
+	if _, err := s.do(ctx, "map version", http.MethodPut, path+"/_mapping", jsonBody(body), nil); err != nil {
+		return err
+	}
+	_, err := s.do(ctx, "set gc_deletes", http.MethodPut, path+"/_settings", jsonBody(map[string]any{"index": map[string]any{"gc_deletes": settings["gc_deletes"]}}), nil)
+	return err
 }
 
 // Alias returns the read alias.
@@ -188,6 +211,10 @@ var settings = map[string]any{
 	"refresh_interval": "100ms",
 	// Keep refreshing even without searches, or wait_for would stall.
 	"search.idle.after": "3650d",
+	// Documents are only really deleted by PurgeTombstones, whose bound
+	// already makes forgetting their versions safe; remembering them longer
+	// would refuse older writes for a while after a purge, unlike Bleve.
+	"gc_deletes": "0s",
 	"analysis": map[string]any{
 		"analyzer": map[string]any{
 			// The transliteration key is computed in Go (search.Translit),
@@ -197,11 +224,15 @@ var settings = map[string]any{
 	},
 }
 
+// versionMapping: commit LSNs are below 2^63 for any real database.
+var versionMapping = map[string]any{"type": "long"}
+
 var mappings = map[string]any{
 	"dynamic": false,
 	"properties": map[string]any{
 		"id":         map[string]any{"type": "keyword"},
 		"deleted":    map[string]any{"type": "boolean"},
+		"version":    versionMapping,
 		"text_en":    map[string]any{"type": "text", "analyzer": "english"},
 		"text_ru":    map[string]any{"type": "text", "analyzer": "russian"},
 		"tr":         map[string]any{"type": "text", "analyzer": "tr"},
@@ -439,6 +470,121 @@ func countIndex(ctx context.Context, s *Store, index string) (int, error) {
 		return 0, err
 	}
 	return out.Count, nil
+}
+
+// purgePage is how many tombstones PurgeTombstones reads and deletes per
+// request.
+const purgePage = 1000
+
+// PurgeTombstones implements search.Store on the alias's index (not on a
+// rebuild target: see search.Store). It pages through the tombstones with
+// version < below in id order, with their sequence numbers, and deletes each
+// one conditionally (if_seq_no / if_primary_term): a tombstone that a newer
+// write replaced since it was read is a 409, left alone, so a live document
+// is never deleted. Core APIs only: _delete_by_query lives in the reindex
+// module, which a minimal node does not have.
+//
+// Indices are created with index.gc_deletes 0 (and older ones get it), so
+// OpenSearch forgets a purged tombstone's version at once (within its
+// cached clock's 200 ms): an older write of the same id is then accepted
+// like a first write, as with Bleve.
+func (s *Store) PurgeTombstones(ctx context.Context, below uint64) (int, error) {
+	if below == 0 {
+		return 0, nil
+	}
+	targets, err := s.indicesOf(ctx, s.alias)
+	if err != nil {
+		return 0, err
+	}
+	if len(targets) == 0 {
+		return 0, fmt.Errorf("opensearch: alias %s points at no index", s.alias)
+	}
+	if err := s.upgrade(ctx, targets); err != nil {
+		return 0, err
+	}
+	vr := map[string]any{"lt": below}
+	if below > math.MaxInt64 {
+		vr = map[string]any{"lte": int64(math.MaxInt64)}
+	}
+	query := map[string]any{"bool": map[string]any{"filter": []any{
+		map[string]any{"term": map[string]any{"deleted": true}},
+		map[string]any{"range": map[string]any{"version": vr}},
+	}}}
+	index := url.PathEscape(strings.Join(targets, ","))
+	removed := 0
+	var after []any
+	for {
+		body := map[string]any{
+			"query":               query,
+			"size":                purgePage,
+			"sort":                []any{map[string]any{"id": "asc"}},
+			"_source":             false,
+			"seq_no_primary_term": true,
+			"track_total_hits":    false,
+		}
+		if after != nil {
+			body["search_after"] = after
+		}
+		var page struct {
+			Hits struct {
+				Hits []struct {
+					Index       string `json:"_index"`
+					ID          string `json:"_id"`
+					SeqNo       int64  `json:"_seq_no"`
+					PrimaryTerm int64  `json:"_primary_term"`
+					Sort        []any  `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if _, err := s.do(ctx, "find tombstones", http.MethodPost, "/"+index+"/_search", jsonBody(body), &page); err != nil {
+			return removed, err
+		}
+		hits := page.Hits.Hits
+		if len(hits) == 0 {
+			return removed, nil
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		for _, h := range hits {
+			_ = enc.Encode(map[string]any{"delete": map[string]any{
+				"_index": h.Index, "_id": h.ID, "if_seq_no": h.SeqNo, "if_primary_term": h.PrimaryTerm,
+			}})
+		}
+		var out struct {
+			Items []map[string]struct {
+				ID     string `json:"_id"`
+				Status int    `json:"status"`
+				Result string `json:"result"`
+				Error  *struct {
+					Type   string `json:"type"`
+					Reason string `json:"reason"`
+				} `json:"error"`
+			} `json:"items"`
+		}
+		if _, err := s.do(ctx, "purge tombstones", http.MethodPost, "/_bulk?refresh=wait_for&timeout=30s", &buf, &out); err != nil {
+			return removed, err
+		}
+		var errs []error
+		for _, item := range out.Items {
+			for _, r := range item {
+				switch {
+				case r.Result == "deleted":
+					removed++
+				case r.Status == http.StatusConflict || r.Status == http.StatusNotFound:
+					// replaced by a newer write, or gone already: keep it / nothing to do
+				case r.Error != nil && len(errs) < 5:
+					errs = append(errs, fmt.Errorf("%s: status %d %s: %s", r.ID, r.Status, r.Error.Type, r.Error.Reason))
+				}
+			}
+		}
+		if len(errs) > 0 {
+			return removed, fmt.Errorf("opensearch purge tombstones: %w", errors.Join(errs...))
+		}
+		if len(hits) < purgePage {
+			return removed, nil
+		}
+		after = hits[len(hits)-1].Sort
+	}
 }
 
 // BeginRebuild implements search.Store.

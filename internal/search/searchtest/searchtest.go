@@ -73,6 +73,201 @@ func Run(t *testing.T, open Opener) {
 	t.Run("TombstoneBlocksResurrection", func(t *testing.T) { t.Parallel(); tombstone(t, open) })
 	t.Run("RebuildSwapsUnderReaders", func(t *testing.T) { t.Parallel(); rebuild(t, open) })
 	t.Run("GetOfDeletedIsAbsent", func(t *testing.T) { t.Parallel(); getDeleted(t, open) })
+	t.Run("PurgeTombstones", func(t *testing.T) { t.Parallel(); purge(t, open) })
+	t.Run("PurgeKeepsRebuildTombstones", func(t *testing.T) { t.Parallel(); purgeDuringRebuild(t, open) })
+}
+
+// snapshot is what a reader can observe of a store.
+type snapshot struct {
+	count  int
+	browse []string
+	query  []string
+	total  int
+	get    map[string]uint64 // id → version
+}
+
+func observe(t *testing.T, st search.Index, docIDs []string, q string) snapshot {
+	t.Helper()
+	ctx := context.Background()
+	var s snapshot
+	var err error
+	if s.count, err = st.Count(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Search(ctx, search.Query{Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.browse = ids(res)
+	if res, err = st.Search(ctx, search.Query{Q: q, Size: 100}); err != nil {
+		t.Fatal(err)
+	}
+	s.query, s.total = ids(res), res.Total
+	got, err := st.Get(ctx, docIDs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.get = map[string]uint64{}
+	for id, d := range got {
+		s.get[id] = d.Version
+	}
+	return s
+}
+
+// purge: PurgeTombstones removes exactly the tombstones below the bound;
+// what readers see does not change; tombstones at or above the bound keep
+// blocking older writes; and a write older than a purged tombstone is
+// accepted — the documented trade-off, pinned here so it changes only on
+// purpose.
+func purge(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	band := []search.Artist{{ID: "pg", Name: "Purgers"}}
+	doc := func(n int, title string) search.Track {
+		return search.Track{ID: ID(n), Title: title, Artists: band, Popularity: int64(n)}
+	}
+	must := func(ops ...search.Op) {
+		t.Helper()
+		if err := st.Apply(ctx, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(
+		search.Upsert(doc(1, "Purge live old"), 10), // live, old version: never purged
+		search.Upsert(doc(2, "Purge live new"), 90), // live
+		search.Upsert(doc(3, "Purge doomed"), 5),    // deleted at 20 below
+		search.Upsert(doc(6, "Purge returns"), 5),   // deleted at 30, republished at 70
+		search.Upsert(doc(7, "Purge late"), 5),      // deleted at 60 (above the bound)
+		search.Delete(ID(4), 40),                    // tombstone only, below
+		search.Delete(ID(5), 50),                    // tombstone exactly at the bound: stays
+		search.Delete(ID(8), 49),                    // just below: purged
+	)
+	must(search.Delete(ID(3), 20), search.Delete(ID(6), 30), search.Delete(ID(7), 60))
+	must(search.Upsert(doc(6, "Purge returns again"), 70))
+	all := []string{ID(1), ID(2), ID(3), ID(4), ID(5), ID(6), ID(7), ID(8)}
+	before := observe(t, st, all, "purge")
+	if before.count != 3 || before.total != 3 {
+		t.Fatalf("fixture: count %d, total %d, want 3 live documents", before.count, before.total)
+	}
+
+	n, err := st.PurgeTombstones(ctx, 50)
+	if err != nil {
+		t.Fatalf("purge below 50: %v", err)
+	}
+	if n != 3 { // ids 3 (v20), 4 (v40), 8 (v49)
+		t.Errorf("purge below 50 removed %d tombstones, want 3 (versions 20, 40, 49; not 50, 60, nor live documents)", n)
+	}
+	after := observe(t, st, all, "purge")
+	if after.count != before.count || after.total != before.total ||
+		!slices.Equal(after.browse, before.browse) || !slices.Equal(after.query, before.query) || !mapsEqual(after.get, before.get) {
+		t.Errorf("a purge changed what readers see:\nbefore %+v\nafter  %+v", before, after)
+	}
+	if n, err := st.PurgeTombstones(ctx, 50); err != nil || n != 0 {
+		t.Errorf("second purge below 50 = %d, %v; want 0 (idempotent)", n, err)
+	}
+	if n, err := st.PurgeTombstones(ctx, 0); err != nil || n != 0 {
+		t.Errorf("purge below 0 = %d, %v; want 0", n, err)
+	}
+
+	// Tombstones at or above the bound still block older writes.
+	must(search.Upsert(doc(5, "Purge resurrected at bound"), 45), search.Upsert(doc(7, "Purge resurrected above"), 55))
+	if got, err := st.Get(ctx, ID(5), ID(7)); err != nil || len(got) != 0 {
+		t.Errorf("a kept tombstone let an older write through: %+v, %v", got, err)
+	}
+	// A write older than a purged tombstone is accepted like a first write
+	// (the trade-off PurgeTombstones documents). OpenSearch still remembers
+	// a deleted document's version for index.gc_deletes, so this may take
+	// until then.
+	late := doc(3, "Purge accepted late")
+	deadline := time.Now().Add(acceptWithin)
+	for {
+		must(search.Upsert(late, 15))
+		got, err := st.Get(ctx, ID(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[ID(3)].Version == 15 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a write at v15 below the purged tombstone (v20) was not accepted within %s: %+v", acceptWithin, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res, err := st.Search(ctx, search.Query{Q: "accepted"}); err != nil || res.Total != 1 {
+		t.Errorf("the accepted write is not searchable: %+v, %v", res, err)
+	}
+	if n, err := st.Count(ctx); err != nil || n != 4 {
+		t.Errorf("count after the accepted write %d, %v; want 4", n, err)
+	}
+}
+
+// acceptWithin bounds how long a write older than a purged tombstone may
+// still be refused.
+const acceptWithin = 5 * time.Second
+
+func mapsEqual(a, b map[string]uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// purgeDuringRebuild: while a rebuild copies the write model, its target
+// keeps its tombstones even below the bound — the copy writes at
+// RebuildVersion and only the tombstone stops it from restoring a row
+// deleted after the snapshot was taken. Once swapped in, they can go.
+func purgeDuringRebuild(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	gone := search.Track{ID: ID(1), Title: "Rebuild ghost", Artists: []search.Artist{{ID: "rg", Name: "Ghosts"}}}
+	keep := search.Track{ID: ID(2), Title: "Rebuild keeper", Artists: gone.Artists}
+	if err := st.Apply(ctx, []search.Op{search.Upsert(gone, 10), search.Upsert(keep, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := st.BeginRebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot was taken; then the track is deleted (both indices).
+	if err := st.Apply(ctx, []search.Op{search.Delete(ID(1), 20)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.PurgeTombstones(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("purge with a rebuild registered removed %d tombstones, want 1 (the live index's only)", n)
+	}
+	// The copy then writes the snapshot's rows, including the deleted one.
+	if err := rb.Apply(ctx, []search.Op{search.Upsert(gone, search.RebuildVersion), search.Upsert(keep, search.RebuildVersion)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rb.Get(ctx, ID(1)); err != nil || len(got) != 0 {
+		t.Fatalf("the rebuild's copy resurrected a track deleted after its snapshot: %+v, %v", got, err)
+	}
+	if err := rb.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Get(ctx, ID(1), ID(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[ID(1)]; ok || len(got) != 1 {
+		t.Fatalf("after the swap: %+v, want only %s", got, ID(2))
+	}
+	if n, err := st.PurgeTombstones(ctx, 100); err != nil || n != 1 {
+		t.Errorf("purge after the swap = %d, %v; want 1 (the rebuilt index's tombstone)", n, err)
+	}
+	if c, err := st.Count(ctx); err != nil || c != 1 {
+		t.Errorf("count after the purge %d, %v; want 1", c, err)
+	}
 }
 
 // getDeleted: a draft track is first seen as a versioned delete (a tombstone);
