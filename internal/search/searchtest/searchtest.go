@@ -6,6 +6,7 @@ package searchtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -75,6 +76,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("GetOfDeletedIsAbsent", func(t *testing.T) { t.Parallel(); getDeleted(t, open) })
 	t.Run("PurgeTombstones", func(t *testing.T) { t.Parallel(); purge(t, open) })
 	t.Run("PurgeKeepsRebuildTombstones", func(t *testing.T) { t.Parallel(); purgeDuringRebuild(t, open) })
+	t.Run("PurgeManyTombstones", func(t *testing.T) { t.Parallel(); purgeMany(t, open) })
 }
 
 // snapshot is what a reader can observe of a store.
@@ -641,5 +643,45 @@ func rebuild(t *testing.T, open Opener) {
 	}
 	if n, _ := st.Count(ctx); n != 31 {
 		t.Errorf("count after abort %d, want 31", n)
+	}
+}
+
+// purgeMany: more tombstones than one purge page (both backends page by
+// 1,000), interleaved in id order with live documents and with tombstones
+// above the bound, are all found.
+func purgeMany(t *testing.T, open Opener) {
+	st := open(t)
+	ctx := context.Background()
+	const n = 2500
+	var ops []search.Op
+	live := 0
+	for i := range n {
+		if i%10 == 0 { // every tenth id is a live document
+			ops = append(ops, search.Upsert(search.Track{ID: ID(i), Title: fmt.Sprintf("Many %d", i), Artists: []search.Artist{{ID: "m", Name: "Many"}}}, uint64(10+i)))
+			live++
+			continue
+		}
+		ops = append(ops, search.Delete(ID(i), uint64(10+i)))
+	}
+	if err := st.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	const below = 10 + 2000 // ids 0..1999 below the bound
+	wantFirst := 2000 - 200 // their tombstones: all but the live tenth
+	got, err := st.PurgeTombstones(ctx, below)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != wantFirst {
+		t.Errorf("purge below %d removed %d tombstones, want %d", below, got, wantFirst)
+	}
+	if got, err = st.PurgeTombstones(ctx, math.MaxUint64); err != nil || got != (n-2000)-50 {
+		t.Errorf("purge of the rest = %d, %v; want %d", got, err, (n-2000)-50)
+	}
+	if c, err := st.Count(ctx); err != nil || c != live {
+		t.Errorf("count %d, %v; want the %d live documents", c, err, live)
+	}
+	if res, err := st.Search(ctx, search.Query{Q: "many", Size: 10}); err != nil || res.Total != live {
+		t.Errorf("search total %d, %v; want %d", res.Total, err, live)
 	}
 }
