@@ -46,6 +46,7 @@ const (
 	DefaultFlushDelay     = 5 * time.Millisecond
 	DefaultStatusInterval = time.Second
 	DefaultPruneInterval  = 2 * time.Second
+	DefaultProgressEvery  = 20 * time.Millisecond
 )
 
 // Config configures Run. Only DatabaseURL and Publisher are required.
@@ -72,6 +73,11 @@ type Config struct {
 	StatusInterval time.Duration
 	// PruneInterval is how often confirmed outbox rows are deleted (default 2 s).
 	PruneInterval time.Duration
+	// ProgressEvery is the most often a progress report (CDCProgress) is
+	// published while changes stream (default 20 ms); a report is also sent
+	// at once for a watermark request. The slot is confirmed up to the last
+	// reported position.
+	ProgressEvery time.Duration
 }
 
 // ErrConfig marks a configuration Run cannot work with (it returns instead of
@@ -96,6 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.FlushDelay = cmp.Or(cfg.FlushDelay, DefaultFlushDelay)
 	cfg.StatusInterval = cmp.Or(cfg.StatusInterval, DefaultStatusInterval)
 	cfg.PruneInterval = cmp.Or(cfg.PruneInterval, DefaultPruneInterval)
+	cfg.ProgressEvery = cmp.Or(cfg.ProgressEvery, DefaultProgressEvery)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

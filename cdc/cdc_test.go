@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 // refuses everything while failing is set.
 type recorder struct {
 	mu      sync.Mutex
-	events  []event.Event
+	events  []event.Event // everything but progress reports
+	reports []event.Event // progress reports
 	failing atomic.Bool
 	refused atomic.Int64
 	// minRefused is the smallest commit LSN of a refused event.
@@ -63,8 +64,27 @@ func (r *recorder) Publish(_ context.Context, events ...event.Event) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, events...)
+	for _, e := range events {
+		if e.Type() == eventtype.CDCProgress {
+			r.reports = append(r.reports, e)
+		} else {
+			r.events = append(r.events, e)
+		}
+	}
 	return nil
+}
+
+// progress returns the progress reports acknowledged so far, decoded.
+func (r *recorder) progress() []eventtype.ProgressData {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]eventtype.ProgressData, len(r.reports))
+	for i, e := range r.reports {
+		if err := json.Unmarshal(e.Data(), &out[i]); err != nil {
+			panic(err)
+		}
+	}
+	return out
 }
 
 func (r *recorder) snapshot() []event.Event {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/lsn"
 )
 
 // Change is one decoded row change (or an outbox event), typed but not yet a
@@ -78,6 +79,9 @@ type decoder struct {
 	scratch [2][]tupleCol
 	// truncates counts TRUNCATEs of catalog tables (metrics).
 	truncates int
+	// watermark is the position of the newest watermark request (a
+	// non-transactional logical message with prefix lsn.WatermarkPrefix).
+	watermark uint64
 }
 
 func newDecoder(pks map[string][]string) *decoder {
@@ -112,6 +116,10 @@ func (d *decoder) handle(walStart uint64, data []byte) (*txn, error) {
 		return &t, nil
 	case relationMsg:
 		d.rels[m.ID] = d.relation(m)
+	case logicalMsg:
+		if !m.Transactional && m.Prefix == lsn.WatermarkPrefix {
+			d.watermark = max(d.watermark, m.LSN)
+		}
 	case changeMsg:
 		if !d.inTx {
 			return nil, fmt.Errorf("%w: change outside a transaction", ErrMalformed)

@@ -23,6 +23,7 @@ const Connector = "overture-cdc"
 const (
 	ExtPartitionKey = "partitionkey"
 	ExtCommitLSN    = "commitlsn"
+	ExtTxIndex      = "txindex"
 )
 
 // toEvent turns a change into the CloudEvent the broker receives: a change
@@ -44,6 +45,7 @@ func toEvent(c *Change, source, db string, now time.Time) (event.Event, error) {
 		e.SetID("snapshot/" + lsn.FormatToken(c.CommitLSN) + "/" + c.Table + "/" + key)
 	} else {
 		e.SetID(lsn.FormatToken(c.LSN) + "/" + strconv.Itoa(c.Index))
+		e.SetExtension(ExtTxIndex, c.Index)
 	}
 	e.SetTime(c.Commit)
 	e.SetExtension(ExtPartitionKey, c.Table+":"+key)
@@ -51,6 +53,57 @@ func toEvent(c *Change, source, db string, now time.Time) (event.Event, error) {
 	e.SetDataContentType(event.ApplicationJSON)
 	e.DataEncoded = appendChange(make([]byte, 0, 512), c, db, now)
 	return e, nil
+}
+
+// span is a stretch (from, to] of the WAL that a progress report covers,
+// with the transactions in it that produced change events.
+type span struct {
+	from, to uint64
+	snapshot bool
+	rows     int
+	resume   bool
+	txns     []eventtype.ProgressTxn
+	open     bool // from is set
+}
+
+// add extends s over b.
+func (s *span) add(b *batch) {
+	if !s.open {
+		s.from, s.resume, s.open = b.start, b.resume, true
+	}
+	s.to = max(s.to, b.end)
+	for i := range b.changes {
+		c := &b.changes[i]
+		if c.Outbox != nil {
+			continue
+		}
+		tok := lsn.FormatToken(c.CommitLSN)
+		if n := len(s.txns); n > 0 && s.txns[n-1].CommitLSN == tok {
+			s.txns[n-1].Changes++
+			continue
+		}
+		s.txns = append(s.txns, eventtype.ProgressTxn{CommitLSN: tok, Changes: 1})
+	}
+}
+
+// progressEvent is the CDCProgress report of s.
+func progressEvent(s *span, source, slot string) (event.Event, error) {
+	e := event.New()
+	e.SetType(eventtype.CDCProgress)
+	e.SetSource(source)
+	from, to := lsn.FormatToken(s.from), lsn.FormatToken(s.to)
+	e.SetID("progress/" + from + "-" + to)
+	e.SetTime(time.Now())
+	e.SetExtension(ExtPartitionKey, "cdc-progress:"+slot)
+	e.SetExtension(ExtCommitLSN, to)
+	txns := s.txns
+	if txns == nil {
+		txns = []eventtype.ProgressTxn{}
+	}
+	err := e.SetData(event.ApplicationJSON, eventtype.ProgressData{
+		From: from, To: to, Snapshot: s.snapshot, Rows: s.rows, Resume: s.resume, Txns: txns,
+	})
+	return e, err
 }
 
 // appendChange writes c as the JSON of eventtype.ChangeData. It is written by

@@ -180,7 +180,14 @@ type truncateMsg struct {
 	Relations []uint32
 }
 
-// otherMsg is a message CDC does not act on (origin, type, logical message).
+// logicalMsg is a logical decoding message (pg_logical_emit_message).
+type logicalMsg struct {
+	Transactional bool
+	LSN           uint64
+	Prefix        string
+}
+
+// otherMsg is a message CDC does not act on (origin, type).
 type otherMsg struct{ Tag byte }
 
 // decodeMessage decodes one pgoutput v1 message. Tuple data alias msg. The
@@ -256,7 +263,11 @@ func decodeMessage(msg []byte, scratch *[2][]tupleCol) (any, error) {
 			m.Relations = append(m.Relations, r.u32("truncate relation"))
 		}
 		out = m
-	case tagOrigin, tagType, tagMessage:
+	case tagMessage:
+		m := logicalMsg{Transactional: r.u8("message flags")&1 == 1, LSN: r.u64("message lsn"), Prefix: r.str("message prefix")}
+		r.bytes(int(r.u32("message length")), "message content")
+		out = m
+	case tagOrigin, tagType:
 		out = otherMsg{Tag: tag}
 	default:
 		return nil, fmt.Errorf("%w: unknown message tag %q", ErrMalformed, tag)

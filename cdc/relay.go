@@ -34,11 +34,15 @@ type relay struct {
 	pks    map[string][]string
 }
 
-// batch is whole transactions (or one part of a huge one) handed to the
-// publisher; end is the position to confirm once all of it is acknowledged.
+// batch is whole transactions handed to the publisher, covering the WAL
+// span (start, end]; end is the position to confirm once it is acknowledged
+// and reported. A batch without changes only moves the reported position
+// (WAL without catalog changes, or a watermark request).
 type batch struct {
 	changes []Change
+	start   uint64
 	end     uint64
+	resume  bool // the first batch of a session that resumed a slot
 }
 
 var snapshotNameRE = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
@@ -75,11 +79,11 @@ func (r *relay) session(ctx context.Context) error {
 	if r.pks, err = primaryKeys(ctx, r.pool); err != nil {
 		return err
 	}
-	start, err := r.prepareSlot(ctx, conn)
+	start, resumed, err := r.prepareSlot(ctx, conn)
 	if err != nil {
 		return err
 	}
-	return r.stream(ctx, conn, start)
+	return r.stream(ctx, conn, start, resumed)
 }
 
 // primaryKeys reads the primary key columns of the catalog tables.
@@ -111,10 +115,11 @@ func primaryKeys(ctx context.Context, pool *pgxpool.Pool) (map[string][]string, 
 	return pks, nil
 }
 
-// prepareSlot returns the position to stream from. A slot whose snapshot was
-// published resumes from its confirmed position; a missing slot, or one whose
-// snapshot never finished, is (re)created and snapshotted first.
-func (r *relay) prepareSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, error) {
+// prepareSlot returns the position to stream from and whether it resumes an
+// existing slot. A slot whose snapshot was published resumes from its
+// confirmed position; a missing slot, or one whose snapshot never finished,
+// is (re)created and snapshotted first.
+func (r *relay) prepareSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, bool, error) {
 	var (
 		confirmed *string
 		activePID *int32
@@ -131,7 +136,7 @@ func (r *relay) prepareSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, e
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
-		return 0, fmt.Errorf("look up slot %s: %w", r.cfg.Slot, err)
+		return 0, false, fmt.Errorf("look up slot %s: %w", r.cfg.Slot, err)
 	default:
 		found = true
 	}
@@ -142,48 +147,48 @@ func (r *relay) prepareSlot(ctx context.Context, conn *pgconn.PgConn) (uint64, e
 		if slotDB != nil {
 			db = *slotDB
 		}
-		return 0, fmt.Errorf("%w: replication slot %s belongs to database %s (plugin %q), not %s; choose another slot name (CDC_SLOT)",
+		return 0, false, fmt.Errorf("%w: replication slot %s belongs to database %s (plugin %q), not %s; choose another slot name (CDC_SLOT)",
 			ErrConfig, r.cfg.Slot, db, plugin, here)
 	}
 	if found && activePID != nil {
-		return 0, fmt.Errorf("slot %s is in use by backend %d (another CDC instance, or one that just died)", r.cfg.Slot, *activePID)
+		return 0, false, fmt.Errorf("slot %s is in use by backend %d (another CDC instance, or one that just died)", r.cfg.Slot, *activePID)
 	}
 	if found && done && confirmed != nil {
 		pos, err := lsn.ParseToken(*confirmed)
 		if err != nil {
-			return 0, fmt.Errorf("slot %s: %w", r.cfg.Slot, err)
+			return 0, false, fmt.Errorf("slot %s: %w", r.cfg.Slot, err)
 		}
 		r.log.Info("resuming from the slot's confirmed position", "lsn", *confirmed)
-		return pos, nil
+		return pos, true, nil
 	}
 	if found {
 		r.log.Warn("slot exists but its initial snapshot never finished; recreating it", "slot", r.cfg.Slot)
 		if err := pglogrepl.DropReplicationSlot(ctx, conn, r.cfg.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
-			return 0, fmt.Errorf("drop unfinished slot %s: %w", r.cfg.Slot, err)
+			return 0, false, fmt.Errorf("drop unfinished slot %s: %w", r.cfg.Slot, err)
 		}
 	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
 	if err != nil {
-		return 0, fmt.Errorf("create slot %s: %w", r.cfg.Slot, err)
+		return 0, false, fmt.Errorf("create slot %s: %w", r.cfg.Slot, err)
 	}
 	cp, err := lsn.ParseToken(res.ConsistentPoint)
 	if err != nil {
-		return 0, fmt.Errorf("slot %s consistent point: %w", r.cfg.Slot, err)
+		return 0, false, fmt.Errorf("slot %s consistent point: %w", r.cfg.Slot, err)
 	}
 	r.log.Info("created slot; publishing the initial snapshot", "consistent_point", res.ConsistentPoint)
 	n, err := r.snapshot(ctx, res.SnapshotName, cp)
 	if err != nil {
-		return 0, fmt.Errorf("initial snapshot: %w", err)
+		return 0, false, fmt.Errorf("initial snapshot: %w", err)
 	}
 	if _, err := r.pool.Exec(ctx, `
 		INSERT INTO cdc_slot (slot, snapshot_lsn) VALUES ($1, $2::pg_lsn)
 		ON CONFLICT (slot) DO UPDATE SET snapshot_lsn = EXCLUDED.snapshot_lsn, snapshot_at = now()`,
 		r.cfg.Slot, res.ConsistentPoint); err != nil {
-		return 0, fmt.Errorf("record snapshot of slot %s: %w", r.cfg.Slot, err)
+		return 0, false, fmt.Errorf("record snapshot of slot %s: %w", r.cfg.Slot, err)
 	}
 	r.log.Info("initial snapshot published", "rows", n)
-	return cp, nil
+	return cp, false, nil
 }
 
 // snapshot publishes every row of the published tables as seen by the slot's
@@ -214,6 +219,7 @@ func (r *relay) snapshot(ctx context.Context, name string, cp uint64) (int, erro
 		pending []Change
 		outIDs  []int64
 		total   int
+		rows    int
 	)
 	flush := func() error {
 		if len(pending) == 0 {
@@ -245,6 +251,9 @@ func (r *relay) snapshot(ctx context.Context, name string, cp uint64) (int, erro
 		for rr.NextRow() {
 			vals := rr.Values()
 			c := Change{Table: table, Op: eventtype.OpSnapshot, LSN: cp, CommitLSN: cp, Commit: now, Snapshot: true}
+			if table != "outbox" {
+				rows++
+			}
 			if table == "outbox" {
 				if evCol < 0 || idCol < 0 {
 					return total, errors.New("outbox table has no id or event column")
@@ -281,6 +290,14 @@ func (r *relay) snapshot(ctx context.Context, name string, cp uint64) (int, erro
 	if err := flush(); err != nil {
 		return total, err
 	}
+	// The snapshot's progress report: the span (0, cp] and its rows.
+	rep, err := progressEvent(&span{to: cp, snapshot: true, rows: rows}, r.source, r.cfg.Slot)
+	if err != nil {
+		return total, fmt.Errorf("snapshot progress report: %w", err)
+	}
+	if err := r.publishEvents(ctx, []event.Event{rep}); err != nil {
+		return total, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return total, fmt.Errorf("end snapshot transaction: %w", err)
 	}
@@ -295,11 +312,12 @@ func (r *relay) snapshot(ctx context.Context, name string, cp uint64) (int, erro
 }
 
 // publish turns changes into events and publishes them in BatchSize chunks,
+// followed by the trailer events (a progress report) in the last chunk,
 // retrying each chunk until the broker accepts it or ctx ends.
-func (r *relay) publish(ctx context.Context, changes []Change) error {
+func (r *relay) publish(ctx context.Context, changes []Change, trailer ...event.Event) error {
 	now := time.Now()
-	events := make([]event.Event, 0, min(len(changes), r.cfg.BatchSize))
-	for start := 0; start < len(changes); start += r.cfg.BatchSize {
+	events := make([]event.Event, 0, min(len(changes), r.cfg.BatchSize)+len(trailer))
+	for start := 0; start < len(changes) || (start == 0 && len(trailer) > 0); start += r.cfg.BatchSize {
 		events = events[:0]
 		for i := start; i < min(start+r.cfg.BatchSize, len(changes)); i++ {
 			e, err := toEvent(&changes[i], r.source, r.db, now)
@@ -312,34 +330,44 @@ func (r *relay) publish(ctx context.Context, changes []Change) error {
 			}
 			events = append(events, e)
 		}
-		backoff := 50 * time.Millisecond
-		for {
-			err := r.cfg.Publisher.Publish(ctx, events...)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			r.m.failures.Inc()
-			r.log.Warn("broker did not accept a batch; retrying", "events", len(events), "error", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
+		if start+r.cfg.BatchSize >= len(changes) {
+			events = append(events, trailer...)
+		}
+		if err := r.publishEvents(ctx, events); err != nil {
+			return err
 		}
 		r.m.published.Add(float64(len(events)))
 	}
 	return nil
 }
 
+// publishEvents publishes events in one call, retrying until the broker
+// accepts them or ctx ends.
+func (r *relay) publishEvents(ctx context.Context, events []event.Event) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := r.cfg.Publisher.Publish(ctx, events...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.m.failures.Inc()
+		r.log.Warn("broker did not accept a batch; retrying", "events", len(events), "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
 // pipeline is the streaming state shared by the receiving loop and the
 // publisher goroutine.
 type pipeline struct {
-	acked    atomic.Uint64 // everything up to here is acknowledged by the broker
-	inflight atomic.Int64  // batches handed over but not yet acknowledged
+	acked atomic.Uint64 // everything up to here is acknowledged and reported
 
 	mu       sync.Mutex
 	outboxes []int64 // outbox ids whose insert is acknowledged, not yet pruned
@@ -356,10 +384,10 @@ func (p *pipeline) advance(pos uint64) {
 
 // stream runs START_REPLICATION from start and relays until ctx ends or the
 // connection fails.
-func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) error {
+func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64, resumed bool) error {
 	err := pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + r.cfg.Publication + "'"},
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + r.cfg.Publication + "'", "messages 'true'"},
 	})
 	if err != nil {
 		return fmt.Errorf("start replication at %s: %w", lsn.String(start), err)
@@ -383,13 +411,32 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) e
 		_ = pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(p.acked.Load())})
 	}()
 
+	// Cancelling ctx interrupts a read waiting for the next message.
+	stopRead := context.AfterFunc(ctx, func() { _ = conn.Conn().SetReadDeadline(time.Now()) })
+	defer stopRead()
+
 	dec := newDecoder(r.pks)
 	var (
 		cur        *batch
 		curSince   time.Time
 		nextStatus time.Time
+		nextIdle   time.Time
 		lastTrunc  int
+		lastWM     uint64
+		// covered is the end of the last batch handed over: the next batch
+		// starts there, so the batches tile the WAL from start onward.
+		covered = start
+		// idleTo is the furthest position known to hold no catalog change
+		// beyond covered (keepalives, transactions without catalog changes).
+		idleTo   uint64
+		firstRep = resumed
 	)
+	nextIdle = time.Now().Add(r.cfg.StatusInterval)
+	open := func(now time.Time) {
+		cur = &batch{start: covered, end: covered, resume: firstRep}
+		firstRep = false
+		curSince = now
+	}
 	sendStatus := func() error {
 		pos := p.acked.Load()
 		// Write, flush and apply are all the acknowledged position: reporting a
@@ -405,12 +452,12 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) e
 		return nil
 	}
 	handOver := func() error {
-		p.inflight.Add(1)
 		t := time.NewTimer(r.cfg.StatusInterval)
 		defer t.Stop()
 		for {
 			select {
 			case batches <- cur:
+				covered = cur.end
 				cur = nil
 				return nil
 			case <-ctx.Done():
@@ -430,6 +477,14 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) e
 			return nil
 		}
 		now := time.Now()
+		// WAL without catalog changes is reported (and so confirmed) at most
+		// once per status interval: this keeps WAL from piling up while the
+		// catalog is idle and other tables are written.
+		if cur == nil && !dec.inTx && idleTo > covered && !now.Before(nextIdle) {
+			open(now)
+			cur.end = idleTo
+			nextIdle = now.Add(r.cfg.StatusInterval)
+		}
 		if cur != nil && (len(cur.changes) >= r.cfg.BatchSize || now.Sub(curSince) >= r.cfg.FlushDelay) {
 			if err := handOver(); err != nil {
 				return err
@@ -445,7 +500,13 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) e
 		if cur != nil && curSince.Add(r.cfg.FlushDelay).Before(deadline) {
 			deadline = curSince.Add(r.cfg.FlushDelay)
 		}
+		if cur == nil && idleTo > covered && nextIdle.Before(deadline) {
+			deadline = nextIdle
+		}
 		_ = conn.Conn().SetReadDeadline(deadline)
+		if ctx.Err() != nil {
+			return nil
+		}
 		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			var ne net.Error
@@ -469,12 +530,10 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) e
 				if err != nil {
 					return fmt.Errorf("parse keepalive: %w", err)
 				}
-				// Nothing received is unacknowledged: every transaction that
-				// committed before ServerWALEnd has been sent and published,
-				// so the slot may move on (this is what keeps WAL from piling
-				// up while the catalog is idle and other tables are written).
-				if cur == nil && !dec.inTx && p.inflight.Load() == 0 {
-					p.advance(uint64(ka.ServerWALEnd))
+				// Every transaction that committed before ServerWALEnd has
+				// been sent: the WAL up to there holds nothing more for us.
+				if !dec.inTx {
+					idleTo = max(idleTo, uint64(ka.ServerWALEnd))
 				}
 				if ka.ReplyRequested {
 					if err := sendStatus(); err != nil {
@@ -495,38 +554,94 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64) e
 					lastTrunc = dec.truncates
 					r.log.Warn("a catalog table was truncated; consumers get op \"t\" and should rebuild (overture reindex)")
 				}
+				if dec.watermark > lastWM {
+					// A reader waits for the watermark: report up to the
+					// request's position with the next batch, now.
+					lastWM = dec.watermark
+					if cur == nil {
+						open(now)
+					}
+					cur.end = max(cur.end, lastWM)
+					curSince = now.Add(-r.cfg.FlushDelay)
+				}
 				if tx == nil {
 					continue
 				}
 				r.m.transactions.Inc()
 				if len(tx.changes) == 0 {
 					if cur != nil {
-						cur.end = tx.end
-					} else if p.inflight.Load() == 0 {
-						p.advance(tx.end)
+						cur.end = max(cur.end, tx.end)
+					} else {
+						idleTo = max(idleTo, tx.end)
 					}
 					continue
 				}
 				if cur == nil {
-					cur = &batch{}
-					curSince = now
+					open(now)
 				}
 				cur.changes = append(cur.changes, tx.changes...)
-				cur.end = tx.end
+				cur.end = max(cur.end, tx.end)
 			}
 		}
 	}
 }
 
-// publishLoop publishes handed-over batches in order and advances the
-// acknowledged position after each.
+// publishLoop publishes handed-over batches in order. Their spans are
+// reported (a CDCProgress event published after the changes, in the same
+// call) at most every ProgressEvery, at once for a batch without changes;
+// the acknowledged position — the one confirmed to the slot — advances only
+// to the end of what was reported, so that a restarted CDC's first report
+// continues the tiling.
 func (r *relay) publishLoop(ctx context.Context, p *pipeline, batches <-chan *batch) {
+	var (
+		pend span
+		last time.Time
+	)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	report := func() ([]event.Event, error) {
+		e, err := progressEvent(&pend, r.source, r.cfg.Slot)
+		if err != nil {
+			return nil, fmt.Errorf("progress report: %w", err)
+		}
+		return []event.Event{e}, nil
+	}
+	reported := func() {
+		p.advance(pend.to)
+		pend = span{}
+		last = time.Now()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-timer.C:
+			if !pend.open {
+				continue
+			}
+			rep, err := report()
+			if err == nil {
+				err = r.publishEvents(ctx, rep)
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Error("publish progress report", "error", err)
+				}
+				return // the session ends; the next one reports the span again
+			}
+			reported()
 		case b := <-batches:
-			if err := r.publish(ctx, b.changes); err != nil {
+			pend.add(b)
+			var rep []event.Event
+			if len(b.changes) == 0 || time.Since(last) >= r.cfg.ProgressEvery || len(pend.txns) >= 10*r.cfg.BatchSize {
+				var err error
+				if rep, err = report(); err != nil {
+					r.log.Error("encode progress report", "error", err)
+					return
+				}
+			}
+			if err := r.publish(ctx, b.changes, rep...); err != nil {
 				return // ctx ended: the batch is replayed by the next session
 			}
 			var ids []int64
@@ -540,8 +655,12 @@ func (r *relay) publishLoop(ctx context.Context, p *pipeline, batches <-chan *ba
 				p.outboxes = append(p.outboxes, ids...)
 				p.mu.Unlock()
 			}
-			p.advance(b.end)
-			p.inflight.Add(-1)
+			if rep != nil {
+				reported()
+				timer.Stop()
+			} else {
+				timer.Reset(r.cfg.ProgressEvery)
+			}
 		}
 	}
 }

@@ -11,11 +11,13 @@
 // the store refuses writes not newer than what it holds, so duplicates,
 // replays and reordering are harmless: no inbox is needed.
 //
-// Concurrent events are grouped: Handle queues its change and waits while one
-// loop loads, writes and acknowledges whole batches (one SQL query, one bulk
-// write, one cache bump, one watermark update per batch). Only after the
-// write is searchable does it bump the hot-cache counters and advance
-// search_applied, the watermark read-your-writes waits on.
+// Concurrent events are grouped: Handle queues its change and waits while
+// Workers loops load, write and acknowledge whole batches (one SQL query, one
+// bulk write, one cache bump, one watermark update per batch; several batches
+// in flight hide the search backend's refresh wait). Only after the write is
+// searchable does it bump the hot-cache counters and record the changes as
+// applied; with CDC's progress reports (progress.go) that moves the exact
+// watermark read-your-writes waits on.
 package searchindexer
 
 import (
@@ -28,6 +30,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -56,9 +59,12 @@ type Function struct {
 	log   *slog.Logger
 
 	// MaxBatch and Linger bound a batch: at most MaxBatch changes, collected
-	// for at most Linger after the first.
+	// for at most Linger after the first. Workers batches are applied at once.
 	MaxBatch int
 	Linger   time.Duration
+	Workers  int
+	// PurgeEvery is how often tombstones below the watermark are purged.
+	PurgeEvery time.Duration
 
 	reqs     chan *request
 	stop     chan struct{}
@@ -69,15 +75,18 @@ type Function struct {
 	// Rebuilds after a new CDC snapshot (see rebuildLoop).
 	rebuildCh    chan struct{}
 	rebuildDone  chan struct{}
+	purgeDone    chan struct{}
 	cancel       context.CancelFunc
-	lastSnapshot uint64 // highest snapshot LSN recorded (batch loop only)
+	lastSnapshot atomic.Uint64 // highest snapshot LSN recorded
 }
 
 type change struct {
 	table    string
 	key      string // the row's id (for track_artist/track_rendition: its track_id)
 	version  uint64
+	index    int  // the txindex extension: its place in the transaction (-1: none)
 	snapshot bool // a row read by a CDC snapshot (op r)
+	truncate bool // the table was truncated (op t): the read model is rebuilt
 }
 
 type request struct {
@@ -86,7 +95,9 @@ type request struct {
 }
 
 // New returns the function; Start connects it.
-func New() *Function { return &Function{MaxBatch: 1000, Linger: 2 * time.Millisecond} }
+func New() *Function {
+	return &Function{MaxBatch: 1000, Linger: 2 * time.Millisecond, Workers: 3, PurgeEvery: 5 * time.Minute}
+}
 
 // ErrBadEvent marks an event that cannot be a catalog change event; retrying
 // it will not help.
@@ -127,9 +138,22 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.rebuildDone = make(chan struct{})
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
-	go f.loop(bg)
+	var loops sync.WaitGroup
+	for range max(f.Workers, 1) {
+		loops.Go(func() { f.loop(bg) })
+	}
+	go func() { loops.Wait(); close(f.done) }()
 	go f.rebuildLoop(bg)
-	// A rebuild asked for before a crash or stop is still owed.
+	f.purgeDone = make(chan struct{})
+	go f.purgeLoop(bg)
+	// A rebuild asked for before a crash or stop is still owed, and a store
+	// that found its index in an older format serves nothing until one ran.
+	if r, ok := store.(interface{ NeedsRebuild() bool }); ok && r.NeedsRebuild() {
+		if err := applied.RequestRebuild(ctx, pool.Pool); err != nil {
+			f.log.Error("record the rebuild a stale index needs", "error", err)
+		}
+		f.log.Warn("the search index was replaced (older format): rebuilding it from the write model")
+	}
 	if needed, _, err := applied.RebuildNeeded(ctx, pool.Pool); err == nil && needed {
 		f.requestRebuild()
 	}
@@ -163,6 +187,10 @@ func (f *Function) rebuildLoop(ctx context.Context) {
 		if err == nil {
 			err = applied.Rebuilt(ctx, f.pool.Pool, snap)
 		}
+		if err == nil {
+			// The snapshot's span of the watermark completes with the rebuild.
+			_, err = applied.Advance(ctx, f.pool.Pool)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				// The request stays recorded: the next start (or snapshot)
@@ -195,6 +223,7 @@ func (f *Function) Stop(context.Context) error {
 		<-f.done
 		f.cancel()
 		<-f.rebuildDone
+		<-f.purgeDone
 		var errs []error
 		errs = append(errs, f.store.Close())
 		if f.cache != nil {
@@ -220,11 +249,15 @@ func (f *Function) Ready(ctx context.Context) (bool, error) {
 // Handle applies one change event; it returns once the change is searchable
 // (or an error, and the broker retries).
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	if e.Type() == eventtype.CDCProgress {
+		return nil, f.progress(ctx, e)
+	}
 	if !strings.HasPrefix(e.Type(), cdcPrefix) {
 		return nil, nil // not for us: the trigger filters should not send it
 	}
 	c, err := parse(e)
 	if err != nil {
+		f.skip(ctx, e, err)
 		return nil, err
 	}
 	r := &request{change: c, result: make(chan error, 1)}
@@ -257,13 +290,20 @@ func parse(e event.Event) (change, error) {
 	if err := json.Unmarshal(e.Data(), &d); err != nil {
 		return change{}, fmt.Errorf("%w: %s %s: data: %v", ErrBadEvent, e.Type(), e.ID(), err)
 	}
-	ext, ok := e.Extensions()["commitlsn"]
+	ext, ok := e.Extensions()[extCommitLSN]
 	if !ok {
 		return change{}, fmt.Errorf("%w: %s %s: no commitlsn extension", ErrBadEvent, e.Type(), e.ID())
 	}
 	v, err := lsn.ParseToken(fmt.Sprint(ext))
 	if err != nil || v == 0 {
 		return change{}, fmt.Errorf("%w: %s %s: commitlsn %v", ErrBadEvent, e.Type(), e.ID(), ext)
+	}
+	index, err := txIndex(e)
+	if err != nil {
+		return change{}, err
+	}
+	if d.Op == opTruncate {
+		return change{table: table, version: v, index: index, truncate: true}, nil
 	}
 	row := d.After
 	if row == nil {
@@ -281,11 +321,10 @@ func parse(e event.Event) (change, error) {
 	if !ok || key == "" {
 		return change{}, fmt.Errorf("%w: %s %s: row has no %s", ErrBadEvent, e.Type(), e.ID(), col)
 	}
-	return change{table: table, key: key, version: v, snapshot: d.Op == eventtype.OpSnapshot || d.Source.Snapshot}, nil
+	return change{table: table, key: key, version: v, index: index, snapshot: d.Op == eventtype.OpSnapshot || d.Source.Snapshot}, nil
 }
 
 func (f *Function) loop(ctx context.Context) {
-	defer close(f.done)
 	for {
 		var batch []*request
 		select {
@@ -332,11 +371,18 @@ func (f *Function) Apply(ctx context.Context, changes []change) error {
 		}
 	}
 	var bumps []string
-	var top uint64
+	var done []applied.Change
 	for _, c := range changes {
-		top = max(top, c.version)
-		if c.snapshot && c.version > f.lastSnapshot {
-			f.lastSnapshot = c.version
+		if c.index >= 0 && !c.snapshot {
+			done = append(done, applied.Change{CommitLSN: c.version, Index: c.index})
+		}
+		if c.truncate {
+			if err := f.truncated(ctx, c); err != nil {
+				return err
+			}
+			continue
+		}
+		if c.snapshot && f.newSnapshot(c.version) {
 			isNew, err := applied.NewSnapshot(ctx, f.pool.Pool, c.version)
 			if err != nil {
 				return err
@@ -401,7 +447,7 @@ func (f *Function) Apply(ctx context.Context, changes []change) error {
 			return err
 		}
 	}
-	return applied.Advance(ctx, f.pool.Pool, top)
+	return f.applied(ctx, done)
 }
 
 // related lists the cache entities a document is part of.

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	searchindexer "github.com/overture-music/overture/functions/search-indexer"
+	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/search/applied"
@@ -181,9 +184,99 @@ INSERT INTO track_rendition (track_id, kind, storage_key) VALUES ($1, 'mp3-320',
 	if _, ok := e.doc(track); ok {
 		t.Fatal("deleted track still in search")
 	}
+	// Applied changes alone never move the watermark: only CDC's progress
+	// reports say that nothing else is owed (TestWatermarkCountsEveryChange).
 	got, err := applied.Load(ctx, e.pool)
-	if err != nil || got != l8 {
-		t.Fatalf("search_applied = %d (%v), want %d", got, err, l8)
+	if err != nil || got != 0 {
+		t.Fatalf("watermark = %d (%v) without progress reports, want 0", got, err)
+	}
+}
+
+// sendIndexed delivers a change event carrying its index in the transaction.
+func (e *env) sendIndexed(table string, row map[string]any, commit uint64, index int) error {
+	ev := searchtest.ChangeEvent(table, "u", nil, row, commit)
+	ev.SetExtension("txindex", index)
+	_, err := e.f.Handle(e.t.Context(), ev)
+	return err
+}
+
+// report delivers a CDC progress report.
+func (e *env) report(d eventtype.ProgressData) {
+	e.t.Helper()
+	ev := event.New()
+	ev.SetType(eventtype.CDCProgress)
+	ev.SetSource("/overture/cdc/test")
+	ev.SetID("progress/" + d.From + "-" + d.To)
+	if err := ev.SetData(event.ApplicationJSON, d); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.f.Handle(e.t.Context(), ev); err != nil {
+		e.t.Fatalf("report %s-%s: %v", d.From, d.To, err)
+	}
+}
+
+func (e *env) watermark() uint64 {
+	e.t.Helper()
+	w, err := applied.Load(e.t.Context(), e.pool)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+func TestWatermarkCountsEveryChange(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	tok := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	l0 := e.write(`SELECT 1`)
+	e.report(eventtype.ProgressData{From: "0", To: tok(l0), Snapshot: true, Txns: []eventtype.ProgressTxn{}})
+	if w := e.watermark(); w != l0 {
+		t.Fatalf("after the snapshot report: %d, want %d", w, l0)
+	}
+	a, b := uuid.NewString(), uuid.NewString()
+	l1 := e.write(`INSERT INTO track (id, title, state, published_at) VALUES ($1, 'A', 'published', now()), ($2, 'B', 'published', now())`, a, b)
+	l2 := e.write(`UPDATE track SET title = 'A2' WHERE id = $1`, a)
+	e.report(eventtype.ProgressData{From: tok(l0), To: tok(l2), Txns: []eventtype.ProgressTxn{{CommitLSN: tok(l1), Changes: 2}, {CommitLSN: tok(l2), Changes: 1}}})
+	steps := []struct {
+		row   string
+		lsn   uint64
+		index int
+		want  uint64
+	}{
+		{a, l2, 0, l0}, // the later transaction first: l1 is still owed
+		{b, l1, 1, l0},
+		{b, l1, 1, l0}, // a redelivery counts once
+		{a, l1, 0, l2},
+	}
+	for i, s := range steps {
+		if err := e.sendIndexed("track", map[string]any{"id": s.row}, s.lsn, s.index); err != nil {
+			t.Fatal(err)
+		}
+		if w := e.watermark(); w != s.want {
+			t.Fatalf("step %d: watermark %d, want %d", i, w, s.want)
+		}
+	}
+	if d, ok := e.doc(a); !ok || d.Title != "A2" {
+		t.Fatalf("document behind the watermark: %+v", d)
+	}
+	// A change event the indexer cannot use goes to the dead-letter sink but
+	// does not hold the watermark back forever.
+	l3 := e.write(`SELECT 3`)
+	e.report(eventtype.ProgressData{From: tok(l2), To: tok(l3), Txns: []eventtype.ProgressTxn{{CommitLSN: tok(l3), Changes: 1}}})
+	if err := e.sendIndexed("track", map[string]any{"title": "no id"}, l3, 0); !errors.Is(err, searchindexer.ErrBadEvent) {
+		t.Fatalf("bad event: %v", err)
+	}
+	if w := e.watermark(); w != l3 {
+		t.Fatalf("after a bad event: %d, want %d", w, l3)
+	}
+	// A malformed report is refused.
+	ev := event.New()
+	ev.SetType(eventtype.CDCProgress)
+	ev.SetSource("/overture/cdc/test")
+	ev.SetID("progress/bad")
+	_ = ev.SetData(event.ApplicationJSON, eventtype.ProgressData{From: "9", To: "1"})
+	if _, err := e.f.Handle(t.Context(), ev); !errors.Is(err, searchindexer.ErrBadEvent) {
+		t.Fatalf("bad report: %v", err)
 	}
 }
 

@@ -32,6 +32,48 @@ const (
 	CDCTrackRenditionChanged = "music.overture.cdc.track_rendition.changed.v1"
 )
 
+// CDCProgress is CDC's progress report: which transactions with change events
+// committed in a span of the WAL. CDC publishes one after every batch of change
+// events (in the same publish, after them), after its initial snapshot, when it
+// moves past WAL without catalog changes and when asked for a watermark
+// (pg_logical_emit_message with prefix "overture.watermark"). Together the
+// reports tile the WAL from the slot's consistent point onward without gaps,
+// so a consumer that counts the change events it has applied can tell exactly
+// up to which position it has applied everything (the search indexer's
+// read-your-writes watermark). Id is "progress/<from>-<to>", partitionkey
+// "cdc-progress:<slot>", data [ProgressData]. Change events carry the extension
+// txindex, their index within the transaction, which the counts refer to.
+const CDCProgress = "music.overture.cdc.progress.v1"
+
+// ProgressData is the data of a CDCProgress event. LSNs are decimal strings
+// (consistency-token form).
+type ProgressData struct {
+	// From and To bound the span (From, To] of WAL positions it covers. From
+	// is "0" for the initial snapshot's report.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Snapshot marks the initial snapshot's report: To is the consistent
+	// point and Rows the change events (op r) it published.
+	Snapshot bool `json:"snapshot,omitempty"`
+	Rows     int  `json:"rows,omitempty"`
+	// Resume marks the first report of a CDC session that resumed an existing
+	// slot: From is the slot's confirmed position, everything before which
+	// was acknowledged by the broker in an earlier session.
+	Resume bool `json:"resume,omitempty"`
+	// Txns lists every transaction in the span that produced change events,
+	// with how many (outbox events are not counted).
+	Txns []ProgressTxn `json:"txns"`
+}
+
+// ProgressTxn is one transaction of a progress report.
+type ProgressTxn struct {
+	// CommitLSN is the transaction's commitlsn (its commit record's end).
+	CommitLSN string `json:"commit_lsn"`
+	// Changes is the number of change events it produced; their txindex
+	// values are distinct.
+	Changes int `json:"changes"`
+}
+
 // CDCChanged returns the change-event type of a catalog table.
 func CDCChanged(table string) string { return "music.overture.cdc." + table + ".changed.v1" }
 
@@ -142,5 +184,7 @@ var catalogSpecs = []Spec{
 	{Type: CDCTrackArtistChanged, Data: ChangeData{}, Doc: "A track_artist link row changed (CDC from the WAL, Debezium envelope).",
 		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
 	{Type: CDCTrackRenditionChanged, Data: ChangeData{}, Doc: "A track_rendition row changed (CDC from the WAL, Debezium envelope).",
+		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
+	{Type: CDCProgress, Data: ProgressData{}, Doc: "CDC's progress report: the transactions with change events in a span of the WAL, and how many each produced; consumers derive an exact applied watermark from it.",
 		Producers: []string{"cdc"}, Consumers: []string{"search-indexer"}},
 }

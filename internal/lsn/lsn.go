@@ -17,6 +17,11 @@ import (
 	"strings"
 )
 
+// WatermarkPrefix is the prefix of the logical decoding message
+// (pg_logical_emit_message) a reader writes to ask CDC for a progress report
+// reaching past every commit before it; see internal/search/applied.
+const WatermarkPrefix = "overture.watermark"
+
 // ErrInvalid is returned (wrapped) for a token that is not an LSN.
 var ErrInvalid = errors.New("invalid consistency token")
 

@@ -1,6 +1,24 @@
-// Package applied records how far the search read model has caught up with
-// the write model — the highest commit LSN the indexer has made searchable —
-// and lets the query API wait for a consistency token (read-your-writes).
+// Package applied keeps the search read model's watermark: the WAL position
+// up to which every catalog change is searchable. The query API waits on it
+// for read-your-writes (?after=<consistency token>).
+//
+// The watermark is exact, not "the highest change applied": change events
+// reach the indexer in parallel (ordered per row only, and redelivered at
+// will), so a later change of one row is often applied before an earlier
+// change of another. CDC therefore reports its progress (CDCProgress events):
+// consecutive spans (from, to] of the WAL, each listing the transactions in it
+// that produced change events and how many. The indexer records the spans and,
+// per transaction, which change events (by txindex) it has applied. The
+// watermark moves from W to the end of a recorded span that starts at or
+// before W once every listed transaction after W is complete. Spans reach
+// past the last catalog commit (CDC reports WAL it moved over without catalog
+// changes, and a reader can ask for a report with RequestWatermark), so a
+// token taken after a commit — pg_current_wal_insert_lsn(), which may lie past
+// the commit record — is reached too.
+//
+// The initial snapshot's rows are not counted one by one: its span (0, cp]
+// completes when the rebuild it triggers has finished (a rebuild reads the
+// whole write model after cp).
 //
 // It lives in PostgreSQL beside the write model, not in the index, so that it
 // is one number for every backend and every reader process.
@@ -12,61 +30,325 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/lsn"
 	"github.com/overture-music/overture/internal/postgres"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate creates the search_applied table (owner "search-applied"); both the
+// Migrate creates the watermark tables (owner "search-applied"); both the
 // indexer and the query API call it, in any order.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	sub, _ := fs.Sub(migrations, "migrations")
 	return postgres.Migrate(ctx, pool, "search_applied", sub)
 }
 
-// Advance raises the applied LSN to lsn (never lowers it).
-func Advance(ctx context.Context, pool *pgxpool.Pool, lsn uint64) error {
-	if lsn > 1<<63-1 {
-		return fmt.Errorf("applied LSN %d out of range", lsn)
+// Change names one applied change event: its transaction's commit LSN and
+// its index within the transaction (the txindex extension).
+type Change struct {
+	CommitLSN uint64
+	Index     int
+}
+
+// ErrBadProgress marks a progress report that cannot be recorded; retrying
+// it will not help.
+var ErrBadProgress = errors.New("invalid CDC progress report")
+
+// Progress is a parsed CDCProgress report.
+type Progress struct {
+	From, To uint64
+	Snapshot bool
+	Rows     int
+	Resume   bool
+	Txns     []Txn
+}
+
+// Txn is a transaction of a progress report.
+type Txn struct {
+	CommitLSN uint64
+	Changes   int
+}
+
+// ParseProgress validates a report's data.
+func ParseProgress(d eventtype.ProgressData) (Progress, error) {
+	var p Progress
+	var err error
+	if p.From, err = lsn.ParseToken(d.From); err != nil {
+		return p, fmt.Errorf("%w: from: %v", ErrBadProgress, err)
 	}
-	_, err := pool.Exec(ctx, `
-INSERT INTO search_applied (id, lsn) VALUES (1, $1)
-ON CONFLICT (id) DO UPDATE SET lsn = GREATEST(search_applied.lsn, EXCLUDED.lsn), updated_at = now()
- WHERE search_applied.lsn < EXCLUDED.lsn`, int64(lsn))
+	if p.To, err = lsn.ParseToken(d.To); err != nil {
+		return p, fmt.Errorf("%w: to: %v", ErrBadProgress, err)
+	}
+	if p.To < p.From || p.To > 1<<63-1 {
+		return p, fmt.Errorf("%w: span (%d, %d]", ErrBadProgress, p.From, p.To)
+	}
+	if d.Rows < 0 || (d.Snapshot && p.From != 0) {
+		return p, fmt.Errorf("%w: snapshot span (%d, %d] with %d rows", ErrBadProgress, p.From, p.To, d.Rows)
+	}
+	p.Snapshot, p.Rows, p.Resume = d.Snapshot, d.Rows, d.Resume
+	for _, t := range d.Txns {
+		c, err := lsn.ParseToken(t.CommitLSN)
+		if err != nil {
+			return p, fmt.Errorf("%w: commit_lsn: %v", ErrBadProgress, err)
+		}
+		if c <= p.From || c > p.To || t.Changes <= 0 {
+			return p, fmt.Errorf("%w: transaction %d with %d changes outside span (%d, %d]", ErrBadProgress, c, t.Changes, p.From, p.To)
+		}
+		p.Txns = append(p.Txns, Txn{CommitLSN: c, Changes: t.Changes})
+	}
+	return p, nil
+}
+
+// watermarkSQL is the current watermark, 0 before the chain starts.
+const watermarkSQL = `coalesce((SELECT lsn FROM search_applied WHERE id = 1 AND chained), 0)`
+
+// RecordProgress stores a report (idempotent: reports are redelivered, and a
+// restarted CDC reports spans again).
+func RecordProgress(ctx context.Context, pool *pgxpool.Pool, p Progress) error {
+	lsns := make([]int64, len(p.Txns))
+	counts := make([]int32, len(p.Txns))
+	for i, t := range p.Txns {
+		lsns[i], counts[i] = int64(t.CommitLSN), int32(min(t.Changes, 1<<31-1))
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+INSERT INTO search_progress (from_lsn, to_lsn, snapshot, rows, resume)
+SELECT $1, $2, $3, $4, $5 WHERE $2 > `+watermarkSQL+`
+ON CONFLICT (from_lsn, to_lsn) DO NOTHING`, int64(p.From), int64(p.To), p.Snapshot, p.Rows, p.Resume); err != nil {
+			return err
+		}
+		if len(lsns) == 0 {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `
+INSERT INTO search_txn AS t (commit_lsn, total)
+SELECT l, n FROM unnest($1::bigint[], $2::int[]) AS u(l, n) WHERE l > `+watermarkSQL+`
+ON CONFLICT (commit_lsn) DO UPDATE SET total = EXCLUDED.total`, lsns, counts)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("advance search_applied to %d: %w", lsn, err)
+		return fmt.Errorf("record CDC progress (%d, %d]: %w", p.From, p.To, err)
 	}
 	return nil
 }
 
-// Load returns the applied LSN (0 before the first change).
+// RecordApplied notes change events as applied (idempotent). Call it only
+// once they are searchable.
+func RecordApplied(ctx context.Context, pool *pgxpool.Pool, changes []Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	lsns := make([]int64, len(changes))
+	idx := make([]int32, len(changes))
+	for i, c := range changes {
+		if c.CommitLSN > 1<<63-1 || c.Index < 0 || c.Index > 1<<31-1 {
+			return fmt.Errorf("applied change %d/%d out of range", c.CommitLSN, c.Index)
+		}
+		lsns[i], idx[i] = int64(c.CommitLSN), int32(c.Index)
+	}
+	_, err := pool.Exec(ctx, `
+INSERT INTO search_txn AS t (commit_lsn, seen)
+SELECT l, array_agg(DISTINCT i ORDER BY i) FROM unnest($1::bigint[], $2::int[]) AS u(l, i)
+ WHERE l > `+watermarkSQL+`
+ GROUP BY l
+ON CONFLICT (commit_lsn) DO UPDATE
+   SET seen = ARRAY(SELECT DISTINCT s FROM unnest(t.seen || EXCLUDED.seen) AS s ORDER BY s)
+ WHERE NOT t.seen @> EXCLUDED.seen`, lsns, idx)
+	if err != nil {
+		return fmt.Errorf("record %d applied changes: %w", len(changes), err)
+	}
+	return nil
+}
+
+// span is a recorded progress report.
+type span struct {
+	from, to uint64
+	snapshot bool
+	rows     int
+	resume   bool
+}
+
+// Advance moves the watermark as far as the recorded spans and applied
+// changes allow and returns it (0 while the chain has not started). Call it
+// after recording either; concurrent callers serialize on the watermark row.
+func Advance(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
+	var w uint64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO search_applied (id, lsn) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`); err != nil {
+			return err
+		}
+		var (
+			cur, snapLSN    int64
+			chained, needed bool
+		)
+		if err := tx.QueryRow(ctx, `SELECT lsn, chained, snapshot_lsn, rebuild_needed FROM search_applied WHERE id = 1 FOR UPDATE`).
+			Scan(&cur, &chained, &snapLSN, &needed); err != nil {
+			return err
+		}
+		w = uint64(cur)
+		if !chained {
+			w = 0
+		}
+		start := w
+		spans, err := loadSpans(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if !chained {
+			// The chain starts at the initial snapshot's span (0, cp], or —
+			// on a database whose indexer ran before watermarks existed — at
+			// the first resumed session's confirmed position, everything
+			// before which the broker had acknowledged.
+			root, ok := -1, false
+			for i, s := range spans {
+				if s.snapshot {
+					root, ok = i, true
+					break
+				}
+			}
+			if !ok {
+				for i, s := range spans {
+					if s.resume && (root < 0 || s.from < spans[root].from) {
+						root = i
+					}
+				}
+			}
+			if root < 0 {
+				return nil
+			}
+			if !ok {
+				w = spans[root].from
+			}
+			chained = true
+		}
+		for {
+			next := w
+			for _, s := range spans {
+				if s.from > w || s.to <= next {
+					continue
+				}
+				if s.snapshot && s.rows > 0 && !(uint64(snapLSN) > s.to || (uint64(snapLSN) == s.to && !needed)) {
+					continue // the rebuild after this snapshot has not finished
+				}
+				var incomplete bool
+				if err := tx.QueryRow(ctx, `
+SELECT EXISTS (SELECT 1 FROM search_txn WHERE commit_lsn > $1 AND commit_lsn <= $2
+                 AND total IS NOT NULL AND cardinality(seen) < total)`, int64(w), int64(s.to)).Scan(&incomplete); err != nil {
+					return err
+				}
+				if !incomplete {
+					next = s.to
+				}
+			}
+			if next == w {
+				break
+			}
+			w = next
+		}
+		if _, err := tx.Exec(ctx, `UPDATE search_applied SET lsn = $1, chained = true, updated_at = now() WHERE id = 1 AND (lsn <> $1 OR NOT chained)`, int64(w)); err != nil {
+			return err
+		}
+		if w > start {
+			if _, err := tx.Exec(ctx, `DELETE FROM search_txn WHERE commit_lsn <= $1`, int64(w)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM search_progress WHERE to_lsn <= $1`, int64(w)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("advance the search watermark: %w", err)
+	}
+	return w, nil
+}
+
+func loadSpans(ctx context.Context, tx pgx.Tx) ([]span, error) {
+	rows, err := tx.Query(ctx, `SELECT from_lsn, to_lsn, snapshot, rows, resume FROM search_progress ORDER BY from_lsn, to_lsn`)
+	if err != nil {
+		return nil, err
+	}
+	var out []span
+	for rows.Next() {
+		var s span
+		var from, to int64
+		if err := rows.Scan(&from, &to, &s.snapshot, &s.rows, &s.resume); err != nil {
+			return nil, err
+		}
+		s.from, s.to = uint64(from), uint64(to)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Load returns the watermark (0 before the chain starts).
 func Load(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 	var v int64
-	err := pool.QueryRow(ctx, `SELECT lsn FROM search_applied WHERE id = 1`).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
+	err := pool.QueryRow(ctx, `SELECT `+watermarkSQL).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("read search_applied: %w", err)
 	}
 	return uint64(v), nil
 }
 
+// RequestWatermark writes a non-transactional logical decoding message into
+// the WAL. CDC answers it with a progress report reaching the message's
+// position, which lies past every commit that finished before the call: the
+// watermark then passes any token taken before, even when no further catalog
+// change comes along.
+func RequestWatermark(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, `SELECT pg_logical_emit_message(false, $1, '')`, lsn.WatermarkPrefix); err != nil {
+		return fmt.Errorf("request a search watermark: %w", err)
+	}
+	return nil
+}
+
 // ErrTimeout is returned by Wait when the read model did not reach the token
 // in time.
 var ErrTimeout = errors.New("search read model has not applied the change yet")
 
-// Wait returns the applied LSN once it is at least target, polling every
-// interval, or ErrTimeout (wrapped, with the LSN reached) when ctx ends first.
+// requesters coalesces RequestWatermark calls of concurrent waiters per pool.
+var requesters sync.Map // *pgxpool.Pool → *requester
+
+type requester struct {
+	mu   sync.Mutex
+	last time.Time // when the newest request was written
+}
+
+// request asks for a report unless one was written after since; it returns
+// when the newest request was written.
+func (r *requester) request(ctx context.Context, pool *pgxpool.Pool, since time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last.After(since) {
+		return r.last
+	}
+	at := time.Now()
+	if err := RequestWatermark(ctx, pool); err == nil {
+		r.last = at
+	}
+	return r.last
+}
+
+// Wait returns the watermark once it is at least target, polling every
+// interval, or ErrTimeout (wrapped, with the position reached) when ctx ends
+// first. When the watermark is behind it asks CDC for a report (coalesced
+// with other waiters, repeated every second while it stays behind).
 func Wait(ctx context.Context, pool *pgxpool.Pool, target uint64, interval time.Duration) (uint64, error) {
+	v, _ := requesters.LoadOrStore(pool, &requester{})
+	req := v.(*requester)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var asked time.Time
 	for {
 		cur, err := Load(ctx, pool)
 		if err != nil && ctx.Err() == nil {
@@ -74,6 +356,12 @@ func Wait(ctx context.Context, pool *pgxpool.Pool, target uint64, interval time.
 		}
 		if err == nil && cur >= target {
 			return cur, nil
+		}
+		if now := time.Now(); asked.IsZero() || now.Sub(asked) > time.Second {
+			asked = req.request(ctx, pool, now.Add(-time.Millisecond))
+			if asked.IsZero() {
+				asked = now
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -98,6 +386,17 @@ ON CONFLICT (id) DO UPDATE SET snapshot_lsn = EXCLUDED.snapshot_lsn, rebuild_nee
 		return false, fmt.Errorf("record snapshot %d: %w", lsn, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// RequestRebuild records that the read model must be rebuilt from the write
+// model (a catalog table was truncated); the indexer's rebuild loop clears it.
+func RequestRebuild(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, `
+INSERT INTO search_applied (id, lsn, rebuild_needed) VALUES (1, 0, true)
+ON CONFLICT (id) DO UPDATE SET rebuild_needed = true`); err != nil {
+		return fmt.Errorf("request a rebuild: %w", err)
+	}
+	return nil
 }
 
 // RebuildNeeded reports whether a snapshot asked for a rebuild that has not
