@@ -84,9 +84,10 @@ type change struct {
 	table    string
 	key      string // the row's id (for track_artist/track_rendition: its track_id)
 	version  uint64
-	index    int  // the txindex extension: its place in the transaction (-1: none)
-	snapshot bool // a row read by a CDC snapshot (op r)
-	truncate bool // the table was truncated (op t): the read model is rebuilt
+	index    int    // the txindex extension: its place in the transaction (-1: none)
+	xid      uint32 // the transaction's id (source.txId; 0 for snapshot rows)
+	snapshot bool   // a row read by a CDC snapshot (op r)
+	truncate bool   // the table was truncated (op t): the read model is rebuilt
 }
 
 type request struct {
@@ -321,7 +322,7 @@ func parse(e event.Event) (change, error) {
 	if !ok || key == "" {
 		return change{}, fmt.Errorf("%w: %s %s: row has no %s", ErrBadEvent, e.Type(), e.ID(), col)
 	}
-	return change{table: table, key: key, version: v, index: index, snapshot: d.Op == eventtype.OpSnapshot || d.Source.Snapshot}, nil
+	return change{table: table, key: key, version: v, index: index, xid: d.Source.TxID, snapshot: d.Op == eventtype.OpSnapshot || d.Source.Snapshot}, nil
 }
 
 func (f *Function) loop(ctx context.Context) {
@@ -372,6 +373,9 @@ func (f *Function) Apply(ctx context.Context, changes []change) error {
 	}
 	var bumps []string
 	var done []applied.Change
+	if err := f.waitVisible(ctx, changes); err != nil {
+		return err
+	}
 	for _, c := range changes {
 		if c.index >= 0 && !c.snapshot {
 			done = append(done, applied.Change{CommitLSN: c.version, Index: c.index})

@@ -369,3 +369,36 @@ func TestNewSnapshotRebuilds(t *testing.T) {
 		t.Fatal("the rebuild lost a live track")
 	}
 }
+
+// TestTruncateRebuilds: a TRUNCATE names no rows; the indexer rebuilds the
+// read model from the write model instead of refusing the event.
+func TestTruncateRebuilds(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	a, b := uuid.NewString(), uuid.NewString()
+	l1 := e.write(`INSERT INTO track (id, title, state, published_at) VALUES ($1, 'A', 'published', now()), ($2, 'B', 'published', now())`, a, b)
+	e.send("track", "c", map[string]any{"id": a}, l1)
+	e.send("track", "c", map[string]any{"id": b}, l1)
+	if n, err := e.store.Count(ctx); err != nil || n != 2 {
+		t.Fatalf("before: %d %v", n, err)
+	}
+	l2 := e.write(`TRUNCATE track_rendition, track_artist, track`)
+	ev := searchtest.ChangeEvent("track", "t", nil, nil, l2)
+	ev.SetExtension("txindex", 0)
+	if _, err := e.f.Handle(ctx, ev); err != nil {
+		t.Fatalf("truncate event: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, err := e.store.Count(ctx)
+		needed, _, err2 := applied.RebuildNeeded(ctx, e.pool)
+		if err == nil && err2 == nil && n == 0 && !needed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after TRUNCATE: %d documents, rebuild still needed %v (%v %v)", n, needed, err, err2)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/lsn"
 	"github.com/overture-music/overture/internal/search/applied"
+	"github.com/overture-music/overture/internal/search/writemodel"
 )
 
 // The exact watermark (see package applied): CDC's progress reports say which
@@ -165,4 +167,25 @@ func (f *Function) purgeLoop(ctx context.Context) {
 			prev = w
 		}
 	}
+}
+
+// waitVisible makes sure the batch's transactions are visible before their
+// rows are fetched (see writemodel.WaitVisible). One that stays invisible
+// for two seconds is logged and fetched anyway: a later change repairs what
+// that fetch misses.
+func (f *Function) waitVisible(ctx context.Context, changes []change) error {
+	var xids []uint32
+	for _, c := range changes {
+		if c.xid != 0 && !c.snapshot {
+			xids = append(xids, c.xid)
+		}
+	}
+	slices.Sort(xids)
+	xids = slices.Compact(xids)
+	err := writemodel.WaitVisible(ctx, f.pool, xids, 2*time.Second)
+	if errors.Is(err, writemodel.ErrNotVisible) {
+		f.log.Warn("fetching rows of transactions that are not visible yet", "error", err)
+		return nil
+	}
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -508,4 +509,51 @@ func TestShutdownDrainsAndReleases(t *testing.T) {
 	if n := slow.count(); n != 5 {
 		t.Errorf("%d calls, want 5", n)
 	}
+}
+
+// TestParallelismAnnotation: a trigger's eventing.overture.music/parallelism
+// raises the deliveries in flight above the broker's default (Workers).
+func TestParallelismAnnotation(t *testing.T) {
+	t.Parallel()
+	const want = 100
+	var (
+		mu       sync.Mutex
+		inFlight int
+		peak     int
+		release  = make(chan struct{})
+	)
+	h := handlerFunc(func(ctx context.Context, e event.Event) (*event.Event, error) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		if peak == want {
+			close(release)
+		}
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return nil, nil
+	})
+	yaml := brokerYAML + trigger("wide", "wide", "", `eventing.overture.music/parallelism: "100"`)
+	tb := start(t, yaml, map[string]function.Handler{"wide": h}, func(c *Config) { c.Workers = 8 })
+	var events []event.Event
+	for i := range want {
+		events = append(events, newEvent(fmt.Sprintf("w-%d", i), "music.overture.wide.v1"))
+	}
+	if err := tb.Publish(context.Background(), events...); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-release:
+	case <-time.After(20 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("at most %d deliveries in flight, want %d", peak, want)
+	}
+	eventually(t, 10*time.Second, "all delivered", func() bool { return tb.pending(t) == 0 })
 }

@@ -86,6 +86,7 @@ type dispatcher struct {
 	mLatency                                     prometheus.Observer
 	mIngested                                    prometheus.Counter
 
+	workers      int // concurrent subscriber calls
 	stopWorkers  chan struct{}
 	finisherDone chan struct{}
 	finisherStop chan struct{}
@@ -100,9 +101,13 @@ func (b *Broker) newDispatcher(st *brokerState, t *manifest.Trigger) (*dispatche
 		delivery: t.Spec.Delivery,
 		capacity: int64(b.cfg.Buffer),
 		queue:    make(chan *delivery, b.cfg.Buffer),
-		results:  make(chan result, b.cfg.Workers*2),
+		workers:  b.cfg.Workers,
 		wake:     make(chan struct{}, 1),
 	}
+	if n, _ := t.Parallelism(); n > 0 {
+		d.workers = n
+	}
+	d.results = make(chan result, d.workers*2)
 	d.mDelivered = b.m.delivered.WithLabelValues(d.key)
 	d.mFailed = b.m.failed.WithLabelValues(d.key)
 	d.mDeadLettered = b.m.deadLettered.WithLabelValues(d.key)
@@ -148,7 +153,7 @@ func (d *dispatcher) start(ctx context.Context, wg *sync.WaitGroup) {
 	d.finisherStop = make(chan struct{})
 	d.finisherDone = make(chan struct{})
 	go func() { <-ctx.Done(); close(d.stopWorkers) }()
-	for range d.b.cfg.Workers {
+	for range d.workers {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.work(ctx) }()
 	}

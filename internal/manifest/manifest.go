@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ const (
 
 	BrokerClassAnnotation   = "eventing.knative.dev/broker.class"
 	DeliveryOrderAnnotation = "kafka.eventing.knative.dev/delivery.order"
+	// ParallelismAnnotation sets how many deliveries of a Trigger the
+	// embedded broker runs at once (its default otherwise), like the
+	// RabbitMQ broker's rabbitmq.eventing.knative.dev/parallelism. A
+	// subscriber that batches (the search indexer) needs many in flight.
+	ParallelismAnnotation = "eventing.overture.music/parallelism"
 
 	BackoffLinear      = "linear"
 	BackoffExponential = "exponential"
@@ -173,6 +179,19 @@ func (t *Trigger) Key() string { return t.Metadata.Namespace + "/" + t.Metadata.
 
 // Ordered reports the kafka.eventing.knative.dev/delivery.order: ordered annotation.
 func (t *Trigger) Ordered() bool { return t.Metadata.Annotations[DeliveryOrderAnnotation] == "ordered" }
+
+// Parallelism is the ParallelismAnnotation's value, 0 when unset.
+func (t *Trigger) Parallelism() (int, error) {
+	v, ok := t.Metadata.Annotations[ParallelismAnnotation]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 4096 {
+		return 0, fmt.Errorf("annotation %s must be a whole number from 1 to 4096, got %q", ParallelismAnnotation, v)
+	}
+	return n, nil
+}
 
 // Match reports whether the trigger wants e: spec.filters when present (it
 // overrides spec.filter), else spec.filter.attributes, else everything.

@@ -98,6 +98,9 @@ func (t *Trigger) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("annotation %s must be ordered or unordered, got %q", DeliveryOrderAnnotation, o))
 	}
+	if _, err := t.Parallelism(); err != nil {
+		errs = append(errs, err)
+	}
 	if t.Spec.Filter != nil {
 		for k := range t.Spec.Filter.Attributes {
 			if !validAttributeName(k) {

@@ -41,10 +41,13 @@ import (
 
 	"github.com/overture-music/overture/cdc"
 	searchindexer "github.com/overture-music/overture/functions/search-indexer"
+	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/search/applied"
@@ -61,6 +64,8 @@ var (
 	changes  = flag.Int("changes", 2000, "changes per second for commit-to-searchable")
 	probe    = flag.Bool("probe", false, "only time each query once on Bleve, serially, and print the slowest")
 	cdur     = flag.Duration("change-duration", 10*time.Second, "measured change load per backend")
+	only     = flag.String("only", "", `"commit" runs only the commit-to-searchable part`)
+	direct   = flag.Bool("direct", false, "commit-to-searchable: hand CDC's events to the indexer synchronously instead of through the embedded broker")
 )
 
 func main() {
@@ -113,6 +118,9 @@ func main() {
 	var rows []row
 	loadTimes := map[string]time.Duration{}
 	for _, s := range stores {
+		if *only == "commit" {
+			break
+		}
 		step(fmt.Sprintf("indexing %d tracks into %s", len(docs), s.name))
 		start := time.Now()
 		for i := 0; i < len(docs); i += 2000 {
@@ -152,6 +160,7 @@ func main() {
 	type crow struct {
 		backend string
 		lat     []time.Duration
+		ryw     []time.Duration
 		sent    int
 		lost    int
 		rate    float64
@@ -159,49 +168,85 @@ func main() {
 	var crows []crow
 	for i, b := range []string{"bleve", "opensearch"} {
 		step("commit-to-searchable on " + b)
-		lat, sent, achieved := commitToSearchable(ctx, pg, b, osn.URL(), filepath.Join(dir, "c-bleve"), i, log)
-		crows = append(crows, crow{backend: b, lat: lat, sent: sent, lost: sent - len(lat), rate: achieved})
+		lat, ryw, sent, achieved := commitToSearchable(ctx, pg, b, osn.URL(), filepath.Join(dir, "c-bleve"), i, log)
+		crows = append(crows, crow{backend: b, lat: lat, ryw: ryw, sent: sent, lost: sent - len(lat), rate: achieved})
 	}
 
 	// Report.
-	fmt.Printf("## Search (query API, %d tracks)\n\n", *tracks)
-	fmt.Printf("Open-loop load at %d requests/s for %s per configuration after a %s warm-up at the same rate, "+
-		"%d distinct queries drawn with a Zipf law (s=1.1: a few popular queries, a long tail) — "+
-		"as-you-type prefixes, typos, Latin↔Cyrillic transliterations, genre/year filters. "+
-		"Latency is measured from the scheduled send time by a Go client on the same machine, through `GET /v1/search` of the query service.\n\n",
-		*rate, *duration, *warmup, len(queries))
-	fmt.Println("| backend | cache | load | requests | errors | cache hits | p50 | p90 | p99 | max |")
-	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-	p99 := map[string]time.Duration{}
-	for _, r := range rows {
-		fmt.Printf("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s |\n", r.backend, r.cache, r.mode, len(r.lat)+r.errors, r.errors,
-			pct(r.hits, len(r.lat)), ms(q(r.lat, 0.50)), ms(q(r.lat, 0.90)), ms(q(r.lat, 0.99)), ms(q(r.lat, 1)))
-		if r.mode != "one at a time" {
-			p99[r.backend+"/"+r.cache] = q(r.lat, 0.99)
+	if *only != "commit" {
+		fmt.Printf("## Search (query API, %d tracks)\n\n", *tracks)
+		fmt.Printf("Open-loop load at %d requests/s for %s per configuration after a %s warm-up at the same rate, "+
+			"%d distinct queries drawn with a Zipf law (s=1.1: a few popular queries, a long tail) — "+
+			"as-you-type prefixes, typos, Latin↔Cyrillic transliterations, genre/year filters. "+
+			"Latency is measured from the scheduled send time by a Go client on the same machine, through `GET /v1/search` of the query service.\n\n",
+			*rate, *duration, *warmup, len(queries))
+		fmt.Println("| backend | cache | load | requests | errors | cache hits | p50 | p90 | p99 | max |")
+		fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+		p99 := map[string]time.Duration{}
+		for _, r := range rows {
+			fmt.Printf("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s |\n", r.backend, r.cache, r.mode, len(r.lat)+r.errors, r.errors,
+				pct(r.hits, len(r.lat)), ms(q(r.lat, 0.50)), ms(q(r.lat, 0.90)), ms(q(r.lat, 0.99)), ms(q(r.lat, 1)))
+			if r.mode != "one at a time" {
+				p99[r.backend+"/"+r.cache] = q(r.lat, 0.99)
+			}
 		}
-	}
-	fmt.Println()
-	for _, s := range stores {
-		nc, hc := p99[s.name+"/no cache"], p99[s.name+"/hot cache"]
-		fmt.Printf("- %s: p99 with the hot cache / without (both at the same rate) = %.3f; goal p99 < 20 ms with the cache: **%s** (%s).\n",
-			s.name, float64(hc)/float64(nc), map[bool]string{true: "met", false: "missed"}[hc < 20*time.Millisecond], ms(hc))
-	}
-	fmt.Printf("- Bulk indexing of the %d documents (batches of 2000): Bleve %s, OpenSearch %s.\n\n",
-		*tracks, loadTimes["Bleve"].Round(time.Millisecond), loadTimes["OpenSearch"].Round(time.Millisecond))
+		fmt.Println()
+		for _, s := range stores {
+			nc, hc := p99[s.name+"/no cache"], p99[s.name+"/hot cache"]
+			fmt.Printf("- %s: p99 with the hot cache / without (both at the same rate) = %.3f; goal p99 < 20 ms with the cache: **%s** (%s).\n",
+				s.name, float64(hc)/float64(nc), map[bool]string{true: "met", false: "missed"}[hc < 20*time.Millisecond], ms(hc))
+		}
+		fmt.Printf("- Bulk indexing of the %d documents (batches of 2000): Bleve %s, OpenSearch %s.\n\n",
+			*tracks, loadTimes["Bleve"].Round(time.Millisecond), loadTimes["OpenSearch"].Round(time.Millisecond))
 
+	}
 	fmt.Printf("## Commit-to-searchable (CDC → search-indexer)\n\n")
 	fmt.Printf("%d single-row `UPDATE track` transactions per second for %s, committed by 8 writers into PostgreSQL (fsync off), "+
 		"decoded from the WAL by `cdc` and delivered in process to the search-indexer (Bleve or OpenSearch). "+
-		"Latency runs from the writer's commit returning to the indexer acknowledging the change (written, searchable, watermark advanced).\n\n", *changes, *cdur)
-	fmt.Println("| backend | changes sent | achieved changes/s | not seen | p50 | p90 | p99 | max |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+		"Latency runs from the writer's commit returning to the indexer acknowledging the change (written and searchable). "+
+		"Read-your-writes: every 25th writer reads its token (`pg_current_wal_insert_lsn()`) after the commit and waits with `applied.Wait` "+
+		"(what `?after=` does) until the exact watermark reaches it; that wait is timed from the commit too.\n\n", *changes, *cdur)
+	fmt.Println("| backend | changes sent | achieved changes/s | not seen | p50 | p90 | p99 | max | read-your-writes waits | RYW p50 | RYW p99 |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range crows {
-		fmt.Printf("| %s | %d | %.0f | %d | %s | %s | %s | %s |\n", r.backend, r.sent, r.rate, r.lost, ms(q(r.lat, 0.5)), ms(q(r.lat, 0.9)), ms(q(r.lat, 0.99)), ms(q(r.lat, 1)))
+		fmt.Printf("| %s | %d | %.0f | %d | %s | %s | %s | %s | %d | %s | %s |\n", r.backend, r.sent, r.rate, r.lost, ms(q(r.lat, 0.5)), ms(q(r.lat, 0.9)), ms(q(r.lat, 0.99)), ms(q(r.lat, 1)),
+			len(r.ryw), ms(q(r.ryw, 0.5)), ms(q(r.ryw, 0.99)))
 	}
 	fmt.Println()
 	for _, r := range crows {
 		fmt.Printf("- %s: goal p99 < 1 s: **%s**.\n", r.backend, map[bool]string{true: "met", false: "missed"}[q(r.lat, 0.99) < time.Second && r.lost == 0])
 	}
+}
+
+// diagnose prints the watermark's bookkeeping when a wait failed.
+func diagnose(pool *pgxpool.Pool) {
+	ctx := context.Background()
+	for _, q := range []string{
+		`SELECT 'applied', lsn, chained, snapshot_lsn, rebuild_needed FROM search_applied`,
+		`SELECT 'span', from_lsn, to_lsn, snapshot, rows FROM search_progress ORDER BY from_lsn LIMIT 5`,
+		`SELECT 'incomplete txn', commit_lsn, total, cardinality(seen) FROM search_txn WHERE total IS NULL OR cardinality(seen) < total ORDER BY commit_lsn LIMIT 10`,
+		`SELECT 'retrying', trigger, attempt, left(coalesce(last_error, ''), 300), convert_from(event, 'UTF8')::json->>'id' FROM broker_delivery WHERE attempt > 0 LIMIT 10`,
+		`SELECT 'slot', slot_name, confirmed_flush_lsn::text FROM pg_replication_slots`,
+		`SELECT 'deliveries', trigger, count(*) FROM broker_delivery GROUP BY trigger`,
+	} {
+		rows, err := pool.Query(ctx, q)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "diagnose:", err)
+			continue
+		}
+		for rows.Next() {
+			v, _ := rows.Values()
+			fmt.Fprintln(os.Stderr, "diagnose:", v)
+		}
+		rows.Close()
+	}
+}
+
+// handlerFunc adapts a function to function.Handler.
+type handlerFunc func(context.Context, event.Event) (*event.Event, error)
+
+func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	return f(ctx, e)
 }
 
 func step(s string) { fmt.Fprintln(os.Stderr, "==", time.Now().UTC().Format("15:04:05"), s) }
@@ -388,7 +433,7 @@ func queryMix(docs []search.Track) []string {
 }
 
 // commitToSearchable measures the CDC → indexer pipeline on backend.
-func commitToSearchable(ctx context.Context, pg *infra.Postgres, backend, osURL, bleveDir string, n int, log *slog.Logger) ([]time.Duration, int, float64) {
+func commitToSearchable(ctx context.Context, pg *infra.Postgres, backend, osURL, bleveDir string, n int, log *slog.Logger) (lat, ryw []time.Duration, sent int, achieved float64) {
 	db := fmt.Sprintf("c2s%d", n)
 	admin, err := pgxpool.New(ctx, pg.URL("postgres"))
 	must(err)
@@ -432,7 +477,6 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	// Either side may come first: the indexer can acknowledge a change before
 	// the writer's Exec has returned.
 	var mu sync.Mutex
-	var lat []time.Duration
 	pending := map[string]time.Time{} // title → commit time, or seen time (negative key)
 	seen := map[string]time.Time{}
 	mark := func(title string, commit bool, at time.Time) {
@@ -485,10 +529,50 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	})
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var sink function.Publisher = pub
+	if !*direct {
+		// As in `make run`: CDC publishes into the embedded broker, which
+		// stores the events and delivers them to the indexer as the
+		// search-indexer triggers say.
+		objs, err := manifest.LoadDir("brokers", "triggers/search-indexer.yaml")
+		must(err)
+		bpool, err := postgres.Open(ctx, dbURL)
+		must(err)
+		defer bpool.Close()
+		indexer := handlerFunc(func(ctx context.Context, e event.Event) (*event.Event, error) {
+			if _, err := idx.Handle(ctx, e); err != nil {
+				return nil, err
+			}
+			var d eventtype.ChangeData
+			if json.Unmarshal(e.Data(), &d) == nil {
+				if t, ok := d.After["title"].(string); ok && strings.HasPrefix(t, "c2s ") {
+					mark(t, false, time.Now())
+				}
+			}
+			return nil, nil
+		})
+		deadLetter := handlerFunc(func(_ context.Context, e event.Event) (*event.Event, error) {
+			fmt.Fprintln(os.Stderr, "bench: dead-lettered", e.Type(), e.ID())
+			return nil, nil
+		})
+		b, err := broker.New(ctx, broker.Config{Pool: bpool.Pool, Objects: objs, Log: log,
+			Resolve: func(name string) (function.Handler, bool) {
+				switch name {
+				case searchindexer.Name:
+					return indexer, true
+				case "dead-letter":
+					return deadLetter, true
+				}
+				return nil, false
+			}})
+		must(err)
+		go func() { _ = b.Run(cctx) }()
+		sink = b
+	}
 	go func() {
 		// Slots are per cluster: one per run.
 		slot := fmt.Sprintf("bench%d", n)
-		if err := cdc.Run(cctx, cdc.Config{DatabaseURL: dbURL, Slot: slot, Publication: slot, Publisher: pub, Log: log}); err != nil {
+		if err := cdc.Run(cctx, cdc.Config{DatabaseURL: dbURL, Slot: slot, Publication: slot, Publisher: sink, Log: log}); err != nil {
 			must(err)
 		}
 	}()
@@ -520,13 +604,31 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 				if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, title, ids[int(s)%len(ids)]); err != nil {
 					must(err)
 				}
-				mark(title, true, time.Now())
+				committed := time.Now()
+				mark(title, true, committed)
+				if s%25 == 0 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var tok uint64
+						must(pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&tok))
+						wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+						defer cancel()
+						if _, err := applied.Wait(wctx, pool, tok, 5*time.Millisecond); err != nil {
+							diagnose(pool)
+							must(err)
+						}
+						mu.Lock()
+						ryw = append(ryw, time.Since(committed))
+						mu.Unlock()
+					}()
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	sent := int(seq.Load())
-	achieved := float64(sent) / time.Since(start).Seconds()
+	sent = int(seq.Load())
+	achieved = float64(sent) / time.Since(start).Seconds()
 	// Let the tail drain (bounded).
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -541,7 +643,7 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	cancel()
 	mu.Lock()
 	defer mu.Unlock()
-	return slices.Clone(lat), sent, achieved
+	return slices.Clone(lat), slices.Clone(ryw), sent, achieved
 }
 
 func probeQueries(ctx context.Context, dir string) {

@@ -316,57 +316,106 @@ func RequestWatermark(ctx context.Context, pool *pgxpool.Pool) error {
 // in time.
 var ErrTimeout = errors.New("search read model has not applied the change yet")
 
-// requesters coalesces RequestWatermark calls of concurrent waiters per pool.
-var requesters sync.Map // *pgxpool.Pool → *requester
+// watchers share one poll of the watermark (and one watermark request)
+// among the concurrent waiters of a process, per pool: a thousand readers
+// waiting on ?after= cost one query per interval, not a thousand.
+var watchers sync.Map // *pgxpool.Pool → *watcher
 
-type requester struct {
-	mu   sync.Mutex
-	last time.Time // when the newest request was written
+type watcher struct {
+	pool *pgxpool.Pool
+
+	mu      sync.Mutex
+	cur     uint64
+	tick    chan struct{} // closed after every poll
+	waiters int
+	polling bool
+	asked   time.Time // when the newest watermark request was written
 }
 
-// request asks for a report unless one was written after since; it returns
-// when the newest request was written.
-func (r *requester) request(ctx context.Context, pool *pgxpool.Pool, since time.Time) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last.After(since) {
-		return r.last
-	}
-	at := time.Now()
-	if err := RequestWatermark(ctx, pool); err == nil {
-		r.last = at
-	}
-	return r.last
+func watcherOf(pool *pgxpool.Pool) *watcher {
+	v, _ := watchers.LoadOrStore(pool, &watcher{pool: pool, tick: make(chan struct{})})
+	return v.(*watcher)
 }
 
-// Wait returns the watermark once it is at least target, polling every
-// interval, or ErrTimeout (wrapped, with the position reached) when ctx ends
-// first. When the watermark is behind it asks CDC for a report (coalesced
-// with other waiters, repeated every second while it stays behind).
-func Wait(ctx context.Context, pool *pgxpool.Pool, target uint64, interval time.Duration) (uint64, error) {
-	v, _ := requesters.LoadOrStore(pool, &requester{})
-	req := v.(*requester)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var asked time.Time
+// poll reloads the watermark every interval while anyone waits.
+func (w *watcher) poll(interval time.Duration) {
 	for {
-		cur, err := Load(ctx, pool)
-		if err != nil && ctx.Err() == nil {
-			return 0, err
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v, err := Load(ctx, w.pool)
+		cancel()
+		w.mu.Lock()
+		if err == nil && v > w.cur {
+			w.cur = v
 		}
-		if err == nil && cur >= target {
+		close(w.tick)
+		w.tick = make(chan struct{})
+		if w.waiters == 0 {
+			w.polling = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		time.Sleep(interval)
+	}
+}
+
+// ask writes a watermark request unless one was written within the last
+// second.
+func (w *watcher) ask(ctx context.Context) {
+	w.mu.Lock()
+	due := time.Since(w.asked) > time.Second
+	if due {
+		w.asked = time.Now()
+	}
+	w.mu.Unlock()
+	if due {
+		if err := RequestWatermark(ctx, w.pool); err != nil {
+			w.mu.Lock()
+			w.asked = time.Time{}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Wait returns the watermark once it is at least target, or ErrTimeout
+// (wrapped, with the position reached) when ctx ends first. While it is
+// behind, the process polls it every interval (one query for all waiters)
+// and asks CDC for a report (see RequestWatermark) once a second.
+func Wait(ctx context.Context, pool *pgxpool.Pool, target uint64, interval time.Duration) (uint64, error) {
+	cur, err := Load(ctx, pool)
+	if err != nil {
+		return 0, err
+	}
+	if cur >= target {
+		return cur, nil
+	}
+	w := watcherOf(pool)
+	w.mu.Lock()
+	w.cur = max(w.cur, cur)
+	w.waiters++
+	if !w.polling {
+		w.polling = true
+		go w.poll(interval)
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.waiters--
+		w.mu.Unlock()
+	}()
+	w.ask(ctx)
+	for {
+		w.mu.Lock()
+		cur, tick := w.cur, w.tick
+		w.mu.Unlock()
+		if cur >= target {
 			return cur, nil
-		}
-		if now := time.Now(); asked.IsZero() || now.Sub(asked) > time.Second {
-			asked = req.request(ctx, pool, now.Add(-time.Millisecond))
-			if asked.IsZero() {
-				asked = now
-			}
 		}
 		select {
 		case <-ctx.Done():
 			return cur, fmt.Errorf("%w: applied %d, waiting for %d", ErrTimeout, cur, target)
-		case <-t.C:
+		case <-tick:
+			w.ask(ctx)
 		}
 	}
 }

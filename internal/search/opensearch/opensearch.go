@@ -268,15 +268,26 @@ func sourceOf(op search.Op) source {
 // Apply implements search.Index: writes to the alias's index and to a
 // rebuild in progress, if any.
 func (s *Store) Apply(ctx context.Context, ops []search.Op) error {
-	targets, err := s.indicesOf(ctx, s.alias, s.rebuildAlias())
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		targets, err := s.indicesOf(ctx, s.alias, s.rebuildAlias())
+		if err != nil {
+			return err
+		}
+		if len(targets) == 0 {
+			return fmt.Errorf("opensearch: alias %s points at no index", s.alias)
+		}
+		err = s.bulk(ctx, targets, ops)
+		// A rebuild swapped the alias and dropped the index between the
+		// lookup and the bulk: resolve again (writes are idempotent).
+		if errors.Is(err, errIndexGone) && attempt < 3 {
+			continue
+		}
 		return err
 	}
-	if len(targets) == 0 {
-		return fmt.Errorf("opensearch: alias %s points at no index", s.alias)
-	}
-	return s.bulk(ctx, targets, ops)
 }
+
+// errIndexGone marks a bulk that hit an index deleted meanwhile.
+var errIndexGone = errors.New("index no longer exists")
 
 // bulk writes ops to every index in targets with external versioning,
 // skipping the version conflicts that mean "already as new".
@@ -312,20 +323,28 @@ func (s *Store) bulk(ctx context.Context, targets []string, ops []search.Op) err
 	if !out.Errors {
 		return nil
 	}
-	var errs []error
+	var (
+		errs   []error
+		failed int
+		gone   bool
+	)
 	for _, item := range out.Items {
 		for _, r := range item {
 			if r.Status == http.StatusConflict || r.Error == nil {
 				continue // a newer (or the same) version is stored: nothing to do
 			}
-			errs = append(errs, fmt.Errorf("%s/%s: status %d %s: %s", r.Index, r.ID, r.Status, r.Error.Type, r.Error.Reason))
-			if len(errs) == 5 {
-				break
+			failed++
+			if r.Error.Type == "index_not_found_exception" && !gone {
+				gone = true
+				errs = append(errs, errIndexGone)
+			}
+			if len(errs) < 5 {
+				errs = append(errs, fmt.Errorf("%s/%s: status %d %s: %s", r.Index, r.ID, r.Status, r.Error.Type, r.Error.Reason))
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("opensearch bulk: %w", errors.Join(errs...))
+	if failed > 0 {
+		return fmt.Errorf("opensearch bulk: %d of %d writes failed: %w", failed, len(out.Items), errors.Join(errs...))
 	}
 	return nil
 }
