@@ -202,7 +202,8 @@ func main() {
 	}
 	fmt.Printf("## Commit-to-searchable (CDC → search-indexer)\n\n")
 	fmt.Printf("%d single-row `UPDATE track` transactions per second for %s, committed by 8 writers into PostgreSQL (fsync off), "+
-		"decoded from the WAL by `cdc` and delivered in process to the search-indexer (Bleve or OpenSearch). "+
+		"decoded from the WAL by `cdc`, published into the embedded broker (PostgreSQL-backed, obeying triggers/search-indexer.yaml, as in `make run`) "+
+		"and delivered to the search-indexer (Bleve or OpenSearch); `-direct` hands the events to the indexer synchronously instead. "+
 		"Latency runs from the writer's commit returning to the indexer acknowledging the change (written and searchable). "+
 		"Read-your-writes: every 25th writer reads its token (`pg_current_wal_insert_lsn()`) after the commit and waits with `applied.Wait` "+
 		"(what `?after=` does) until the exact watermark reaches it; that wait is timed from the commit too.\n\n", *changes, *cdur)
