@@ -28,7 +28,7 @@ func TestS3ReusesDataAcrossRestarts(t *testing.T) {
 	}
 	c := s3.New(s3.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: s.Region, UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(o.AccessKey, o.SecretKey, "")})
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("kept")}); err != nil {
+	if err := s.EnsureBucket(ctx, "kept"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("kept"), Key: aws.String("x"), Body: strings.NewReader("data")}); err != nil {
@@ -47,6 +47,10 @@ func TestS3ReusesDataAcrossRestarts(t *testing.T) {
 		t.Fatalf("restart on the same port and dir: %v", err)
 	}
 	defer s2.Stop(5 * time.Second)
+	// The bucket is there already: ensuring it again is not an error.
+	if err := s2.EnsureBucket(ctx, "kept"); err != nil {
+		t.Fatalf("EnsureBucket on an existing bucket: %v", err)
+	}
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("kept"), Key: aws.String("x")})
 	if err != nil {
 		t.Fatalf("object after restart: %v", err)

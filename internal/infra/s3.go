@@ -2,11 +2,17 @@ package infra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // S3 is a private S3 server: versitygw with its posix backend, so buckets are
@@ -73,4 +79,18 @@ func StartS3(ctx context.Context, o S3Options) (*S3, error) {
 		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
 	}
 	return &S3{Process: proc, Port: o.Port, Dir: o.Dir, AccessKey: o.AccessKey, SecretKey: o.SecretKey, Region: o.Region}, nil
+}
+
+// EnsureBucket creates bucket unless it exists already (a second start on the
+// same Dir finds it).
+func (s *S3) EnsureBucket(ctx context.Context, bucket string) error {
+	c := s3.New(s3.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: s.Region, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	var exists *types.BucketAlreadyExists
+	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+		return fmt.Errorf("s3: create bucket %s: %w", bucket, err)
+	}
+	return nil
 }

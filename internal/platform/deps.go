@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -99,6 +100,10 @@ func (p *Platform) startDeps(ctx context.Context) error {
 		}
 		p.group.Add(s.Process)
 		p.procs = append(p.procs, s.Process)
+		// The CDN's origin bucket, where admins' audio goes.
+		if err := s.EnsureBucket(ctx, cmp.Or(cfg["CDN_BUCKET"], "media")); err != nil {
+			return err
+		}
 		cfg[KeyS3Endpoint] = s.Endpoint()
 		p.deps = append(p.deps, dependency{"S3 (versitygw)", s.Endpoint() + "  access key " + cfg[KeyS3AccessKey], true})
 	} else {
