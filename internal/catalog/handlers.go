@@ -139,6 +139,73 @@ func optionalID(obj map[string]json.RawMessage, errs map[string]string) string {
 	return v.(string)
 }
 
+// request is a parsed create or update body.
+type request struct {
+	id   string
+	obj  map[string]json.RawMessage
+	cols columns
+	errs map[string]string // field → problem, reported together
+}
+
+// createRequest reads a create body: an optional client "id" and fields;
+// extra names body members the handler parses itself.
+func createRequest(r *http.Request, fields []field, extra ...string) (request, error) {
+	obj, err := readObject(r)
+	if err != nil {
+		return request{}, err
+	}
+	q := request{obj: obj, errs: map[string]string{}}
+	q.id = optionalID(obj, q.errs)
+	q.cols = parse(obj, fields, true, append([]string{"id"}, extra...), q.errs)
+	return q, nil
+}
+
+// updateRequest reads an update of the entity the path names.
+func updateRequest(r *http.Request, entity string, fields []field, extra ...string) (request, error) {
+	id, err := pathID(r, entity)
+	if err != nil {
+		return request{}, err
+	}
+	obj, err := readObject(r)
+	if err != nil {
+		return request{}, err
+	}
+	q := request{id: id, obj: obj, errs: map[string]string{}}
+	q.cols = parse(obj, fields, false, extra, q.errs)
+	return q, nil
+}
+
+// check reports the body's problems: 422 with every field's, or 400 when an
+// update changes nothing (empty), naming what it could send.
+func (q request) check(empty bool, could string) error {
+	if empty && len(q.errs) == 0 {
+		return problem.BadRequest("the body changes nothing; send at least one of " + could)
+	}
+	return validation(q.errs)
+}
+
+// insertNew inserts the row of a create request, refusing an id in use.
+func insertNew(ctx context.Context, tx pgx.Tx, table, what string, q request) (pgx.Row, error) {
+	if ok, err := exists(ctx, tx, table, q.id); err != nil || ok {
+		return nil, cmpErr(err, conflict(what+" with id "+q.id+" already exists"))
+	}
+	sql, args := insertSQL(table, q.id, q.cols)
+	return tx.QueryRow(ctx, sql, args...), nil
+}
+
+// updateRow applies the columns of an update request; scan reads the row.
+func updateRow[T any](ctx context.Context, tx pgx.Tx, table string, q request, scan func(pgx.Row) (T, error)) (T, error) {
+	sql, args := updateSQL(table, q.id, q.cols)
+	v, err := scan(tx.QueryRow(ctx, sql, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, notFound(table, q.id)
+	}
+	if err != nil {
+		return v, fmt.Errorf("update %s: %w", table, err)
+	}
+	return v, nil
+}
+
 func insertSQL(table, id string, c columns) (string, []any) {
 	names := append([]string{"id"}, c.names...)
 	args := append([]any{id}, c.values...)
@@ -193,26 +260,23 @@ func exists(ctx context.Context, tx pgx.Tx, table, id string) (bool, error) {
 }
 
 func (s *Service) createArtist(w http.ResponseWriter, r *http.Request) error {
-	obj, err := readObject(r)
+	q, err := createRequest(r, artistFields)
 	if err != nil {
 		return err
 	}
-	errs := map[string]string{}
-	id := optionalID(obj, errs)
-	c := parse(obj, artistFields, true, []string{"id"}, errs)
-	if err := validation(errs); err != nil {
+	if err := q.check(false, ""); err != nil {
 		return err
 	}
 	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		if ok, err := exists(ctx, tx, "artist", id); err != nil || ok {
-			return 0, nil, nil, cmpErr(err, conflict("an artist with id "+id+" already exists"))
+		row, err := insertNew(ctx, tx, "artist", "an artist", q)
+		if err != nil {
+			return 0, nil, nil, err
 		}
-		q, args := insertSQL("artist", id, c)
-		a, err := scanArtist(tx.QueryRow(ctx, q, args...))
+		a, err := scanArtist(row)
 		if err != nil {
 			return 0, nil, nil, fmt.Errorf("insert artist: %w", err)
 		}
-		e, err := newEvent(eventtype.ArtistCreated, "artist:"+id, eventtype.ArtistData{ArtistID: id, Name: a.Name})
+		e, err := newEvent(eventtype.ArtistCreated, "artist:"+q.id, eventtype.ArtistData{ArtistID: q.id, Name: a.Name})
 		return http.StatusCreated, a, []event.Event{e}, err
 	})
 }
@@ -226,32 +290,19 @@ func cmpErr(err error, p *problem.Problem) error {
 }
 
 func (s *Service) updateArtist(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "artist")
+	q, err := updateRequest(r, "artist", artistFields)
 	if err != nil {
 		return err
 	}
-	obj, err := readObject(r)
-	if err != nil {
-		return err
-	}
-	errs := map[string]string{}
-	c := parse(obj, artistFields, false, nil, errs)
-	if len(c.names) == 0 && len(errs) == 0 {
-		return problem.BadRequest("the body changes nothing; send at least one of name, country, bio")
-	}
-	if err := validation(errs); err != nil {
+	if err := q.check(len(q.cols.names) == 0, "name, country, bio"); err != nil {
 		return err
 	}
 	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		q, args := updateSQL("artist", id, c)
-		a, err := scanArtist(tx.QueryRow(ctx, q, args...))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil, nil, notFound("artist", id)
-		}
+		a, err := updateRow(ctx, tx, "artist", q, scanArtist)
 		if err != nil {
-			return 0, nil, nil, fmt.Errorf("update artist: %w", err)
+			return 0, nil, nil, err
 		}
-		e, err := newEvent(eventtype.ArtistUpdated, "artist:"+id, eventtype.ArtistData{ArtistID: id, Name: a.Name})
+		e, err := newEvent(eventtype.ArtistUpdated, "artist:"+q.id, eventtype.ArtistData{ArtistID: q.id, Name: a.Name})
 		return http.StatusOK, a, []event.Event{e}, err
 	})
 }
@@ -322,63 +373,47 @@ func checkRefs(ctx context.Context, tx pgx.Tx, c columns) error {
 }
 
 func (s *Service) createAlbum(w http.ResponseWriter, r *http.Request) error {
-	obj, err := readObject(r)
+	q, err := createRequest(r, albumFields)
 	if err != nil {
 		return err
 	}
-	errs := map[string]string{}
-	id := optionalID(obj, errs)
-	c := parse(obj, albumFields, true, []string{"id"}, errs)
-	if err := validation(errs); err != nil {
+	if err := q.check(false, ""); err != nil {
 		return err
 	}
 	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		if err := checkRefs(ctx, tx, c); err != nil {
+		if err := checkRefs(ctx, tx, q.cols); err != nil {
 			return 0, nil, nil, err
 		}
-		if ok, err := exists(ctx, tx, "album", id); err != nil || ok {
-			return 0, nil, nil, cmpErr(err, conflict("an album with id "+id+" already exists"))
+		row, err := insertNew(ctx, tx, "album", "an album", q)
+		if err != nil {
+			return 0, nil, nil, err
 		}
-		q, args := insertSQL("album", id, c)
-		a, err := scanAlbum(tx.QueryRow(ctx, q, args...))
+		a, err := scanAlbum(row)
 		if err != nil {
 			return 0, nil, nil, fmt.Errorf("insert album: %w", err)
 		}
-		e, err := newEvent(eventtype.AlbumCreated, "album:"+id, eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID})
+		e, err := newEvent(eventtype.AlbumCreated, "album:"+q.id, eventtype.AlbumData{AlbumID: q.id, Title: a.Title, ArtistID: a.ArtistID})
 		return http.StatusCreated, a, []event.Event{e}, err
 	})
 }
 
 func (s *Service) updateAlbum(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "album")
+	q, err := updateRequest(r, "album", albumFields)
 	if err != nil {
 		return err
 	}
-	obj, err := readObject(r)
-	if err != nil {
-		return err
-	}
-	errs := map[string]string{}
-	c := parse(obj, albumFields, false, nil, errs)
-	if len(c.names) == 0 && len(errs) == 0 {
-		return problem.BadRequest("the body changes nothing; send at least one of title, artist_id, release_year, cover_key")
-	}
-	if err := validation(errs); err != nil {
+	if err := q.check(len(q.cols.names) == 0, "title, artist_id, release_year, cover_key"); err != nil {
 		return err
 	}
 	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		if err := checkRefs(ctx, tx, c); err != nil {
+		if err := checkRefs(ctx, tx, q.cols); err != nil {
 			return 0, nil, nil, err
 		}
-		q, args := updateSQL("album", id, c)
-		a, err := scanAlbum(tx.QueryRow(ctx, q, args...))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil, nil, notFound("album", id)
-		}
+		a, err := updateRow(ctx, tx, "album", q, scanAlbum)
 		if err != nil {
-			return 0, nil, nil, fmt.Errorf("update album: %w", err)
+			return 0, nil, nil, err
 		}
-		e, err := newEvent(eventtype.AlbumUpdated, "album:"+id, eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID})
+		e, err := newEvent(eventtype.AlbumUpdated, "album:"+q.id, eventtype.AlbumData{AlbumID: q.id, Title: a.Title, ArtistID: a.ArtistID})
 		return http.StatusOK, a, []event.Event{e}, err
 	})
 }
@@ -432,13 +467,20 @@ type Track struct {
 
 // loadTrack reads a track with its artists and renditions; lock takes a row
 // lock for a state transition.
-func loadTrack(ctx context.Context, tx pgx.Tx, id string, lock bool) (Track, error) {
+// scanTrack reads the track columns of selectCols (artists and renditions
+// are loaded separately).
+func scanTrack(row pgx.Row) (Track, error) {
 	var t Track
+	err := row.Scan(&t.ID, &t.Title, &t.AlbumID, &t.GenreID, &t.Position, &t.DurationMS, &t.Explicit, &t.Lyrics, &t.Popularity, &t.State, &t.PublishedAt, &t.CreatedAt, &t.UpdatedAt)
+	return t, err
+}
+
+func loadTrack(ctx context.Context, tx pgx.Tx, id string, lock bool) (Track, error) {
 	q := `SELECT ` + selectCols["track"] + ` FROM track WHERE id = $1`
 	if lock {
 		q += ` FOR UPDATE`
 	}
-	err := tx.QueryRow(ctx, q, id).Scan(&t.ID, &t.Title, &t.AlbumID, &t.GenreID, &t.Position, &t.DurationMS, &t.Explicit, &t.Lyrics, &t.Popularity, &t.State, &t.PublishedAt, &t.CreatedAt, &t.UpdatedAt)
+	t, err := scanTrack(tx.QueryRow(ctx, q, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, notFound("track", id)
 	}
@@ -525,58 +567,43 @@ func parseArtists(obj map[string]json.RawMessage, errs map[string]string) ([]str
 }
 
 func (s *Service) createTrack(w http.ResponseWriter, r *http.Request) error {
-	obj, err := readObject(r)
+	q, err := createRequest(r, trackFields, "artist_ids")
 	if err != nil {
 		return err
 	}
-	errs := map[string]string{}
-	id := optionalID(obj, errs)
-	c := parse(obj, trackFields, true, []string{"id", "artist_ids"}, errs)
-	artists, _ := parseArtists(obj, errs)
-	if err := validation(errs); err != nil {
+	artists, _ := parseArtists(q.obj, q.errs)
+	if err := q.check(false, ""); err != nil {
 		return err
 	}
+	id := q.id
 	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		if err := checkRefs(ctx, tx, c); err != nil {
+		if err := checkRefs(ctx, tx, q.cols); err != nil {
 			return 0, nil, nil, err
 		}
-		if ok, err := exists(ctx, tx, "track", id); err != nil || ok {
-			return 0, nil, nil, cmpErr(err, conflict("a track with id "+id+" already exists"))
+		row, err := insertNew(ctx, tx, "track", "a track", q)
+		if err != nil {
+			return 0, nil, nil, err
 		}
-		q, args := insertSQL("track", id, c)
-		if _, err := tx.Exec(ctx, q, args...); err != nil {
+		if _, err := scanTrack(row); err != nil {
 			return 0, nil, nil, fmt.Errorf("insert track: %w", err)
 		}
 		if err := setArtists(ctx, tx, id, artists); err != nil {
 			return 0, nil, nil, err
 		}
-		t, err := loadTrack(ctx, tx, id, false)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		e, err := newEvent(eventtype.TrackCreated, "track:"+id, t.data())
-		return http.StatusCreated, t, []event.Event{e}, err
+		return trackAnswer(ctx, tx, id, eventtype.TrackCreated, http.StatusCreated)
 	})
 }
 
 func (s *Service) updateTrack(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "track")
+	q, err := updateRequest(r, "track", trackFields, "artist_ids")
 	if err != nil {
 		return err
 	}
-	obj, err := readObject(r)
-	if err != nil {
+	artists, setA := parseArtists(q.obj, q.errs)
+	if err := q.check(len(q.cols.names) == 0 && !setA, "the track fields or artist_ids"); err != nil {
 		return err
 	}
-	errs := map[string]string{}
-	c := parse(obj, trackFields, false, []string{"artist_ids"}, errs)
-	artists, setA := parseArtists(obj, errs)
-	if len(c.names) == 0 && !setA && len(errs) == 0 {
-		return problem.BadRequest("the body changes nothing; send at least one track field or artist_ids")
-	}
-	if err := validation(errs); err != nil {
-		return err
-	}
+	id, c := q.id, q.cols
 	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
 		cur, err := loadTrack(ctx, tx, id, true)
 		if err != nil {
@@ -601,12 +628,7 @@ func (s *Service) updateTrack(w http.ResponseWriter, r *http.Request) error {
 				return 0, nil, nil, err
 			}
 		}
-		t, err := loadTrack(ctx, tx, id, false)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		e, err := newEvent(eventtype.TrackUpdated, "track:"+id, t.data())
-		return http.StatusOK, t, []event.Event{e}, err
+		return trackAnswer(ctx, tx, id, eventtype.TrackUpdated, http.StatusOK)
 	})
 }
 
@@ -629,35 +651,32 @@ func (s *Service) deleteTrack(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) publishTrack(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "track")
-	if err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		t, err := loadTrack(ctx, tx, id, true)
-		if err != nil {
-			return 0, nil, nil, err
-		}
+	return s.moveTrack(w, r, eventtype.TrackPublished, `state = 'published', published_at = now()`, func(id string, t Track) error {
 		switch {
 		case t.State == "published":
-			return 0, nil, nil, conflict("track " + id + " is already published")
+			return conflict("track " + id + " is already published")
 		case len(t.Renditions) == 0:
-			return 0, nil, nil, conflict("track " + id + " has no renditions; upload its audio (PUT /v1/admin/tracks/" + id + "/renditions) before publishing")
+			return conflict("track " + id + " has no renditions; upload its audio (PUT /v1/admin/tracks/" + id + "/renditions) before publishing")
 		case len(t.ArtistIDs) == 0:
-			return 0, nil, nil, conflict("track " + id + " has no artist; set artist_ids before publishing")
+			return conflict("track " + id + " has no artist; set artist_ids before publishing")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE track SET state = 'published', published_at = now(), updated_at = now() WHERE id = $1`, id); err != nil {
-			return 0, nil, nil, fmt.Errorf("publish track: %w", err)
-		}
-		if t, err = loadTrack(ctx, tx, id, false); err != nil {
-			return 0, nil, nil, err
-		}
-		e, err := newEvent(eventtype.TrackPublished, "track:"+id, t.data())
-		return http.StatusOK, t, []event.Event{e}, err
+		return nil
 	})
 }
 
 func (s *Service) unpublishTrack(w http.ResponseWriter, r *http.Request) error {
+	return s.moveTrack(w, r, eventtype.TrackUnpublished, `state = 'unpublished'`, func(id string, t Track) error {
+		if t.State != "published" {
+			return conflict("track " + id + " is " + t.State + ", not published")
+		}
+		return nil
+	})
+}
+
+// moveTrack changes the state of the track the path names: it locks the row,
+// asks allowed (a 409 when the transition is illegal), applies set and
+// announces the result as evType.
+func (s *Service) moveTrack(w http.ResponseWriter, r *http.Request, evType, set string, allowed func(id string, t Track) error) error {
 	id, err := pathID(r, "track")
 	if err != nil {
 		return err
@@ -667,18 +686,25 @@ func (s *Service) unpublishTrack(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		if t.State != "published" {
-			return 0, nil, nil, conflict("track " + id + " is " + t.State + ", not published")
-		}
-		if _, err := tx.Exec(ctx, `UPDATE track SET state = 'unpublished', updated_at = now() WHERE id = $1`, id); err != nil {
-			return 0, nil, nil, fmt.Errorf("unpublish track: %w", err)
-		}
-		if t, err = loadTrack(ctx, tx, id, false); err != nil {
+		if err := allowed(id, t); err != nil {
 			return 0, nil, nil, err
 		}
-		e, err := newEvent(eventtype.TrackUnpublished, "track:"+id, t.data())
-		return http.StatusOK, t, []event.Event{e}, err
+		if _, err := tx.Exec(ctx, `UPDATE track SET `+set+`, updated_at = now() WHERE id = $1`, id); err != nil {
+			return 0, nil, nil, fmt.Errorf("change state of track %s: %w", id, err)
+		}
+		return trackAnswer(ctx, tx, id, evType, http.StatusOK)
 	})
+}
+
+// trackAnswer reloads the track a handler changed and answers it, with its
+// domain event of type evType.
+func trackAnswer(ctx context.Context, tx pgx.Tx, id, evType string, status int) (int, any, []event.Event, error) {
+	t, err := loadTrack(ctx, tx, id, false)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	e, err := newEvent(evType, "track:"+id, t.data())
+	return status, t, []event.Event{e}, err
 }
 
 // RenditionInput is one rendition in PUT /v1/admin/tracks/{id}/renditions.
