@@ -45,18 +45,11 @@ func (f *Purge) Start(_ context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", Name)
 	}
-	list, secret := cfg["CDN_POPS"], cfg["CDN_ADMIN_SECRET"]
-	if list == "" {
-		list, secret = steering.DevPOPs, steering.DevAdminSecret
-	}
-	pops, err := steering.ParsePOPs(list)
+	pops, client, err := steering.AdminConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if secret == "" {
-		return fmt.Errorf("%s: CDN_ADMIN_SECRET is not set", Name)
-	}
-	f.pops, f.client = pops, edge.AdminClient{Secret: secret}
+	f.pops, f.client = pops, client
 	return nil
 }
 

@@ -98,6 +98,24 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 	return c, nil
 }
 
+// AdminConfig reads what a function that drives the POPs' admin API needs
+// (cdn-warm, cdn-purge): CDN_POPS and CDN_ADMIN_SECRET, both defaulting to
+// the three loopback POPs of `make run` when CDN_POPS is unset.
+func AdminConfig(cfg map[string]string) ([]POP, edge.AdminClient, error) {
+	list, secret := cfg["CDN_POPS"], cfg["CDN_ADMIN_SECRET"]
+	if list == "" {
+		list, secret = DevPOPs, DevAdminSecret
+	}
+	pops, err := ParsePOPs(list)
+	if err != nil {
+		return nil, edge.AdminClient{}, err
+	}
+	if secret == "" {
+		return nil, edge.AdminClient{}, fmt.Errorf("steering: CDN_ADMIN_SECRET is not set")
+	}
+	return pops, edge.AdminClient{Secret: secret}, nil
+}
+
 // ParsePOPs reads "name=region=url,…".
 func ParsePOPs(s string) ([]POP, error) {
 	var out []POP
