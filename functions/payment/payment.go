@@ -14,22 +14,18 @@ package payment
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/payment"
-	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/saga"
 )
 
 // Function is the payment function.
 type Function struct {
-	Mode      saga.Mode
+	saga.Participant
 	Processor *payment.Processor
-	Log       *slog.Logger
-	pool      *postgres.Pool
 }
 
 // New returns the function; Start configures it.
@@ -39,27 +35,14 @@ func New() *Function { return &Function{} }
 // SAGA_MODE, PAYMENT_PROVIDER_URL, PAYMENT_SHOP_ID, PAYMENT_SECRET_KEY,
 // PAYMENT_TIMEOUT).
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default().With("function", "payment")
-	}
-	mode, pool, err := saga.Open(ctx, cfg, "payment", payment.Migrate)
-	if err != nil {
+	if err := f.Join(ctx, cfg, "payment", payment.Migrate); err != nil {
 		return err
 	}
-	f.Mode, f.pool = mode, pool
 	client, err := payment.FromConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("payment: %w", err)
 	}
-	f.Processor = &payment.Processor{Pool: pool.Pool, Provider: client, Log: f.Log}
-	return nil
-}
-
-// Stop releases the pool.
-func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
+	f.Processor = &payment.Processor{Pool: f.Pool.Pool, Provider: client, Log: f.Log}
 	return nil
 }
 

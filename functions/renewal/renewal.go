@@ -11,22 +11,18 @@ package renewal
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/overture-music/overture/internal/eventtype"
-	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/saga"
 	sub "github.com/overture-music/overture/internal/subscription"
 )
 
 // Function is the renewal function.
 type Function struct {
-	Mode  saga.Mode
+	saga.Participant
 	Store *sub.Store
-	Log   *slog.Logger
-	pool  *postgres.Pool
 }
 
 // New returns the function; Start configures it.
@@ -35,24 +31,12 @@ func New() *Function { return &Function{} }
 // Start reads DATABASE_URL, SAGA_MODE, DUNNING_SCHEDULE and
 // SUBSCRIPTION_PENDING_TIMEOUT.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default().With("function", "renewal")
-	}
-	mode, pool, err := saga.Open(ctx, cfg, "renewal", sub.Migrate)
-	if err != nil {
+	if err := f.Join(ctx, cfg, "renewal", sub.Migrate); err != nil {
 		return err
 	}
-	f.Mode, f.pool = mode, pool
-	f.Store, err = sub.NewStore(pool.Pool, cfg)
+	var err error
+	f.Store, err = sub.NewStore(f.Pool.Pool, cfg)
 	return err
-}
-
-// Stop releases the pool.
-func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
-	return nil
 }
 
 // Handle implements function.Handler: every ping runs one sweep.

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -84,12 +83,10 @@ type Data struct {
 
 // Function is the saga manager.
 type Function struct {
-	Mode              saga.Mode
+	saga.Participant
 	StepTimeout       time.Duration
 	MaxChargeAttempts int
 	Now               func() time.Time
-	Log               *slog.Logger
-	pool              *postgres.Pool
 }
 
 // New returns the function; Start configures it.
@@ -106,16 +103,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Start reads DATABASE_URL, SAGA_MODE, SAGA_STEP_TIMEOUT, SAGA_MAX_CHARGE_ATTEMPTS.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default().With("function", "saga-manager")
-	}
-	mode, err := saga.ParseMode(cfg)
-	if err != nil {
-		return err
-	}
-	f.Mode = mode
 	f.StepTimeout = 30 * time.Second
 	if v := cfg[KeyStepTimeout]; v != "" {
+		var err error
 		if f.StepTimeout, err = time.ParseDuration(v); err != nil {
 			return fmt.Errorf("%s=%q: %w", KeyStepTimeout, v, err)
 		}
@@ -126,20 +116,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 			return fmt.Errorf("%s=%q: want a positive integer", KeyMaxChargeAttempts, v)
 		}
 	}
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
-	if err != nil {
-		return fmt.Errorf("saga-manager: %w", err)
-	}
-	f.pool = pool
-	return Migrate(ctx, pool.Pool)
-}
-
-// Stop releases the pool.
-func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
-	return nil
+	return f.Join(ctx, cfg, "saga-manager", Migrate)
 }
 
 func (f *Function) now() time.Time {
@@ -200,7 +177,7 @@ func (f *Function) start(ctx context.Context, typ string, c eventtype.RenewalDue
 		c.Attempt = 1
 	}
 	in := &instance{id: SagaID(c), typ: typ, state: StateCharging, data: Data{Charge: c}}
-	return postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+	return postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error {
 		body, _ := json.Marshal(in.data)
 		tag, err := tx.Exec(ctx, `INSERT INTO saga_instance (saga_id, saga_type, state, data) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
 			in.id, typ, in.state, body)
@@ -291,7 +268,7 @@ func (f *Function) failedPayment(in *instance, reason string) *eventtype.Payment
 }
 
 func (f *Function) reply(ctx context.Context, r eventtype.SagaReply, ok bool) error {
-	return postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+	return postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error {
 		in, err := f.load(ctx, tx, r.SagaID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			f.Log.WarnContext(ctx, "reply for an unknown saga", "saga", r.SagaID, "step", r.Step)
@@ -338,7 +315,7 @@ func (f *Function) reply(ctx context.Context, r eventtype.SagaReply, ok bool) er
 // attempt) and aborts a charge that stayed unresolved MaxChargeAttempts
 // times. It returns how many sagas it touched.
 func (f *Function) Sweep(ctx context.Context) (int, error) {
-	rows, err := f.pool.Query(ctx, `SELECT saga_id FROM saga_instance WHERE completed_at IS NULL AND deadline <= $1 ORDER BY deadline LIMIT 1000`, f.now())
+	rows, err := f.Pool.Query(ctx, `SELECT saga_id FROM saga_instance WHERE completed_at IS NULL AND deadline <= $1 ORDER BY deadline LIMIT 1000`, f.now())
 	if err != nil {
 		return 0, fmt.Errorf("overdue sagas: %w", err)
 	}
@@ -348,7 +325,7 @@ func (f *Function) Sweep(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range ids {
-		err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		err := postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error {
 			in, err := f.load(ctx, tx, id)
 			if err != nil {
 				return fmt.Errorf("load saga %s: %w", id, err)

@@ -14,7 +14,6 @@ package subscription
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
@@ -29,10 +28,8 @@ import (
 
 // Function is the subscription function.
 type Function struct {
-	Mode  saga.Mode
+	saga.Participant
 	Store *sub.Store
-	Log   *slog.Logger
-	pool  *postgres.Pool
 }
 
 // New returns the function; Start configures it.
@@ -40,24 +37,12 @@ func New() *Function { return &Function{} }
 
 // Start reads DATABASE_URL, SAGA_MODE and DUNNING_SCHEDULE.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default().With("function", "subscription")
-	}
-	mode, pool, err := saga.Open(ctx, cfg, "subscription", sub.Migrate)
-	if err != nil {
+	if err := f.Join(ctx, cfg, "subscription", sub.Migrate); err != nil {
 		return err
 	}
-	f.Mode, f.pool = mode, pool
-	f.Store, err = sub.NewStore(pool.Pool, cfg)
+	var err error
+	f.Store, err = sub.NewStore(f.Pool.Pool, cfg)
 	return err
-}
-
-// Stop releases the pool.
-func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
-	return nil
 }
 
 // Handle implements function.Handler.
@@ -72,7 +57,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if err := saga.Decode(e, &d); err != nil {
 			return nil, err
 		}
-		_, err := inbox.Handle(ctx, f.pool.Pool, "subscription", e, func(tx pgx.Tx) error {
+		_, err := inbox.Handle(ctx, f.Pool.Pool, "subscription", e, func(tx pgx.Tx) error {
 			out, err := f.Store.ApplyPayment(ctx, tx, d, e.Type() == eventtype.PaymentCompleted)
 			if err != nil {
 				return err
@@ -91,7 +76,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if c.Payment == nil {
 			return nil, fmt.Errorf("apply_payment %s has no payment", e.ID())
 		}
-		err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		err := postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error {
 			out, err := f.Store.ApplyPayment(ctx, tx, *c.Payment, c.Payment.Outcome == "completed")
 			if err != nil {
 				return err

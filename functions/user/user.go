@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -37,9 +36,7 @@ const Source = "/overture/user"
 
 // Function is the user function.
 type Function struct {
-	Mode saga.Mode
-	Log  *slog.Logger
-	pool *postgres.Pool
+	saga.Participant
 }
 
 // New returns the function; Start configures it.
@@ -56,21 +53,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Start reads DATABASE_URL and SAGA_MODE.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default().With("function", "user")
-	}
-	mode, pool, err := saga.Open(ctx, cfg, "user", Migrate)
-	if err != nil {
+	if err := f.Join(ctx, cfg, "user", Migrate); err != nil {
 		return err
-	}
-	f.Mode, f.pool = mode, pool
-	return nil
-}
-
-// Stop releases the pool.
-func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
 	}
 	return nil
 }
@@ -87,7 +71,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if err := saga.Decode(e, &d); err != nil {
 			return nil, err
 		}
-		return nil, postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error { return grant(ctx, tx, d) })
+		return nil, postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error { return grant(ctx, tx, d) })
 	case eventtype.SagaGrantPremium:
 		if choreo {
 			return nil, nil
@@ -99,7 +83,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if c.Subscription == nil {
 			return nil, fmt.Errorf("grant_premium %s has no subscription", e.ID())
 		}
-		return nil, postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		return nil, postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error {
 			if err := grant(ctx, tx, *c.Subscription); err != nil {
 				return err
 			}
@@ -115,7 +99,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if err := saga.Decode(e, &d); err != nil {
 			return nil, err
 		}
-		return nil, postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error { return revoke(ctx, tx, d) })
+		return nil, postgres.InTx(ctx, f.Pool, func(tx pgx.Tx) error { return revoke(ctx, tx, d) })
 	}
 	return nil, nil
 }
