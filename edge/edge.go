@@ -233,9 +233,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("edge %s: listen on %s: %w", s.cfg.Name, addr, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ConnState: s.ConnState}
+	// gatherListener/withGatherConn: a cached slice's headers and body leave
+	// in one writev instead of two writes (conn.go).
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ConnState: s.ConnState,
+		ConnContext: withGatherConn}
 	s.serveErr = make(chan error, 1)
-	go func() { s.serveErr <- s.srv.Serve(ln) }()
+	go func() { s.serveErr <- s.srv.Serve(gatherListener{ln}) }()
 	s.log.Info("edge POP listening", "address", ln.Addr().String(), "region", s.cfg.Region)
 	return nil
 }

@@ -73,8 +73,11 @@ type objectInfo struct {
 	Fetched      time.Time `json:"fetched"`
 	Tag          string    `json:"tag,omitempty"`
 
-	// Response header values, computed once per object (prepare).
-	hdrLastMod, hdrLength, hdrType string
+	// Response header values, computed once per object (prepare); the
+	// one-element slices go into the header map as they are, so a hit
+	// allocates none.
+	hdrLastMod, hdrLength, hdrType        string
+	vETag, vLastMod, vLength, vType, vTag []string
 }
 
 // prepare precomputes the header values served with every hit.
@@ -84,6 +87,23 @@ func (i *objectInfo) prepare() {
 	}
 	i.hdrLength = strconv.FormatInt(i.Size, 10)
 	i.hdrType = contentType(i.Key, i.ContentType)
+	i.vETag, i.vLastMod, i.vLength, i.vType, i.vTag = one(i.ETag), one(i.hdrLastMod), one(i.hdrLength), one(i.hdrType), one(i.Tag)
+}
+
+// one is a header value list of v, nil for "".
+func one(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
+}
+
+// hv returns the precomputed list pre when it still holds v, else a new one.
+func hv(pre []string, v string) []string {
+	if len(pre) == 1 && pre[0] == v {
+		return pre
+	}
+	return []string{v}
 }
 
 // openSlice starts fetching bytes [off, off+n) of key and returns the

@@ -137,10 +137,10 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Accept-Ranges"] = hdrBytes
 	if info.ETag != "" {
-		h["Etag"] = []string{info.ETag}
+		h["Etag"] = hv(info.vETag, info.ETag)
 	}
 	if info.hdrLastMod != "" {
-		h["Last-Modified"] = []string{info.hdrLastMod}
+		h["Last-Modified"] = hv(info.vLastMod, info.hdrLastMod)
 	}
 	if isPlaylist(key) {
 		h["Cache-Control"] = []string{s.playlistCC}
@@ -152,7 +152,7 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		ctype = contentType(key, info.ContentType)
 	}
 	if info.Tag != "" {
-		h["Surrogate-Key"] = []string{info.Tag}
+		h["Surrogate-Key"] = hv(info.vTag, info.Tag)
 	}
 	if notModified(r, info) {
 		s.count(state)
@@ -193,9 +193,9 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	h["X-Cache"] = hdrCache[state]
 	switch {
 	case whole:
-		h["Content-Type"] = []string{ctype}
+		h["Content-Type"] = hv(info.vType, ctype)
 		if info.hdrLength != "" {
-			h["Content-Length"] = []string{info.hdrLength}
+			h["Content-Length"] = hv(info.vLength, info.hdrLength)
 		} else {
 			h["Content-Length"] = []string{strconv.FormatInt(info.Size, 10)}
 		}
@@ -228,7 +228,7 @@ func (s *Server) count(st cacheState) {
 	default:
 		s.st.miss.Add(1)
 	}
-	s.metrics.requests.WithLabelValues(strings.ToLower(st.String())).Inc()
+	s.metrics.byState[st].Inc()
 }
 
 // abort cuts a response whose body could not be completed: the client sees a
@@ -246,6 +246,7 @@ func (s *Server) abort(key string, err error) {
 func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info objectInfo, rg byteRange) error {
 	S := s.cfg.SliceSize
 	end := rg.start + rg.length // exclusive
+	gather := gatherFrom(ctx)
 	for off := rg.start; off < end; {
 		idx := off / S
 		data, f := s.sliceSource(info, idx)
@@ -273,7 +274,18 @@ func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info obj
 				return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(view))
 			}
 			stop := min(len(view), hi)
+			// Bytes already in hand (a cached slice): let the connection send
+			// the buffered headers with them in one writev (conn.go). Never
+			// while streaming a fetch, so nothing waits behind the origin.
+			var g *gatherConn
+			if f == nil {
+				g = gather
+			}
+			g.begin()
 			n, err := w.Write(view[pos:stop])
+			if gerr := g.end(); err == nil {
+				err = gerr
+			}
 			s.st.bytesOut.Add(int64(n))
 			if err != nil {
 				return context.Canceled // the client went away
