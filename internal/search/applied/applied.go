@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,17 +169,14 @@ ON CONFLICT (commit_lsn) DO UPDATE
 	return nil
 }
 
-// span is a recorded progress report.
-type span struct {
-	from, to uint64
-	snapshot bool
-	rows     int
-	resume   bool
-}
-
 // Advance moves the watermark as far as the recorded spans and applied
 // changes allow and returns it (0 while the chain has not started). Call it
 // after recording either; concurrent callers serialize on the watermark row.
+//
+// Each step is two index range queries, however many spans are pending: the
+// first incomplete transaction after the watermark bounds how far it can
+// go, and the watermark moves to the end of the furthest recorded span that
+// starts at or before it and ends before that bound.
 func Advance(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 	var w uint64
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -193,70 +191,51 @@ func Advance(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 			Scan(&cur, &chained, &snapLSN, &needed); err != nil {
 			return err
 		}
-		w = uint64(cur)
-		if !chained {
-			w = 0
-		}
-		start := w
-		spans, err := loadSpans(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if !chained {
+		if chained {
+			w = uint64(cur)
+		} else {
 			// The chain starts at the initial snapshot's span (0, cp], or —
 			// on a database whose indexer ran before watermarks existed — at
 			// the first resumed session's confirmed position, everything
 			// before which the broker had acknowledged.
-			root, ok := -1, false
-			for i, s := range spans {
-				if s.snapshot {
-					root, ok = i, true
-					break
-				}
+			var root *int64
+			err := tx.QueryRow(ctx, `SELECT CASE WHEN bool_or(snapshot) THEN 0 ELSE min(from_lsn) FILTER (WHERE resume) END
+			                           FROM search_progress`).Scan(&root)
+			if err != nil {
+				return err
 			}
-			if !ok {
-				for i, s := range spans {
-					if s.resume && (root < 0 || s.from < spans[root].from) {
-						root = i
-					}
-				}
-			}
-			if root < 0 {
+			if root == nil {
 				return nil
 			}
-			if !ok {
-				w = spans[root].from
-			}
-			chained = true
+			w = uint64(*root)
 		}
+		start := w
 		for {
-			next := w
-			for _, s := range spans {
-				if s.from > w || s.to <= next {
-					continue
-				}
-				if s.snapshot && s.rows > 0 && !(uint64(snapLSN) > s.to || (uint64(snapLSN) == s.to && !needed)) {
-					continue // the rebuild after this snapshot has not finished
-				}
-				var incomplete bool
-				if err := tx.QueryRow(ctx, `
-SELECT EXISTS (SELECT 1 FROM search_txn WHERE commit_lsn > $1 AND commit_lsn <= $2
-                 AND total IS NOT NULL AND cardinality(seen) < total)`, int64(w), int64(s.to)).Scan(&incomplete); err != nil {
-					return err
-				}
-				if !incomplete {
-					next = s.to
-				}
+			// The first incomplete transaction after w bounds every span.
+			var bound *int64
+			if err := tx.QueryRow(ctx, `SELECT min(commit_lsn) FROM search_txn
+			  WHERE commit_lsn > $1 AND total IS NOT NULL AND cardinality(seen) < total`, int64(w)).Scan(&bound); err != nil {
+				return err
 			}
-			if next == w {
+			// A snapshot span with rows completes with the rebuild it
+			// triggered (snapshot_lsn = its end and no rebuild pending, or a
+			// newer snapshot since).
+			var next *int64
+			if err := tx.QueryRow(ctx, `SELECT max(to_lsn) FROM search_progress
+			  WHERE from_lsn <= $1 AND to_lsn > $1 AND ($2::bigint IS NULL OR to_lsn < $2)
+			    AND (NOT snapshot OR rows = 0 OR $3 > to_lsn OR ($3 = to_lsn AND NOT $4))`,
+				int64(w), bound, snapLSN, needed).Scan(&next); err != nil {
+				return err
+			}
+			if next == nil {
 				break
 			}
-			w = next
+			w = uint64(*next)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE search_applied SET lsn = $1, chained = true, updated_at = now() WHERE id = 1 AND (lsn <> $1 OR NOT chained)`, int64(w)); err != nil {
 			return err
 		}
-		if w > start {
+		if w > start || !chained {
 			if _, err := tx.Exec(ctx, `DELETE FROM search_txn WHERE commit_lsn <= $1`, int64(w)); err != nil {
 				return err
 			}
@@ -270,24 +249,6 @@ SELECT EXISTS (SELECT 1 FROM search_txn WHERE commit_lsn > $1 AND commit_lsn <= 
 		return 0, fmt.Errorf("advance the search watermark: %w", err)
 	}
 	return w, nil
-}
-
-func loadSpans(ctx context.Context, tx pgx.Tx) ([]span, error) {
-	rows, err := tx.Query(ctx, `SELECT from_lsn, to_lsn, snapshot, rows, resume FROM search_progress ORDER BY from_lsn, to_lsn`)
-	if err != nil {
-		return nil, err
-	}
-	var out []span
-	for rows.Next() {
-		var s span
-		var from, to int64
-		if err := rows.Scan(&from, &to, &s.snapshot, &s.rows, &s.resume); err != nil {
-			return nil, err
-		}
-		s.from, s.to = uint64(from), uint64(to)
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // Load returns the watermark (0 before the chain starts).
@@ -470,4 +431,65 @@ func Rebuilt(ctx context.Context, pool *pgxpool.Pool, snap uint64) error {
 		return fmt.Errorf("clear rebuild request: %w", err)
 	}
 	return nil
+}
+
+// Explain describes what holds the watermark back: the watermark, the spans
+// that start at or before it, and the incomplete transactions in the next
+// one. It is for operators and failing tests ("why does ?after= wait?").
+func Explain(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var b strings.Builder
+	var (
+		w, snap         int64
+		chained, needed bool
+		spans, txns     int
+	)
+	err := pool.QueryRow(ctx, `SELECT lsn, chained, snapshot_lsn, rebuild_needed,
+	       (SELECT count(*) FROM search_progress), (SELECT count(*) FROM search_txn)
+	  FROM search_applied WHERE id = 1`).Scan(&w, &chained, &snap, &needed, &spans, &txns)
+	if err != nil {
+		return "", fmt.Errorf("explain the search watermark: %w", err)
+	}
+	fmt.Fprintf(&b, "watermark %d (chained %v), snapshot %d (rebuild needed %v); %d spans and %d transactions recorded\n", w, chained, snap, needed, spans, txns)
+	rows, err := pool.Query(ctx, `SELECT from_lsn, to_lsn, snapshot, rows FROM search_progress WHERE from_lsn <= $1 ORDER BY to_lsn DESC LIMIT 5`, w)
+	if err != nil {
+		return "", fmt.Errorf("explain the search watermark: %w", err)
+	}
+	var next int64 = -1
+	for rows.Next() {
+		var from, to int64
+		var snapshot bool
+		var n int
+		if err := rows.Scan(&from, &to, &snapshot, &n); err != nil {
+			rows.Close()
+			return "", err
+		}
+		next = max(next, to)
+		fmt.Fprintf(&b, "  span (%d, %d] snapshot %v rows %d\n", from, to, snapshot, n)
+	}
+	rows.Close()
+	if next < 0 {
+		var first *int64
+		_ = pool.QueryRow(ctx, `SELECT min(from_lsn) FROM search_progress`).Scan(&first)
+		if first != nil {
+			fmt.Fprintf(&b, "  no span starts at or before the watermark; the next starts at %d (a report is missing)\n", *first)
+		} else {
+			fmt.Fprintf(&b, "  no spans recorded: waiting for CDC's reports\n")
+		}
+		return b.String(), nil
+	}
+	rows, err = pool.Query(ctx, `SELECT commit_lsn, total, cardinality(seen) FROM search_txn
+	 WHERE commit_lsn > $1 AND commit_lsn <= $2 AND total IS NOT NULL AND cardinality(seen) < total ORDER BY commit_lsn LIMIT 5`, w, next)
+	if err != nil {
+		return "", fmt.Errorf("explain the search watermark: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c int64
+		var total, seen int
+		if err := rows.Scan(&c, &total, &seen); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "  transaction %d: %d of %d changes applied\n", c, seen, total)
+	}
+	return b.String(), rows.Err()
 }
