@@ -264,6 +264,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.bg.Wait()
+	if s.store.disk != nil {
+		s.store.disk.close()
+	}
 	if s.redis != nil {
 		_ = s.redis.Close()
 	}

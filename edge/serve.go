@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -241,6 +243,10 @@ func (s *Server) abort(key string, err error) {
 	panic(http.ErrAbortHandler)
 }
 
+// zeroCopyMin is the smallest part of a slice sent with sendfile; below it
+// a copy is cheaper than the extra system calls.
+const zeroCopyMin = 16 << 10
+
 // writeRange writes bytes of rg slice by slice, streaming slices that are
 // still being fetched.
 func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info objectInfo, rg byteRange) error {
@@ -274,6 +280,28 @@ func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info obj
 				return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(view))
 			}
 			stop := min(len(view), hi)
+			if f == nil && gather != nil && stop-pos >= zeroCopyMin && s.store.disk != nil {
+				// A cached slice that is also a disk-tier file: send it from
+				// the page cache with sendfile (conn.go) instead of copying
+				// the memory tier's bytes into the socket.
+				if file, ok := s.store.disk.file(sliceKey{info.Key, idx}); ok && file.size == int64(len(data)) {
+					gather.begin()
+					n, err := io.Copy(w, &fileBody{f: file.f, head: file.head, off: int64(pos), n: int64(stop - pos)})
+					if gerr := gather.end(); err == nil {
+						err = gerr
+					}
+					s.st.bytesOut.Add(n)
+					pos += int(n)
+					if err == nil && pos == stop {
+						continue
+					}
+					if !errors.Is(err, os.ErrClosed) {
+						return context.Canceled // the client went away
+					}
+					// The file was closed by a purge or an eviction meanwhile:
+					// the rest comes from the memory copy.
+				}
+			}
 			// Bytes already in hand (a cached slice): let the connection send
 			// the buffered headers with them in one writev (conn.go). Never
 			// while streaming a fetch, so nothing waits behind the origin.

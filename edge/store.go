@@ -238,7 +238,26 @@ type diskTier struct {
 	lru   *list.List // front = most recently used; values *diskEntry
 	index map[string]*list.Element
 	used  int64
+	// open keeps slice files open for zero-copy hits (sendFile), keyed by
+	// slice name; an entry is closed when its file is replaced, removed or
+	// evicted. A slice file is never rewritten in place (put renames a new
+	// file over it), so an open descriptor always reads one version.
+	open map[string]openSlice
 }
+
+type openSlice struct {
+	f    *os.File
+	size int64
+	head []byte        // the file's first bytes (net/http copies these itself)
+	el   *list.Element // the index entry the file was opened for
+}
+
+// headLen is how many leading bytes of an open slice file are kept in
+// memory: net/http copies the first 512 bytes of a ReadFrom body itself.
+const headLen = 512
+
+// maxOpenSlices bounds the descriptors kept by diskTier.open.
+const maxOpenSlices = 1024
 
 type diskEntry struct {
 	name    string
@@ -252,7 +271,7 @@ func openDisk(dir string, budget int64) (*diskTier, error) {
 			return nil, fmt.Errorf("edge: disk tier: %w", err)
 		}
 	}
-	d := &diskTier{dir: dir, budget: budget, lru: list.New(), index: map[string]*list.Element{}}
+	d := &diskTier{dir: dir, budget: budget, lru: list.New(), index: map[string]*list.Element{}, open: map[string]openSlice{}}
 	var found []diskEntry
 	err := filepath.WalkDir(filepath.Join(dir, "slices"), func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
@@ -354,6 +373,7 @@ func (d *diskTier) put(k sliceKey, b []byte) {
 		d.used -= el.Value.(*diskEntry).size
 		d.lru.Remove(el)
 	}
+	d.closeLocked(name)
 	d.index[name] = d.lru.PushFront(&diskEntry{name: name, size: int64(len(b)), touched: time.Now()})
 	d.used += int64(len(b))
 	d.mu.Unlock()
@@ -369,6 +389,7 @@ func (d *diskTier) evict() {
 		e := el.Value.(*diskEntry)
 		d.lru.Remove(el)
 		delete(d.index, e.name)
+		d.closeLocked(e.name)
 		d.used -= e.size
 		victims = append(victims, e.name)
 	}
@@ -387,9 +408,79 @@ func (d *diskTier) remove(k sliceKey) {
 		d.lru.Remove(el)
 		delete(d.index, name)
 	}
+	d.closeLocked(name)
 	d.mu.Unlock()
 	if ok {
 		_ = os.Remove(d.path(name))
+	}
+}
+
+// closeLocked forgets the open descriptor of a slice file. Closing is safe
+// while a response is sending from it: the descriptor is released only
+// after the last use (os.File reference counting), and later uses fail and
+// fall back to the memory copy.
+func (d *diskTier) closeLocked(name string) {
+	if o, ok := d.open[name]; ok {
+		delete(d.open, name)
+		_ = o.f.Close()
+	}
+}
+
+// file returns the open slice file of k, opening it on first use; ok is
+// false when the slice is not on disk.
+func (d *diskTier) file(k sliceKey) (openSlice, bool) {
+	name := sliceName(k)
+	d.mu.Lock()
+	el, ok := d.index[name]
+	if o, cached := d.open[name]; ok && cached && o.el == el {
+		d.mu.Unlock()
+		return o, true
+	}
+	d.mu.Unlock()
+	if !ok {
+		return openSlice{}, false
+	}
+	f, err := os.Open(d.path(name))
+	if err != nil {
+		return openSlice{}, false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return openSlice{}, false
+	}
+	head := make([]byte, min(fi.Size(), headLen))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		_ = f.Close()
+		return openSlice{}, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cur, still := d.index[name]; !still || cur != el {
+		_ = f.Close() // replaced or removed meanwhile
+		return openSlice{}, false
+	}
+	if o, cached := d.open[name]; cached {
+		_ = f.Close()
+		return o, true
+	}
+	if len(d.open) >= maxOpenSlices {
+		for n := range d.open { // any one: the set is only a descriptor cache
+			d.closeLocked(n)
+			break
+		}
+	}
+	o := openSlice{f: f, size: fi.Size(), head: head, el: el}
+	d.open[name] = o
+	return o, true
+}
+
+// close releases the open slice files.
+func (d *diskTier) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for n := range d.open {
+		d.closeLocked(n)
 	}
 }
 
