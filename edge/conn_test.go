@@ -2,10 +2,12 @@ package edge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -176,5 +178,61 @@ func TestZeroCopyHitsFollowPurgeAndRefill(t *testing.T) {
 	s.store.disk.mu.Unlock()
 	if open != 1 {
 		t.Fatalf("%d open slice files: the zero-copy path was not exercised", open)
+	}
+}
+
+// sendFile sends the held bytes, then exactly the file range; a file closed
+// meanwhile (purge, eviction) is reported as os.ErrClosed with nothing sent,
+// which is the caller's cue to copy from memory instead.
+func TestSendFileRangeAndClosedFile(t *testing.T) {
+	t.Parallel()
+	data := randBytes(200 << 10)
+	path := t.TempDir() + "/slice"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	sc, cl := tcpPair(t)
+	errc := make(chan error, 1)
+	go func() {
+		sc.begin()
+		_, _ = sc.Write([]byte("hdr|"))
+		n, err := sc.ReadFrom(&fileBody{f: f, head: data[:headLen], off: 1000, n: 150 << 10})
+		if err == nil && n != 150<<10 {
+			err = fmt.Errorf("sent %d bytes", n)
+		}
+		if eerr := sc.end(); err == nil {
+			err = eerr
+		}
+		if cerr := sc.CloseWrite(); err == nil {
+			err = cerr
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]byte("hdr|"), data[1000:1000+150<<10]...); !bytes.Equal(got, want) {
+		t.Fatalf("peer got %d bytes, want %d", len(got), len(want))
+	}
+
+	closed, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = closed.Close()
+	sc2, _ := tcpPair(t)
+	n, err := sc2.ReadFrom(&fileBody{f: closed, off: 0, n: int64(len(data))})
+	if n != 0 || !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("closed file: sent %d, error %v; want 0 and os.ErrClosed", n, err)
 	}
 }
