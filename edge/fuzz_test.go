@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -63,4 +64,33 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// The allocation-free key checks on the hit path agree with their plain
+// definitions: no "." or ".." segment, and a marker occurring in "/"+key.
+func FuzzKeyChecks(f *testing.F) {
+	for _, s := range []string{"tracks/t1/hls/seg.ts", "a/./b", "a/../b", "..", ".", "a/..", "./a", "premium/x", "a/premium/x",
+		"remium/x", "x/y", "a.b/..c", ""} {
+		f.Add(s, "/premium/")
+		f.Add(s, "premium")
+		f.Add(s, "/")
+	}
+	f.Fuzz(func(t *testing.T, key, marker string) {
+		plainSegments := true
+		for _, seg := range strings.Split(key, "/") {
+			if seg == "." || seg == ".." {
+				plainSegments = false
+			}
+		}
+		plainValid := plainSegments && key != "" && len(key) <= 1024 && !strings.HasPrefix(key, "/") &&
+			!strings.HasSuffix(key, "/") && !strings.Contains(key, "//") && !strings.ContainsAny(key, "\x00\r\n")
+		if got := validKey(key); got != plainValid {
+			t.Fatalf("validKey(%q) = %v, want %v", key, got, plainValid)
+		}
+		s := &Server{cfg: Config{PremiumMarkers: []string{marker}}}
+		want := marker != "" && strings.Contains("/"+key, marker)
+		if got := s.premiumKey(key); got != want {
+			t.Fatalf("premiumKey(%q) with marker %q = %v, want %v", key, marker, got, want)
+		}
+	})
 }

@@ -84,10 +84,15 @@ func validKey(k string) bool {
 	if k == "" || len(k) > 1024 || strings.HasPrefix(k, "/") || strings.HasSuffix(k, "/") || strings.Contains(k, "//") {
 		return false
 	}
-	for _, seg := range strings.Split(k, "/") {
+	for rest := k; ; { // the segments, without allocating a slice of them
+		seg, after, more := strings.Cut(rest, "/")
 		if seg == "." || seg == ".." {
 			return false
 		}
+		if !more {
+			break
+		}
+		rest = after
 	}
 	return !strings.ContainsAny(k, "\x00\r\n")
 }
@@ -447,7 +452,9 @@ func ifRangeHolds(ir string, info objectInfo) bool {
 
 func (s *Server) premiumKey(key string) bool {
 	for _, m := range s.cfg.PremiumMarkers {
-		if m != "" && strings.Contains("/"+key, m) {
+		// m occurs in "/"+key (without building that string on every
+		// request): inside key, or at its start when m begins with "/".
+		if m != "" && (strings.Contains(key, m) || (m[0] == '/' && strings.HasPrefix(key, m[1:]))) {
 			return true
 		}
 	}
