@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -167,6 +169,24 @@ func TestZeroCopyHitsFollowPurgeAndRefill(t *testing.T) {
 			rg := do(t, "GET", u, map[string]string{"Range": "bytes=100-30099"})
 			if rg.status != 206 || !bytes.Equal(rg.body, body[100:30100]) {
 				t.Fatalf("version %d, range GET %d: %d, %d bytes", i, j, rg.status, len(rg.body))
+			}
+			// Two large parts: each is sent zero-copy after its buffered
+			// part header.
+			mr := do(t, "GET", u, map[string]string{"Range": "bytes=0-19999,20000-39999"})
+			mt, params, _ := mime.ParseMediaType(mr.header.Get("Content-Type"))
+			if mr.status != 206 || mt != "multipart/byteranges" {
+				t.Fatalf("version %d, multi-range GET %d: %d %s", i, j, mr.status, mt)
+			}
+			parts := multipart.NewReader(bytes.NewReader(mr.body), params["boundary"])
+			for k := range 2 {
+				p, err := parts.NextPart()
+				if err != nil {
+					t.Fatalf("version %d, part %d: %v", i, k, err)
+				}
+				pb, _ := io.ReadAll(p)
+				if !bytes.Equal(pb, body[k*20000:(k+1)*20000]) {
+					t.Fatalf("version %d, part %d: wrong bytes (%d)", i, k, len(pb))
+				}
 			}
 			if j == 2 {
 				lastETag = r.header.Get("ETag")
