@@ -57,7 +57,9 @@ func outboxTypes(t *testing.T, pool *pgxpool.Pool) map[string]int {
 // further duplicates change nothing.
 func TestProcessorAmbiguousChargeIsResolvedByQueryNotRecharge(t *testing.T) {
 	t.Parallel()
-	p, sb, pool := newProcessor(t, sandbox.Config{SlowDelay: 900 * time.Millisecond})
+	// The slow answer must outlast the whole first delivery (two attempts of
+	// 200 ms and two polls) even on a loaded machine.
+	p, sb, pool := newProcessor(t, sandbox.Config{SlowDelay: 3 * time.Second})
 	ctx := context.Background()
 	req := payment.ChargeRequest{SubscriptionID: "sub-1", UserID: "u1", Purpose: "initial", Period: 1, Attempt: 1,
 		AmountMinor: 29900, Currency: "RUB", PaymentToken: sandbox.CardSlow}
@@ -69,7 +71,16 @@ func TestProcessorAmbiguousChargeIsResolvedByQueryNotRecharge(t *testing.T) {
 	if status != payment.RowPending {
 		t.Fatalf("status after the timeout %q, want pending", status)
 	}
-	time.Sleep(time.Second)
+	// The provider settles the payment once its slow answer is done.
+	settled := func() bool {
+		l := sb.Ledger()
+		return len(l) == 1 && l[0].Status != payment.StatusPending
+	}
+	for deadline := time.Now().Add(15 * time.Second); !settled(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider never settled the slow payment: %+v", sb.Ledger())
+		}
+	}
 	for range 3 { // the redelivery, then duplicates
 		d, err := p.Charge(ctx, req)
 		if err != nil || d.PaymentMethodID == "" {
