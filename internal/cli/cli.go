@@ -30,6 +30,7 @@ func commands() []command {
 		{"admin", "account administration: `admin create --email E`", runAdmin},
 		{"cdc", "run the CDC relay standalone (posts to K_SINK)", runCDC},
 		{"reindex", "rebuild the search read model into a new index and swap the alias", runReindex},
+		{"watermark", "how far search has applied the catalog, and what holds ?after= reads back", runWatermark},
 		{"edge", "run one CDN edge POP standalone", runEdge},
 	}
 }

@@ -443,7 +443,8 @@ func Explain(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 		chained, needed bool
 		spans, txns     int
 	)
-	err := pool.QueryRow(ctx, `SELECT lsn, chained, snapshot_lsn, rebuild_needed,
+	err := pool.QueryRow(ctx, `SELECT coalesce(max(lsn), 0), coalesce(bool_or(chained), false),
+	       coalesce(max(snapshot_lsn), 0), coalesce(bool_or(rebuild_needed), false),
 	       (SELECT count(*) FROM search_progress), (SELECT count(*) FROM search_txn)
 	  FROM search_applied WHERE id = 1`).Scan(&w, &chained, &snap, &needed, &spans, &txns)
 	if err != nil {
