@@ -112,8 +112,11 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	defer cancel()
 	dbURL := testenv.Postgres(t)
 	auth := tokentest.New(t)
-	apiAddr := freeAddr(t)
+	// The SMTP sink binds its ports first: the API address is picked free
+	// only now, so the two cannot be handed the same port (a loaded CI run
+	// once restarted the runtime onto mailpit's port).
 	smtpURL, mailAPI := testenv.SMTP(t)
+	apiAddr := freeAddr(t)
 
 	sb := sandbox.New(sandbox.Config{Seed: 42, SlowDelay: 1200 * time.Millisecond, SlowRate: 0.02,
 		Fail500Before: 0.03, Fail500After: 0.03,
