@@ -345,6 +345,9 @@ func (w *watcher) ask(ctx context.Context) {
 func Wait(ctx context.Context, pool *pgxpool.Pool, target uint64, interval time.Duration) (uint64, error) {
 	cur, err := Load(ctx, pool)
 	if err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("%w: %v", ErrTimeout, err)
+		}
 		return 0, err
 	}
 	if cur >= target {
