@@ -148,8 +148,10 @@ func (c *gatherConn) CloseWrite() error {
 }
 
 // Close sends nothing held: a connection closed mid-gather is broken anyway.
+// It touches no field of c: net/http closes a connection from other
+// goroutines too (Server.Shutdown closing idle connections), while the
+// serving goroutine may still be inside a write.
 func (c *gatherConn) Close() error {
-	c.held = nil
 	return c.Conn.Close()
 }
 
