@@ -59,10 +59,7 @@ func admin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 			return errors.New("--password-stdin given but standard input is empty")
 		}
 	}
-	dbURL := getenv("DATABASE_URL")
-	if dbURL == "" {
-		dbURL = defaultDatabaseURL
-	}
+	dbURL := databaseURL(getenv)
 	pool, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		return err

@@ -57,10 +57,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		if len(args) < 2 {
 			return usage()
 		}
-		dbURL := getenv("DATABASE_URL")
-		if dbURL == "" {
-			dbURL = defaultDatabaseURL
-		}
+		dbURL := databaseURL(getenv)
 		switch args[1] {
 		case "list":
 			return dlqList(ctx, args[2:], dbURL, stdout, stderr)
@@ -170,4 +167,12 @@ func dlqRedrive(ctx context.Context, args []string, dbURL, brokerURL string, std
 	}
 	fmt.Fprintf(stdout, "re-drove %d\n", n)
 	return nil
+}
+
+// databaseURL is DATABASE_URL, or the database `make run` starts.
+func databaseURL(getenv func(string) string) string {
+	if u := getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return defaultDatabaseURL
 }

@@ -34,10 +34,7 @@ func watermark(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		}
 		return errUsage
 	}
-	dbURL := getenv("DATABASE_URL")
-	if dbURL == "" {
-		dbURL = defaultDatabaseURL
-	}
+	dbURL := databaseURL(getenv)
 	pool, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		return err
