@@ -2,6 +2,7 @@ package searchindexer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/overture-music/overture/internal/search/bleve"
 	"github.com/overture-music/overture/internal/search/hotcache"
 	"github.com/overture-music/overture/internal/search/searchtest"
+	"github.com/overture-music/overture/internal/search/writemodel"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -400,5 +402,62 @@ func TestTruncateRebuilds(t *testing.T) {
 			t.Fatalf("after TRUNCATE: %d documents, rebuild still needed %v (%v %v)", n, needed, err, err2)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestInvisibleTransactionIsRetried: CDC can hand over a commit a moment
+// before other sessions see it. A batch whose transaction is still invisible
+// after the wait fails (the broker redelivers it) and records nothing, so
+// the watermark does not pass a write that is not searchable.
+func TestInvisibleTransactionIsRetried(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	tok := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	id := uuid.NewString()
+	l0 := e.write(`INSERT INTO track (id, title, state, published_at) VALUES ($1, 'before', 'published', now())`, id)
+	e.report(eventtype.ProgressData{From: "0", To: tok(l0), Snapshot: true, Txns: []eventtype.ProgressTxn{}})
+	e.send("track", "c", map[string]any{"id": id}, l0) // the snapshot's copy, as "before"
+
+	// The change's transaction: open, so it is invisible to the indexer.
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck
+	var xid int64
+	if err := tx.QueryRow(ctx, `UPDATE track SET title = 'after' WHERE id = $1 RETURNING txid_current() % 4294967296`, id).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	commit := e.write(`SELECT 1`) + 1
+	e.report(eventtype.ProgressData{From: tok(l0), To: tok(commit), Txns: []eventtype.ProgressTxn{{CommitLSN: tok(commit), Changes: 1}}})
+	ev := searchtest.ChangeEvent("track", "u", nil, map[string]any{"id": id}, commit)
+	var d eventtype.ChangeData
+	if err := json.Unmarshal(ev.Data(), &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Source.TxID = uint32(xid)
+	if err := ev.SetData(event.ApplicationJSON, d); err != nil {
+		t.Fatal(err)
+	}
+	ev.SetExtension("txindex", 0)
+
+	if _, err := e.f.Handle(ctx, ev); !errors.Is(err, writemodel.ErrNotVisible) {
+		t.Fatalf("change of an invisible transaction: %v, want ErrNotVisible", err)
+	}
+	if w := e.watermark(); w != l0 {
+		t.Fatalf("watermark %d after a failed batch, want %d", w, l0)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.f.Handle(ctx, ev); err != nil { // the broker's redelivery
+		t.Fatalf("redelivery: %v", err)
+	}
+	if w := e.watermark(); w != commit {
+		t.Fatalf("watermark %d after the redelivery, want %d", w, commit)
+	}
+	if got, ok := e.doc(id); !ok || got.Title != "after" {
+		t.Fatalf("document after the redelivery: %+v", got)
 	}
 }

@@ -171,8 +171,10 @@ func (f *Function) purgeLoop(ctx context.Context) {
 
 // waitVisible makes sure the batch's transactions are visible before their
 // rows are fetched (see writemodel.WaitVisible). One that stays invisible
-// for two seconds is logged and fetched anyway: a later change repairs what
-// that fetch misses.
+// for two seconds fails the batch: the broker redelivers it, and nothing of
+// it is recorded as applied, because a fetch now could read the rows as they
+// were before the change and the watermark would pass a write that is not
+// searchable.
 func (f *Function) waitVisible(ctx context.Context, changes []change) error {
 	var xids []uint32
 	for _, c := range changes {
@@ -184,8 +186,7 @@ func (f *Function) waitVisible(ctx context.Context, changes []change) error {
 	xids = slices.Compact(xids)
 	err := writemodel.WaitVisible(ctx, f.pool, xids, 2*time.Second)
 	if errors.Is(err, writemodel.ErrNotVisible) {
-		f.log.Warn("fetching rows of transactions that are not visible yet", "error", err)
-		return nil
+		f.log.Warn("committed transactions are not visible yet; the batch is retried", "error", err)
 	}
 	return err
 }

@@ -173,10 +173,10 @@ ON CONFLICT (commit_lsn) DO UPDATE
 // changes allow and returns it (0 while the chain has not started). Call it
 // after recording either; concurrent callers serialize on the watermark row.
 //
-// Each step is two index range queries, however many spans are pending: the
-// first incomplete transaction after the watermark bounds how far it can
-// go, and the watermark moves to the end of the furthest recorded span that
-// starts at or before it and ends before that bound.
+// Each step is one statement of two index range queries, however many spans
+// are pending: the first incomplete transaction after the watermark bounds
+// how far it can go, and the watermark moves to the end of the furthest
+// recorded span that starts at or before it and ends before that bound.
 func Advance(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 	var w uint64
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -211,20 +211,21 @@ func Advance(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 		}
 		start := w
 		for {
-			// The first incomplete transaction after w bounds every span.
-			var bound *int64
-			if err := tx.QueryRow(ctx, `SELECT min(commit_lsn) FROM search_txn
-			  WHERE commit_lsn > $1 AND total IS NOT NULL AND cardinality(seen) < total`, int64(w)).Scan(&bound); err != nil {
-				return err
-			}
-			// A snapshot span with rows completes with the rebuild it
-			// triggered (snapshot_lsn = its end and no rebuild pending, or a
-			// newer snapshot since).
+			// The first incomplete transaction after w bounds every span. Both
+			// reads are one statement, so they see one moment: a report
+			// committed between two statements would bring a span whose
+			// transactions the bound had not seen, and the watermark would
+			// pass them. A snapshot span with rows completes with the rebuild
+			// it triggered (snapshot_lsn = its end and no rebuild pending, or
+			// a newer snapshot since).
 			var next *int64
-			if err := tx.QueryRow(ctx, `SELECT max(to_lsn) FROM search_progress
-			  WHERE from_lsn <= $1 AND to_lsn > $1 AND ($2::bigint IS NULL OR to_lsn < $2)
-			    AND (NOT snapshot OR rows = 0 OR $3 > to_lsn OR ($3 = to_lsn AND NOT $4))`,
-				int64(w), bound, snapLSN, needed).Scan(&next); err != nil {
+			if err := tx.QueryRow(ctx, `
+WITH b AS (SELECT min(commit_lsn) AS bound FROM search_txn
+            WHERE commit_lsn > $1 AND total IS NOT NULL AND cardinality(seen) < total)
+SELECT max(to_lsn) FROM search_progress, b
+ WHERE from_lsn <= $1 AND to_lsn > $1 AND (b.bound IS NULL OR to_lsn < b.bound)
+   AND (NOT snapshot OR rows = 0 OR $2 > to_lsn OR ($2 = to_lsn AND NOT $3))`,
+				int64(w), snapLSN, needed).Scan(&next); err != nil {
 				return err
 			}
 			if next == nil {

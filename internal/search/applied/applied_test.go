@@ -322,3 +322,61 @@ func TestWaitTimesOutThenSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdvanceNeverPassesAReportRecordedMeanwhile: a report (a span with a
+// transaction not yet applied) that commits while Advance is running must
+// not let the watermark over that transaction. Advance reads the first
+// incomplete transaction and the spans it may pass; when those two reads
+// see different moments, a span recorded between them is passed with its
+// transaction counted as complete. Many trials make the interleaving likely.
+func TestAdvanceNeverPassesAReportRecordedMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := open(t)
+	run(t, pool, []step{{report: &applied.Progress{From: 0, To: 100, Snapshot: true}, want: 100}})
+	const trials = 400
+	w := uint64(100)
+	for i := range trials {
+		from, to := w, w+10
+		stop := make(chan struct{})
+		var advanced sync.WaitGroup
+		var failed error
+		advanced.Go(func() {
+			for {
+				if _, err := applied.Advance(ctx, pool); err != nil {
+					failed = err
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		if err := applied.RecordProgress(ctx, pool, *rep(from, to, tx(from+5, 1))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		close(stop)
+		advanced.Wait()
+		if failed != nil {
+			t.Fatal(failed)
+		}
+		got, err := applied.Load(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != from {
+			t.Fatalf("trial %d: watermark %d passed transaction %d, whose change was never applied (want %d)", i, got, from+5, from)
+		}
+		// Complete it: the next trial starts at its span's end.
+		if err := applied.RecordApplied(ctx, pool, []applied.Change{ch(from+5, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if w, err = applied.Advance(ctx, pool); err != nil || w != to {
+			t.Fatalf("trial %d: after applying, watermark %d, %v; want %d", i, w, err, to)
+		}
+	}
+}

@@ -114,10 +114,15 @@ func TestReadYourWritesIsExact(t *testing.T) {
 		_, err := idx.Handle(ctx, e)
 		return err
 	}}
+	// Slots are per server: one per database lets runs share the server.
+	var slot string
+	if err := pool.QueryRow(ctx, `SELECT 'ryw_' || current_database()`).Scan(&slot); err != nil {
+		t.Fatal(err)
+	}
 	cctx, stopCDC := context.WithCancel(ctx)
 	cdcDone := make(chan error, 1)
 	go func() {
-		cdcDone <- cdc.Run(cctx, cdc.Config{DatabaseURL: dbURL, Slot: "ryw", Publication: "ryw", Publisher: sc, FlushDelay: time.Millisecond})
+		cdcDone <- cdc.Run(cctx, cdc.Config{DatabaseURL: dbURL, Slot: slot, Publication: slot, Publisher: sc, FlushDelay: time.Millisecond})
 	}()
 	defer func() {
 		stopCDC()
