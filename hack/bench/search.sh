@@ -11,7 +11,7 @@ out="docs/bench/search.md"
 mkdir -p docs/bench
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
-cmd=(go run ./hack/bench/search -tracks "${OVERTURE_BENCH_SEARCH_TRACKS:-100000}" -rate 200 -duration 15s -changes 2000 -change-duration 10s)
+cmd=(go run ./hack/bench/search -tracks "${OVERTURE_BENCH_SEARCH_TRACKS:-100000}" -rate 200 -duration 15s -changes 2000 -change-warmup 10s -change-duration 10s)
 start=$(date +%s)
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 timeout 600 "${cmd[@]}" > "$tmp"

@@ -9,7 +9,8 @@
 //  2. commit-to-searchable latency at 2,000 changes/s: UPDATEs committed in
 //     PostgreSQL, decoded by CDC from the WAL, applied by the search-indexer,
 //     timed from the writer's commit to the indexer's acknowledgement (the
-//     document is searchable before that).
+//     document is searchable before that), after an unmeasured warm-up at the
+//     same rate (a cold OpenSearch JVM indexes slower than one in service).
 //
 // It prints a markdown section on stdout.
 package main
@@ -64,6 +65,7 @@ var (
 	changes  = flag.Int("changes", 2000, "changes per second for commit-to-searchable")
 	probe    = flag.Bool("probe", false, "only time each query once on Bleve, serially, and print the slowest")
 	cdur     = flag.Duration("change-duration", 10*time.Second, "measured change load per backend")
+	cwarm    = flag.Duration("change-warmup", 10*time.Second, "unmeasured change load at the same rate before the measured one")
 	only     = flag.String("only", "", `"commit" runs only the commit-to-searchable part`)
 	direct   = flag.Bool("direct", false, "commit-to-searchable: hand CDC's events to the indexer synchronously instead of through the embedded broker")
 )
@@ -201,12 +203,12 @@ func main() {
 
 	}
 	fmt.Printf("## Commit-to-searchable (CDC → search-indexer)\n\n")
-	fmt.Printf("%d single-row `UPDATE track` transactions per second for %s, committed by 8 writers into PostgreSQL (fsync off), "+
+	fmt.Printf("%d single-row `UPDATE track` transactions per second for %s after an unmeasured warm-up of %s at the same rate, committed by 8 writers into PostgreSQL (fsync off), "+
 		"decoded from the WAL by `cdc`, published into the embedded broker (PostgreSQL-backed, obeying triggers/search-indexer.yaml, as in `make run`) "+
 		"and delivered to the search-indexer (Bleve or OpenSearch); `-direct` hands the events to the indexer synchronously instead. "+
 		"Latency runs from the writer's commit returning to the indexer acknowledging the change (written and searchable). "+
 		"Read-your-writes: every 25th writer reads its token (`pg_current_wal_insert_lsn()`) after the commit and waits with `applied.Wait` "+
-		"(what `?after=` does) until the exact watermark reaches it; that wait is timed from the commit too.\n\n", *changes, *cdur)
+		"(what `?after=` does) until the exact watermark reaches it; that wait is timed from the commit too.\n\n", *changes, *cdur, *cwarm)
 	fmt.Println("| backend | changes sent | achieved changes/s | not seen | p50 | p90 | p99 | max | read-your-writes waits | RYW p50 | RYW p99 |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range crows {
@@ -587,19 +589,32 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	wcancel()
 	must(err)
 
-	// The measured load: `changes` single-row UPDATEs per second.
+	// The load: `changes` single-row UPDATEs per second, first for the
+	// warm-up (unmeasured: it warms the JIT of OpenSearch and fills pools and
+	// caches, as a server in service is), then for the measured duration.
 	const writers = 8
 	per := time.Duration(writers) * time.Second / time.Duration(*changes)
-	total := int(*cdur / per)
-	var seq atomic.Int64
+	warm := int(*cwarm / per)
+	total := warm + int(*cdur/per)
+	var seq, warmSeq atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
+	var measured time.Time
+	var measuredOnce sync.Once
 	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range total {
 				time.Sleep(time.Until(start.Add(time.Duration(i)*per + time.Duration(w)*per/writers)))
+				if i < warm {
+					s := warmSeq.Add(1)
+					if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, "c2w "+strconv.FormatInt(s, 10), ids[int(s)%len(ids)]); err != nil {
+						must(err)
+					}
+					continue
+				}
+				measuredOnce.Do(func() { mu.Lock(); measured = time.Now(); mu.Unlock() })
 				s := seq.Add(1)
 				title := "c2s " + strconv.FormatInt(s, 10)
 				if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, title, ids[int(s)%len(ids)]); err != nil {
@@ -629,7 +644,9 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 	}
 	wg.Wait()
 	sent = int(seq.Load())
-	achieved = float64(sent) / time.Since(start).Seconds()
+	mu.Lock()
+	achieved = float64(sent) / time.Since(measured).Seconds()
+	mu.Unlock()
 	// Let the tail drain (bounded).
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
