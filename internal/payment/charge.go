@@ -35,29 +35,44 @@ func (r Retry) withDefaults() Retry {
 // error wrapping ErrAmbiguous; a definitive refusal is an *APIError.
 func Charge(ctx context.Context, p Provider, key string, req CreateRequest, r Retry) (*Payment, error) {
 	r = r.withDefaults()
+	pay, err := sameKey(ctx, r, "charge", key, func() (*Payment, error) { return p.CreatePayment(ctx, key, req) })
+	if err != nil {
+		return nil, err
+	}
+	if pay.Final() {
+		return pay, nil
+	}
+	return poll(ctx, p, pay, r)
+}
+
+// sameKey calls create (a provider create under key) up to r.Attempts times,
+// backing off between calls, for as long as its answer is ambiguous: the
+// provider answers a repeated key with what the first call made, so asking
+// again is how an ambiguous answer becomes a definite one. A definitive error
+// ends it at once; when the attempts or ctx run out the error wraps
+// ErrAmbiguous. what names the operation in that error.
+func sameKey[T any](ctx context.Context, r Retry, what, key string, create func() (T, error)) (T, error) {
+	var zero T
 	var last error
 	delay := r.Backoff
 	for i := 0; i < r.Attempts; i++ {
 		if i > 0 {
 			if err := sleep(ctx, delay); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrAmbiguous, err)
+				return zero, fmt.Errorf("%w: %v", ErrAmbiguous, err)
 			}
 			delay *= 2
 		}
-		pay, err := p.CreatePayment(ctx, key, req)
-		if err != nil {
-			if errors.Is(err, ErrAmbiguous) {
-				last = err
-				continue
-			}
-			return nil, err
+		v, err := create()
+		switch {
+		case err == nil:
+			return v, nil
+		case errors.Is(err, ErrAmbiguous):
+			last = err
+		default:
+			return zero, err
 		}
-		if pay.Final() {
-			return pay, nil
-		}
-		return poll(ctx, p, pay, r)
 	}
-	return nil, fmt.Errorf("charge with key %s after %d attempts: %w", key, r.Attempts, last)
+	return zero, fmt.Errorf("%s with key %s after %d attempts: %w", what, key, r.Attempts, last)
 }
 
 func poll(ctx context.Context, p Provider, pay *Payment, r Retry) (*Payment, error) {
@@ -95,27 +110,7 @@ func poll(ctx context.Context, p Provider, pay *Payment, r Retry) (*Payment, err
 // answers with the same key. A refund the provider reports pending is returned
 // as is (the refund.succeeded webhook or a later call settles it).
 func RefundPayment(ctx context.Context, p Provider, key string, req RefundRequest, r Retry) (*Refund, error) {
-	r = r.withDefaults()
-	var last error
-	delay := r.Backoff
-	for i := 0; i < r.Attempts; i++ {
-		if i > 0 {
-			if err := sleep(ctx, delay); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrAmbiguous, err)
-			}
-			delay *= 2
-		}
-		ref, err := p.CreateRefund(ctx, key, req)
-		if err != nil {
-			if errors.Is(err, ErrAmbiguous) {
-				last = err
-				continue
-			}
-			return nil, err
-		}
-		return ref, nil
-	}
-	return nil, fmt.Errorf("refund with key %s after %d attempts: %w", key, r.Attempts, last)
+	return sameKey(ctx, r.withDefaults(), "refund", key, func() (*Refund, error) { return p.CreateRefund(ctx, key, req) })
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
