@@ -38,6 +38,12 @@ type Process struct {
 // Start runs name with args as a child whose output goes to logPath. The child
 // gets SIGKILL if this process dies. stopSig is what Stop sends first.
 func Start(name, logPath string, stopSig syscall.Signal, cred *syscall.Credential, bin string, args ...string) (*Process, error) {
+	return spawn(name, logPath, stopSig, cred, nil, bin, args...)
+}
+
+// spawn is Start with extra environment variables for the child; env nil
+// leaves the child this process's environment.
+func spawn(name, logPath string, stopSig syscall.Signal, cred *syscall.Credential, env []string, bin string, args ...string) (*Process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("%s: log directory: %w", name, err)
 	}
@@ -46,6 +52,9 @@ func Start(name, logPath string, stopSig syscall.Signal, cred *syscall.Credentia
 		return nil, fmt.Errorf("%s: open log: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = lf
 	cmd.Stderr = lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}

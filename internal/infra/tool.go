@@ -71,27 +71,5 @@ func ModuleRoot() (string, error) {
 // startEnv is Start with extra environment variables for the child (used for
 // credentials, which would otherwise show in the process list).
 func startEnv(name, logPath string, stopSig syscall.Signal, env []string, bin string, args ...string) (*Process, error) {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, fmt.Errorf("%s: log directory: %w", name, err)
-	}
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("%s: open log: %w", name, err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = lf
-	cmd.Stderr = lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("%s: start %s: %w", name, bin, err)
-	}
-	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: lf, stop: stopSig}
-	go func() {
-		p.err = cmd.Wait()
-		lf.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return spawn(name, logPath, stopSig, nil, env, bin, args...)
 }
