@@ -17,18 +17,38 @@ import (
 // `overture func NAME` serves CloudEvents on LISTEN_ADDRESS and publishes to
 // K_SINK.
 func runFunc(ctx context.Context, args []string) error {
+	e, err := standaloneTarget(args, "func", "function", functionNames, functions.Lookup)
+	if err != nil {
+		return err
+	}
+	return function.Serve(ctx, e.Name, e.New(), function.Config(), standaloneLogger("function", e.Name), nil)
+}
+
+// standaloneTarget resolves the one NAME argument of `overture func` and
+// `overture serve` (command) to the function or service (kind) it names,
+// printing the usage with every known name (names) when the argument is
+// missing or unknown.
+func standaloneTarget[T any](args []string, command, kind string, names func() []string, lookup func(string) (T, bool)) (T, error) {
+	var zero T
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(os.Stderr, "usage: overture func NAME\n\nfunctions: %s\n", strings.Join(functionNames(), ", "))
-		return errUsage
+		fmt.Fprintf(os.Stderr, "usage: overture %s NAME\n\n%ss: %s\n", command, kind, strings.Join(names(), ", "))
+		return zero, errUsage
 	}
-	e, ok := functions.Lookup(args[0])
+	t, ok := lookup(args[0])
 	if !ok {
-		fmt.Fprintf(os.Stderr, "overture func: no function %q; functions: %s\n", args[0], strings.Join(functionNames(), ", "))
-		return errUsage
+		fmt.Fprintf(os.Stderr, "overture %s: no %s %q; %ss: %s\n", command, kind, args[0], kind, strings.Join(names(), ", "))
+		return zero, errUsage
 	}
-	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", e.Name)
+	return t, nil
+}
+
+// standaloneLogger is the JSON logger of a standalone function or service
+// (key "function" or "service"), also made slog's default so code logging
+// through slog.Default logs JSON with the same name.
+func standaloneLogger(key, name string) *slog.Logger {
+	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With(key, name)
 	slog.SetDefault(log)
-	return function.Serve(ctx, e.Name, e.New(), function.Config(), log, nil)
+	return log
 }
 
 func functionNames() []string {

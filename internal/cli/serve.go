@@ -2,36 +2,23 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"os"
 	"slices"
-	"strings"
 
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/platform"
 	"github.com/overture-music/overture/internal/server"
-	"github.com/overture-music/overture/internal/telemetry"
 )
 
 // runServe runs one HTTP service standalone, as its Knative Service does:
 // `overture serve NAME` listens on LISTEN_ADDRESS, else on PORT (what Knative
 // Serving sets), else on 127.0.0.1:8080.
 func runServe(ctx context.Context, args []string) error {
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(os.Stderr, "usage: overture serve NAME\n\nservices: %s\n", strings.Join(serviceNames(), ", "))
-		return errUsage
-	}
-	s, ok := platform.Service(args[0])
-	if !ok {
-		fmt.Fprintf(os.Stderr, "overture serve: no service %q; services: %s\n", args[0], strings.Join(serviceNames(), ", "))
-		return errUsage
+	s, err := standaloneTarget(args, "serve", "service", serviceNames, platform.Service)
+	if err != nil {
+		return err
 	}
 	cfg := function.Config()
-	addr := listenAddress(cfg)
-	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("service", s.Name())
-	slog.SetDefault(log)
-	return server.Run(ctx, s, addr, cfg, log, nil)
+	return server.Run(ctx, s, listenAddress(cfg), cfg, standaloneLogger("service", s.Name()), nil)
 }
 
 // listenAddress is LISTEN_ADDRESS, else :$PORT, else the Knative func default.
