@@ -5,33 +5,16 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	paymentfn "github.com/overture-music/overture/functions/payment"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/function/functiontest"
+	"github.com/overture-music/overture/internal/outbox/outboxtest"
 	"github.com/overture-music/overture/internal/payment/sandbox"
 	"github.com/overture-music/overture/internal/saga"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-func outbox(t *testing.T, pool *pgxpool.Pool) map[string]int {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT event_type, count(*) FROM outbox GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		_ = rows.Scan(&s, &n)
-		out[s] = n
-	}
-	return out
-}
 
 // Each mode acts on its own messages only, and a duplicated delivery charges
 // once.
@@ -41,20 +24,11 @@ func TestModesAndDuplicates(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db := testenv.Postgres(t)
 			sb := sandbox.New(sandbox.Config{})
 			srv := httptest.NewServer(sb)
-			defer func() { srv.Close(); sb.Close() }()
+			t.Cleanup(func() { srv.Close(); sb.Close() })
 			f := paymentfn.New()
-			if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode, "PAYMENT_PROVIDER_URL": srv.URL + "/v3"}); err != nil {
-				t.Fatal(err)
-			}
-			defer f.Stop(ctx)
-			pool, err := pgxpool.New(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
+			pool := functiontest.Start(t, f, map[string]string{"SAGA_MODE": mode, "PAYMENT_PROVIDER_URL": srv.URL + "/v3"})
 			req, _ := saga.NewEvent("/overture/subscription", eventtype.SubscriptionRequested, "req-1", "sub-1",
 				eventtype.SubscriptionRequestedData{SubscriptionID: "sub-1", UserID: "u", Plan: "monthly", AmountMinor: 29900, Currency: "RUB", PaymentMethod: sandbox.CardSuccess})
 			cmd, _ := saga.NewEvent("/overture/saga-manager", eventtype.SagaChargePayment, "cmd-1", "sub-2", eventtype.SagaCommand{SagaID: "sub-2:1:1", Step: saga.StepCharge, Attempt: 1,
@@ -67,7 +41,7 @@ func TestModesAndDuplicates(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got := outbox(t, pool)
+			got := outboxtest.Types(t, pool)
 			if n := len(sb.Ledger()); n != 1 {
 				t.Fatalf("%d payments at the provider, want 1", n)
 			}

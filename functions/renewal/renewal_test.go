@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	renewalfn "github.com/overture-music/overture/functions/renewal"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/function/functiontest"
 	"github.com/overture-music/overture/internal/subscription"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -24,17 +24,8 @@ func TestPingSweepsPendingOnlyInChoreography(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db := testenv.Postgres(t)
 			f := renewalfn.New()
-			if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode, "SUBSCRIPTION_PENDING_TIMEOUT": "1ms"}); err != nil {
-				t.Fatal(err)
-			}
-			defer f.Stop(ctx)
-			pool, err := pgxpool.New(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
+			functiontest.Start(t, f, map[string]string{"SAGA_MODE": mode, "SUBSCRIPTION_PENDING_TIMEOUT": "1ms"})
 			x, err := f.Store.Create(ctx, "u", "monthly", "")
 			if err != nil {
 				t.Fatal(err)

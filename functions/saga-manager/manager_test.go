@@ -3,6 +3,7 @@ package sagamanager_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	sagamanager "github.com/overture-music/overture/functions/saga-manager"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/function/functiontest"
 	"github.com/overture-music/overture/internal/saga"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -21,20 +23,10 @@ type clock struct{ t time.Time }
 
 func start(t *testing.T, mode string) (*sagamanager.Function, *pgxpool.Pool, *clock) {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.Postgres(t)
 	f := sagamanager.New()
-	if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode, "SAGA_STEP_TIMEOUT": "10s", "SAGA_MAX_CHARGE_ATTEMPTS": "2"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.Stop(ctx) })
+	pool := functiontest.Start(t, f, map[string]string{"SAGA_MODE": mode, "SAGA_STEP_TIMEOUT": "10s", "SAGA_MAX_CHARGE_ATTEMPTS": "2"})
 	c := &clock{t: time.Now()}
 	f.Now = func() time.Time { return c.t }
-	pool, err := pgxpool.New(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 	return f, pool, c
 }
 
@@ -69,13 +61,25 @@ func commands(t *testing.T, pool *pgxpool.Pool) []string {
 	return out
 }
 
-func state(t *testing.T, pool *pgxpool.Pool, id string) string {
+// wantCommands fails the test unless the commands written so far are want,
+// in order.
+func wantCommands(t *testing.T, pool *pgxpool.Pool, want ...string) {
+	t.Helper()
+	if got := commands(t, pool); !slices.Equal(got, want) {
+		t.Fatalf("commands %v, want %v", got, want)
+	}
+}
+
+// wantState fails the test unless saga id is in state want.
+func wantState(t *testing.T, pool *pgxpool.Pool, id, want string) {
 	t.Helper()
 	var s string
 	if err := pool.QueryRow(context.Background(), `SELECT state FROM saga_instance WHERE saga_id=$1`, id).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	if s != want {
+		t.Fatalf("saga %s is %s, want %s", id, s, want)
+	}
 }
 
 func handle(t *testing.T, f *sagamanager.Function, e event.Event) {
@@ -113,13 +117,8 @@ func TestHappyPathUnderDuplicates(t *testing.T) {
 		}
 		handle(t, f, reply(t, true, saga.StepCharge, 1, id)) // stale: must be ignored
 	}
-	want := []string{"charge_payment/charge/1", "apply_payment/apply/1", "grant_premium/grant/1"}
-	if got := commands(t, pool); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
-		t.Fatalf("commands %v, want %v", got, want)
-	}
-	if s := state(t, pool, id); s != sagamanager.StateCompleted {
-		t.Fatalf("state %s", s)
-	}
+	wantCommands(t, pool, "charge_payment/charge/1", "apply_payment/apply/1", "grant_premium/grant/1")
+	wantState(t, pool, id, sagamanager.StateCompleted)
 }
 
 // A declined charge releases the reservation; a payment the subscription
@@ -130,28 +129,15 @@ func TestCompensations(t *testing.T) {
 	handle(t, f, ev(t, eventtype.SubscriptionRequested, "r1", requested))
 	handle(t, f, reply(t, false, saga.StepCharge, 1, "sub-1:1:1"))
 	handle(t, f, reply(t, true, saga.StepRelease, 1, "sub-1:1:1"))
-	if s := state(t, pool, "sub-1:1:1"); s != sagamanager.StateFailed {
-		t.Fatalf("declined saga: %s", s)
-	}
+	wantState(t, pool, "sub-1:1:1", sagamanager.StateFailed)
 	r2 := requested
 	r2.SubscriptionID = "sub-2"
 	handle(t, f, ev(t, eventtype.SubscriptionRequested, "r2", r2))
 	handle(t, f, reply(t, true, saga.StepCharge, 1, "sub-2:1:1"))
 	handle(t, f, reply(t, false, saga.StepApply, 1, "sub-2:1:1"))
 	handle(t, f, reply(t, true, saga.StepRefund, 1, "sub-2:1:1"))
-	if s := state(t, pool, "sub-2:1:1"); s != sagamanager.StateCompensated {
-		t.Fatalf("refused payment saga: %s", s)
-	}
-	got := commands(t, pool)
-	want := []string{"charge_payment/charge/1", "apply_payment/release/1", "charge_payment/charge/1", "apply_payment/apply/1", "refund_payment/refund/1"}
-	if len(got) != len(want) {
-		t.Fatalf("commands %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("commands %v, want %v", got, want)
-		}
-	}
+	wantState(t, pool, "sub-2:1:1", sagamanager.StateCompensated)
+	wantCommands(t, pool, "charge_payment/charge/1", "apply_payment/release/1", "charge_payment/charge/1", "apply_payment/apply/1", "refund_payment/refund/1")
 }
 
 // The sweep resends an overdue command (next attempt), and a charge still
@@ -171,25 +157,12 @@ func TestSweepResendsThenAborts(t *testing.T) {
 	if _, err := f.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if s := state(t, pool, "sub-1:1:1"); s != sagamanager.StateAborting {
-		t.Fatalf("state %s, want aborting", s)
-	}
+	wantState(t, pool, "sub-1:1:1", sagamanager.StateAborting)
 	handle(t, f, reply(t, true, saga.StepCharge, 1, "sub-1:1:1")) // the late charge reply: ignored
 	handle(t, f, reply(t, true, saga.StepRefund, 1, "sub-1:1:1"))
 	handle(t, f, reply(t, true, saga.StepRelease, 1, "sub-1:1:1"))
-	if s := state(t, pool, "sub-1:1:1"); s != sagamanager.StateFailed {
-		t.Fatalf("state %s, want failed", s)
-	}
-	want := []string{"charge_payment/charge/1", "charge_payment/charge/2", "refund_payment/refund/1", "apply_payment/release/1"}
-	got := commands(t, pool)
-	if len(got) != len(want) {
-		t.Fatalf("commands %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("commands %v, want %v", got, want)
-		}
-	}
+	wantState(t, pool, "sub-1:1:1", sagamanager.StateFailed)
+	wantCommands(t, pool, "charge_payment/charge/1", "charge_payment/charge/2", "refund_payment/refund/1", "apply_payment/release/1")
 }
 
 func TestChoreographyModeIgnoresEverything(t *testing.T) {

@@ -4,24 +4,15 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	subscriptionfn "github.com/overture-music/overture/functions/subscription"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/function/functiontest"
+	"github.com/overture-music/overture/internal/outbox/outboxtest"
 	"github.com/overture-music/overture/internal/saga"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // A duplicated PaymentCompleted (choreography) or apply_payment command
 // (orchestration) records the paid period once and announces one activation;
@@ -32,17 +23,8 @@ func TestPaidPeriodOnceUnderDuplicates(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db := testenv.Postgres(t)
 			f := subscriptionfn.New()
-			if err := f.Start(ctx, map[string]string{"DATABASE_URL": db, "SAGA_MODE": mode}); err != nil {
-				t.Fatal(err)
-			}
-			defer f.Stop(ctx)
-			pool, err := pgxpool.New(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
+			pool := functiontest.Start(t, f, map[string]string{"SAGA_MODE": mode})
 			x, err := f.Store.Create(ctx, "u", "annual", "tok_success")
 			if err != nil {
 				t.Fatal(err)
@@ -62,13 +44,14 @@ func TestPaidPeriodOnceUnderDuplicates(t *testing.T) {
 					}
 				}
 			}
-			if n := count(t, pool, `SELECT count(*) FROM subscription_period WHERE subscription_id=$1`, x.ID); n != 1 {
-				t.Fatalf("%d paid periods, want 1", n)
+			var periods int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM subscription_period WHERE subscription_id=$1`, x.ID).Scan(&periods); err != nil || periods != 1 {
+				t.Fatalf("%d paid periods (%v), want 1", periods, err)
 			}
-			if n := count(t, pool, `SELECT count(*) FROM outbox WHERE event_type=$1`, eventtype.SubscriptionActivated); n != 1 {
+			if n := outboxtest.Types(t, pool)[eventtype.SubscriptionActivated]; n != 1 {
 				t.Fatalf("%d SubscriptionActivated, want 1", n)
 			}
-			replies := count(t, pool, `SELECT count(DISTINCT event_id) FROM outbox WHERE event_type=$1`, eventtype.SagaStepSucceeded)
+			replies := outboxtest.DistinctIDs(t, pool, eventtype.SagaStepSucceeded)
 			if mode == "orchestration" && replies != 2 || mode == "choreography" && replies != 0 {
 				t.Fatalf("%s: %d distinct replies", mode, replies)
 			}

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/function/functiontest"
+	"github.com/overture-music/overture/internal/outbox/outboxtest"
 	"github.com/overture-music/overture/internal/saga"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -32,17 +32,8 @@ func deliver(t *testing.T, f *user.Function, typ, id string, d eventtype.Subscri
 func TestGrantAndRevokeUnderDuplicatesAndReordering(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := testenv.Postgres(t)
 	f := user.New()
-	if err := f.Start(ctx, map[string]string{"DATABASE_URL": db}); err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop(ctx)
-	pool, err := pgxpool.New(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := functiontest.Start(t, f, nil)
 	end1 := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	end2 := end1.AddDate(0, 1, 0)
 	p1 := eventtype.SubscriptionData{SubscriptionID: "s1", UserID: "u1", PeriodEnd: &end1, Period: 1}
@@ -54,8 +45,7 @@ func TestGrantAndRevokeUnderDuplicatesAndReordering(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE event_type=$1`, eventtype.UserUpdated).Scan(&n)
+		n := outboxtest.Types(t, pool)[eventtype.UserUpdated]
 		if premium != wantPremium || until == nil || !until.Equal(wantUntil) || n != wantUpdates {
 			t.Fatalf("premium=%v until=%v updates=%d; want %v %v %d", premium, until, n, wantPremium, wantUntil, wantUpdates)
 		}

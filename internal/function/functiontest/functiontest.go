@@ -1,0 +1,48 @@
+// Package functiontest starts a function the way a host does, for its own
+// tests: on a fresh test database, stopped when the test ends. Function tests
+// then only say which settings differ and what they deliver.
+//
+// Packages that use it run their tests under testenv.Main.
+package functiontest
+
+import (
+	"context"
+	"maps"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
+	"github.com/overture-music/overture/internal/testenv"
+)
+
+// Function is a function with a lifecycle.
+type Function interface {
+	function.Handler
+	function.Starter
+	function.Stopper
+}
+
+// Start starts f with cfg plus the DATABASE_URL of a fresh test database
+// (unless cfg names one), stops f when the test ends, and returns a pool on
+// f's database for the test's own queries.
+func Start(t testing.TB, f Function, cfg map[string]string) *pgxpool.Pool {
+	t.Helper()
+	cfg = maps.Clone(cfg)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	if cfg["DATABASE_URL"] == "" {
+		cfg["DATABASE_URL"] = testenv.Postgres(t)
+	}
+	if err := f.Start(context.Background(), cfg); err != nil {
+		t.Fatalf("start the function: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := f.Stop(context.Background()); err != nil {
+			t.Errorf("stop the function: %v", err)
+		}
+	})
+	return postgrestest.Open(t, cfg["DATABASE_URL"])
+}
