@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/internal/inbox"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -19,12 +20,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func setup(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	require.NoError(t, inbox.Migrate(ctx, pool))
-	_, err = pool.Exec(ctx, `CREATE TABLE plays (event_id text, n int)`)
+	pool := postgrestest.Pool(t, inbox.Migrate)
+	_, err := pool.Exec(context.Background(), `CREATE TABLE plays (event_id text, n int)`)
 	require.NoError(t, err)
 	return pool
 }

@@ -18,21 +18,12 @@ import (
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-func newPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	require.NoError(t, outbox.Migrate(ctx, pool))
-	return pool
-}
 
 func ev(id string) event.Event {
 	e := event.New()
@@ -94,7 +85,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := postgrestest.Pool(t, outbox.Migrate)
 	s := &sink{}
 	write(t, pool, false, ev("rolled-back"))
 	write(t, pool, true, ev("a"), ev("b"))
@@ -114,7 +105,7 @@ func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
 // A failed publish keeps the rows; the next round publishes them: at least once.
 func TestRelayRetriesAfterPublishFailure(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := postgrestest.Pool(t, outbox.Migrate)
 	s := &sink{fail: 1}
 	write(t, pool, true, ev("x"))
 	r := &outbox.Relay{Pool: pool, Publisher: s, Log: quietLog()}
@@ -129,7 +120,7 @@ func TestRelayRetriesAfterPublishFailure(t *testing.T) {
 
 func TestRelayKeepsWriteOrderAcrossBatches(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := postgrestest.Pool(t, outbox.Migrate)
 	var want []string
 	for i := range 25 {
 		id := fmt.Sprintf("e%02d", i)
@@ -152,7 +143,7 @@ func TestRelayKeepsWriteOrderAcrossBatches(t *testing.T) {
 // fallback poll would find it.
 func TestRunWakesOnNotify(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := postgrestest.Pool(t, outbox.Migrate)
 	got := make(chan string, 10)
 	pub := function.PublisherFunc(func(_ context.Context, events ...event.Event) error {
 		for _, e := range events {
@@ -187,7 +178,7 @@ func TestRunWakesOnNotify(t *testing.T) {
 // Two relays on one database never publish the same row twice.
 func TestConcurrentRelaysPublishEachRowOnce(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := postgrestest.Pool(t, outbox.Migrate)
 	const total = 300
 	for i := range total / 10 {
 		var batch []event.Event
@@ -225,7 +216,7 @@ func TestConcurrentRelaysPublishEachRowOnce(t *testing.T) {
 
 func TestWriteRejectsInvalidEventsAndPropagatesTrace(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := postgrestest.Pool(t, outbox.Migrate)
 	ctx := context.Background()
 	bad := event.New() // no id, source or type
 	err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, bad) })

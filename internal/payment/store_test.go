@@ -10,8 +10,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/outbox/outboxtest"
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/payment/sandbox"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -19,37 +21,12 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newProcessor(t *testing.T, cfg sandbox.Config) (*payment.Processor, *sandbox.Sandbox, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := payment.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := postgrestest.Pool(t, payment.Migrate)
 	sb := sandbox.New(cfg)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	client := payment.NewClient(srv.URL+"/v3", "sandbox-shop", "sandbox-secret", 200*time.Millisecond)
 	return &payment.Processor{Pool: pool, Provider: client, Retry: payment.Retry{Attempts: 2, Backoff: 20 * time.Millisecond, Polls: 2}}, sb, pool
-}
-
-func outboxTypes(t *testing.T, pool *pgxpool.Pool) map[string]int {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT event_type, count(*) FROM outbox GROUP BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		_ = rows.Scan(&s, &n)
-		out[s] = n
-	}
-	return out
 }
 
 // An answer lost to a timeout leaves the attempt pending; the redelivery asks
@@ -90,7 +67,7 @@ func TestProcessorAmbiguousChargeIsResolvedByQueryNotRecharge(t *testing.T) {
 	if n := len(sb.Ledger()); n != 1 {
 		t.Fatalf("provider holds %d payments, want 1", n)
 	}
-	if got := outboxTypes(t, pool); got[eventtype.PaymentCompleted] != 1 || len(got) != 1 {
+	if got := outboxtest.Types(t, pool); got[eventtype.PaymentCompleted] != 1 || len(got) != 1 {
 		t.Fatalf("outbox %v, want one PaymentCompleted", got)
 	}
 }
@@ -122,7 +99,7 @@ func TestProcessorDeclineAndRefund(t *testing.T) {
 	for _, e := range sb.Ledger() {
 		refunds += e.Refunds
 	}
-	got := outboxTypes(t, pool)
+	got := outboxtest.Types(t, pool)
 	if refunds != 1 || got[eventtype.PaymentRefunded] != 1 || got[eventtype.PaymentFailed] != 1 || got[eventtype.PaymentCompleted] != 1 {
 		t.Fatalf("provider refunds %d, outbox %v; want one refund and one fact of each", refunds, got)
 	}
@@ -157,14 +134,14 @@ func TestProcessorWebhook(t *testing.T) {
 	}
 	var status string
 	_ = pool.QueryRow(ctx, `SELECT status FROM payment WHERE id=$1`, req.ID()).Scan(&status)
-	if status != payment.RowSucceeded || outboxTypes(t, pool)[eventtype.PaymentCompleted] != 1 {
-		t.Fatalf("after the webhook: %s, outbox %v", status, outboxTypes(t, pool))
+	if status != payment.RowSucceeded || outboxtest.Types(t, pool)[eventtype.PaymentCompleted] != 1 {
+		t.Fatalf("after the webhook: %s, outbox %v", status, outboxtest.Types(t, pool))
 	}
 	n.Object.ID = "00000000-0000-0000-0000-000000000000"
 	if err := p.Webhook(ctx, n); !errors.Is(err, payment.ErrUnknownPayment) {
 		t.Fatalf("unknown payment: %v, want ErrUnknownPayment", err)
 	}
-	if got := outboxTypes(t, pool); got[eventtype.PaymentCompleted] != 1 || len(got) != 1 {
+	if got := outboxtest.Types(t, pool); got[eventtype.PaymentCompleted] != 1 || len(got) != 1 {
 		t.Fatalf("outbox changed by an unknown webhook: %v", got)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/subscription"
-	"github.com/overture-music/overture/internal/testenv"
 )
 
 type clock struct{ t time.Time }
@@ -21,15 +21,7 @@ func (c *clock) now() time.Time { return c.t }
 
 func newStore(t *testing.T) (*subscription.Store, *clock, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := subscription.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := postgrestest.Pool(t, subscription.Migrate)
 	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	st, err := subscription.NewStore(pool, map[string]string{"DUNNING_SCHEDULE": "24h,72h,120h"})
 	if err != nil {
