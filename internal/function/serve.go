@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
@@ -90,20 +90,11 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve function %s: %w", name, err)
-	case <-ctx.Done():
+	if err := server.Serve(ctx, srv, ln, log.With("function", name)); err != nil {
+		return fmt.Errorf("function %s: %w", name, err)
 	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("shutdown", "function", name, "error", err)
-	}
-	stopCtx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel2()
 	if err := Stop(stopCtx, h); err != nil {
 		return fmt.Errorf("stop function %s: %w", name, err)
 	}

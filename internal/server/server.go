@@ -87,6 +87,14 @@ func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger, 
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	return Serve(ctx, srv, ln, log)
+}
+
+// Serve runs srv on ln until ctx ends, then shuts it down gracefully, giving
+// requests in flight 30 s. It is the end of every standalone HTTP server:
+// Listen's and a standalone function's (internal/function).
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
+	addr := ln.Addr().String()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
