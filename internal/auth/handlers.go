@@ -41,6 +41,16 @@ func decode(r *http.Request, v any) *problem.Problem {
 	return nil
 }
 
+// read decodes the JSON body into v; when it cannot, it answers 400 and
+// reports false.
+func (s *Service) read(w http.ResponseWriter, r *http.Request, v any) bool {
+	if p := decode(r, v); p != nil {
+		s.fail(w, r, p)
+		return false
+	}
+	return true
+}
+
 func jsonReason(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
@@ -90,6 +100,22 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, p *problem.Proble
 
 func (s *Service) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, problem.New(http.StatusInternalServerError, "internal", "the server failed to handle the request; it has been logged"), "error", err.Error())
+}
+
+// failErr answers a step that failed with err: p when err is the expected
+// refusal known, else a 500.
+func (s *Service) failErr(w http.ResponseWriter, r *http.Request, err, known error, p *problem.Problem) {
+	if errors.Is(err, known) {
+		s.fail(w, r, p)
+		return
+	}
+	s.internal(w, r, err)
+}
+
+// noContent answers 204 and counts it.
+func noContent(w http.ResponseWriter, r *http.Request) {
+	countOutcome(r.URL.Path, "")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // limited counts an attempt and answers 429 when over the limit.
@@ -159,8 +185,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Email, Password, Locale string
 	}
-	if p := decode(r, &in); p != nil {
-		s.fail(w, r, p)
+	if !s.read(w, r, &in) {
 		return
 	}
 	fields := map[string]string{}
@@ -193,25 +218,15 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		if id, err = createAccount(r.Context(), tx, email, &hash, locale, []string{token.RoleListener}, false); err != nil {
 			return err
 		}
-		secret, exp, err := newOnetime(r.Context(), tx, "confirm", id, s.cfg.confirmTTL)
-		if err != nil {
-			return err
-		}
-		e, err := newEvent(eventtype.UserRegistered, id, eventtype.UserRegisteredData{
-			UserID: id, Email: email, Locale: locale, ExpiresAt: exp,
-			ConfirmURL: s.cfg.baseURL + "/v1/auth/confirm?token=" + secret,
+		return sendLink(r.Context(), tx, "confirm", id, s.cfg.confirmTTL, eventtype.UserRegistered, func(secret string, exp time.Time) any {
+			return eventtype.UserRegisteredData{
+				UserID: id, Email: email, Locale: locale, ExpiresAt: exp,
+				ConfirmURL: s.cfg.baseURL + "/v1/auth/confirm?token=" + secret,
+			}
 		})
-		if err != nil {
-			return err
-		}
-		return outbox.Write(r.Context(), tx, e)
 	})
-	if errors.Is(err, ErrEmailTaken) {
-		s.fail(w, r, problem.New(http.StatusConflict, "email-taken", "an account with this email already exists; log in or reset the password"))
-		return
-	}
 	if err != nil {
-		s.internal(w, r, err)
+		s.failErr(w, r, err, ErrEmailTaken, problem.New(http.StatusConflict, "email-taken", "an account with this email already exists; log in or reset the password"))
 		return
 	}
 	s.Log.InfoContext(r.Context(), "account registered", "user_id", id)
@@ -224,25 +239,53 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem.BadRequest("the token query parameter is required"))
 		return
 	}
-	var id string
-	err := postgres.InTx(r.Context(), s.pool, func(tx pgx.Tx) error {
-		var err error
-		if id, err = useOnetime(r.Context(), tx, "confirm", secret); err != nil {
-			return err
-		}
-		_, err = tx.Exec(r.Context(), `UPDATE auth_account SET confirmed_at = coalesce(confirmed_at, now()), updated_at = now() WHERE id = $1`, id)
+	id, ok := s.redeem(w, r, "confirm", "confirmation", secret, func(ctx context.Context, tx pgx.Tx, id string) error {
+		_, err := tx.Exec(ctx, `UPDATE auth_account SET confirmed_at = coalesce(confirmed_at, now()), updated_at = now() WHERE id = $1`, id)
 		return err
 	})
-	if p := linkProblem(err, "confirmation"); p != nil {
-		s.fail(w, r, p)
-		return
-	}
-	if err != nil {
-		s.internal(w, r, err)
+	if !ok {
 		return
 	}
 	s.Log.InfoContext(r.Context(), "email confirmed", "user_id", id)
 	answer(w, r, http.StatusOK, map[string]any{"user_id": id, "confirmed": true})
+}
+
+// sendLink stores a new one-time link of kind for account and, in the same
+// transaction, writes the event of type typ that carries it to the outbox;
+// data builds that event's data from the link's secret and expiry.
+func sendLink(ctx context.Context, tx pgx.Tx, kind, account string, ttl time.Duration, typ string, data func(secret string, exp time.Time) any) error {
+	secret, exp, err := newOnetime(ctx, tx, kind, account, ttl)
+	if err != nil {
+		return err
+	}
+	e, err := newEvent(typ, account, data(secret, exp))
+	if err != nil {
+		return err
+	}
+	return outbox.Write(ctx, tx, e)
+}
+
+// redeem uses the one-time link secret of kind and, in the same transaction,
+// applies its effect to the link's account. A link that is unknown, used or
+// expired is answered with its problem (what names the link in the detail),
+// any other failure with a 500; ok is false then.
+func (s *Service) redeem(w http.ResponseWriter, r *http.Request, kind, what, secret string, apply func(ctx context.Context, tx pgx.Tx, id string) error) (id string, ok bool) {
+	err := postgres.InTx(r.Context(), s.pool, func(tx pgx.Tx) error {
+		var err error
+		if id, err = useOnetime(r.Context(), tx, kind, secret); err != nil {
+			return err
+		}
+		return apply(r.Context(), tx, id)
+	})
+	if p := linkProblem(err, what); p != nil {
+		s.fail(w, r, p)
+		return "", false
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return "", false
+	}
+	return id, true
 }
 
 func linkProblem(err error, what string) *problem.Problem {
@@ -259,8 +302,7 @@ func linkProblem(err error, what string) *problem.Problem {
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	var in struct{ Email, Password string }
-	if p := decode(r, &in); p != nil {
-		s.fail(w, r, p)
+	if !s.read(w, r, &in) {
 		return
 	}
 	email, err := normalizeEmail(in.Email)
@@ -310,12 +352,14 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	answer(w, r, http.StatusOK, resp)
 }
 
+// refreshBody is the body of refresh and logout.
+type refreshBody struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
 func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		RefreshToken string `json:"refresh_token"`
-	}
-	if p := decode(r, &in); p != nil {
-		s.fail(w, r, p)
+	var in refreshBody
+	if !s.read(w, r, &in) {
 		return
 	}
 	if _, err := ParseSecret(KindRefresh, in.RefreshToken); err != nil {
@@ -346,13 +390,8 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	a, err := accountByID(r.Context(), s.pool, rot.UserID)
-	if errors.Is(err, ErrNoAccount) {
-		s.fail(w, r, problem.New(http.StatusUnauthorized, "account-gone", "the account of this session no longer exists"))
-		return
-	}
-	if err != nil {
-		s.internal(w, r, err)
+	a, ok := s.account(w, r, rot.UserID, problem.New(http.StatusUnauthorized, "account-gone", "the account of this session no longer exists"))
+	if !ok {
 		return
 	}
 	resp, err := s.issue(r.Context(), a, rot.Token)
@@ -365,25 +404,28 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		RefreshToken string `json:"refresh_token"`
-	}
-	if p := decode(r, &in); p != nil {
-		s.fail(w, r, p)
+	var in refreshBody
+	if !s.read(w, r, &in) {
 		return
 	}
 	uid, err := s.sessions.Revoke(r.Context(), in.RefreshToken)
-	if errors.Is(err, ErrSecretFormat) {
-		s.fail(w, r, problem.New(http.StatusBadRequest, "invalid-refresh-token", "refresh_token is missing or malformed"))
-		return
-	}
 	if err != nil {
-		s.internal(w, r, err)
+		s.failErr(w, r, err, ErrSecretFormat, problem.New(http.StatusBadRequest, "invalid-refresh-token", "refresh_token is missing or malformed"))
 		return
 	}
 	s.Log.InfoContext(r.Context(), "logout", "user_id", uid)
-	countOutcome(r.URL.Path, "")
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, r)
+}
+
+// account loads the account id names for a signed-in caller; a deleted one
+// is answered with gone, any other failure with a 500, and ok is false then.
+func (s *Service) account(w http.ResponseWriter, r *http.Request, id string, gone *problem.Problem) (*Account, bool) {
+	a, err := accountByID(r.Context(), s.pool, id)
+	if err != nil {
+		s.failErr(w, r, err, ErrNoAccount, gone)
+		return nil, false
+	}
+	return a, true
 }
 
 // authenticate verifies the bearer access token.
@@ -413,8 +455,7 @@ func (s *Service) logoutAll(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 	var in struct{ Email string }
-	if p := decode(r, &in); p != nil {
-		s.fail(w, r, p)
+	if !s.read(w, r, &in) {
 		return
 	}
 	email, err := normalizeEmail(in.Email)
@@ -430,18 +471,12 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		secret, exp, err := newOnetime(r.Context(), tx, "reset", a.ID, s.cfg.resetTTL)
-		if err != nil {
-			return err
-		}
-		e, err := newEvent(eventtype.PasswordResetRequested, a.ID, eventtype.PasswordResetRequestedData{
-			UserID: a.ID, Email: a.Email, Locale: a.Locale, ExpiresAt: exp,
-			ResetURL: s.cfg.resetLink + secret,
-		})
-		if err != nil {
-			return err
-		}
-		if err := outbox.Write(r.Context(), tx, e); err != nil {
+		if err := sendLink(r.Context(), tx, "reset", a.ID, s.cfg.resetTTL, eventtype.PasswordResetRequested, func(secret string, exp time.Time) any {
+			return eventtype.PasswordResetRequestedData{
+				UserID: a.ID, Email: a.Email, Locale: a.Locale, ExpiresAt: exp,
+				ResetURL: s.cfg.resetLink + secret,
+			}
+		}); err != nil {
 			return err
 		}
 		s.Log.InfoContext(r.Context(), "password reset requested", "user_id", a.ID)
@@ -457,8 +492,7 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	var in struct{ Token, Password string }
-	if p := decode(r, &in); p != nil {
-		s.fail(w, r, p)
+	if !s.read(w, r, &in) {
 		return
 	}
 	if err := checkPasswordPolicy(in.Password); err != nil {
@@ -470,22 +504,12 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	var id string
-	err = postgres.InTx(r.Context(), s.pool, func(tx pgx.Tx) error {
-		var err error
-		if id, err = useOnetime(r.Context(), tx, "reset", in.Token); err != nil {
-			return err
-		}
+	id, ok := s.redeem(w, r, "reset", "reset", in.Token, func(ctx context.Context, tx pgx.Tx, id string) error {
 		// Receiving the link proves the address, so reset also confirms.
-		_, err = tx.Exec(r.Context(), `UPDATE auth_account SET password_hash = $2, confirmed_at = coalesce(confirmed_at, now()), updated_at = now() WHERE id = $1`, id, hash)
+		_, err := tx.Exec(ctx, `UPDATE auth_account SET password_hash = $2, confirmed_at = coalesce(confirmed_at, now()), updated_at = now() WHERE id = $1`, id, hash)
 		return err
 	})
-	if p := linkProblem(err, "reset"); p != nil {
-		s.fail(w, r, p)
-		return
-	}
-	if err != nil {
-		s.internal(w, r, err)
+	if !ok {
 		return
 	}
 	n, err := s.sessions.RevokeAll(r.Context(), id)
@@ -493,8 +517,7 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 		s.Log.ErrorContext(r.Context(), "revoke sessions after password reset", "user_id", id, "error", err)
 	}
 	s.Log.InfoContext(r.Context(), "password reset", "user_id", id, "sessions_ended", n)
-	countOutcome(r.URL.Path, "")
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, r)
 }
 
 func (s *Service) me(w http.ResponseWriter, r *http.Request) {
@@ -502,13 +525,8 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a, err := accountByID(r.Context(), s.pool, c.Subject)
-	if errors.Is(err, ErrNoAccount) {
-		s.fail(w, r, problem.New(http.StatusNotFound, "account-gone", "the account of this token no longer exists"))
-		return
-	}
-	if err != nil {
-		s.internal(w, r, err)
+	a, ok := s.account(w, r, c.Subject, problem.New(http.StatusNotFound, "account-gone", "the account of this token no longer exists"))
+	if !ok {
 		return
 	}
 	rows, err := s.pool.Query(r.Context(), `SELECT provider FROM auth_identity WHERE account_id = $1 ORDER BY provider`, a.ID)
