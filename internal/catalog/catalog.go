@@ -152,12 +152,12 @@ func (s *Service) build() {
 	s.once.Do(func() {
 		mux := http.NewServeMux()
 		h := map[string]func(http.ResponseWriter, *http.Request) error{
-			"POST /v1/admin/artists":               s.createArtist,
-			"PATCH /v1/admin/artists/{id}":         s.updateArtist,
-			"DELETE /v1/admin/artists/{id}":        s.deleteArtist,
-			"POST /v1/admin/albums":                s.createAlbum,
-			"PATCH /v1/admin/albums/{id}":          s.updateAlbum,
-			"DELETE /v1/admin/albums/{id}":         s.deleteAlbum,
+			"POST /v1/admin/artists":               artistEntity.create(s),
+			"PATCH /v1/admin/artists/{id}":         artistEntity.update(s),
+			"DELETE /v1/admin/artists/{id}":        artistEntity.remove(s),
+			"POST /v1/admin/albums":                albumEntity.create(s),
+			"PATCH /v1/admin/albums/{id}":          albumEntity.update(s),
+			"DELETE /v1/admin/albums/{id}":         albumEntity.remove(s),
 			"POST /v1/admin/tracks":                s.createTrack,
 			"PATCH /v1/admin/tracks/{id}":          s.updateTrack,
 			"DELETE /v1/admin/tracks/{id}":         s.deleteTrack,

@@ -234,6 +234,134 @@ var selectCols = map[string]string{
 	"track":  "id::text, title, album_id::text, genre_id, position, duration_ms, explicit, lyrics, popularity, state, published_at, created_at, updated_at",
 }
 
+// entity is what the create, update and delete handlers of a plain catalog
+// row (an artist or an album: one table, no child rows) need to know of it.
+type entity[T any] struct {
+	table, what string // "album", "an album"
+	fields      []field
+	updatable   string // what an update that changes nothing is told it could send
+	scan        func(pgx.Row) (T, error)
+	// created, updated and deleted are the event types; data is their data.
+	created, updated, deleted string
+	data                      func(id string, v T) any
+	// inUse refuses (409) to delete a row that others still reference.
+	inUse func(ctx context.Context, tx pgx.Tx, id string) error
+}
+
+var artistEntity = entity[Artist]{
+	table: "artist", what: "an artist", fields: artistFields, updatable: "name, country, bio", scan: scanArtist,
+	created: eventtype.ArtistCreated, updated: eventtype.ArtistUpdated, deleted: eventtype.ArtistDeleted,
+	data: func(id string, a Artist) any { return eventtype.ArtistData{ArtistID: id, Name: a.Name} },
+	inUse: func(ctx context.Context, tx pgx.Tx, id string) error {
+		var albums, tracks int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM album WHERE artist_id = $1), (SELECT count(*) FROM track_artist WHERE artist_id = $1)`, id).Scan(&albums, &tracks); err != nil {
+			return fmt.Errorf("count artist references: %w", err)
+		}
+		if albums > 0 || tracks > 0 {
+			return conflict(fmt.Sprintf("artist %s still has %d albums and %d tracks; delete or reassign them first", id, albums, tracks))
+		}
+		return nil
+	},
+}
+
+var albumEntity = entity[Album]{
+	table: "album", what: "an album", fields: albumFields, updatable: "title, artist_id, release_year, cover_key", scan: scanAlbum,
+	created: eventtype.AlbumCreated, updated: eventtype.AlbumUpdated, deleted: eventtype.AlbumDeleted,
+	data: func(id string, a Album) any {
+		return eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID}
+	},
+	inUse: func(ctx context.Context, tx pgx.Tx, id string) error {
+		var tracks int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM track WHERE album_id = $1`, id).Scan(&tracks); err != nil {
+			return fmt.Errorf("count album tracks: %w", err)
+		}
+		if tracks > 0 {
+			return conflict(fmt.Sprintf("album %s still has %d tracks; delete them or move them to another album first", id, tracks))
+		}
+		return nil
+	},
+}
+
+// create handles POST of a new row: its references must exist and its id
+// must be unused.
+func (e entity[T]) create(s *Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		q, err := createRequest(r, e.fields)
+		if err != nil {
+			return err
+		}
+		if err := q.check(false, ""); err != nil {
+			return err
+		}
+		return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+			if err := checkRefs(ctx, tx, q.cols); err != nil {
+				return 0, nil, nil, err
+			}
+			row, err := insertNew(ctx, tx, e.table, e.what, q)
+			if err != nil {
+				return 0, nil, nil, err
+			}
+			v, err := e.scan(row)
+			if err != nil {
+				return 0, nil, nil, fmt.Errorf("insert %s: %w", e.table, err)
+			}
+			ev, err := newEvent(e.created, e.table+":"+q.id, e.data(q.id, v))
+			return http.StatusCreated, v, []event.Event{ev}, err
+		})
+	}
+}
+
+// update handles PATCH of the row the path names.
+func (e entity[T]) update(s *Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		q, err := updateRequest(r, e.table, e.fields)
+		if err != nil {
+			return err
+		}
+		if err := q.check(len(q.cols.names) == 0, e.updatable); err != nil {
+			return err
+		}
+		return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+			if err := checkRefs(ctx, tx, q.cols); err != nil {
+				return 0, nil, nil, err
+			}
+			v, err := updateRow(ctx, tx, e.table, q, e.scan)
+			if err != nil {
+				return 0, nil, nil, err
+			}
+			ev, err := newEvent(e.updated, e.table+":"+q.id, e.data(q.id, v))
+			return http.StatusOK, v, []event.Event{ev}, err
+		})
+	}
+}
+
+// remove handles DELETE of the row the path names, unless it is in use.
+func (e entity[T]) remove(s *Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, e.table)
+		if err != nil {
+			return err
+		}
+		return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+			v, err := e.scan(tx.QueryRow(ctx, `SELECT `+selectCols[e.table]+` FROM `+e.table+` WHERE id = $1 FOR UPDATE`, id))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return 0, nil, nil, notFound(e.table, id)
+			}
+			if err != nil {
+				return 0, nil, nil, fmt.Errorf("lock %s: %w", e.table, err)
+			}
+			if err := e.inUse(ctx, tx, id); err != nil {
+				return 0, nil, nil, err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM `+e.table+` WHERE id = $1`, id); err != nil {
+				return 0, nil, nil, fmt.Errorf("delete %s: %w", e.table, err)
+			}
+			ev, err := newEvent(e.deleted, e.table+":"+id, e.data(id, v))
+			return http.StatusNoContent, nil, []event.Event{ev}, err
+		})
+	}
+}
+
 // Artist is an artist as the admin API shows it.
 type Artist struct {
 	ID        string    `json:"id"`
@@ -259,81 +387,12 @@ func exists(ctx context.Context, tx pgx.Tx, table, id string) (bool, error) {
 	return ok, nil
 }
 
-func (s *Service) createArtist(w http.ResponseWriter, r *http.Request) error {
-	q, err := createRequest(r, artistFields)
-	if err != nil {
-		return err
-	}
-	if err := q.check(false, ""); err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		row, err := insertNew(ctx, tx, "artist", "an artist", q)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		a, err := scanArtist(row)
-		if err != nil {
-			return 0, nil, nil, fmt.Errorf("insert artist: %w", err)
-		}
-		e, err := newEvent(eventtype.ArtistCreated, "artist:"+q.id, eventtype.ArtistData{ArtistID: q.id, Name: a.Name})
-		return http.StatusCreated, a, []event.Event{e}, err
-	})
-}
-
 // cmpErr returns err if set, else p.
 func cmpErr(err error, p *problem.Problem) error {
 	if err != nil {
 		return err
 	}
 	return p
-}
-
-func (s *Service) updateArtist(w http.ResponseWriter, r *http.Request) error {
-	q, err := updateRequest(r, "artist", artistFields)
-	if err != nil {
-		return err
-	}
-	if err := q.check(len(q.cols.names) == 0, "name, country, bio"); err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		a, err := updateRow(ctx, tx, "artist", q, scanArtist)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		e, err := newEvent(eventtype.ArtistUpdated, "artist:"+q.id, eventtype.ArtistData{ArtistID: q.id, Name: a.Name})
-		return http.StatusOK, a, []event.Event{e}, err
-	})
-}
-
-func (s *Service) deleteArtist(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "artist")
-	if err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		var name string
-		err := tx.QueryRow(ctx, `SELECT name FROM artist WHERE id = $1 FOR UPDATE`, id).Scan(&name)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil, nil, notFound("artist", id)
-		}
-		if err != nil {
-			return 0, nil, nil, fmt.Errorf("lock artist: %w", err)
-		}
-		var albums, tracks int
-		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM album WHERE artist_id = $1), (SELECT count(*) FROM track_artist WHERE artist_id = $1)`, id).Scan(&albums, &tracks); err != nil {
-			return 0, nil, nil, fmt.Errorf("count artist references: %w", err)
-		}
-		if albums > 0 || tracks > 0 {
-			return 0, nil, nil, conflict(fmt.Sprintf("artist %s still has %d albums and %d tracks; delete or reassign them first", id, albums, tracks))
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM artist WHERE id = $1`, id); err != nil {
-			return 0, nil, nil, fmt.Errorf("delete artist: %w", err)
-		}
-		e, err := newEvent(eventtype.ArtistDeleted, "artist:"+id, eventtype.ArtistData{ArtistID: id, Name: name})
-		return http.StatusNoContent, nil, []event.Event{e}, err
-	})
 }
 
 // Album is an album as the admin API shows it.
@@ -370,80 +429,6 @@ func checkRefs(ctx context.Context, tx pgx.Tx, c columns) error {
 		}
 	}
 	return validation(errs)
-}
-
-func (s *Service) createAlbum(w http.ResponseWriter, r *http.Request) error {
-	q, err := createRequest(r, albumFields)
-	if err != nil {
-		return err
-	}
-	if err := q.check(false, ""); err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		if err := checkRefs(ctx, tx, q.cols); err != nil {
-			return 0, nil, nil, err
-		}
-		row, err := insertNew(ctx, tx, "album", "an album", q)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		a, err := scanAlbum(row)
-		if err != nil {
-			return 0, nil, nil, fmt.Errorf("insert album: %w", err)
-		}
-		e, err := newEvent(eventtype.AlbumCreated, "album:"+q.id, eventtype.AlbumData{AlbumID: q.id, Title: a.Title, ArtistID: a.ArtistID})
-		return http.StatusCreated, a, []event.Event{e}, err
-	})
-}
-
-func (s *Service) updateAlbum(w http.ResponseWriter, r *http.Request) error {
-	q, err := updateRequest(r, "album", albumFields)
-	if err != nil {
-		return err
-	}
-	if err := q.check(len(q.cols.names) == 0, "title, artist_id, release_year, cover_key"); err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		if err := checkRefs(ctx, tx, q.cols); err != nil {
-			return 0, nil, nil, err
-		}
-		a, err := updateRow(ctx, tx, "album", q, scanAlbum)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		e, err := newEvent(eventtype.AlbumUpdated, "album:"+q.id, eventtype.AlbumData{AlbumID: q.id, Title: a.Title, ArtistID: a.ArtistID})
-		return http.StatusOK, a, []event.Event{e}, err
-	})
-}
-
-func (s *Service) deleteAlbum(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "album")
-	if err != nil {
-		return err
-	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		a, err := scanAlbum(tx.QueryRow(ctx, `SELECT `+selectCols["album"]+` FROM album WHERE id = $1 FOR UPDATE`, id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil, nil, notFound("album", id)
-		}
-		if err != nil {
-			return 0, nil, nil, fmt.Errorf("lock album: %w", err)
-		}
-		var tracks int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM track WHERE album_id = $1`, id).Scan(&tracks); err != nil {
-			return 0, nil, nil, fmt.Errorf("count album tracks: %w", err)
-		}
-		if tracks > 0 {
-			return 0, nil, nil, conflict(fmt.Sprintf("album %s still has %d tracks; delete them or move them to another album first", id, tracks))
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM album WHERE id = $1`, id); err != nil {
-			return 0, nil, nil, fmt.Errorf("delete album: %w", err)
-		}
-		e, err := newEvent(eventtype.AlbumDeleted, "album:"+id, eventtype.AlbumData{AlbumID: id, Title: a.Title, ArtistID: a.ArtistID})
-		return http.StatusNoContent, nil, []event.Event{e}, err
-	})
 }
 
 // Track is a track as the admin API shows it.
@@ -604,11 +589,7 @@ func (s *Service) updateTrack(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id, c := q.id, q.cols
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		cur, err := loadTrack(ctx, tx, id, true)
-		if err != nil {
-			return 0, nil, nil, err
-		}
+	return s.changeTrack(w, r, id, func(ctx context.Context, tx pgx.Tx, cur Track) (int, any, []event.Event, error) {
 		if err := checkRefs(ctx, tx, c); err != nil {
 			return 0, nil, nil, err
 		}
@@ -637,11 +618,7 @@ func (s *Service) deleteTrack(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		t, err := loadTrack(ctx, tx, id, true)
-		if err != nil {
-			return 0, nil, nil, err
-		}
+	return s.changeTrack(w, r, id, func(ctx context.Context, tx pgx.Tx, t Track) (int, any, []event.Event, error) {
 		if _, err := tx.Exec(ctx, `DELETE FROM track WHERE id = $1`, id); err != nil {
 			return 0, nil, nil, fmt.Errorf("delete track: %w", err)
 		}
@@ -681,11 +658,7 @@ func (s *Service) moveTrack(w http.ResponseWriter, r *http.Request, evType, set 
 	if err != nil {
 		return err
 	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		t, err := loadTrack(ctx, tx, id, true)
-		if err != nil {
-			return 0, nil, nil, err
-		}
+	return s.changeTrack(w, r, id, func(ctx context.Context, tx pgx.Tx, t Track) (int, any, []event.Event, error) {
 		if err := allowed(id, t); err != nil {
 			return 0, nil, nil, err
 		}
@@ -693,6 +666,18 @@ func (s *Service) moveTrack(w http.ResponseWriter, r *http.Request, evType, set 
 			return 0, nil, nil, fmt.Errorf("change state of track %s: %w", id, err)
 		}
 		return trackAnswer(ctx, tx, id, evType, http.StatusOK)
+	})
+}
+
+// changeTrack runs fn in one write on the track id names, read and locked
+// for update (a 404 when there is none).
+func (s *Service) changeTrack(w http.ResponseWriter, r *http.Request, id string, fn func(ctx context.Context, tx pgx.Tx, t Track) (int, any, []event.Event, error)) error {
+	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
+		t, err := loadTrack(ctx, tx, id, true)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		return fn(ctx, tx, t)
 	})
 }
 
@@ -759,11 +744,7 @@ func (s *Service) replaceRenditions(w http.ResponseWriter, r *http.Request) erro
 	if err := validation(errs); err != nil {
 		return err
 	}
-	return s.write(w, r, func(ctx context.Context, tx pgx.Tx) (int, any, []event.Event, error) {
-		t, err := loadTrack(ctx, tx, id, true)
-		if err != nil {
-			return 0, nil, nil, err
-		}
+	return s.changeTrack(w, r, id, func(ctx context.Context, tx pgx.Tx, t Track) (int, any, []event.Event, error) {
 		if len(in) == 0 && t.State == "published" {
 			return 0, nil, nil, conflict("a published track must keep at least one rendition; unpublish it first")
 		}
@@ -780,7 +761,8 @@ func (s *Service) replaceRenditions(w http.ResponseWriter, r *http.Request) erro
 		if _, err := tx.Exec(ctx, `UPDATE track SET updated_at = now() WHERE id = $1`, id); err != nil {
 			return 0, nil, nil, fmt.Errorf("touch track: %w", err)
 		}
-		if t, err = loadTrack(ctx, tx, id, false); err != nil {
+		t, err := loadTrack(ctx, tx, id, false)
+		if err != nil {
 			return 0, nil, nil, err
 		}
 		if old == nil {
