@@ -79,8 +79,12 @@ func Open(ctx context.Context, url string) (*Pool, error) {
 	return &Pool{Pool: p, url: url}, nil
 }
 
-// Close releases the reference; the last holder closes the pool.
+// Close releases the reference; the last holder closes the pool. Closing a
+// nil Pool (a function stopped before it started) does nothing.
 func (p *Pool) Close() {
+	if p == nil {
+		return
+	}
 	p.once.Do(func() {
 		poolsMu.Lock()
 		defer poolsMu.Unlock()
@@ -94,6 +98,38 @@ func (p *Pool) Close() {
 			s.pool.Close()
 		}
 	})
+}
+
+// Ready reports whether the database answers; a nil Pool (not started yet)
+// is not ready. It is the readiness of a function whose only dependency that
+// must be up is its database.
+func (p *Pool) Ready(ctx context.Context) (bool, error) {
+	if p == nil {
+		return false, errors.New("postgres: not started")
+	}
+	if err := p.Ping(ctx); err != nil {
+		return false, fmt.Errorf("postgres: %w", err)
+	}
+	return true, nil
+}
+
+// Migrator creates or updates the tables of one owner on pool; an owner's
+// exported Migrate has this type.
+type Migrator func(ctx context.Context, pool *pgxpool.Pool) error
+
+// OpenMigrated is how a function that owns tables starts: the shared pool for
+// url (see Open), then migrate run on it. When migrate fails the pool is
+// released, so a function whose Start failed holds no connection.
+func OpenMigrated(ctx context.Context, url string, migrate Migrator) (*Pool, error) {
+	pool, err := Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, pool.Pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
 
 func redact(err error) error {
@@ -112,6 +148,26 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, owner string, fsys fs.FS) 
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	return migrateDB(ctx, db, owner, fsys)
+}
+
+// MigrateOwner applies owner's migrations embedded, by the project's
+// convention, as migrations/*.sql in fsys (see Migrate), and then each of
+// shared in order: the schemas of shared tables the owner also writes to,
+// such as outbox.Migrate and inbox.Migrate. It stops at the first failure.
+func MigrateOwner(ctx context.Context, pool *pgxpool.Pool, owner string, fsys fs.FS, shared ...Migrator) error {
+	dir, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations of %s: %w", owner, err)
+	}
+	if err := Migrate(ctx, pool, owner, dir); err != nil {
+		return err
+	}
+	for _, m := range shared {
+		if err := m(ctx, pool); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func migrateDB(ctx context.Context, db *sql.DB, owner string, fsys fs.FS) error {
