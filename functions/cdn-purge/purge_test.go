@@ -5,18 +5,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/overture-music/overture/edge"
+	"github.com/overture-music/overture/edge/edgetest"
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/steering"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -24,38 +22,15 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestPurgesReplacedRenditionsEverywhere(t *testing.T) {
 	t.Parallel()
-	ep, access, secret := testenv.S3(t)
-	c := s3.New(s3.Options{BaseEndpoint: aws.String(ep), Region: "us-east-1", UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("media")}); err != nil {
-		t.Fatal(err)
-	}
-	put := func(k, v string) {
-		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String(k), Body: strings.NewReader(v)}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	segs := []string{"tracks/p1/hls/index.m3u8", "tracks/p1/hls/seg-1.ts", "tracks/p2/hls/seg-1.ts"}
+	origin := edgetest.NewOrigin(t, nil)
 	for _, k := range segs {
-		put(k, "old")
+		origin.Put(t, k, "old")
 	}
 	keys := urlsign.Keys{"k": []byte("purge-test-secret-123")}
-	var servers []*edge.Server
-	var list []string
-	for _, region := range []string{"eu-west", "eu-central", "ru-central"} {
-		s, err := edge.New(edge.Config{Name: "pop-" + region, Region: region, Addr: "127.0.0.1:0", S3Endpoint: ep, S3AccessKey: access,
-			S3SecretKey: secret, SigningKeys: keys, AdminSecret: "adm"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Stop(context.Background()) })
-		servers = append(servers, s)
-		list = append(list, "pop-"+region+"="+region+"="+s.URL())
-	}
+	pops, servers := origin.StartPOPs(t, keys, steering.POP{Name: "pop-eu-west", Region: "eu-west"},
+		steering.POP{Name: "pop-eu-central", Region: "eu-central"}, steering.POP{Name: "pop-ru-central", Region: "ru-central"})
 	get := func(s *edge.Server, k string) string {
 		tok, _ := keys.Sign(urlsign.Token{KeyID: "k", Expires: time.Now().Add(time.Hour), Prefix: "tracks/"})
 		r, err := http.Get(s.URL() + edge.MediaPrefix + k + "?t=" + url.QueryEscape(tok))
@@ -72,10 +47,10 @@ func TestPurgesReplacedRenditionsEverywhere(t *testing.T) {
 		}
 	}
 	for _, k := range segs {
-		put(k, "new") // replaced in place at the origin
+		origin.Put(t, k, "new") // replaced in place at the origin
 	}
 	f := New()
-	if err := f.Start(ctx, map[string]string{"CDN_POPS": strings.Join(list, ","), "CDN_ADMIN_SECRET": "adm"}); err != nil {
+	if err := f.Start(ctx, map[string]string{"CDN_POPS": edgetest.POPList(pops), "CDN_ADMIN_SECRET": edgetest.AdminSecret}); err != nil {
 		t.Fatal(err)
 	}
 	e := event.New()

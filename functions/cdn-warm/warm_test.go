@@ -5,12 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/overture-music/overture/edge"
+	"github.com/overture-music/overture/edge/edgetest"
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/steering"
@@ -32,46 +30,21 @@ func published(t *testing.T, d eventtype.TrackData) event.Event {
 
 func TestWarmsTheOwnerPOPOfEveryRegion(t *testing.T) {
 	t.Parallel()
-	ep, access, secret := testenv.S3(t)
-	c := s3.New(s3.Options{BaseEndpoint: aws.String(ep), Region: "us-east-1", UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, "")})
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("media")}); err != nil {
-		t.Fatal(err)
-	}
-	objs := map[string]string{
+	origin := edgetest.NewOrigin(t, map[string]string{
 		"tracks/w1/hls-aac-128/index.m3u8": "#EXTM3U\n#EXTINF:2,\nseg-1.ts\n#EXTINF:2,\nseg-2.ts\n",
 		"tracks/w1/hls-aac-128/seg-1.ts":   "one", "tracks/w1/hls-aac-128/seg-2.ts": "two",
 		"tracks/w1/premium/flac/full.flac": "lossless",
-	}
-	for k, v := range objs {
-		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String(k), Body: strings.NewReader(v)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	keys := urlsign.Keys{"k": []byte("warm-test-secret-123")}
-	var pops []steering.POP
+	pops, list := origin.StartPOPs(t, keys, steering.POP{Name: "w-a", Region: "eu-west"}, steering.POP{Name: "w-b", Region: "eu-west"},
+		steering.POP{Name: "c", Region: "eu-central"}, steering.POP{Name: "r", Region: "ru-central"})
 	servers := map[string]*edge.Server{}
-	for _, p := range []steering.POP{{Name: "w-a", Region: "eu-west"}, {Name: "w-b", Region: "eu-west"}, {Name: "c", Region: "eu-central"}, {Name: "r", Region: "ru-central"}} {
-		s, err := edge.New(edge.Config{Name: p.Name, Region: p.Region, Addr: "127.0.0.1:0", S3Endpoint: ep, S3AccessKey: access,
-			S3SecretKey: secret, SigningKeys: keys, AdminSecret: "adm"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Stop(context.Background()) })
-		p.URL = s.URL()
-		pops = append(pops, p)
-		servers[p.Name] = s
-	}
-	var list []string
-	for _, p := range pops {
-		list = append(list, p.Name+"="+p.Region+"="+p.URL)
+	for _, s := range list {
+		servers[s.Name()] = s
 	}
 	f := New()
-	if err := f.Start(ctx, map[string]string{"CDN_POPS": strings.Join(list, ","), "CDN_ADMIN_SECRET": "adm"}); err != nil {
+	if err := f.Start(ctx, map[string]string{"CDN_POPS": edgetest.POPList(pops), "CDN_ADMIN_SECRET": edgetest.AdminSecret}); err != nil {
 		t.Fatal(err)
 	}
 	ev := published(t, eventtype.TrackData{TrackID: "w1", Renditions: []eventtype.Rendition{
