@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/cdc"
+	"github.com/overture-music/overture/cdc/cdctest"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/lsn"
@@ -30,10 +30,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
-		runChild()
-		return
-	}
+	cdctest.RunIfChild() // TestCrashLosesNothing's CDC process
 	testenv.Main(m)
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,35 +21,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/overture-music/overture/cdc"
+	"github.com/overture-music/overture/cdc/cdctest"
 	"github.com/overture-music/overture/internal/catalog/catalogtest"
 	"github.com/overture-music/overture/internal/eventtype"
-	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
-	"github.com/overture-music/overture/internal/telemetry"
 )
-
-// childEnv makes the test binary run CDC instead of the tests (see TestMain):
-// the crash test SIGKILLs that child process.
-const childEnv = "OVERTURE_CDC_CHILD"
-
-func runChild() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	err := cdc.Run(ctx, cdc.Config{
-		DatabaseURL: os.Getenv("CHILD_DATABASE_URL"),
-		Slot:        os.Getenv("CHILD_SLOT"), Publication: os.Getenv("CHILD_SLOT"),
-		Publisher: function.NewHTTPPublisher(os.Getenv("CHILD_SINK"), nil),
-		Log:       telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()),
-		BatchSize: 200,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cdc child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
 
 // sink is the broker stand-in of the crash test: it acknowledges an event only
 // after recording it in PostgreSQL, so what it acknowledged survives anything.
@@ -115,7 +91,8 @@ func TestCrashLosesNothing(t *testing.T) {
 	)
 	start := func() {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_DATABASE_URL="+b.url, "CHILD_SLOT="+b.slot, "CHILD_SINK="+srv.URL, "LOG_LEVEL=warn")
+		relay := cdctest.Child{DatabaseURL: b.url, Slot: b.slot, Sink: srv.URL, BatchSize: 200}
+		cmd.Env = append(append(os.Environ(), relay.Env()...), "LOG_LEVEL=warn")
 		cmd.Stderr = testWriter{t}
 		require.NoError(t, cmd.Start())
 		mu.Lock()

@@ -1,12 +1,15 @@
 package chaos_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,12 +29,11 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/overture-music/overture/cdc"
+	"github.com/overture-music/overture/cdc/cdctest"
 	searchindexer "github.com/overture-music/overture/functions/search-indexer"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/catalog/catalogtest"
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/search/applied"
 	"github.com/overture-music/overture/internal/search/bleve"
@@ -40,38 +42,21 @@ import (
 	"github.com/overture-music/overture/internal/testenv"
 )
 
-// childEnv makes the test binary run one service instead of the tests, so
-// the test can SIGKILL it.
-const childEnv = "OVERTURE_CHAOS_CHILD"
+// indexerEnv makes the test binary run the search indexer instead of the
+// tests, so the test can SIGKILL it (CDC children come from cdctest).
+const indexerEnv = "OVERTURE_CHAOS_INDEXER"
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(childEnv) {
-	case "cdc":
-		runCDC()
-	case "indexer":
+	cdctest.RunIfChild()
+	if os.Getenv(indexerEnv) != "" {
 		runIndexer()
-	default:
-		testenv.Main(m)
 	}
+	testenv.Main(m)
 }
 
-func runCDC() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	err := cdc.Run(ctx, cdc.Config{
-		DatabaseURL: os.Getenv("CHAOS_DATABASE_URL"),
-		Slot:        "chaos", Publication: "chaos",
-		Publisher: function.NewHTTPPublisher(os.Getenv("CHAOS_BROKER"), nil),
-		Log:       telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()),
-		BatchSize: 500,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cdc child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
+// runIndexer serves the search indexer on a port of the kernel's choosing
+// and writes the address it bound, one line, to file descriptor 3 (see
+// endpoint).
 func runIndexer() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -80,10 +65,16 @@ func runIndexer() {
 		"DATABASE_URL":   os.Getenv("CHAOS_DATABASE_URL"),
 		"SEARCH_BACKEND": "bleve",
 		"SEARCH_DIR":     os.Getenv("CHAOS_SEARCH_DIR"),
-		"LISTEN_ADDRESS": os.Getenv("CHAOS_INDEXER_ADDR"),
+		"LISTEN_ADDRESS": "127.0.0.1:0",
 	}
+	ready := make(chan string, 1)
+	go func() {
+		report := os.NewFile(3, "address report")
+		fmt.Fprintln(report, <-ready)
+		report.Close()
+	}()
 	// Serve stops the function (its Stop) when ctx ends.
-	err := function.Serve(ctx, searchindexer.Name, searchindexer.New(), cfg, log, nil)
+	err := function.Serve(ctx, searchindexer.Name, searchindexer.New(), cfg, log, ready)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "indexer child:", err)
 		os.Exit(1)
@@ -91,14 +82,65 @@ func runIndexer() {
 	os.Exit(0)
 }
 
+// endpoint is where the indexer listens now. No port is picked for it in
+// advance (a port picked, released and bound later by the child can be taken
+// by another process in between): each indexer process binds port 0 and
+// reports the address it got. The broker connects only through dial, which
+// holds the read lock while it connects, and forget takes the write lock
+// before the indexer is signalled; so a connection is never made to a port
+// that a dead indexer released and some other process may have bound since.
+type endpoint struct {
+	mu   sync.RWMutex
+	addr string // "" while no live indexer has reported
+	gen  int    // incremented by forget; a report of an older process is dropped
+}
+
+// generation is the number a process started now reports under.
+func (e *endpoint) generation() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.gen
+}
+
+// set records the address the process of generation gen reported.
+func (e *endpoint) set(gen int, addr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if gen == e.gen {
+		e.addr = addr
+	}
+}
+
+// forget drops the address: its process is about to be signalled, or has exited.
+func (e *endpoint) forget() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.addr = ""
+	e.gen++
+}
+
+// dial connects to the indexer, whatever address the request named.
+func (e *endpoint) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.addr == "" {
+		return nil, errors.New("the indexer is not listening")
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	return d.DialContext(ctx, network, e.addr)
+}
+
 // child is a restartable service process.
 type child struct {
-	t    *testing.T
-	name string
-	env  []string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the current process has exited
+	t   *testing.T
+	env []string
+	log string
+	// listen, for a child that serves HTTP, receives the address each of its
+	// processes reports on file descriptor 3.
+	listen *endpoint
+	name   string
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the current process has exited
 	// kills counts SIGKILLs.
 	kills int
 }
@@ -110,14 +152,40 @@ func (c *child) start() {
 		c.t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + c.name}, c.env...)...)
+	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var report *os.File
+	gen := 0
+	if c.listen != nil {
+		var w *os.File
+		if report, w, err = os.Pipe(); err != nil {
+			c.t.Fatal(err)
+		}
+		defer w.Close() // the child has its own copy
+		cmd.ExtraFiles = []*os.File{w}
+		gen = c.listen.generation()
+	}
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
+	if report != nil {
+		go func() {
+			defer report.Close()
+			if s := bufio.NewScanner(report); s.Scan() {
+				c.listen.set(gen, s.Text())
+			}
+		}()
+	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
+	go func() {
+		_ = cmd.Wait()
+		if c.listen != nil {
+			c.listen.forget()
+		}
+		lf.Close()
+		close(done)
+	}()
 	c.cmd, c.done = cmd, done
 }
 
@@ -131,12 +199,18 @@ func (c *child) exited() bool {
 }
 
 func (c *child) kill() {
+	if c.listen != nil {
+		c.listen.forget()
+	}
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.done
 	c.kills++
 }
 
 func (c *child) stop() {
+	if c.listen != nil {
+		c.listen.forget()
+	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
@@ -150,11 +224,14 @@ func (c *child) stop() {
 // acknowledges a CDC batch only after the indexer acknowledged every event of
 // it, retrying while the indexer is down, and delivers the events of a batch
 // concurrently (so not in order: the indexer must not care).
-func broker(t *testing.T, indexer string, stopping *atomic.Bool) *httptest.Server {
-	client := &http.Client{Timeout: 10 * time.Second}
+func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool) *httptest.Server {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = indexer.dial
+	client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
 	deliver := func(ctx context.Context, e event.Event) error {
 		for attempt := 0; ; attempt++ {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, indexer, nil)
+			// The host is a placeholder: indexer.dial connects.
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://indexer.invalid/", nil)
 			if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
 				return err
 			}
@@ -241,17 +318,14 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	port, err := infra.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	indexerAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	var stopping atomic.Bool
-	b := broker(t, "http://"+indexerAddr, &stopping)
+	indexer := &endpoint{}
+	b := broker(t, indexer, &stopping)
 	defer b.Close()
-	env := []string{"CHAOS_DATABASE_URL=" + url, "CHAOS_BROKER=" + b.URL, "CHAOS_SEARCH_DIR=" + dir, "CHAOS_INDEXER_ADDR=" + indexerAddr, "LOG_LEVEL=warn"}
-	idx := &child{t: t, name: "indexer", env: env, log: filepath.Join(dir, "..", "indexer.log")}
-	relay := &child{t: t, name: "cdc", env: env, log: filepath.Join(dir, "..", "cdc.log")}
+	idx := &child{t: t, name: "indexer", listen: indexer, log: filepath.Join(dir, "..", "indexer.log"),
+		env: []string{indexerEnv + "=1", "CHAOS_DATABASE_URL=" + url, "CHAOS_SEARCH_DIR=" + dir, "LOG_LEVEL=warn"}}
+	relay := &child{t: t, name: "cdc", log: filepath.Join(dir, "..", "cdc.log"),
+		env: append(cdctest.Child{DatabaseURL: url, Slot: "chaos", Sink: b.URL, BatchSize: 500}.Env(), "LOG_LEVEL=warn")}
 	idx.start()
 	relay.start()
 	defer func() {

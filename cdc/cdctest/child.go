@@ -1,0 +1,74 @@
+// Package cdctest runs the CDC relay in a child process of a test binary.
+// Crash tests need CDC in a process of its own so that they can SIGKILL it
+// mid-stream, as a node failure would; re-executing the test binary is the
+// cheapest way to get one. Both cdc's own crash test and the search chaos
+// test start their CDC children through this package, so the child's
+// environment contract lives in one place.
+package cdctest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/overture-music/overture/cdc"
+	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/telemetry"
+)
+
+// The environment of a CDC child.
+const (
+	childEnv     = "OVERTURE_CDC_CHILD" // set (to "1"): the process is a CDC child
+	databaseEnv  = "OVERTURE_CDC_CHILD_DATABASE_URL"
+	slotEnv      = "OVERTURE_CDC_CHILD_SLOT"
+	sinkEnv      = "OVERTURE_CDC_CHILD_SINK"
+	batchSizeEnv = "OVERTURE_CDC_CHILD_BATCH_SIZE"
+)
+
+// Child describes the CDC relay a child process runs.
+type Child struct {
+	DatabaseURL string
+	Slot        string // also the publication's name
+	Sink        string // where events are POSTed (function.HTTPPublisher), as K_SINK
+	BatchSize   int    // events per publish; 0: cdc's default
+}
+
+// Env returns the variables that make the test binary, re-executed with
+// them added to its environment, run this relay instead of its tests (the
+// package's TestMain must call RunIfChild first).
+func (c Child) Env() []string {
+	return []string{
+		childEnv + "=1",
+		databaseEnv + "=" + c.DatabaseURL,
+		slotEnv + "=" + c.Slot,
+		sinkEnv + "=" + c.Sink,
+		batchSizeEnv + "=" + strconv.Itoa(c.BatchSize),
+	}
+}
+
+// RunIfChild returns at once in a test process. In a process started with a
+// Child's Env it runs cdc.Run until SIGTERM or an interrupt and exits: 0 after
+// a graceful stop, 1 when the relay failed. Call it first in TestMain.
+func RunIfChild() {
+	if os.Getenv(childEnv) == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	batch, _ := strconv.Atoi(os.Getenv(batchSizeEnv))
+	err := cdc.Run(ctx, cdc.Config{
+		DatabaseURL: os.Getenv(databaseEnv),
+		Slot:        os.Getenv(slotEnv), Publication: os.Getenv(slotEnv),
+		Publisher: function.NewHTTPPublisher(os.Getenv(sinkEnv), nil),
+		Log:       telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()),
+		BatchSize: batch,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cdc child:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
