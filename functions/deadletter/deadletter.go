@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -41,8 +40,7 @@ var migrations embed.FS
 
 // Migrate creates the dead_letter table (owner "deadletter").
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return postgres.Migrate(ctx, pool, "deadletter", sub)
+	return postgres.MigrateOwner(ctx, pool, "deadletter", migrations)
 }
 
 // Function is the dead-letter sink.
@@ -55,12 +53,8 @@ func New() *Function { return &Function{} }
 
 // Start opens DATABASE_URL and migrates.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], Migrate)
 	if err != nil {
-		return fmt.Errorf("dead-letter: %w", err)
-	}
-	if err := Migrate(ctx, pool.Pool); err != nil {
-		pool.Close()
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	f.pool = pool
@@ -69,22 +63,12 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 
 // Stop releases the pool.
 func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
+	f.pool.Close()
 	return nil
 }
 
 // Ready reports whether the database answers.
-func (f *Function) Ready(ctx context.Context) (bool, error) {
-	if f.pool == nil {
-		return false, errors.New("dead-letter: not started")
-	}
-	if err := f.pool.Ping(ctx); err != nil {
-		return false, err
-	}
-	return true, nil
-}
+func (f *Function) Ready(ctx context.Context) (bool, error) { return f.pool.Ready(ctx) }
 
 // Handle stores e. It never replies: a dead letter goes nowhere else.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {

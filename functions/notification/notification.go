@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	netmail "net/mail"
 	"strings"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/postgres"
@@ -133,14 +133,11 @@ func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 	if _, err := templates(); err != nil {
 		return fmt.Errorf("notification templates: %w", err)
 	}
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], func(ctx context.Context, p *pgxpool.Pool) error {
+		return postgres.MigrateOwner(ctx, p, Name, migrations)
+	})
 	if err != nil {
 		return fmt.Errorf("notification: %w", err)
-	}
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := postgres.Migrate(ctx, pool.Pool, Name, sub); err != nil {
-		pool.Close()
-		return err
 	}
 	n.pool = pool
 	n.Log.Info("notification started", "smtp", smtpCfg.addr(), "query_before_retry", n.checker != nil)
@@ -149,23 +146,13 @@ func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 
 // Stop releases the database pool.
 func (n *Notifier) Stop(context.Context) error {
-	if n.pool != nil {
-		n.pool.Close()
-	}
+	n.pool.Close()
 	return nil
 }
 
 // Ready reports whether the database answers; SMTP is not checked, because
 // an SMTP outage is handled by retries, not by taking the function out.
-func (n *Notifier) Ready(ctx context.Context) (bool, error) {
-	if n.pool == nil {
-		return false, errors.New("notification not started")
-	}
-	if err := n.pool.Ping(ctx); err != nil {
-		return false, fmt.Errorf("notification database: %w", err)
-	}
-	return true, nil
-}
+func (n *Notifier) Ready(ctx context.Context) (bool, error) { return n.pool.Ready(ctx) }
 
 // email is what an event asks to send.
 type email struct {

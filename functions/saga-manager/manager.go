@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -94,11 +93,7 @@ func New() *Function { return &Function{} }
 
 // Migrate creates saga_instance and the outbox.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := postgres.Migrate(ctx, pool, "saga_manager", sub); err != nil {
-		return err
-	}
-	return outbox.Migrate(ctx, pool)
+	return postgres.MigrateOwner(ctx, pool, "saga_manager", migrations, outbox.Migrate)
 }
 
 // Start reads DATABASE_URL, SAGA_MODE, SAGA_STEP_TIMEOUT, SAGA_MAX_CHARGE_ATTEMPTS.

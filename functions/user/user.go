@@ -14,7 +14,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -44,11 +43,7 @@ func New() *Function { return &Function{} }
 
 // Migrate creates app_user and the outbox.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := postgres.Migrate(ctx, pool, "user", sub); err != nil {
-		return err
-	}
-	return outbox.Migrate(ctx, pool)
+	return postgres.MigrateOwner(ctx, pool, "user", migrations, outbox.Migrate)
 }
 
 // Start reads DATABASE_URL and SAGA_MODE.

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"strconv"
 
@@ -38,11 +37,7 @@ var ErrUnknownPayment = errors.New("unknown payment")
 
 // Migrate creates the payment table (and the outbox it writes to).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := postgres.Migrate(ctx, pool, "payment", sub); err != nil {
-		return err
-	}
-	return outbox.Migrate(ctx, pool)
+	return postgres.MigrateOwner(ctx, pool, "payment", migrations, outbox.Migrate)
 }
 
 // ChargeRequest asks for the charge of one paid period.

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -42,14 +41,7 @@ var (
 
 // Migrate creates the subscription tables, the outbox and the inbox.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := postgres.Migrate(ctx, pool, "subscription", sub); err != nil {
-		return err
-	}
-	if err := outbox.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	return inbox.Migrate(ctx, pool)
+	return postgres.MigrateOwner(ctx, pool, "subscription", migrations, outbox.Migrate, inbox.Migrate)
 }
 
 // Store is the subscription write model.
