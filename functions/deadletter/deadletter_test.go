@@ -4,28 +4,19 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/function/functiontest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-type handlerFunc func(ctx context.Context, e event.Event) (*event.Event, error)
-
-func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	return f(ctx, e)
-}
 
 const yaml = `
 apiVersion: eventing.knative.dev/v1
@@ -51,56 +42,16 @@ spec:
 // their error, and once the subscriber is fixed a re-drive delivers them.
 func TestDeadLetterListAndRedrive(t *testing.T) {
 	ctx := context.Background()
-	dbURL := testenv.Postgres(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-
 	dl := deadletter.New()
-	if err := dl.Start(ctx, map[string]string{"DATABASE_URL": dbURL}); err != nil {
-		t.Fatal(err)
-	}
-	defer dl.Stop(ctx)
+	pool := functiontest.Start(t, dl, nil)
 	if ok, err := dl.Ready(ctx); !ok || err != nil {
 		t.Fatalf("Ready = %v, %v", ok, err)
 	}
 
-	var broken atomic.Bool
-	broken.Store(true)
-	var mu sync.Mutex
-	var received []event.Event
-	fragile := handlerFunc(func(ctx context.Context, e event.Event) (*event.Event, error) {
-		if broken.Load() {
-			return nil, errors.New("search index is read-only")
-		}
-		mu.Lock()
-		received = append(received, e)
-		mu.Unlock()
-		return nil, nil
-	})
-	set := &manifest.Set{}
-	if err := set.Add("test.yaml", []byte(yaml)); err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(ctx, broker.Config{Pool: pool, Objects: set, Poll: 50 * time.Millisecond,
-		Resolve: func(name string) (function.Handler, bool) {
-			switch name {
-			case "fragile":
-				return fragile, true
-			case deadletter.Name:
-				return dl, true
-			}
-			return nil, false
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	fragile := &functiontest.Recorder{}
+	fragile.Fail(errors.New("search index is read-only"))
+	b := functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: functiontest.Objects(t, yaml), Poll: 50 * time.Millisecond},
+		map[string]function.Handler{"fragile": fragile, deadletter.Name: dl})
 
 	var evs []event.Event
 	for _, id := range []string{"e1", "e2", "e3"} {
@@ -115,8 +66,8 @@ func TestDeadLetterListAndRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	var entries []deadletter.Entry
-	deadline := time.Now().Add(10 * time.Second)
-	for len(entries) < 3 && time.Now().Before(deadline) {
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); len(entries) < 3 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		if entries, err = deadletter.List(ctx, pool, 10); err != nil {
 			t.Fatal(err)
@@ -143,33 +94,18 @@ func TestDeadLetterListAndRedrive(t *testing.T) {
 	}
 
 	// Fix the subscriber and re-drive two of them; unknown ids are skipped.
-	broken.Store(false)
+	fragile.Fail(nil)
 	n, err := deadletter.Redrive(ctx, pool, b, []int64{entries[0].ID, entries[1].ID, 999999})
 	if err != nil || n != 2 {
 		t.Fatalf("Redrive = %d, %v; want 2", n, err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		got := len(received)
-		mu.Unlock()
-		if got == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d re-driven events delivered, want 2", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	mu.Lock()
-	for _, e := range received {
+	for _, e := range fragile.Wait(t, 2, 10*time.Second) {
 		for _, k := range []string{deadletter.ExtErrorDest, deadletter.ExtErrorCode, deadletter.ExtErrorData} {
 			if _, ok := e.Extensions()[k]; ok {
 				t.Errorf("re-driven event %s still carries %s", e.ID(), k)
 			}
 		}
 	}
-	mu.Unlock()
 	left, err := deadletter.List(ctx, pool, 10)
 	if err != nil || len(left) != 1 || left[0].ID != entries[2].ID {
 		t.Fatalf("after re-drive: %v, %v; want only entry %d pending", left, err, entries[2].ID)

@@ -7,37 +7,26 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/function/functiontest"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
-
-type eventsHandler func(ctx context.Context, e event.Event) (*event.Event, error)
-
-func (f eventsHandler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	return f(ctx, e)
-}
 
 // TestEventsDLQListAndRedrive drives `overture events dlq` against a real
 // database and a real broker ingress over HTTP.
 func TestEventsDLQListAndRedrive(t *testing.T) {
 	ctx := context.Background()
 	dbURL := testenv.Postgres(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := postgrestest.Open(t, dbURL)
 	if err := deadletter.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -72,16 +61,8 @@ func TestEventsDLQListAndRedrive(t *testing.T) {
 	}
 
 	// A broker whose ingress the re-drive posts to.
-	var mu sync.Mutex
-	var got []event.Event
-	rec := eventsHandler(func(_ context.Context, e event.Event) (*event.Event, error) {
-		mu.Lock()
-		got = append(got, e)
-		mu.Unlock()
-		return nil, nil
-	})
-	set := &manifest.Set{}
-	if err := set.Add("t.yaml", []byte(`
+	rec := &functiontest.Recorder{}
+	b := functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: functiontest.Objects(t, `
 apiVersion: eventing.knative.dev/v1
 kind: Broker
 metadata: {name: default, namespace: overture}
@@ -92,18 +73,7 @@ metadata: {name: rec, namespace: overture}
 spec:
   broker: default
   subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: rec}}
-`)); err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(ctx, broker.Config{Pool: pool, Objects: set,
-		Resolve: func(string) (function.Handler, bool) { return rec, true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+`)}, map[string]function.Handler{"rec": rec})
 	srv := httptest.NewServer(b)
 	defer srv.Close()
 	brokerEnv := env(map[string]string{"OVERTURE_BROKER_URL": srv.URL + "/overture/default"})
@@ -120,19 +90,7 @@ spec:
 	if err := events(ctx, []string{"dlq", "redrive", "--all"}, &out, &errOut, brokerEnv); err != nil || !strings.Contains(out.String(), "re-drove 1") {
 		t.Fatalf("redrive --all: %v, %q", err, out.String())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d re-driven events delivered, want 2", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	rec.Wait(t, 2, 10*time.Second)
 	out.Reset()
 	if err := events(ctx, []string{"dlq", "list"}, &out, &errOut, env(nil)); err != nil || !strings.Contains(out.String(), "no dead letters") {
 		t.Errorf("list after re-drive: %v, %q", err, out.String())

@@ -1,6 +1,8 @@
-// Package functiontest starts a function the way a host does, for its own
-// tests: on a fresh test database, stopped when the test ends. Function tests
-// then only say which settings differ and what they deliver.
+// Package functiontest runs functions the way a host does, for tests: Start
+// starts one on a fresh test database and stops it when the test ends;
+// RunBroker puts functions behind the embedded broker; Recorder is a
+// subscriber that records what reaches it. Tests then only say which
+// settings differ and what they deliver.
 //
 // Packages that use it run their tests under testenv.Main.
 package functiontest
