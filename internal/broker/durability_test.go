@@ -29,27 +29,12 @@ import (
 // durability test instead of running tests.
 const crashChildEnv = "OVERTURE_BROKER_CRASH_CHILD"
 
-const crashYAML = brokerYAML + `
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: counted, namespace: overture}
-spec:
-  broker: default
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: counter}}
-  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata:
-  name: ordered
-  namespace: overture
-  annotations: {kafka.eventing.knative.dev/delivery.order: ordered}
-spec:
-  broker: default
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: sequencer}}
-  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}
-`
+// crashYAML routes to counter (any order) and to sequencer (per partition
+// key, in order), each with retries enough to outlast the crashes.
+var crashYAML = brokerYAML +
+	trigger("counted", "counter", "  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}") +
+	trigger("ordered", "sequencer", "  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}",
+		"kafka.eventing.knative.dev/delivery.order: ordered")
 
 // crashChild hosts a broker whose subscriber records every delivered event id
 // in PostgreSQL, serves the ingress on a free port, prints it, and runs until
