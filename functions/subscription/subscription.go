@@ -37,11 +37,8 @@ func New() *Function { return &Function{} }
 
 // Start reads DATABASE_URL, SAGA_MODE and DUNNING_SCHEDULE.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if err := f.Join(ctx, cfg, "subscription", sub.Migrate); err != nil {
-		return err
-	}
 	var err error
-	f.Store, err = sub.NewStore(f.Pool.Pool, cfg)
+	f.Store, err = sub.Join(ctx, &f.Participant, cfg, "subscription")
 	return err
 }
 

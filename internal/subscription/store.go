@@ -44,6 +44,22 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return postgres.MigrateOwner(ctx, pool, "subscription", migrations, outbox.Migrate, inbox.Migrate)
 }
 
+// Join starts p, a saga participant that works on the subscription write
+// model (the subscription and renewal functions, named name): p joins with
+// Migrate, and the Store on its pool is configured from cfg (see NewStore).
+// A bad setting releases p's pool again.
+func Join(ctx context.Context, p *saga.Participant, cfg map[string]string, name string) (*Store, error) {
+	if err := p.Join(ctx, cfg, name, Migrate); err != nil {
+		return nil, err
+	}
+	st, err := NewStore(p.Pool.Pool, cfg)
+	if err != nil {
+		_ = p.Stop(ctx)
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return st, nil
+}
+
 // Store is the subscription write model.
 type Store struct {
 	Pool *pgxpool.Pool
