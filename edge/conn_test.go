@@ -44,6 +44,29 @@ func tcpPair(t *testing.T) (*gatherConn, net.Conn) {
 	return sc.(*gatherConn), cl
 }
 
+// received runs write on the gathered side sc in a goroutine, then half-closes
+// sc, and returns every byte the peer cl read; an error from write or the
+// half-close fails the test.
+func received(t *testing.T, sc *gatherConn, cl net.Conn, write func() error) []byte {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		err := write()
+		if cerr := sc.CloseWrite(); err == nil {
+			err = cerr
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // Whatever is gathered, the peer receives exactly the bytes written, in
 // order, and nothing stays held after end.
 func TestGatherConnKeepsBytesAndOrder(t *testing.T) {
@@ -100,24 +123,13 @@ func TestGatherConnKeepsBytesAndOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sc, cl := tcpPair(t)
-			errc := make(chan error, 1)
-			go func() {
+			got := received(t, sc, cl, func() error {
 				err := tc.write(sc)
 				if len(sc.held) != 0 {
 					t.Errorf("%d bytes still held after end", len(sc.held))
 				}
-				if cerr := sc.CloseWrite(); err == nil {
-					err = cerr
-				}
-				errc <- err
-			}()
-			got, err := io.ReadAll(cl)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
-			}
+				return err
+			})
 			if !bytes.Equal(got, tc.want) {
 				t.Fatalf("peer got %d bytes, want %d (equal prefix: %v)", len(got), len(tc.want), bytes.HasPrefix(tc.want, got))
 			}
@@ -218,8 +230,7 @@ func TestSendFileRangeAndClosedFile(t *testing.T) {
 	defer f.Close()
 
 	sc, cl := tcpPair(t)
-	errc := make(chan error, 1)
-	go func() {
+	got := received(t, sc, cl, func() error {
 		sc.begin()
 		_, _ = sc.Write([]byte("hdr|"))
 		n, err := sc.ReadFrom(&fileBody{f: f, head: data[:headLen], off: 1000, n: 150 << 10})
@@ -229,18 +240,8 @@ func TestSendFileRangeAndClosedFile(t *testing.T) {
 		if eerr := sc.end(); err == nil {
 			err = eerr
 		}
-		if cerr := sc.CloseWrite(); err == nil {
-			err = cerr
-		}
-		errc <- err
-	}()
-	got, err := io.ReadAll(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+		return err
+	})
 	if want := append([]byte("hdr|"), data[1000:1000+150<<10]...); !bytes.Equal(got, want) {
 		t.Fatalf("peer got %d bytes, want %d", len(got), len(want))
 	}

@@ -2,53 +2,11 @@ package steering
 
 import (
 	"context"
-	"io"
-	"net"
 	"testing"
 	"time"
-)
 
-// slowProxy forwards TCP to target, delaying every chunk from the client by d:
-// real, measurable latency on loopback without tc netem.
-func slowProxy(t *testing.T, target string, d time.Duration) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go func() { _, _ = io.Copy(c, u) }()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						time.Sleep(d)
-						if _, werr := u.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/overture-music/overture/internal/steering/steeringtest"
+)
 
 // Measured RTT counts: the listener's own region is configured as nearest,
 // but its POP is 40 ms away in practice, so the neighbour region wins.
@@ -57,7 +15,7 @@ func TestMeasuredLatencyOutweighsConfiguredProximity(t *testing.T) {
 	f := newFixture(t, "", func(c *Config) { c.Latency = map[string]float64{"eu-west>eu-central": 20} },
 		POP{Name: "home", Region: "eu-west"}, POP{Name: "next", Region: "eu-central"})
 	// Re-point "home" through a 40 ms proxy.
-	f.svc.pops[0].URL = "http://" + slowProxy(t, f.pops["home"].Addr(), 40*time.Millisecond)
+	f.svc.pops[0].URL = "http://" + steeringtest.DelayProxy(t, f.pops["home"].Addr(), 40*time.Millisecond, 0)
 	for range 4 {
 		f.svc.Poll(context.Background())
 	}

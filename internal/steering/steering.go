@@ -98,54 +98,22 @@ func (c *Config) defaults() error {
 	if c.Verifier == nil {
 		return errors.New("steering: an access token verifier is required")
 	}
-	if c.DefaultLatencyMS == 0 {
-		c.DefaultLatencyMS = 100
-	}
-	if c.DefaultRegion == "" {
-		c.DefaultRegion = c.POPs[0].Region
-	}
-	if c.URLTTL <= 0 {
-		c.URLTTL = 2 * time.Hour
-	}
-	if c.KeyPrefix == "" {
-		c.KeyPrefix = "tracks/"
-	}
-	if c.PremiumMarker == "" {
-		c.PremiumMarker = "premium/"
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = time.Second
-	}
-	if c.PollTimeout <= 0 {
-		c.PollTimeout = time.Second
-	}
-	if c.Rise <= 0 {
-		c.Rise = 2
-	}
-	if c.Fall <= 0 {
-		c.Fall = 3
-	}
-	if c.MaxLoad <= 0 {
-		c.MaxLoad = 0.8
-	}
-	if c.HealthMaxLoad <= 0 {
-		c.HealthMaxLoad = 0.98
-	}
-	if c.HealthMaxRTTMS <= 0 {
-		c.HealthMaxRTTMS = 1000
-	}
-	if c.NearestRegions <= 0 {
-		c.NearestRegions = 3
-	}
-	if c.SwitchMargin <= 0 {
-		c.SwitchMargin = 0.1
-	}
-	if c.SwitchSamples <= 0 {
-		c.SwitchSamples = 3
-	}
-	if c.MinDwell == 0 {
-		c.MinDwell = 30 * time.Second
-	}
+	orDefault(&c.DefaultLatencyMS, 100)
+	orDefault(&c.DefaultRegion, c.POPs[0].Region)
+	positiveOr(&c.URLTTL, 2*time.Hour)
+	orDefault(&c.KeyPrefix, "tracks/")
+	orDefault(&c.PremiumMarker, "premium/")
+	orDefault(&c.PollInterval, time.Second) // negative stays: no background polling
+	positiveOr(&c.PollTimeout, time.Second)
+	positiveOr(&c.Rise, 2)
+	positiveOr(&c.Fall, 3)
+	positiveOr(&c.MaxLoad, 0.8)
+	positiveOr(&c.HealthMaxLoad, 0.98)
+	positiveOr(&c.HealthMaxRTTMS, 1000)
+	positiveOr(&c.NearestRegions, 3)
+	positiveOr(&c.SwitchMargin, 0.1)
+	positiveOr(&c.SwitchSamples, 3)
+	orDefault(&c.MinDwell, 30*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +121,22 @@ func (c *Config) defaults() error {
 		c.Now = time.Now
 	}
 	return nil
+}
+
+// orDefault sets an unset (zero) setting to its default.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// positiveOr sets a setting that is unset or not positive (meaningless for
+// counts, durations and fractions alike) to its default.
+func positiveOr[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Service is the steering service (server.Service "steering").

@@ -2,9 +2,6 @@ package probe
 
 import (
 	"context"
-	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -13,58 +10,12 @@ import (
 	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/steering"
+	"github.com/overture-music/overture/internal/steering/steeringtest"
 	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// delayProxy forwards TCP to target, holding every chunk from the client for
-// base plus up to spread of random extra delay: user-space netem, so the
-// test has real, measurable latency and jitter on loopback.
-func delayProxy(t *testing.T, target string, base, spread time.Duration) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go func() { _, _ = io.Copy(c, u) }()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						d := base
-						if spread > 0 {
-							d += time.Duration(rand.Int64N(int64(spread)))
-						}
-						time.Sleep(d)
-						if _, werr := u.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 func TestProbePicksTheFastestSteadyPOP(t *testing.T) {
 	t.Parallel()
@@ -86,7 +37,7 @@ func TestProbePicksTheFastestSteadyPOP(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = e.Stop(context.Background()) })
-		pops = append(pops, steering.POP{Name: sh.name, Region: "r-" + sh.name, URL: "http://" + delayProxy(t, e.Addr(), sh.base, sh.spread)})
+		pops = append(pops, steering.POP{Name: sh.name, Region: "r-" + sh.name, URL: "http://" + steeringtest.DelayProxy(t, e.Addr(), sh.base, sh.spread)})
 	}
 	svc, err := steering.NewWithConfig(steering.Config{POPs: pops, Keys: keys, Verifier: auth.Verifier(), PollInterval: -1})
 	if err != nil {
