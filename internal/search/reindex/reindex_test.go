@@ -1,13 +1,10 @@
 package reindex_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -18,6 +15,7 @@ import (
 	"github.com/overture-music/overture/internal/search/bleve"
 	"github.com/overture-music/overture/internal/search/opensearch"
 	"github.com/overture-music/overture/internal/search/reindex"
+	"github.com/overture-music/overture/internal/search/searchtest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -86,37 +84,14 @@ func TestReindex(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			stop := make(chan struct{})
-			var reads, failures atomic.Int64
-			var firstErr atomic.Value
-			var wg sync.WaitGroup
-			for range 3 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						res, err := st.Search(context.Background(), search.Query{Q: "song", Size: 5})
-						reads.Add(1)
-						if err != nil || res.Total == 0 {
-							failures.Add(1)
-							firstErr.CompareAndSwap(nil, fmt.Sprintf("total %d, err %v", res.Total, err))
-						}
-					}
-				}()
-			}
+			stop := searchtest.Readers(st, search.Query{Q: "song", Size: 5}, 1, 3)
 			stats, err := reindex.Run(ctx, pool, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			close(stop)
-			wg.Wait()
+			reads := stop()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if failures.Load() > 0 {
-				t.Fatalf("%d of %d reads failed or found nothing during the reindex: %v", failures.Load(), reads.Load(), firstErr.Load())
+			if reads.Failed > 0 {
+				t.Fatalf("%d of %d reads failed or found nothing during the reindex: %s", reads.Failed, reads.Total, reads.First)
 			}
 			if stats.Copied != published || stats.Live != published {
 				t.Fatalf("stats %+v, want %d copied", stats, published)
@@ -131,7 +106,7 @@ func TestReindex(t *testing.T) {
 			if err != nil || res.Total != published || res.Hits[0].Popularity != published {
 				t.Fatalf("search after reindex: %+v %v", res, err)
 			}
-			t.Logf("%s: %d reads during the reindex, none failed; %+v", name, reads.Load(), stats)
+			t.Logf("%s: %d reads during the reindex, none failed; %+v", name, reads.Total, stats)
 		})
 	}
 }

@@ -563,6 +563,47 @@ func tombstone(t *testing.T, open Opener) {
 	}
 }
 
+// Reads is what Readers saw.
+type Reads struct {
+	Total, Failed int64
+	First         string // the first failed read: its total and error
+}
+
+// Readers keeps n goroutines searching idx for q until the returned stop is
+// called; a read fails when it returns an error or fewer than atLeast
+// documents. stop waits for the readers and reports their reads. Tests run
+// it across a rebuild's swap to show that reads never go without answers.
+func Readers(idx search.Index, q search.Query, atLeast, n int) (stop func() Reads) {
+	done := make(chan struct{})
+	var reads, failures atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				res, err := idx.Search(context.Background(), q)
+				reads.Add(1)
+				if err != nil || res.Total < atLeast {
+					failures.Add(1)
+					first.CompareAndSwap(nil, fmt.Sprintf("total %d, err %v", res.Total, err))
+				}
+			}
+		})
+	}
+	return func() Reads {
+		close(done)
+		wg.Wait()
+		r := Reads{Total: reads.Load(), Failed: failures.Load()}
+		r.First, _ = first.Load().(string)
+		return r
+	}
+}
+
 func rebuild(t *testing.T, open Opener) {
 	st := open(t)
 	ctx := context.Background()
@@ -572,29 +613,7 @@ func rebuild(t *testing.T, open Opener) {
 	}
 	load(t, st, docs)
 
-	stop := make(chan struct{})
-	var reads, failures atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := st.Search(ctx, search.Query{Q: "swap", Size: 50})
-				reads.Add(1)
-				if err != nil || res.Total < 30 {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("total %d err %v", res.Total, err))
-				}
-			}
-		}()
-	}
+	stop := Readers(st, search.Query{Q: "swap", Size: 50}, 30, 3)
 	rb, err := st.BeginRebuild(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -618,10 +637,8 @@ func rebuild(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if f := failures.Load(); f > 0 {
-		t.Errorf("%d of %d reads failed during the swap: %v", f, reads.Load(), firstErr.Load())
+	if reads := stop(); reads.Failed > 0 {
+		t.Errorf("%d of %d reads failed during the swap: %s", reads.Failed, reads.Total, reads.First)
 	}
 	got, err := st.Get(ctx, ID(3), ID(30))
 	if err != nil {
