@@ -30,25 +30,18 @@ type SMTPOptions struct {
 	HTTPPort int // 0 picks a free port
 	// MaxMessages is how many messages mailpit keeps (default 5000).
 	MaxMessages int
+	// Args are more mailpit flags, e.g. --smtp-allowed-recipients.
+	Args []string
 }
 
 // StartSMTP starts mailpit on 127.0.0.1 (`go tool mailpit`, pinned in go.mod;
-// MAILPIT_BIN overrides the binary). A second start on the same Dir keeps the
-// messages.
+// MAILPIT_BIN overrides the binary) and returns once mailpit itself holds
+// both ports (a free port another process took first is picked again). A
+// second start on the same Dir keeps the messages.
 func StartSMTP(ctx context.Context, o SMTPOptions) (*SMTP, error) {
 	bin, err := ToolBin("mailpit", "MAILPIT_BIN")
 	if err != nil {
 		return nil, fmt.Errorf("smtp: %w", err)
-	}
-	if o.SMTPPort == 0 {
-		if o.SMTPPort, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
-	if o.HTTPPort == 0 {
-		if o.HTTPPort, err = FreePort(); err != nil {
-			return nil, err
-		}
 	}
 	if o.MaxMessages == 0 {
 		o.MaxMessages = 5000
@@ -56,25 +49,20 @@ func StartSMTP(ctx context.Context, o SMTPOptions) (*SMTP, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	smtpAddr := fmt.Sprintf("127.0.0.1:%d", o.SMTPPort)
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", o.HTTPPort)
 	logPath := filepath.Join(o.Dir, "mailpit.log")
-	proc, err := Start("smtp", logPath, syscall.SIGTERM, nil, bin,
-		"--smtp", smtpAddr, "--listen", httpAddr,
-		"--database", filepath.Join(o.Dir, "mailpit.db"),
-		"--max", itoa(o.MaxMessages),
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
-		"--smtp-disable-rdns", "--disable-version-check", "--quiet")
-	if err != nil {
-		return nil, err
-	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for _, addr := range []string{smtpAddr, httpAddr} {
-		if err := WaitTCP(wctx, proc, addr); err != nil {
-			_ = proc.Stop(2 * time.Second)
-			return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
-		}
+	ports := []int{o.SMTPPort, o.HTTPPort}
+	proc, err := startListening(wctx, logPath, ports, func(ports []int) (*Process, error) {
+		return Start("smtp", logPath, syscall.SIGTERM, nil, bin, append([]string{
+			"--smtp", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--listen", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+			"--database", filepath.Join(o.Dir, "mailpit.db"),
+			"--max", itoa(o.MaxMessages),
+			"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
+			"--smtp-disable-rdns", "--disable-version-check", "--quiet"}, o.Args...)...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	return &SMTP{Process: proc, SMTPPort: o.SMTPPort, HTTPPort: o.HTTPPort}, nil
+	return &SMTP{Process: proc, SMTPPort: ports[0], HTTPPort: ports[1]}, nil
 }
