@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -22,7 +20,7 @@ import (
 
 	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/internal/eventtype"
-	"github.com/overture-music/overture/internal/steering"
+	"github.com/overture-music/overture/internal/popadmin"
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
@@ -31,9 +29,7 @@ const Name = "cdn-purge"
 
 // Purge is the function.
 type Purge struct {
-	Log    *slog.Logger
-	pops   []steering.POP
-	client edge.AdminClient
+	popadmin.Driver
 }
 
 // New returns the function.
@@ -42,15 +38,7 @@ func New() *Purge { return &Purge{} }
 // Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET; unset,
 // they default to the three loopback POPs of `make run`.
 func (f *Purge) Start(_ context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", Name)
-	}
-	pops, client, err := steering.AdminConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
-	}
-	f.pops, f.client = pops, client
-	return nil
+	return f.Join(cfg, Name)
 }
 
 // Request builds the purge for a replacement.
@@ -74,12 +62,9 @@ func Request(d eventtype.TrackRenditionsReplacedData) edge.PurgeRequest {
 // Handle purges the old renditions on every POP.
 func (f *Purge) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	ctx = telemetry.FromEvent(ctx, e)
-	if e.Type() != eventtype.TrackRenditionsReplaced {
-		return nil, fmt.Errorf("%s: unexpected event type %s", Name, e.Type())
-	}
 	var d eventtype.TrackRenditionsReplacedData
-	if err := e.DataAs(&d); err != nil {
-		return nil, fmt.Errorf("%s: decode %s: %w", Name, e.ID(), err)
+	if err := f.Decode(e, eventtype.TrackRenditionsReplaced, &d); err != nil {
+		return nil, err
 	}
 	if d.TrackID == "" {
 		return nil, fmt.Errorf("%s: event %s has no track_id", Name, e.ID())
@@ -88,11 +73,11 @@ func (f *Purge) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	for _, pop := range f.pops {
+	for _, pop := range f.POPs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := f.client.Purge(ctx, pop.URL, req)
+			res, err := f.Client.Purge(ctx, pop.URL, req)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -13,16 +13,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/popadmin"
 	"github.com/overture-music/overture/internal/steering"
 	"github.com/overture-music/overture/internal/telemetry"
 )
@@ -32,9 +30,7 @@ const Name = "cdn-warm"
 
 // Warm is the function.
 type Warm struct {
-	Log    *slog.Logger
-	pops   []steering.POP
-	client edge.AdminClient
+	popadmin.Driver
 }
 
 // New returns the function.
@@ -43,27 +39,16 @@ func New() *Warm { return &Warm{} }
 // Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET; unset,
 // they default to the three loopback POPs of `make run`.
 func (f *Warm) Start(_ context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", Name)
-	}
-	pops, client, err := steering.AdminConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
-	}
-	f.pops, f.client = pops, client
-	return nil
+	return f.Join(cfg, Name)
 }
 
 // Handle warms the track's renditions, standard ones before premium ones,
 // on the owning POP of each region.
 func (f *Warm) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	ctx = telemetry.FromEvent(ctx, e)
-	if e.Type() != eventtype.TrackPublished {
-		return nil, fmt.Errorf("%s: unexpected event type %s", Name, e.Type())
-	}
 	var d eventtype.TrackData
-	if err := e.DataAs(&d); err != nil {
-		return nil, fmt.Errorf("%s: decode %s: %w", Name, e.ID(), err)
+	if err := f.Decode(e, eventtype.TrackPublished, &d); err != nil {
+		return nil, err
 	}
 	if d.TrackID == "" {
 		return nil, fmt.Errorf("%s: event %s has no track_id", Name, e.ID())
@@ -74,7 +59,7 @@ func (f *Warm) Handle(ctx context.Context, e event.Event) (*event.Event, error) 
 		return nil, nil
 	}
 	byRegion := map[string][]steering.POP{}
-	for _, p := range f.pops {
+	for _, p := range f.POPs {
 		byRegion[p.Region] = append(byRegion[p.Region], p)
 	}
 	var mu sync.Mutex
@@ -109,7 +94,7 @@ func (f *Warm) warmRegion(ctx context.Context, track, region string, pops []stee
 			if len(keys) == 0 {
 				continue
 			}
-			res, err := f.client.Warm(ctx, pop.URL, keys)
+			res, err := f.Client.Warm(ctx, pop.URL, keys)
 			if err != nil {
 				last = fmt.Errorf("region %s, POP %s: %w", region, pop.Name, err)
 				break
