@@ -48,10 +48,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Start reads DATABASE_URL and SAGA_MODE.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if err := f.Join(ctx, cfg, "user", Migrate); err != nil {
-		return err
-	}
-	return nil
+	return f.Join(ctx, cfg, "user", Migrate)
 }
 
 // Handle implements function.Handler.
