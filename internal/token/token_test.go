@@ -46,21 +46,13 @@ func TestVerifyRejects(t *testing.T) {
 		}
 		return s
 	}
-	none := func() string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodNone, claims(nil))
+	// forge signs claims with any method and key, under the authority's kid
+	// and the given typ: how attackers try alg confusion and other types.
+	forge := func(m jwt.SigningMethod, typ string, key any) string {
+		tok := jwt.NewWithClaims(m, claims(nil))
 		tok.Header["kid"] = auth.Key.ID
-		tok.Header["typ"] = token.Type
-		s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	hsWithPublicKey := func() string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(nil))
-		tok.Header["kid"] = auth.Key.ID
-		tok.Header["typ"] = token.Type
-		s, err := tok.SignedString([]byte(auth.Key.Public()))
+		tok.Header["typ"] = typ
+		s, err := tok.SignedString(key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,13 +65,6 @@ func TestVerifyRejects(t *testing.T) {
 		parts[1] = base64.RawURLEncoding.EncodeToString(payload)
 		return strings.Join(parts, ".")
 	}
-	wrongTyp := func() string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims(nil))
-		tok.Header["kid"] = auth.Key.ID
-		tok.Header["typ"] = "JWT"
-		s, _ := tok.SignedString(auth.Key.Private)
-		return s
-	}
 
 	tests := []struct {
 		name string
@@ -88,8 +73,8 @@ func TestVerifyRejects(t *testing.T) {
 	}{
 		{"Empty", "", token.ErrMissing},
 		{"Garbage", "not-a-token", token.ErrMalformed},
-		{"AlgNone", none(), token.ErrAlgorithm},
-		{"HS256WithPublicKey", hsWithPublicKey(), token.ErrAlgorithm},
+		{"AlgNone", forge(jwt.SigningMethodNone, token.Type, jwt.UnsafeAllowNoneSignatureType), token.ErrAlgorithm},
+		{"HS256WithPublicKey", forge(jwt.SigningMethodHS256, token.Type, []byte(auth.Key.Public())), token.ErrAlgorithm},
 		{"UnknownKid", sign(other, claims(nil)), token.ErrUnknownKey},
 		{"Expired", sign(auth.Key, claims(func(c *token.Claims) {
 			c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour))
@@ -99,7 +84,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"WrongIssuer", sign(auth.Key, claims(func(c *token.Claims) { c.Issuer = "https://evil.example" })), token.ErrIssuer},
 		{"NoExpiry", sign(auth.Key, claims(func(c *token.Claims) { c.ExpiresAt = nil })), token.ErrClaimMissing},
 		{"TamperedPayload", tampered(), token.ErrSignature},
-		{"NotAnAccessToken", wrongTyp(), token.ErrTokenType},
+		{"NotAnAccessToken", forge(jwt.SigningMethodEdDSA, "JWT", auth.Key.Private), token.ErrTokenType},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
