@@ -16,9 +16,10 @@ import (
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/function/functiontest"
+	"github.com/overture-music/overture/internal/infra/smtptest"
 	"github.com/overture-music/overture/internal/manifest"
-	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -40,22 +41,10 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mailDir, err := os.MkdirTemp(testenv.Dir(), "e2e-mail-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := infra.StartSMTP(ctx, infra.SMTPOptions{Dir: mailDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	sink := smtptest.Start(t)
 	api := sink.APIURL()
 	dbURL := testenv.Postgres(t)
-	pool, err := postgres.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := postgrestest.Open(t, dbURL)
 	objects, err := manifest.LoadDir(manifests)
 	if err != nil {
 		t.Fatal(err)
@@ -70,18 +59,7 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = function.Stop(context.Background(), h) })
 	}
-	b, err := broker.New(ctx, broker.Config{
-		Pool: pool.Pool, Objects: objects, Log: slog.New(slog.DiscardHandler),
-		Resolve: func(name string) (function.Handler, bool) { h, ok := handlers[name]; return h, ok },
-	})
-	if err != nil {
-		t.Fatalf("broker: %v", err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-	pub := function.Publisher(b)
+	pub := function.Publisher(functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: objects, Log: slog.New(slog.DiscardHandler)}, handlers))
 
 	n := 0
 	mk := func(typ, source string, data any) event.Event {
@@ -155,17 +133,11 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	waitFor("every type", rest...)
 
 	// 3. An SMTP outage: the broker keeps retrying until mailpit is back.
-	if err := sink.Stop(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	sink.Down(t)
 	during := mk(eventtype.SubscriptionRenewed, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "annual"})
 	publish(during, during)
 	time.Sleep(2500 * time.Millisecond) // the first deliveries and retries fail
-	sink, err = infra.StartSMTP(ctx, infra.SMTPOptions{Dir: mailDir, SMTPPort: sink.SMTPPort, HTTPPort: sink.HTTPPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	sink.Up(t)
 	waitFor("after the outage", during)
 
 	time.Sleep(time.Second) // a late duplicate would show now
@@ -184,7 +156,7 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	if total != want {
 		t.Fatalf("mailpit holds %d messages, want %d", total, want)
 	}
-	a, err := notification.AuditDelivery(ctx, pool.Pool, api)
+	a, err := notification.AuditDelivery(ctx, pool, api)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/infra/smtptest"
 	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -477,22 +476,12 @@ func TestPendingRowWithDeliveredMessageIsNotResent(t *testing.T) {
 func TestSMTPOutageLosesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir, err := os.MkdirTemp(testenv.Dir(), "outage-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := infra.StartSMTP(ctx, infra.SMTPOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	sink := smtptest.Start(t)
 	api := sink.APIURL()
 	h := start(t, sink.URL(), api)
 	h.mustHandle(t, registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
 
-	if err := sink.Stop(5 * time.Second); err != nil {
-		t.Fatalf("stop mailpit: %v", err)
-	}
+	sink.Down(t)
 	var events []event.Event
 	for i := range 5 {
 		events = append(events, newEvent(t, eventtype.SubscriptionRenewalFailed, "/overture/subscription",
@@ -508,12 +497,9 @@ func TestSMTPOutageLosesNothing(t *testing.T) {
 		}
 	}
 
-	// Restart on the same ports and data: the earlier message is still there.
-	sink, err = infra.StartSMTP(ctx, infra.SMTPOptions{Dir: dir, SMTPPort: sink.SMTPPort, HTTPPort: sink.HTTPPort})
-	if err != nil {
-		t.Fatalf("restart mailpit: %v", err)
-	}
-	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	// Back at the same address with the same data: the earlier message is
+	// still there.
+	sink.Up(t)
 	for _, e := range events {
 		h.mustHandle(t, e) // the broker's retry after the outage
 		h.mustHandle(t, e) // and a duplicate for good measure
@@ -589,16 +575,7 @@ func TestBadEventsAreRejected(t *testing.T) {
 // the logs, nor the errors the host logs.
 func TestLogsCarryNoTokensOrAddresses(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	dir, err := os.MkdirTemp(testenv.Dir(), "logs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := infra.StartSMTP(ctx, infra.SMTPOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	sink := smtptest.Start(t)
 	h := start(t, sink.URL(), sink.APIURL())
 	const token = "tok-SECRET-4f1c9e"
 	const addr = "private.person@example.com"
@@ -607,13 +584,9 @@ func TestLogsCarryNoTokensOrAddresses(t *testing.T) {
 		UserID: "u1", Email: addr, Locale: "en", ResetURL: "https://overture.test/reset?token=" + token})
 	var errs []error
 	h.mustHandle(t, reg)
-	_ = sink.Stop(5 * time.Second) // failures get logged with their causes
+	sink.Down(t) // failures get logged with their causes
 	errs = append(errs, h.handle(t, reset))
-	sink, err = infra.StartSMTP(ctx, infra.SMTPOptions{Dir: dir, SMTPPort: sink.SMTPPort, HTTPPort: sink.HTTPPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Stop(5 * time.Second) })
+	sink.Up(t)
 	h.mustHandle(t, reset)
 	h.mustHandle(t, reset)
 	logs := h.logs.String()
@@ -691,36 +664,16 @@ func TestAuditFindsMissingAndUnknownEmails(t *testing.T) {
 func TestRejectedRecipientIsNotLogged(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	bin, err := infra.ToolBin("mailpit", "MAILPIT_BIN")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir, err := os.MkdirTemp(testenv.Dir(), "strict-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := infra.FreePort()
+	strict, err := infra.StartSMTP(ctx, infra.SMTPOptions{Dir: dir, Args: []string{"--smtp-allowed-recipients", `@allowed\.example$`}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hp, err := infra.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	smtpAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", sp), fmt.Sprintf("127.0.0.1:%d", hp)
-	proc, err := infra.Start("smtp-strict", filepath.Join(dir, "mailpit.log"), syscall.SIGTERM, nil, bin,
-		"--smtp", smtpAddr, "--listen", httpAddr, "--database", filepath.Join(dir, "mailpit.db"),
-		"--smtp-allowed-recipients", `@allowed\.example$`, "--smtp-disable-rdns", "--disable-version-check", "--quiet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proc.Stop(5 * time.Second) })
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := infra.WaitTCP(wctx, proc, smtpAddr); err != nil {
-		t.Fatal(err)
-	}
-	h := start(t, "smtp://"+smtpAddr, "")
+	t.Cleanup(func() { _ = strict.Stop(5 * time.Second) })
+	h := start(t, strict.URL(), "")
 	const addr = "Secret.Person@refused.example"
 	reg := registered(t, "u1", addr, "en", "https://overture.test/confirm?token=T1")
 	err = h.handle(t, reg)
@@ -741,7 +694,7 @@ func TestRejectedRecipientIsNotLogged(t *testing.T) {
 	}
 	// Allowed recipients still get their email.
 	h.mustHandle(t, registered(t, "u2", "fine@allowed.example", "en", "https://overture.test/confirm?token=T2"))
-	if c := counts(t, "http://"+httpAddr); total(c) != 1 {
+	if c := counts(t, strict.APIURL()); total(c) != 1 {
 		t.Fatalf("counts %v, want the allowed email", c)
 	}
 }
