@@ -32,29 +32,23 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found (apt-get install redis-server): %w", err)
 	}
-	if o.Port == 0 {
-		if o.Port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	args := []string{"--bind", "127.0.0.1", "--port", itoa(o.Port), "--dir", o.Dir, "--daemonize", "no", "--protected-mode", "yes", "--save", ""}
+	appendonly := "no"
 	if o.Persist {
-		args = append(args, "--appendonly", "yes")
-	} else {
-		args = append(args, "--appendonly", "no")
+		appendonly = "yes"
 	}
-	proc, err := Start("redis", filepath.Join(o.Dir, "redis.log"), syscall.SIGTERM, nil, bin, args...)
-	if err != nil {
-		return nil, err
-	}
+	logPath := filepath.Join(o.Dir, "redis.log")
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := WaitTCP(wctx, proc, fmt.Sprintf("127.0.0.1:%d", o.Port)); err != nil {
-		_ = proc.Stop(2 * time.Second)
-		return nil, err
+	ports := []int{o.Port}
+	proc, err := startListening(wctx, logPath, ports, func(ports []int) (*Process, error) {
+		return Start("redis", logPath, syscall.SIGTERM, nil, bin, "--bind", "127.0.0.1", "--port", itoa(ports[0]), "--dir", o.Dir,
+			"--daemonize", "no", "--protected-mode", "yes", "--save", "", "--appendonly", appendonly)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
 	}
-	return &Redis{Process: proc, Port: o.Port}, nil
+	return &Redis{Process: proc, Port: ports[0]}, nil
 }

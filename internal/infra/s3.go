@@ -53,32 +53,25 @@ func StartS3(ctx context.Context, o S3Options) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	if o.Port == 0 {
-		if o.Port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	objects := filepath.Join(o.Dir, "objects")
 	if err := os.MkdirAll(objects, 0o755); err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", o.Port)
 	logPath := filepath.Join(o.Dir, "versitygw.log")
-	// Credentials go through the environment, not argv, so they do not show
-	// in ps output.
-	proc, err := startEnv("s3", logPath, syscall.SIGTERM,
-		[]string{"ROOT_ACCESS_KEY_ID=" + o.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + o.SecretKey},
-		bin, "--port", addr, "--region", o.Region, "--quiet", "posix", objects)
-	if err != nil {
-		return nil, err
-	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := WaitTCP(wctx, proc, addr); err != nil {
-		_ = proc.Stop(2 * time.Second)
-		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
+	ports := []int{o.Port}
+	proc, err := startListening(wctx, logPath, ports, func(ports []int) (*Process, error) {
+		// Credentials go through the environment, not argv, so they do not
+		// show in ps output.
+		return startEnv("s3", logPath, syscall.SIGTERM,
+			[]string{"ROOT_ACCESS_KEY_ID=" + o.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + o.SecretKey},
+			bin, "--port", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--region", o.Region, "--quiet", "posix", objects)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
 	}
-	return &S3{Process: proc, Port: o.Port, Dir: o.Dir, AccessKey: o.AccessKey, SecretKey: o.SecretKey, Region: o.Region}, nil
+	return &S3{Process: proc, Port: ports[0], Dir: o.Dir, AccessKey: o.AccessKey, SecretKey: o.SecretKey, Region: o.Region}, nil
 }
 
 // EnsureBucket creates bucket unless it exists already (a second start on the
