@@ -70,10 +70,7 @@ func (s *Sink) APIURL() string { return "http://" + s.http.Addr().String() }
 // until Up. The messages stay on disk.
 func (s *Sink) Down(t testing.TB) {
 	t.Helper()
-	s.mu.Lock()
-	m := s.mailpit
-	s.mailpit = nil
-	s.mu.Unlock()
+	m := s.swap(nil)
 	if m == nil {
 		return
 	}
@@ -92,13 +89,18 @@ func (s *Sink) Up(t testing.TB) {
 	if err != nil {
 		t.Fatalf("start mailpit: %v", err)
 	}
-	s.mu.Lock()
-	old := s.mailpit
-	s.mailpit = m
-	s.mu.Unlock()
-	if old != nil {
+	if old := s.swap(m); old != nil {
 		_ = old.Stop(5 * time.Second)
 	}
+}
+
+// swap makes m the running mailpit (nil: down) and returns the one before.
+func (s *Sink) swap(m *infra.SMTP) *infra.SMTP {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.mailpit
+	s.mailpit = m
+	return old
 }
 
 // serve hands each connection on ln to mailpit's port (chosen by port) or
@@ -170,11 +172,7 @@ func (s *Sink) cut() {
 func (s *Sink) close() {
 	s.smtp.Close()
 	s.http.Close()
-	s.mu.Lock()
-	m := s.mailpit
-	s.mailpit = nil
-	s.mu.Unlock()
-	if m != nil {
+	if m := s.swap(nil); m != nil {
 		_ = m.Stop(5 * time.Second)
 	}
 	s.cut()
