@@ -96,11 +96,6 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Port == 0 {
-		if o.Port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -121,7 +116,6 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	_ = os.Remove(filepath.Join(data, "postmaster.pid")) // left by a SIGKILLed run; the port check below protects a live one
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
-		"port":                    itoa(o.Port),
 		"unix_socket_directories": sock,
 		"wal_level":               "logical",
 		"max_wal_senders":         "20",
@@ -138,22 +132,26 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	for k, v := range o.Settings {
 		settings[k] = v
 	}
-	args := []string{"-D", data}
-	keys := make([]string, 0, len(settings))
-	for k := range settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "-c", k+"="+settings[k])
-	}
-	proc, err := Start("postgres", logPath, syscall.SIGINT, cred, filepath.Join(bin, "postgres"), args...)
-	if err != nil {
-		return nil, err
-	}
-	pg := &Postgres{Process: proc, Port: o.Port, Dir: o.Dir}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	ports := []int{o.Port}
+	proc, err := startListening(wctx, logPath, ports, func(ports []int) (*Process, error) {
+		settings["port"] = itoa(ports[0])
+		args := []string{"-D", data}
+		keys := make([]string, 0, len(settings))
+		for k := range settings {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			args = append(args, "-c", k+"="+settings[k])
+		}
+		return Start("postgres", logPath, syscall.SIGINT, cred, filepath.Join(bin, "postgres"), args...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pg := &Postgres{Process: proc, Port: ports[0], Dir: o.Dir}
 	if err := waitPostgres(wctx, pg, bin); err != nil {
 		_ = proc.Stop(5 * time.Second)
 		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
