@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,13 +17,14 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/functions/noop"
+	"github.com/overture-music/overture/internal/benchmark"
 	"github.com/overture-music/overture/internal/broker"
+	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/infra"
@@ -205,23 +205,6 @@ func (c *countingPublisher) Publish(ctx context.Context, events ...event.Event) 
 	return nil
 }
 
-const benchBrokerYAML = `
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata:
-  name: default
-  namespace: overture
-  annotations: {eventing.knative.dev/broker.class: Kafka}
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: noop, namespace: overture}
-spec:
-  broker: default
-  filters: [{prefix: {type: music.overture.cdc.}}]
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: noop}}
-`
-
 // discard acknowledges everything at once: the CDC side's own ceiling.
 type discard struct{}
 
@@ -239,7 +222,7 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 	}
 	defer pool.Close()
 	set := &manifest.Set{}
-	if err := set.Add("bench.yaml", []byte(benchBrokerYAML)); err != nil {
+	if err := set.Add("bench.yaml", []byte(brokertest.NoopYAML("music.overture.cdc."))); err != nil {
 		tb.Fatal(err)
 	}
 	quiet := telemetry.NewLogger(io.Discard, slog.LevelError)
@@ -305,28 +288,9 @@ func TestCDCBenchReport(t *testing.T) {
 		fmt.Sscan(s, &n)
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "overture-bench-cdc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dir, 0o755)
-	defer os.RemoveAll(dir)
-	// A durable server: fsync and synchronous_commit on (the defaults).
-	pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(dir, "pg")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop(10 * time.Second)
+	pg := benchmark.Postgres(t) // durable: fsync and synchronous_commit on
 	newDB := func(name string) (string, *pgxpool.Pool) {
-		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-			t.Fatal(err)
-		}
-		url := pg.URL(name)
+		url := pg.Database(t, name)
 		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
 			t.Fatal(err)
@@ -417,26 +381,11 @@ func TestCDCBenchReport(t *testing.T) {
 	memRate := float64(e2eN) / memD.Seconds()
 	t.Logf("end to end %.0f/s (into memory %.0f/s)", e2eRate, memRate)
 
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				_, cpu, _ = strings.Cut(l, ": ")
-				break
-			}
-		}
-	}
-	goal := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**not met**"
-	}
+	goal := benchmark.Goal
 	var md strings.Builder
 	fmt.Fprintf(&md, "## CDC\n\n")
 	fmt.Fprintf(&md, "Command: `hack/bench/cdc.sh` (runs `go test ./cdc -run TestCDCBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
-	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL 15 started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
+	fmt.Fprintf(&md, "Machine: %s; PostgreSQL 15 started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n", benchmark.Machine())
 	fmt.Fprintf(&md, "Each reader drains its own pgoutput slot (protocol 1, same publication) over the same WAL, 1,000 changes per transaction; the WAL was read once beforehand so that every run finds it in the page cache, and pg_recvlogical and CDC decoding ran alternately twice each (the better run of each counts). pg_recvlogical only copies the bytes to /dev/null; CDC decodes every message into a typed `Change` (columns typed by their OIDs), and in the last column also encodes the CloudEvent with its JSON envelope.\n\n")
 	fmt.Fprintf(&md, "| Workload | Changes | WAL | pg_recvlogical changes/s | CDC decoding changes/s | Ratio | CDC decoding + encoding changes/s | Ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range []cmp{wide, narrow} {

@@ -9,23 +9,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/overture-music/overture/functions/noop"
+	"github.com/overture-music/overture/internal/benchmark"
+	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/testenv"
@@ -42,16 +39,7 @@ const benchPublishers = 128
 
 var benchCommitters = 0 // the default
 
-const benchYAML = brokerYAML + `
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: noop, namespace: overture}
-spec:
-  broker: default
-  filters: [{prefix: {type: music.overture.bench.}}]
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: noop}}
-`
+var benchYAML = brokertest.NoopYAML("music.overture.bench.")
 
 type benchBroker struct {
 	*Broker
@@ -94,30 +82,7 @@ func (b *benchBroker) delivered() float64 {
 
 // parallel runs fn(i) for i in [0,n) on benchPublishers goroutines.
 func parallel(n int, fn func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var first atomic.Value
-	for range benchPublishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
-		return err
-	}
-	return nil
+	return benchmark.Parallel(n, benchPublishers, fn)
 }
 
 // runInProcess publishes n events with Publish and returns the time until the
@@ -136,51 +101,21 @@ func runInProcess(tb testing.TB, pool *pgxpool.Pool, n int) time.Duration {
 
 // runHTTP posts n binary-mode events to the ingress over loopback TCP.
 func runHTTP(tb testing.TB, pool *pgxpool.Pool, n int) time.Duration {
-	b := startBench(tb, pool, noop.New())
-	defer b.stop()
-	srv := httptest.NewServer(b)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchPublishers}}
-	url := srv.URL + "/overture/default"
-	base := b.delivered()
-	start := time.Now()
-	err := parallel(n, func(i int) error {
+	return postToIngress(tb, pool, n, n, func(url string, i int) *http.Request {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(fmt.Sprintf(`{"i":%d}`, i))))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Ce-Specversion", "1.0")
 		req.Header.Set("Ce-Id", fmt.Sprintf("bench-%d", i))
 		req.Header.Set("Ce-Type", "music.overture.bench.tick.v1")
 		req.Header.Set("Ce-Source", "/overture/bench")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		return req
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	waitDelivered(tb, b, base+float64(n))
-	return time.Since(start)
 }
 
 // runHTTPBatch posts n events to the ingress in batch mode, per events per
 // request (what function.HTTPPublisher sends for several events).
 func runHTTPBatch(tb testing.TB, pool *pgxpool.Pool, n, per int) time.Duration {
-	b := startBench(tb, pool, noop.New())
-	defer b.stop()
-	srv := httptest.NewServer(b)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchPublishers}}
-	url := srv.URL + "/overture/default"
-	base := b.delivered()
-	start := time.Now()
-	err := parallel(n/per, func(i int) error {
+	return postToIngress(tb, pool, n/per, n/per*per, func(url string, i int) *http.Request {
 		var body bytes.Buffer
 		body.WriteByte('[')
 		for j := range per {
@@ -190,7 +125,27 @@ func runHTTPBatch(tb testing.TB, pool *pgxpool.Pool, n, per int) time.Duration {
 			fmt.Fprintf(&body, `{"specversion":"1.0","id":"bench-%d-%d","type":"music.overture.bench.tick.v1","source":"/overture/bench","data":{"i":%d}}`, i, j, j)
 		}
 		body.WriteByte(']')
-		resp, err := client.Post(url, "application/cloudevents-batch+json", &body)
+		req, _ := http.NewRequest(http.MethodPost, url, &body)
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		return req
+	})
+}
+
+// postToIngress sends the requests request(url, i), i in [0,requests), to the
+// ingress of a fresh broker over loopback TCP from benchPublishers clients,
+// each expecting 202, and returns the time until all the events they carry
+// (events in all) were delivered.
+func postToIngress(tb testing.TB, pool *pgxpool.Pool, requests, events int, request func(url string, i int) *http.Request) time.Duration {
+	b := startBench(tb, pool, noop.New())
+	defer b.stop()
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchPublishers}}
+	url := srv.URL + "/overture/default"
+	base := b.delivered()
+	start := time.Now()
+	err := parallel(requests, func(i int) error {
+		resp, err := client.Do(request(url, i))
 		if err != nil {
 			return err
 		}
@@ -204,7 +159,7 @@ func runHTTPBatch(tb testing.TB, pool *pgxpool.Pool, n, per int) time.Duration {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	waitDelivered(tb, b, base+float64(n/per*per))
+	waitDelivered(tb, b, base+float64(events))
 	return time.Since(start)
 }
 
@@ -282,13 +237,6 @@ func runLatency(tb testing.TB, pool *pgxpool.Pool, rate float64, d time.Duration
 	return lat
 }
 
-func pct(s []time.Duration, p float64) time.Duration {
-	if len(s) == 0 {
-		return 0
-	}
-	return s[min(len(s)-1, int(float64(len(s))*p))]
-}
-
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -341,30 +289,8 @@ func TestBrokerBenchReport(t *testing.T) {
 	if s := os.Getenv("OVERTURE_BENCH_BROKER_EVENTS"); s != "" {
 		fmt.Sscan(s, &n)
 	}
-	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "overture-bench-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dir, 0o755)
-	defer os.RemoveAll(dir)
-	// A durable server: fsync and synchronous_commit on (the defaults).
-	pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: filepath.Join(dir, "pg")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop(10 * time.Second)
-	db := func(name string) *pgxpool.Pool {
-		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-			t.Fatal(err)
-		}
-		return benchPool(t, pg.URL(name))
-	}
+	pg := benchmark.Postgres(t) // durable: fsync and synchronous_commit on
+	db := func(name string) *pgxpool.Pool { return benchPool(t, pg.Database(t, name)) }
 	loadBefore := loadavg()
 	// Warm up (connections, code paths), then measure each on a fresh database.
 	runInProcess(t, db("warm"), 2000)
@@ -378,24 +304,14 @@ func TestBrokerBenchReport(t *testing.T) {
 	batchRate := float64(n/10*10) / overBatch.Seconds()
 	half := inRate / 2
 	lat := runLatency(t, db("latency"), half, 10*time.Second)
-	p50, p99, pmax := pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
+	p50, p99, pmax := benchmark.Percentile(lat, 0.50), benchmark.Percentile(lat, 0.99), lat[len(lat)-1]
 	t.Logf("queue %.0f/s, in-process %.0f/s, HTTP %.0f/s, HTTP batch %.0f/s, latency at %.0f/s: p50 %v p99 %v", qRate, inRate, httpRate, batchRate, half, p50, p99)
 
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				_, cpu, _ = strings.Cut(l, ": ")
-				break
-			}
-		}
-	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 	var md strings.Builder
 	fmt.Fprintf(&md, "## Embedded broker\n\n")
 	fmt.Fprintf(&md, "Command: `hack/bench/broker.sh` (runs `go test ./internal/broker -run TestBrokerBenchReport`), %s UTC.\n", time.Now().UTC().Format("2006-01-02 15:04"))
-	fmt.Fprintf(&md, "Machine: %d cores (`GOMAXPROCS=%d`), %s, %s; PostgreSQL started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(cpu), runtime.Version())
+	fmt.Fprintf(&md, "Machine: %s; PostgreSQL started for the run with fsync and synchronous_commit **on**, on the same machine.\n\n", benchmark.Machine())
 	fmt.Fprintf(&md, "Load average (1/5/15 min) before: %s, after: %s — other work on the machine inflates latency.\n\n", loadBefore, loadavg())
 	fmt.Fprintf(&md, "%d events per run, %d concurrent publishers, one Trigger to a no-op function. An event counts when the\n", n, benchPublishers)
 	fmt.Fprintf(&md, "ingress acknowledged it (committed) **and** the function returned and the delivery row was deleted.\n")
@@ -408,12 +324,7 @@ func TestBrokerBenchReport(t *testing.T) {
 	fmt.Fprintf(&md, "| Broker, HTTP ingress (batch mode, 10 events per request) | %.0f | %.2f |\n\n", batchRate, batchRate/qRate)
 	fmt.Fprintf(&md, "Ingress-to-handler latency at half the in-process rate (%.0f events/s paced for 10 s, %d events):\n", half, len(lat))
 	fmt.Fprintf(&md, "p50 %s, p99 %s, max %s.\n\n", ms(p50), ms(p99), ms(pmax))
-	goal := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**not met**"
-	}
+	goal := benchmark.Goal
 	fmt.Fprintf(&md, "Goals (2 cores): >= 5,000 events/s — in-process %s, HTTP one event per request %s, HTTP batch %s; p99 < 50 ms at half rate — %s.\n",
 		goal(inRate >= 5000), goal(httpRate >= 5000), goal(batchRate >= 5000), goal(p99 < 50*time.Millisecond))
 	if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -77,14 +78,8 @@ func (r *recorder) count() int {
 	return len(r.events)
 }
 
-const brokerYAML = `
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata:
-  name: default
-  namespace: overture
-  annotations: {eventing.knative.dev/broker.class: Kafka}
-`
+// brokerYAML is the Broker the tests' Triggers attach to.
+const brokerYAML = brokertest.BrokerYAML
 
 // trigger returns the YAML of a Trigger to function fn with the given spec
 // lines (indented by two spaces under spec).

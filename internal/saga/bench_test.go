@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/benchmark"
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
@@ -78,44 +78,26 @@ type result struct {
 
 func summarize(name string, hops int, lat []time.Duration, elapsed time.Duration) result {
 	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	return result{name: name, hops: hops, n: len(lat), elapsed: elapsed, p50: q(0.50), p99: q(0.99),
+	return result{name: name, hops: hops, n: len(lat), elapsed: elapsed,
+		p50: benchmark.Percentile(lat, 0.50), p99: benchmark.Percentile(lat, 0.99),
 		throughput: float64(len(lat)) / elapsed.Seconds()}
 }
 
 // closedLoop runs n operations with conc clients, each waiting for its
-// operation to complete before starting the next.
+// operation to complete before starting the next, and returns each one's
+// latency and the time all took.
 func closedLoop(n, conc int, op func(i int) (time.Duration, error)) ([]time.Duration, time.Duration, error) {
-	var next atomic.Int64
 	lat := make([]time.Duration, n)
-	var firstErr error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				d, err := op(i)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				lat[i] = d
-			}
-		}()
-	}
-	wg.Wait()
-	return lat, time.Since(start), firstErr
+	err := benchmark.Parallel(n, conc, func(i int) error {
+		d, err := op(i)
+		if err != nil {
+			return err
+		}
+		lat[i] = d
+		return nil
+	})
+	return lat, time.Since(start), err
 }
 
 // TestSagaBenchmark measures completed sagas per second end to end (POST
