@@ -14,6 +14,7 @@ import (
 
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/internal/broker"
+	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/function/functiontest"
@@ -60,20 +61,11 @@ func TestEventsDLQListAndRedrive(t *testing.T) {
 		}
 	}
 
-	// A broker whose ingress the re-drive posts to.
+	// A broker whose ingress the re-drive posts to: brokertest's broker with
+	// one Trigger for the test types, its subscriber a recorder.
 	rec := &functiontest.Recorder{}
-	b := functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: functiontest.Objects(t, `
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: default, namespace: overture}
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {name: rec, namespace: overture}
-spec:
-  broker: default
-  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: rec}}
-`)}, map[string]function.Handler{"rec": rec})
+	b := functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: functiontest.Objects(t, brokertest.NoopYAML("music.overture.test."))},
+		map[string]function.Handler{"noop": rec})
 	srv := httptest.NewServer(b)
 	defer srv.Close()
 	brokerEnv := env(map[string]string{"OVERTURE_BROKER_URL": srv.URL + "/overture/default"})
