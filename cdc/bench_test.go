@@ -279,14 +279,8 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 }
 
 func TestCDCBenchReport(t *testing.T) {
-	out := os.Getenv("OVERTURE_BENCH_CDC_OUT")
-	if out == "" {
-		t.Skip("benchmark driver: run hack/bench/cdc.sh")
-	}
-	n := 200_000
-	if s := os.Getenv("OVERTURE_BENCH_CDC_CHANGES"); s != "" {
-		fmt.Sscan(s, &n)
-	}
+	out := benchmark.Output(t, "OVERTURE_BENCH_CDC_OUT", "hack/bench/cdc.sh")
+	n := benchmark.Size("OVERTURE_BENCH_CDC_CHANGES", 200_000)
 	ctx := context.Background()
 	pg := benchmark.Postgres(t) // durable: fsync and synchronous_commit on
 	newDB := func(name string) (string, *pgxpool.Pool) {

@@ -136,27 +136,25 @@ func TestCrashLosesNothing(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	kills := 0
+	restart := func() { // SIGKILL the child and start another
+		mu.Lock()
+		require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+		_ = child.Wait()
+		mu.Unlock()
+		kills++
+		start()
+	}
 	for finished := false; !finished; {
 		select {
 		case err := <-done:
 			require.NoError(t, err)
 			finished = true
 		case <-time.After(time.Duration(100+rng.IntN(400)) * time.Millisecond):
-			mu.Lock()
-			require.NoError(t, child.Process.Signal(syscall.SIGKILL))
-			_ = child.Wait()
-			mu.Unlock()
-			kills++
-			start()
+			restart()
 		}
 	}
 	// And once more after the workload, before draining.
-	mu.Lock()
-	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
-	_ = child.Wait()
-	mu.Unlock()
-	kills++
-	start()
+	restart()
 	t.Logf("SIGKILLed CDC %d times", kills)
 	require.GreaterOrEqual(t, kills, 3)
 

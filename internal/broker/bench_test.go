@@ -281,14 +281,8 @@ func BenchmarkReferenceQueue(b *testing.B) {
 // TestBrokerBenchReport is the driver hack/bench/broker.sh runs; it writes the
 // markdown section to $OVERTURE_BENCH_BROKER_OUT.
 func TestBrokerBenchReport(t *testing.T) {
-	out := os.Getenv("OVERTURE_BENCH_BROKER_OUT")
-	if out == "" {
-		t.Skip("benchmark driver: run hack/bench/broker.sh")
-	}
-	n := 30000
-	if s := os.Getenv("OVERTURE_BENCH_BROKER_EVENTS"); s != "" {
-		fmt.Sscan(s, &n)
-	}
+	out := benchmark.Output(t, "OVERTURE_BENCH_BROKER_OUT", "hack/bench/broker.sh")
+	n := benchmark.Size("OVERTURE_BENCH_BROKER_EVENTS", 30000)
 	pg := benchmark.Postgres(t) // durable: fsync and synchronous_commit on
 	db := func(name string) *pgxpool.Pool { return benchPool(t, pg.Database(t, name)) }
 	loadBefore := loadavg()
