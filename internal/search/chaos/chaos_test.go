@@ -132,13 +132,13 @@ func (e *endpoint) dial(ctx context.Context, network, _ string) (net.Conn, error
 
 // child is a restartable service process.
 type child struct {
-	t   *testing.T
-	env []string
-	log string
+	t    *testing.T
+	name string
+	env  []string
+	log  string
 	// listen, for a child that serves HTTP, receives the address each of its
 	// processes reports on file descriptor 3.
 	listen *endpoint
-	name   string
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when the current process has exited
 	// kills counts SIGKILLs.
@@ -226,6 +226,7 @@ func (c *child) stop() {
 // concurrently (so not in order: the indexer must not care).
 func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool) *httptest.Server {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // the placeholder host below must not go to an HTTP_PROXY
 	transport.DialContext = indexer.dial
 	client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
 	deliver := func(ctx context.Context, e event.Event) error {
