@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"regexp"
 	"time"
@@ -154,8 +153,7 @@ func setup(ctx context.Context, pool *pgxpool.Pool, publication string) error {
 	if err := catalog.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("cdc: %w", err)
 	}
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := postgres.Migrate(ctx, pool, "cdc", sub); err != nil {
+	if err := postgres.MigrateOwner(ctx, pool, "cdc", migrations); err != nil {
 		return fmt.Errorf("cdc: %w", err)
 	}
 	var exists bool

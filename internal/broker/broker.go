@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sort"
 	"sync"
@@ -43,8 +42,7 @@ var migrations embed.FS
 
 // Migrate creates the broker's tables (owner "broker"). New calls it.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return postgres.Migrate(ctx, pool, "broker", sub)
+	return postgres.MigrateOwner(ctx, pool, "broker", migrations)
 }
 
 // Config is what the platform gives the broker.

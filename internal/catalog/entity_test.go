@@ -29,7 +29,7 @@ func TestArtistAndAlbumRows(t *testing.T) {
 	// The album first: the artist is referenced by it.
 	for _, tc := range []struct {
 		name, key, path, field, value, inUse, dependent string
-		types                                            []string
+		types                                           []string
 	}{
 		{"Album", "album:" + album, "/v1/admin/albums/" + album, "title", "Звезда по имени Солнце", "still has 1 tracks", "/v1/admin/tracks/" + track,
 			[]string{eventtype.AlbumCreated, eventtype.AlbumUpdated, eventtype.AlbumDeleted}},

@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"embed"
-	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -15,8 +14,7 @@ var migrations embed.FS
 
 // Migrate creates or upgrades the catalog tables (owner "catalog").
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return postgres.Migrate(ctx, pool, "catalog", sub)
+	return postgres.MigrateOwner(ctx, pool, "catalog", migrations)
 }
 
 // Tables are the catalog tables, parents first (the order a snapshot reads them).

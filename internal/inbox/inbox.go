@@ -8,7 +8,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
@@ -22,8 +21,7 @@ var migrations embed.FS
 
 // Migrate creates the inbox table.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return postgres.Migrate(ctx, pool, "inbox", sub)
+	return postgres.MigrateOwner(ctx, pool, "inbox", migrations)
 }
 
 // Claim records e for consumer inside tx. It returns false when the event was

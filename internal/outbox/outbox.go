@@ -14,7 +14,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"time"
@@ -36,8 +35,7 @@ const Channel = "overture_outbox"
 
 // Migrate creates the outbox table.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return postgres.Migrate(ctx, pool, "outbox", sub)
+	return postgres.MigrateOwner(ctx, pool, "outbox", migrations)
 }
 
 // Write adds events to the outbox inside tx, so they are published if and

@@ -29,7 +29,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -48,8 +47,7 @@ var migrations embed.FS
 // Migrate creates the watermark tables (owner "search-applied"); both the
 // indexer and the query API call it, in any order.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return postgres.Migrate(ctx, pool, "search_applied", sub)
+	return postgres.MigrateOwner(ctx, pool, "search_applied", migrations)
 }
 
 // Change names one applied change event: its transaction's commit LSN and
