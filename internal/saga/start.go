@@ -5,25 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/overture-music/overture/internal/postgres"
 )
 
 // Open is how every saga participant starts: the mode from cfg, the
 // process-shared pool for DATABASE_URL, and its own migrations run on it.
 // name prefixes the errors. The caller closes the pool in Stop.
-func Open(ctx context.Context, cfg map[string]string, name string, migrate func(context.Context, *pgxpool.Pool) error) (Mode, *postgres.Pool, error) {
+func Open(ctx context.Context, cfg map[string]string, name string, migrate postgres.Migrator) (Mode, *postgres.Pool, error) {
 	mode, err := ParseMode(cfg)
 	if err != nil {
 		return "", nil, err
 	}
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], migrate)
 	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := migrate(ctx, pool.Pool); err != nil {
-		pool.Close()
 		return "", nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return mode, pool, nil
@@ -39,7 +33,7 @@ type Participant struct {
 
 // Join opens the participant named name (see Open) and names its logger
 // unless one was set.
-func (p *Participant) Join(ctx context.Context, cfg map[string]string, name string, migrate func(context.Context, *pgxpool.Pool) error) error {
+func (p *Participant) Join(ctx context.Context, cfg map[string]string, name string, migrate postgres.Migrator) error {
 	if p.Log == nil {
 		p.Log = slog.Default().With("function", name)
 	}
