@@ -55,6 +55,17 @@ func (c *completions) done(key string) {
 	}
 }
 
+// completedAfter waits up to 60 s for the completion of what on done and
+// returns how long after start it came.
+func completedAfter(done <-chan time.Time, start time.Time, what string) (time.Duration, error) {
+	select {
+	case at := <-done:
+		return at.Sub(start), nil
+	case <-time.After(60 * time.Second):
+		return 0, fmt.Errorf("%s did not complete in 60 s", what)
+	}
+}
+
 // premiumWatcher stands in for auth-entitlement: a UserUpdated with
 // is_premium ends the saga as the listener sees it.
 type premiumWatcher struct{ c *completions }
@@ -184,12 +195,7 @@ func benchSagas(t *testing.T, mode string, hops, n, conc int) result {
 		if resp.StatusCode != http.StatusAccepted {
 			return 0, fmt.Errorf("POST: %d", resp.StatusCode)
 		}
-		select {
-		case at := <-done:
-			return at.Sub(start), nil
-		case <-time.After(60 * time.Second):
-			return 0, fmt.Errorf("saga of %s did not complete in 60 s", user)
-		}
+		return completedAfter(done, start, "saga of "+user)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -265,12 +271,7 @@ func benchChain(t *testing.T, hops, n, conc int) result {
 		if err := b.Publish(ctx, e); err != nil {
 			return 0, err
 		}
-		select {
-		case at := <-done:
-			return at.Sub(start), nil
-		case <-time.After(60 * time.Second):
-			return 0, fmt.Errorf("chain %s did not complete", key)
-		}
+		return completedAfter(done, start, "chain "+key)
 	})
 	if err != nil {
 		t.Fatal(err)
