@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -220,16 +221,35 @@ func (c *child) stop() {
 	}
 }
 
+// brokerStats is what the broker stand-in did, printed when the test fails.
+type brokerStats struct {
+	publishes, answered atomic.Int64 // CDC's requests received / answered
+	inFlight, delivered atomic.Int64 // deliveries to the indexer
+	lastOK              atomic.Int64 // unix nanoseconds of the last delivery the indexer accepted
+	lastErr             atomic.Value // string: the last failed attempt
+}
+
+func (b *brokerStats) String() string {
+	last := "never"
+	if ns := b.lastOK.Load(); ns > 0 {
+		last = time.Since(time.Unix(0, ns)).Round(time.Millisecond).String() + " ago"
+	}
+	return fmt.Sprintf("publishes %d received, %d answered; deliveries %d done, %d in flight, last accepted %s, last failed attempt: %v",
+		b.publishes.Load(), b.answered.Load(), b.delivered.Load(), b.inFlight.Load(), last, b.lastErr.Load())
+}
+
 // broker stands in for the Knative broker between CDC and the indexer: it
 // acknowledges a CDC batch only after the indexer acknowledged every event of
 // it, retrying while the indexer is down, and delivers the events of a batch
 // concurrently (so not in order: the indexer must not care).
-func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool) *httptest.Server {
+func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool, stats *brokerStats) *httptest.Server {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.Proxy = nil // the placeholder host below must not go to an HTTP_PROXY
 	transport.DialContext = indexer.dial
 	client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
 	deliver := func(ctx context.Context, e event.Event) error {
+		stats.inFlight.Add(1)
+		defer stats.inFlight.Add(-1)
 		for attempt := 0; ; attempt++ {
 			// The host is a placeholder: indexer.dial connects.
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://indexer.invalid/", nil)
@@ -241,9 +261,13 @@ func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool) *httptest.Se
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode/100 == 2 {
+					stats.delivered.Add(1)
+					stats.lastOK.Store(time.Now().UnixNano())
 					return nil
 				}
+				err = fmt.Errorf("indexer answered %s", resp.Status)
 			}
+			stats.lastErr.Store(fmt.Sprintf("%s: %v", e.ID(), err))
 			if ctx.Err() != nil || stopping.Load() {
 				return fmt.Errorf("delivery of %s abandoned", e.ID())
 			}
@@ -251,6 +275,8 @@ func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool) *httptest.Se
 		}
 	}
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stats.publishes.Add(1)
+		defer stats.answered.Add(1)
 		var events []event.Event
 		if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
 			b, _ := io.ReadAll(r.Body)
@@ -321,7 +347,8 @@ func TestChaos(t *testing.T) {
 	dir := t.TempDir()
 	var stopping atomic.Bool
 	indexer := &endpoint{}
-	b := broker(t, indexer, &stopping)
+	var stats brokerStats
+	b := broker(t, indexer, &stopping, &stats)
 	defer b.Close()
 	idx := &child{t: t, name: "indexer", listen: indexer, log: filepath.Join(dir, "..", "indexer.log"),
 		env: []string{indexerEnv + "=1", "CHAOS_DATABASE_URL=" + url, "CHAOS_SEARCH_DIR=" + dir, "LOG_LEVEL=warn"}}
@@ -336,7 +363,11 @@ func TestChaos(t *testing.T) {
 		if t.Failed() {
 			for _, c := range []*child{idx, relay} {
 				if b, err := os.ReadFile(c.log); err == nil {
-					t.Logf("%s log (tail):\n%s", c.name, tail(b, 3000))
+					logs, dump, _ := bytes.Cut(b, []byte("SIGQUIT: quit"))
+					t.Logf("%s log (tail):\n%s", c.name, tail(logs, 3000))
+					if len(dump) > 0 {
+						t.Logf("%s goroutines (those in Overture's code):\n%s", c.name, ours(dump))
+					}
 				}
 			}
 		}
@@ -408,11 +439,17 @@ func TestChaos(t *testing.T) {
 	}
 	// Generous: on a 2-core CI machine running other test packages beside
 	// this one (with -race), catching up has taken minutes.
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	catchUp := 10 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("CHAOS_CATCH_UP")); err == nil {
+		catchUp = d
+	}
+	wctx, cancel := context.WithTimeout(ctx, catchUp)
 	defer cancel()
 	if _, err := applied.Wait(wctx, pool, before+1, 100*time.Millisecond); err != nil {
 		why, _ := applied.Explain(context.Background(), pool)
-		t.Fatalf("the indexer did not catch up: %v\n%s", err, why)
+		t.Errorf("the indexer did not catch up: %v\n%s", err, why)
+		diagnose(t, pool, indexer, &stats, relay, idx)
+		t.FailNow()
 	}
 	t.Logf("caught up %s after the workload started", time.Since(started).Round(time.Millisecond))
 	// A rebuild after a CDC re-snapshot may still be running: let it swap.
@@ -443,6 +480,35 @@ func TestChaos(t *testing.T) {
 		txs.Load(), relay.kills+idx.kills, relay.kills, idx.kills, diffs)
 	if diffs != 0 {
 		t.Fatalf("%d differences between the read model and the write model", diffs)
+	}
+}
+
+// diagnose prints what a stuck pipeline is doing: the children, the broker
+// stand-in, the replication slot; and it makes every live child print its
+// goroutines (SIGQUIT) into its log, which the deferred clean-up prints.
+func diagnose(t *testing.T, pool *pgxpool.Pool, indexer *endpoint, stats *brokerStats, children ...*child) {
+	indexer.mu.RLock()
+	t.Logf("indexer address %q (generation %d); broker: %v", indexer.addr, indexer.gen, stats)
+	indexer.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var slot string
+	err := pool.QueryRow(ctx, `SELECT coalesce(json_agg(s)::text, 'none') FROM (
+	  SELECT slot_name, active, active_pid, restart_lsn::text, confirmed_flush_lsn::text, pg_current_wal_lsn()::text AS current,
+	         (SELECT state FROM pg_stat_replication r WHERE r.pid = active_pid) AS walsender
+	    FROM pg_replication_slots) s`).Scan(&slot)
+	t.Logf("replication slots: %s %v", slot, err)
+	for _, c := range children {
+		if c.exited() {
+			t.Logf("%s: exited (%v)", c.name, c.cmd.ProcessState)
+			continue
+		}
+		t.Logf("%s: running as pid %d; its goroutines follow its log", c.name, c.cmd.Process.Pid)
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-c.done:
+		case <-time.After(5 * time.Second):
+		}
 	}
 }
 
@@ -515,6 +581,37 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// ours condenses a SIGQUIT dump to the goroutines that run Overture's code:
+// one line each, its state and its Overture frames, innermost first.
+func ours(dump []byte) string {
+	var out strings.Builder
+	for _, g := range strings.Split(string(dump), "\n\n") {
+		lines := strings.Split(strings.TrimSpace(g), "\n")
+		if len(lines) == 0 || !strings.HasPrefix(lines[0], "goroutine ") {
+			continue
+		}
+		var frames []string
+		for _, l := range lines[1:] {
+			if strings.HasPrefix(l, "github.com/overture-music/overture/") {
+				f := strings.TrimPrefix(l, "github.com/overture-music/overture/")
+				if i := strings.LastIndex(f, "("); i > 0 {
+					f = f[:i] // the arguments
+				}
+				frames = append(frames, f)
+			}
+		}
+		if len(frames) == 0 {
+			continue
+		}
+		state := lines[0]
+		if i := strings.Index(state, "["); i >= 0 {
+			state = state[i:]
+		}
+		fmt.Fprintf(&out, "%s %s\n", state, strings.Join(frames, " < "))
+	}
+	return out.String()
 }
 
 func tail(b []byte, n int) string {
