@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,11 @@ type child struct {
 	done   chan struct{} // closed when the current process has exited
 	// kills counts SIGKILLs.
 	kills int
+	// signalled is set before the test signals the process; an exit without
+	// it is recorded in unexpected.
+	signalled  atomic.Bool
+	mu         sync.Mutex
+	unexpected []string
 }
 
 func (c *child) start() {
@@ -179,15 +185,38 @@ func (c *child) start() {
 		}()
 	}
 	done := make(chan struct{})
+	c.signalled.Store(false)
 	go func() {
 		_ = cmd.Wait()
 		if c.listen != nil {
 			c.listen.forget()
 		}
+		if !c.signalled.Load() {
+			c.mu.Lock()
+			c.unexpected = append(c.unexpected, cmd.ProcessState.String())
+			c.mu.Unlock()
+		}
 		lf.Close()
 		close(done)
 	}()
 	c.cmd, c.done = cmd, done
+}
+
+// restart starts the child again if its process has exited (as a
+// supervisor restarts a crashed container) and reports whether it did.
+func (c *child) restart() bool {
+	if !c.exited() {
+		return false
+	}
+	c.start()
+	return true
+}
+
+// exits lists the exits the test did not cause (exit status or signal).
+func (c *child) exits() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.unexpected)
 }
 
 func (c *child) exited() bool {
@@ -203,6 +232,7 @@ func (c *child) kill() {
 	if c.listen != nil {
 		c.listen.forget()
 	}
+	c.signalled.Store(true)
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.done
 	c.kills++
@@ -212,6 +242,7 @@ func (c *child) stop() {
 	if c.listen != nil {
 		c.listen.forget()
 	}
+	c.signalled.Store(true)
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
@@ -404,12 +435,8 @@ func TestChaos(t *testing.T) {
 			idx.kill()
 		}
 		time.Sleep(time.Duration(r.IntN(400)) * time.Millisecond)
-		if relay.exited() {
-			relay.start()
-		}
-		if idx.exited() {
-			idx.start()
-		}
+		relay.restart()
+		idx.restart()
 	}
 	for range workers {
 		if err := <-errs; err != nil {
@@ -443,13 +470,26 @@ func TestChaos(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("CHAOS_CATCH_UP")); err == nil {
 		catchUp = d
 	}
-	wctx, cancel := context.WithTimeout(ctx, catchUp)
-	defer cancel()
-	if _, err := applied.Wait(wctx, pool, before+1, 100*time.Millisecond); err != nil {
-		why, _ := applied.Explain(context.Background(), pool)
-		t.Errorf("the indexer did not catch up: %v\n%s", err, why)
-		diagnose(t, pool, indexer, &stats, relay, idx)
-		t.FailNow()
+	// A child that exits on its own meanwhile is restarted, as its
+	// supervisor (Kubernetes) would; why it exited is checked below.
+	for deadline := time.Now().Add(catchUp); ; {
+		for _, c := range []*child{relay, idx} {
+			if c.restart() {
+				t.Logf("%s had exited on its own: restarted", c.name)
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := applied.Wait(wctx, pool, before+1, 100*time.Millisecond)
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, applied.ErrTimeout) || time.Now().After(deadline) {
+			why, _ := applied.Explain(context.Background(), pool)
+			t.Errorf("the indexer did not catch up: %v\n%s", err, why)
+			diagnose(t, pool, indexer, &stats, relay, idx)
+			t.FailNow()
+		}
 	}
 	t.Logf("caught up %s after the workload started", time.Since(started).Round(time.Millisecond))
 	// A rebuild after a CDC re-snapshot may still be running: let it swap.
@@ -469,6 +509,18 @@ func TestChaos(t *testing.T) {
 	stopping.Store(true)
 	relay.stop()
 	idx.stop()
+	// A process that ended by itself (an error or a panic: an exit status)
+	// is a bug; one killed by a signal the test did not send (the kernel's
+	// OOM killer, say) is the machine's doing, and only reported.
+	for _, c := range []*child{relay, idx} {
+		for _, e := range c.exits() {
+			if strings.HasPrefix(e, "exit status") {
+				t.Errorf("%s ended by itself: %s (its log is printed below)", c.name, e)
+			} else {
+				t.Logf("%s was ended by something other than the test: %s", c.name, e)
+			}
+		}
+	}
 
 	st, err := bleve.Open(dir)
 	if err != nil {
@@ -499,11 +551,13 @@ func diagnose(t *testing.T, pool *pgxpool.Pool, indexer *endpoint, stats *broker
 	    FROM pg_replication_slots) s`).Scan(&slot)
 	t.Logf("replication slots: %s %v", slot, err)
 	for _, c := range children {
+		t.Logf("%s: %d SIGKILLs, exits the test did not cause: %v", c.name, c.kills, c.exits())
 		if c.exited() {
 			t.Logf("%s: exited (%v)", c.name, c.cmd.ProcessState)
 			continue
 		}
 		t.Logf("%s: running as pid %d; its goroutines follow its log", c.name, c.cmd.Process.Pid)
+		c.signalled.Store(true)
 		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
 		select {
 		case <-c.done:
