@@ -381,9 +381,13 @@ func TestChaos(t *testing.T) {
 	var stats brokerStats
 	b := broker(t, indexer, &stopping, &stats)
 	defer b.Close()
-	idx := &child{t: t, name: "indexer", listen: indexer, log: filepath.Join(dir, "..", "indexer.log"),
+	logs := filepath.Join(dir, "..") // CHAOS_LOG_DIR keeps the children's logs after the test
+	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" {
+		logs = d
+	}
+	idx := &child{t: t, name: "indexer", listen: indexer, log: filepath.Join(logs, "indexer.log"),
 		env: []string{indexerEnv + "=1", "CHAOS_DATABASE_URL=" + url, "CHAOS_SEARCH_DIR=" + dir, "LOG_LEVEL=warn"}}
-	relay := &child{t: t, name: "cdc", log: filepath.Join(dir, "..", "cdc.log"),
+	relay := &child{t: t, name: "cdc", log: filepath.Join(logs, "cdc.log"),
 		env: append(cdctest.Child{DatabaseURL: url, Slot: "chaos", Sink: b.URL, BatchSize: 500}.Env(), "LOG_LEVEL=warn")}
 	idx.start()
 	relay.start()
@@ -472,7 +476,14 @@ func TestChaos(t *testing.T) {
 	}
 	// A child that exits on its own meanwhile is restarted, as its
 	// supervisor (Kubernetes) would; why it exited is checked below.
+	waitStart := time.Now()
+	nextReport := waitStart.Add(30 * time.Second)
 	for deadline := time.Now().Add(catchUp); ; {
+		if time.Now().After(nextReport) {
+			nextReport = nextReport.Add(30 * time.Second)
+			w, _ := applied.Load(ctx, pool)
+			t.Logf("still catching up after %s: watermark %d of %d; broker: %v", time.Since(waitStart).Round(time.Second), w, before+1, &stats)
+		}
 		for _, c := range []*child{relay, idx} {
 			if c.restart() {
 				t.Logf("%s had exited on its own: restarted", c.name)
