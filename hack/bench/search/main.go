@@ -203,7 +203,7 @@ func main() {
 
 	}
 	fmt.Printf("## Commit-to-searchable (CDC → search-indexer)\n\n")
-	fmt.Printf("%d single-row `UPDATE track` transactions per second for %s after an unmeasured warm-up of %s at the same rate, committed by 8 writers into PostgreSQL (fsync off), "+
+	fmt.Printf("%d single-row `UPDATE track` transactions per second for %s after an unmeasured warm-up of %s at the same rate (and a wait until the pipeline has applied it), committed by 8 writers into PostgreSQL (fsync off), "+
 		"decoded from the WAL by `cdc`, published into the embedded broker (PostgreSQL-backed, obeying triggers/search-indexer.yaml, as in `make run`) "+
 		"and delivered to the search-indexer (Bleve or OpenSearch); `-direct` hands the events to the indexer synchronously instead. "+
 		"Latency runs from the writer's commit returning to the indexer acknowledging the change (written and searchable). "+
@@ -591,62 +591,66 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 
 	// The load: `changes` single-row UPDATEs per second, first for the
 	// warm-up (unmeasured: it warms the JIT of OpenSearch and fills pools and
-	// caches, as a server in service is), then for the measured duration.
+	// caches, as a server in service is), then — once the pipeline has
+	// drained what the warm-up left, so the measured window does not inherit
+	// a backlog — for the measured duration.
 	const writers = 8
 	per := time.Duration(writers) * time.Second / time.Duration(*changes)
-	warm := int(*cwarm / per)
-	total := warm + int(*cdur/per)
 	var seq, warmSeq atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
-	var measured time.Time
-	var measuredOnce sync.Once
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range total {
-				time.Sleep(time.Until(start.Add(time.Duration(i)*per + time.Duration(w)*per/writers)))
-				if i < warm {
-					s := warmSeq.Add(1)
-					if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, "c2w "+strconv.FormatInt(s, 10), ids[int(s)%len(ids)]); err != nil {
-						must(err)
-					}
-					continue
+	drive := func(d time.Duration, write func(w int)) {
+		start := time.Now()
+		var drivers sync.WaitGroup
+		for w := range writers {
+			drivers.Go(func() {
+				for i := range int(d / per) {
+					time.Sleep(time.Until(start.Add(time.Duration(i)*per + time.Duration(w)*per/writers)))
+					write(w)
 				}
-				measuredOnce.Do(func() { mu.Lock(); measured = time.Now(); mu.Unlock() })
-				s := seq.Add(1)
-				title := "c2s " + strconv.FormatInt(s, 10)
-				if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, title, ids[int(s)%len(ids)]); err != nil {
+			})
+		}
+		drivers.Wait()
+	}
+	drive(*cwarm, func(int) {
+		s := warmSeq.Add(1)
+		if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, "c2w "+strconv.FormatInt(s, 10), ids[int(s)%len(ids)]); err != nil {
+			must(err)
+		}
+	})
+	var drained uint64
+	must(pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&drained))
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Minute)
+	_, err = applied.Wait(dctx, pool, drained, 20*time.Millisecond)
+	dcancel()
+	must(err)
+	measured := time.Now()
+	drive(*cdur, func(int) {
+		s := seq.Add(1)
+		title := "c2s " + strconv.FormatInt(s, 10)
+		if _, err := pool.Exec(ctx, `UPDATE track SET title = $1 WHERE id = $2`, title, ids[int(s)%len(ids)]); err != nil {
+			must(err)
+		}
+		committed := time.Now()
+		mark(title, true, committed)
+		if s%25 == 0 {
+			wg.Go(func() {
+				var tok uint64
+				must(pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&tok))
+				wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if _, err := applied.Wait(wctx, pool, tok, 5*time.Millisecond); err != nil {
+					diagnose(pool)
 					must(err)
 				}
-				committed := time.Now()
-				mark(title, true, committed)
-				if s%25 == 0 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						var tok uint64
-						must(pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&tok))
-						wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-						defer cancel()
-						if _, err := applied.Wait(wctx, pool, tok, 5*time.Millisecond); err != nil {
-							diagnose(pool)
-							must(err)
-						}
-						mu.Lock()
-						ryw = append(ryw, time.Since(committed))
-						mu.Unlock()
-					}()
-				}
-			}
-		}()
-	}
+				mu.Lock()
+				ryw = append(ryw, time.Since(committed))
+				mu.Unlock()
+			})
+		}
+	})
 	wg.Wait()
 	sent = int(seq.Load())
-	mu.Lock()
 	achieved = float64(sent) / time.Since(measured).Seconds()
-	mu.Unlock()
 	// Let the tail drain (bounded).
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
