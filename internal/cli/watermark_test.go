@@ -55,6 +55,22 @@ func TestWatermarkExplains(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Once everything reported is applied, it says it is up to date.
+	if err := applied.RecordApplied(ctx, pool, []applied.Change{{CommitLSN: 150, Index: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applied.Advance(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := watermark(ctx, nil, &out, &out, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"watermark 200 (chained true)", "up to date"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
 	if err := watermark(ctx, []string{"extra"}, &out, &out, env); err == nil {
 		t.Error("an argument was accepted")
 	}

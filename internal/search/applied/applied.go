@@ -473,9 +473,12 @@ func Explain(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 	if next < 0 {
 		var first *int64
 		_ = pool.QueryRow(ctx, `SELECT min(from_lsn) FROM search_progress`).Scan(&first)
-		if first != nil {
+		switch {
+		case first != nil:
 			fmt.Fprintf(&b, "  no span starts at or before the watermark; the next starts at %d (a report is missing)\n", *first)
-		} else {
+		case chained:
+			fmt.Fprintf(&b, "  up to date: every change CDC has reported is applied; a token past %d waits for CDC's next report (a waiting read asks for one)\n", w)
+		default:
 			fmt.Fprintf(&b, "  no spans recorded: waiting for CDC's reports\n")
 		}
 		return b.String(), nil
