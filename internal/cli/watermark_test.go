@@ -40,37 +40,29 @@ func TestWatermarkExplains(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := applied.RecordApplied(ctx, pool, []applied.Change{{CommitLSN: 150, Index: 0}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := applied.Advance(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	out.Reset()
-	if err := watermark(ctx, nil, &out, &out, env); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"watermark 100 (chained true)", "span (100, 200]", "transaction 150: 1 of 2 changes applied"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+	// apply records a change of transaction 150 as applied, then checks
+	// what the command prints.
+	apply := func(index int, want ...string) {
+		t.Helper()
+		if err := applied.RecordApplied(ctx, pool, []applied.Change{{CommitLSN: 150, Index: index}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := applied.Advance(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		if err := watermark(ctx, nil, &out, &out, env); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("output lacks %q:\n%s", w, out.String())
+			}
 		}
 	}
+	apply(0, "watermark 100 (chained true)", "span (100, 200]", "transaction 150: 1 of 2 changes applied")
 	// Once everything reported is applied, it says it is up to date.
-	if err := applied.RecordApplied(ctx, pool, []applied.Change{{CommitLSN: 150, Index: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := applied.Advance(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	out.Reset()
-	if err := watermark(ctx, nil, &out, &out, env); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"watermark 200 (chained true)", "up to date"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
+	apply(1, "watermark 200 (chained true)", "up to date")
 	if err := watermark(ctx, []string{"extra"}, &out, &out, env); err == nil {
 		t.Error("an argument was accepted")
 	}
