@@ -202,6 +202,34 @@ func (c *child) start() {
 	c.cmd, c.done = cmd, done
 }
 
+// quit makes a live process print its goroutines and exit (SIGQUIT), and
+// returns them, condensed to Overture's code.
+func (c *child) quit() string {
+	if c.exited() {
+		return "(not running)\n"
+	}
+	if c.listen != nil {
+		c.listen.forget()
+	}
+	c.signalled.Store(true)
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	b, err := os.ReadFile(c.log)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	i := bytes.LastIndex(b, []byte("SIGQUIT: quit"))
+	if i < 0 {
+		return "(no goroutine dump)\n"
+	}
+	return ours(b[i:])
+}
+
 // restart starts the child again if its process has exited (as a
 // supervisor restarts a crashed container) and reports whether it did.
 func (c *child) restart() bool {
@@ -478,6 +506,15 @@ func TestChaos(t *testing.T) {
 	// supervisor (Kubernetes) would; why it exited is checked below.
 	waitStart := time.Now()
 	nextReport := waitStart.Add(30 * time.Second)
+	stallAfter := 4 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("CHAOS_STALL_AFTER")); err == nil {
+		stallAfter = d
+	}
+	var (
+		lastW         uint64
+		lastDelivered int64
+		lastMove      = time.Now()
+	)
 	for deadline := time.Now().Add(catchUp); ; {
 		if time.Now().After(nextReport) {
 			nextReport = nextReport.Add(30 * time.Second)
@@ -490,10 +527,24 @@ func TestChaos(t *testing.T) {
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := applied.Wait(wctx, pool, before+1, 100*time.Millisecond)
+		w, err := applied.Wait(wctx, pool, before+1, 100*time.Millisecond)
 		cancel()
 		if err == nil {
 			break
+		}
+		// Nothing moving at all — no delivery, no watermark step — for
+		// stallAfter: a process is hung. Its goroutines go to the output
+		// (a hang is a bug to chase even when the test passes), and it is
+		// killed and restarted like any other chaos victim.
+		if d := stats.delivered.Load(); w != lastW || d != lastDelivered {
+			lastW, lastDelivered, lastMove = w, d, time.Now()
+		} else if time.Since(lastMove) > stallAfter {
+			fmt.Printf("chaos: STALL: nothing delivered and the watermark at %d for %s; broker: %v\n", w, stallAfter, &stats)
+			for _, c := range []*child{relay, idx} {
+				fmt.Printf("chaos: STALL: %s goroutines:\n%s", c.name, c.quit())
+				c.start()
+			}
+			lastMove = time.Now()
 		}
 		if !errors.Is(err, applied.ErrTimeout) || time.Now().After(deadline) {
 			why, _ := applied.Explain(context.Background(), pool)
