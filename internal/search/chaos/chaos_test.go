@@ -208,17 +208,7 @@ func (c *child) quit() string {
 	if c.exited() {
 		return "(not running)\n"
 	}
-	if c.listen != nil {
-		c.listen.forget()
-	}
-	c.signalled.Store(true)
-	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	c.end(syscall.SIGQUIT, 10*time.Second)
 	b, err := os.ReadFile(c.log)
 	if err != nil {
 		return err.Error() + "\n"
@@ -256,29 +246,29 @@ func (c *child) exited() bool {
 	}
 }
 
-func (c *child) kill() {
+// end signals the process (nothing connects to it from then on, and its
+// exit is not counted as unexpected) and waits until it has exited, killing
+// it when it is still running after grace.
+func (c *child) end(sig syscall.Signal, grace time.Duration) {
 	if c.listen != nil {
 		c.listen.forget()
 	}
 	c.signalled.Store(true)
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-	c.kills++
-}
-
-func (c *child) stop() {
-	if c.listen != nil {
-		c.listen.forget()
-	}
-	c.signalled.Store(true)
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(sig)
 	select {
 	case <-c.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(grace):
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}
 }
+
+func (c *child) kill() {
+	c.end(syscall.SIGKILL, time.Minute)
+	c.kills++
+}
+
+func (c *child) stop() { c.end(syscall.SIGTERM, 20*time.Second) }
 
 // brokerStats is what the broker stand-in did, printed when the test fails.
 type brokerStats struct {
@@ -426,11 +416,8 @@ func TestChaos(t *testing.T) {
 		if t.Failed() {
 			for _, c := range []*child{idx, relay} {
 				if b, err := os.ReadFile(c.log); err == nil {
-					logs, dump, _ := bytes.Cut(b, []byte("SIGQUIT: quit"))
+					logs, _, _ := bytes.Cut(b, []byte("SIGQUIT: quit")) // the dumps are printed by diagnose
 					t.Logf("%s log (tail):\n%s", c.name, tail(logs, 3000))
-					if len(dump) > 0 {
-						t.Logf("%s goroutines (those in Overture's code):\n%s", c.name, ours(dump))
-					}
 				}
 			}
 		}
@@ -618,13 +605,7 @@ func diagnose(t *testing.T, pool *pgxpool.Pool, indexer *endpoint, stats *broker
 			t.Logf("%s: exited (%v)", c.name, c.cmd.ProcessState)
 			continue
 		}
-		t.Logf("%s: running as pid %d; its goroutines follow its log", c.name, c.cmd.Process.Pid)
-		c.signalled.Store(true)
-		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-c.done:
-		case <-time.After(5 * time.Second):
-		}
+		t.Logf("%s: running as pid %d; its goroutines (those in Overture's code):\n%s", c.name, c.cmd.Process.Pid, c.quit())
 	}
 }
 
