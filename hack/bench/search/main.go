@@ -10,7 +10,8 @@
 //     PostgreSQL, decoded by CDC from the WAL, applied by the search-indexer,
 //     timed from the writer's commit to the indexer's acknowledgement (the
 //     document is searchable before that), after an unmeasured warm-up at the
-//     same rate (a cold OpenSearch JVM indexes slower than one in service).
+//     same rate that the pipeline is given time to apply (a cold OpenSearch
+//     JVM indexes slower than one in service).
 //
 // It prints a markdown section on stdout.
 package main
