@@ -248,10 +248,13 @@ func TestWatermarkUnderConcurrency(t *testing.T) {
 				if o.report != nil {
 					err = applied.RecordProgress(ctx, pool, *o.report)
 				} else {
-					err = applied.RecordApplied(ctx, pool, []applied.Change{*o.change})
+					// Marked first: once RecordApplied has committed, another
+					// goroutine's Advance may rightly pass the change before
+					// this one could mark it.
 					mu.Lock()
 					recorded[*o.change] = true
 					mu.Unlock()
+					err = applied.RecordApplied(ctx, pool, []applied.Change{*o.change})
 				}
 				if err != nil {
 					t.Error(err)
