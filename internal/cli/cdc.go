@@ -33,7 +33,7 @@ func runCDC(ctx context.Context, args []string) error {
 	if addr := cfg["LISTEN_ADDRESS"]; addr != "" {
 		mux := http.NewServeMux()
 		server.Health(mux, nil)
-		server.Metrics(mux, reg)
+		server.Metrics(mux, reg, cfg[server.KeyMetricsToken])
 		go func() {
 			if err := server.Listen(ctx, addr, mux, log, nil); err != nil {
 				log.Error("cdc health server", "error", err)

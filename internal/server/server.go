@@ -9,15 +9,19 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/overture-music/overture/internal/problem"
 )
 
 // Route is one public endpoint, in http.ServeMux pattern syntax.
@@ -68,22 +72,51 @@ func Health(mux *http.ServeMux, ready func(context.Context) (bool, error)) {
 	})
 }
 
-// Metrics adds /metrics for reg (the default registry when nil).
-func Metrics(mux *http.ServeMux, reg prometheus.Gatherer) {
+// KeyMetricsToken is the cfg key of the bearer token that /metrics (and a
+// POP's /stats) require.
+const KeyMetricsToken = "METRICS_TOKEN"
+
+// Metrics adds /metrics for reg (the default registry when nil), served only
+// to callers presenting token (see Protected).
+func Metrics(mux *http.ServeMux, reg prometheus.Gatherer, token string) {
 	if reg == nil {
 		reg = prometheus.DefaultGatherer
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", Protected(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+}
+
+// Protected serves h only to requests with "Authorization: Bearer <token>";
+// anyone else gets a 401 problem. An empty token refuses everyone: operational
+// data is closed unless a token was configured.
+func Protected(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			detail := "this endpoint needs the operator's bearer token (" + KeyMetricsToken + ")"
+			if token == "" {
+				detail = "this endpoint is closed: no " + KeyMetricsToken + " is configured"
+			}
+			problem.Write(w, r, problem.New(http.StatusUnauthorized, "token-required", detail))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Listen serves h on addr until ctx ends, then shuts down gracefully. ready,
 // when non-nil, receives the bound address.
 func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready chan<- string) error {
+	return ListenGuarded(ctx, addr, h, Guard{}, log, ready)
+}
+
+// ListenGuarded is Listen with g in front of h.
+func ListenGuarded(ctx context.Context, addr string, h http.Handler, g Guard, log *slog.Logger, ready chan<- string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := NewHTTPServer(h, g)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -92,9 +125,11 @@ func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger, 
 
 // Serve runs srv on ln until ctx ends, then shuts it down gracefully, giving
 // requests in flight 30 s. It is the end of every standalone HTTP server:
-// Listen's and a standalone function's (internal/function).
+// Listen's and a standalone function's (internal/function). ln is wrapped by
+// Listener, so a server from NewHTTPServer refuses ambiguous framing.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
 	addr := ln.Addr().String()
+	ln = Listener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -111,8 +146,13 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Log
 }
 
 // Run starts s (if it has Start), serves it standalone on addr with health and
-// metrics, and stops it when ctx ends.
+// metrics (METRICS_TOKEN) behind a Guard (TRUSTED_PROXIES), and stops it when
+// ctx ends.
 func Run(ctx context.Context, s Service, addr string, cfg map[string]string, log *slog.Logger, ready chan<- string) error {
+	g, err := GuardFromConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.Name(), err)
+	}
 	if st, ok := s.(Starter); ok {
 		if err := st.Start(ctx, cfg); err != nil {
 			return fmt.Errorf("start %s: %w", s.Name(), err)
@@ -124,10 +164,10 @@ func Run(ctx context.Context, s Service, addr string, cfg map[string]string, log
 		readyFn = r.Ready
 	}
 	Health(mux, readyFn)
-	Metrics(mux, nil)
+	Metrics(mux, nil, cfg[KeyMetricsToken])
 	mux.Handle("/", s)
 	log.Info("service listening", "service", s.Name(), "address", addr)
-	err := Listen(ctx, addr, mux, log, ready)
+	err = ListenGuarded(ctx, addr, mux, g, log, ready)
 	if st, ok := s.(Stopper); ok {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
