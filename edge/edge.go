@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"regexp"
 	"runtime"
@@ -71,6 +72,14 @@ type Config struct {
 	// AdminSecret authorises purge and warm via the X-Admin-Secret header; an
 	// admin access token (Verifier, role admin) works too.
 	AdminSecret string
+	// MetricsToken is the bearer token /metrics and /stats require
+	// (METRICS_TOKEN). Without it /metrics answers nobody; /stats stays open
+	// only until steering sends the token (see docs/security.md).
+	MetricsToken string
+	// TrustedProxies may name the client in X-Forwarded-For / Forwarded
+	// (TRUSTED_PROXIES; server.Guard). Signed URLs bound to an address
+	// compare it with that client address.
+	TrustedProxies []netip.Prefix
 	// Verifier checks listeners' access tokens for premium renditions.
 	Verifier *token.Verifier
 	// RedisURL, when set, is read for auth:entitlement:<user> so a premium
@@ -191,11 +200,11 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+MediaPrefix+"{key...}", s.serveMedia)
-	s.mux.HandleFunc("GET /stats", s.serveStats)
+	s.mux.Handle("GET /stats", s.statsGuard(http.HandlerFunc(s.serveStats)))
 	s.mux.HandleFunc("POST /admin/purge", s.admin(s.servePurge))
 	s.mux.HandleFunc("POST /admin/warm", s.admin(s.serveWarm))
 	server.Health(s.mux, s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /metrics", server.Protected(cfg.MetricsToken, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	s.st.started = time.Now()
 	s.bg.Add(1)
 	go s.sampleLoop()
@@ -235,10 +244,16 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = ln
 	// gatherListener/withGatherConn: a cached slice's headers and body leave
 	// in one writev instead of two writes (conn.go).
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ConnState: s.ConnState,
-		ConnContext: withGatherConn}
+	// server.NewHTTPServer: the limits and the Guard every Overture server
+	// has; server.Listener outside gatherListener, so the framing check
+	// reads what the client sent and gatherConn still writes to the socket.
+	s.srv = server.NewHTTPServer(s, server.Guard{TrustedProxies: s.cfg.TrustedProxies})
+	s.srv.ConnState = s.ConnState
+	s.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return withGatherConn(server.ConnContext(ctx, c), server.InnerConn(c))
+	}
 	s.serveErr = make(chan error, 1)
-	go func() { s.serveErr <- s.srv.Serve(gatherListener{ln}) }()
+	go func() { s.serveErr <- s.srv.Serve(server.Listener(gatherListener{ln})) }()
 	s.log.Info("edge POP listening", "address", ln.Addr().String(), "region", s.cfg.Region)
 	return nil
 }

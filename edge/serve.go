@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -97,13 +97,8 @@ func validKey(k string) bool {
 	return !strings.ContainsAny(k, "\x00\r\n")
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientIP is the listener's address, through trusted proxies (server.Guard).
+func clientIP(r *http.Request) string { return server.ClientIP(r) }
 
 func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	s.st.requests.Add(1)

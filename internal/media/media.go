@@ -48,8 +48,6 @@
 package media
 
 import (
-	"context"
-	"errors"
 	"runtime"
 	"time"
 )
@@ -204,28 +202,4 @@ type Result struct {
 	Covers      []Cover     `json:"covers,omitempty"`
 	// Files is every file written, relative to outDir, sorted.
 	Files []string `json:"files"`
-}
-
-var errNotImplemented = errors.New("media: not implemented yet")
-
-// Probe runs ffprobe on path and describes its first audio stream. A file
-// that is not audio or has an unsupported codec fails with an *Error.
-func (p *Processor) Probe(ctx context.Context, path string) (*Probe, error) {
-	return nil, errNotImplemented
-}
-
-// Tags reads path's tags and its embedded cover art (one ffprobe run, plus an
-// ffmpeg run to copy the picture out when there is one).
-func (p *Processor) Tags(ctx context.Context, path string) (*Tags, error) {
-	return nil, errNotImplemented
-}
-
-// Process probes, tags, measures and transcodes path into outDir (see the
-// package doc for the layout). outDir must not exist or be empty; its parent
-// must exist. On error outDir is left as it was and nothing else remains.
-//
-// Errors caused by the input or by ffmpeg are *Error with a Reason; a
-// cancelled or expired ctx returns an error wrapping ctx.Err().
-func (p *Processor) Process(ctx context.Context, path, outDir string) (*Result, error) {
-	return nil, errNotImplemented
 }

@@ -224,7 +224,7 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	if err := p.startServices(ctx); err != nil {
 		return p, err
 	}
-	gw, err := newGateway(o.Services, p.Ready, prometheus.Gatherers{p.registry, prometheus.DefaultGatherer}, p.registry)
+	gw, err := newGateway(o.Services, p.Ready, prometheus.Gatherers{p.registry, prometheus.DefaultGatherer}, p.registry, p.cfg)
 	if err != nil {
 		return p, err
 	}
@@ -265,7 +265,8 @@ func closeIfUnused(ln *net.Listener) {
 
 // serveListener serves h on ln until ctx ends, then shuts down gracefully.
 func serveListener(ln net.Listener, h http.Handler, log *slog.Logger) func(context.Context) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := server.NewHTTPServer(h, server.Guard{})
+	ln = server.Listener(ln)
 	return func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(ln) }()

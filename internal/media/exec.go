@@ -1,0 +1,154 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// waitDelay is how long Wait waits for the output pipes after the process
+// group was killed, before it closes them itself (a grandchild holding a pipe
+// open must not hang the call).
+const waitDelay = 2 * time.Second
+
+// run execs bin with args under a slot of p's semaphore and p's per-run
+// timeout, in its own process group so cancellation kills everything it
+// started. stdout, when not nil, receives the standard output as it comes.
+// The returned tail holds the end of stderr (and its first lines), for
+// parsing and for error details.
+func (p *Processor) run(ctx context.Context, bin string, args []string, stdout io.Writer) (stderr string, err error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("waiting to run %s: %w", bin, context.Cause(ctx))
+	}
+	defer func() { <-p.sem }()
+
+	runCtx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout, errRunTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// Negative pid: the whole process group.
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = waitDelay
+	var errBuf headTail
+	cmd.Stderr = &errBuf
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("starting %s: %w", bin, context.Cause(ctx))
+		}
+		if errors.Is(context.Cause(runCtx), errRunTimeout) {
+			return "", newError(ReasonTimeout, err, "%s did not start within %s", bin, p.cfg.Timeout)
+		}
+		return "", newError(ReasonFFmpegFailed, err, "starting %s", bin)
+	}
+	if p.onStart != nil {
+		p.onStart(bin, cmd.Process.Pid)
+	}
+	werr := cmd.Wait()
+	stderr = errBuf.String()
+	switch {
+	case werr == nil:
+		return stderr, nil
+	case ctx.Err() != nil:
+		return stderr, fmt.Errorf("%s killed: %w", bin, context.Cause(ctx))
+	case errors.Is(context.Cause(runCtx), errRunTimeout):
+		return stderr, newError(ReasonTimeout, werr, "%s ran longer than %s", bin, p.cfg.Timeout)
+	}
+	var exitErr *exec.ExitError
+	if errors.As(werr, &exitErr) {
+		return stderr, &exitError{bin: bin, err: exitErr, stderr: stderr}
+	}
+	return stderr, newError(ReasonFFmpegFailed, werr, "%s: %s", bin, lastLines(stderr, 5))
+}
+
+var errRunTimeout = errors.New("ffmpeg run timeout")
+
+// exitError is a run that ended with a non-zero status or a signal; callers
+// turn it into an *Error with the reason the stderr points to.
+type exitError struct {
+	bin    string
+	err    *exec.ExitError
+	stderr string
+}
+
+func (e *exitError) Error() string {
+	return fmt.Sprintf("%s: %v: %s", e.bin, e.err, lastLines(e.stderr, 5))
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// signaled reports whether the process died of a signal (a crash) rather
+// than exiting with a status.
+func (e *exitError) signaled() bool {
+	ws, ok := e.err.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}
+
+// headTail keeps the first headMax and the last tailMax bytes written to it:
+// ffmpeg's first lines say what it opened, its last lines what went wrong and
+// (for loudnorm) the measurement.
+type headTail struct {
+	head    []byte
+	tail    []byte
+	dropped int64
+}
+
+const (
+	headMax = 4 << 10
+	tailMax = 64 << 10
+)
+
+func (h *headTail) Write(b []byte) (int, error) {
+	n := len(b)
+	if room := headMax - len(h.head); room > 0 {
+		k := min(room, len(b))
+		h.head = append(h.head, b[:k]...)
+		b = b[k:]
+	}
+	h.tail = append(h.tail, b...)
+	// Trim only when twice over, so a chatty ffmpeg costs amortised O(1).
+	if over := len(h.tail) - tailMax; over > tailMax {
+		h.dropped += int64(over)
+		h.tail = append(h.tail[:0], h.tail[over:]...)
+	}
+	return n, nil
+}
+
+func (h *headTail) String() string {
+	tail, dropped := h.tail, h.dropped
+	if over := len(tail) - tailMax; over > 0 {
+		tail, dropped = tail[over:], dropped+int64(over)
+	}
+	if dropped == 0 {
+		return string(h.head) + string(tail)
+	}
+	return fmt.Sprintf("%s\n[... %d bytes of stderr dropped ...]\n%s", h.head, dropped, tail)
+}
+
+// lastLines returns the last n non-empty lines of s, joined by " | ", for an
+// error detail a person reads.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			out = append(out, l)
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return string(bytes.TrimSpace([]byte(strings.Join(out, " | "))))
+}
