@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -62,7 +63,13 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 		addr = DefaultListenAddress
 	}
 	if sink := cfg["K_SINK"]; sink != "" {
-		ctx = WithPublisher(ctx, NewHTTPPublisher(sink, nil))
+		pub := NewHTTPPublisher(sink, nil)
+		if f := cfg[identity.TokenFileKey]; f != "" {
+			pub = pub.WithToken(identity.FileToken(f))
+		} else {
+			log.Warn("K_SINK is set but "+identity.TokenFileKey+" is not: the broker refuses events without a sender identity", "function", name)
+		}
+		ctx = WithPublisher(ctx, pub)
 	}
 	startCtx := ctx
 	if err := Start(startCtx, h, maps.Clone(cfg)); err != nil {
@@ -181,10 +188,13 @@ func (c *ceHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // HTTPPublisher posts events in binary mode to a sink URL (K_SINK or a broker
-// ingress). Several events are sent as one batch request.
+// ingress). Several events are sent as one batch request. With a token source
+// (WithToken) every request carries "Authorization: Bearer <token>", the
+// sender identity the broker checks against its EventPolicies.
 type HTTPPublisher struct {
 	url    string
 	client *http.Client
+	token  identity.TokenSource
 }
 
 // NewHTTPPublisher returns a publisher posting to url; client nil means a
@@ -194,6 +204,14 @@ func NewHTTPPublisher(url string, client *http.Client) *HTTPPublisher {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
 	return &HTTPPublisher{url: url, client: client}
+}
+
+// WithToken returns a copy of p that authenticates every request with a token
+// from ts (asked anew for each request, so a rotated token file is honoured).
+func (p *HTTPPublisher) WithToken(ts identity.TokenSource) *HTTPPublisher {
+	c := *p
+	c.token = ts
+	return &c
 }
 
 // Publish implements [Publisher]. A non-2xx answer is an error.
@@ -226,6 +244,13 @@ func (p *HTTPPublisher) Publish(ctx context.Context, events ...event.Event) erro
 			return fmt.Errorf("build request to %s: %w", p.url, err)
 		}
 		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	}
+	if p.token != nil {
+		tok, err := p.token.Token(ctx)
+		if err != nil {
+			return fmt.Errorf("post to %s: sender identity: %w", p.url, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package manifest reads the Knative YAML that deploys Overture to a cluster —
-// Brokers, their ConfigMaps, Triggers, PingSources and each function's
-// func.yaml — into typed, validated objects.
+// Brokers, their ConfigMaps, Triggers, PingSources, EventPolicies and each
+// function's func.yaml — into typed, validated objects.
 //
 // The embedded broker obeys exactly these files, so that what runs on a laptop
 // and what runs on Knative cannot drift apart. Validation is therefore strict
@@ -311,12 +311,13 @@ type Object struct {
 
 // Set is everything LoadDir found.
 type Set struct {
-	Brokers     []*Broker
-	ConfigMaps  []*ConfigMap
-	Triggers    []*Trigger
-	PingSources []*PingSource
-	Funcs       []*Func
-	Others      []*Object
+	Brokers       []*Broker
+	ConfigMaps    []*ConfigMap
+	Triggers      []*Trigger
+	PingSources   []*PingSource
+	EventPolicies []*EventPolicy
+	Funcs         []*Func
+	Others        []*Object
 }
 
 // Broker finds a broker by namespace and name.
@@ -482,6 +483,18 @@ func (s *Set) addDoc(where string, doc []byte) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		s.PingSources = append(s.PingSources, p)
+	case head.APIVersion == EventingV1Alpha1 && head.Kind == "EventPolicy":
+		p := &EventPolicy{File: where}
+		if err := strict(p); err != nil {
+			return err
+		}
+		nsDefault(&p.Metadata)
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		s.EventPolicies = append(s.EventPolicies, p)
+	case head.Kind == "EventPolicy" && strings.HasPrefix(head.APIVersion, "eventing.knative.dev/"):
+		return fmt.Errorf("%s: EventPolicy must have apiVersion %s, not %s", where, EventingV1Alpha1, head.APIVersion)
 	case head.APIVersion == "v1" && head.Kind == "ConfigMap":
 		c := &ConfigMap{File: where}
 		if err := strict(c); err != nil {

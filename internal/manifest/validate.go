@@ -203,7 +203,8 @@ func (f *Func) validate() error {
 
 // Validate checks references between objects: every trigger's broker exists
 // in its namespace, every broker's config ConfigMap exists, every PingSource
-// whose sink is a Broker points at an existing one, and names are unique.
+// whose sink is a Broker points at an existing one, every EventPolicy's
+// spec.to ref names an existing Broker of its namespace, and names are unique.
 func (s *Set) Validate() error {
 	var errs []error
 	seen := map[string]string{}
@@ -245,6 +246,12 @@ func (s *Set) Validate() error {
 			if _, ok := s.Broker(ns, r.Name); !ok {
 				errs = append(errs, fmt.Errorf("%s: spec.sink refers to Broker %s/%s, which is not defined", p.File, ns, r.Name))
 			}
+		}
+	}
+	for _, p := range s.EventPolicies {
+		unique("EventPolicy", p.Metadata.Namespace, p.Metadata.Name, p.File)
+		if err := p.validateRefs(s); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	funcs := map[string]string{}
