@@ -30,6 +30,15 @@ const (
 	RowSucceeded = "succeeded"
 	RowFailed    = "failed"
 	RowRefunded  = "refunded"
+	// RowFlagged is an attempt whose own charge answer did not match it (see
+	// Mismatch): it backs nothing and waits for an operator (payment_flag).
+	RowFlagged = "flagged"
+)
+
+// Paths a provider payment reaches settle by (payment_flag.via).
+const (
+	viaCharge  = "charge"
+	viaWebhook = "webhook"
 )
 
 // ErrUnknownPayment is returned for a webhook about a payment we never made.
@@ -155,18 +164,26 @@ func (p *Processor) Charge(ctx context.Context, req ChargeRequest) (eventtype.Pa
 	var apiErr *APIError
 	switch {
 	case errors.As(err, &apiErr):
-		return p.settle(ctx, x.id, nil, "refused: "+apiErr.Code)
+		return p.settle(ctx, x.id, nil, "refused: "+apiErr.Code, viaCharge)
 	case err != nil:
 		return eventtype.PaymentData{}, fmt.Errorf("payment %s: %w", x.id, err)
 	}
-	return p.settle(ctx, x.id, pay, "")
+	return p.settle(ctx, x.id, pay, "", viaCharge)
 }
 
 // settle records the final outcome of a pending attempt exactly once and
 // writes its fact (and saga reply) into the outbox; a concurrent or repeated
 // settle finds the attempt decided and writes nothing.
-func (p *Processor) settle(ctx context.Context, id string, pay *Payment, refusal string) (eventtype.PaymentData, error) {
+//
+// A provider payment settles the attempt only if it matches it (Mismatch:
+// metadata.payment_id, provider id, amount, currency). One that does not is
+// recorded in payment_flag and grants nothing: through a webhook the attempt
+// stays pending (its own charge still decides it) and settle returns
+// ErrPaymentMismatch; as the answer to our own charge the attempt becomes
+// 'flagged' and is announced as failed, so the saga ends without premium.
+func (p *Processor) settle(ctx context.Context, id string, pay *Payment, refusal, via string) (eventtype.PaymentData, error) {
 	var out eventtype.PaymentData
+	var mismatch string // a webhook's payment that did not match: flagged, committed, reported
 	err := postgres.InTx(ctx, p.Pool, func(tx pgx.Tx) error {
 		x, err := scanRow(tx.QueryRow(ctx, `SELECT `+rowCols+` FROM payment WHERE id=$1 FOR UPDATE`, id))
 		if err != nil {
@@ -178,6 +195,20 @@ func (p *Processor) settle(ctx context.Context, id string, pay *Payment, refusal
 		}
 		status, reason := RowFailed, refusal
 		var provider, saved *string
+		if pay != nil {
+			if why := Mismatch(pay, x.expected()); why != "" {
+				if err := flag(ctx, tx, x, pay, via, why); err != nil {
+					return err
+				}
+				p.log().WarnContext(ctx, "provider payment flagged for reconciliation", "payment_id", x.id,
+					"provider_payment_id", pay.ID, "via", via, "reason", why)
+				if via == viaWebhook {
+					mismatch = why
+					return nil
+				}
+				return p.markFlagged(ctx, tx, x, why, &out)
+			}
+		}
 		if pay != nil {
 			provider = &pay.ID
 			switch pay.Status {
@@ -224,7 +255,43 @@ func (p *Processor) settle(ctx context.Context, id string, pay *Payment, refusal
 		}
 		return outbox.Write(ctx, tx, events...)
 	})
+	if err == nil && mismatch != "" {
+		err = fmt.Errorf("payment %s: %w: %s", id, ErrPaymentMismatch, mismatch)
+	}
 	return out, err
+}
+
+// markFlagged ends an attempt whose charge answer did not match it: status
+// flagged, announced as a failed payment (and a failed charge reply) so that
+// no period is recorded and the purchase or renewal fails.
+func (p *Processor) markFlagged(ctx context.Context, tx pgx.Tx, x *row, why string, out *eventtype.PaymentData) error {
+	reason := "flagged for reconciliation: " + why
+	if _, err := tx.Exec(ctx, `UPDATE payment SET status=$2, reason=$3, updated_at=now() WHERE id=$1`, x.id, RowFlagged, reason); err != nil {
+		return fmt.Errorf("flag payment %s: %w", x.id, err)
+	}
+	x.status, x.reason = RowFlagged, &reason
+	*out = x.data()
+	out.Outcome = "failed"
+	fact, err := saga.NewEvent(Source, eventtype.PaymentFailed, eventtype.PaymentFailed+"/"+x.id, x.sub, *out)
+	if err != nil {
+		return err
+	}
+	events := []event.Event{fact}
+	if x.sagaID != nil {
+		r, err := reply(*x.sagaID, saga.StepCharge, derefInt(x.sagaAttempt), false, *out, reason)
+		if err != nil {
+			return err
+		}
+		events = append(events, r)
+	}
+	return outbox.Write(ctx, tx, events...)
+}
+
+func (p *Processor) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.Default()
 }
 
 func derefInt(p *int) int {
@@ -348,8 +415,9 @@ func (p *Processor) markRefunded(ctx context.Context, id, refundID, sagaID strin
 
 // Webhook handles a verified notification: it re-fetches the payment from the
 // provider (the body is only a hint) and settles the matching attempt if it is
-// still pending. A payment we never made is ErrUnknownPayment and changes
-// nothing.
+// still pending and the provider's payment matches it (see settle). A payment
+// we never made is ErrUnknownPayment and changes nothing; one that does not
+// match is ErrPaymentMismatch, flagged, and changes nothing else.
 func (p *Processor) Webhook(ctx context.Context, n *Notification) error {
 	paymentID := n.Object.ID
 	if n.Object.PaymentID != "" { // refund.*: the refund is recorded by Refund itself
@@ -361,6 +429,9 @@ func (p *Processor) Webhook(ctx context.Context, n *Notification) error {
 	}
 	if err != nil {
 		return fmt.Errorf("re-fetch payment %s: %w", paymentID, err)
+	}
+	if pay.ID != paymentID {
+		return fmt.Errorf("%w: asked the provider for %s, it answered %s", ErrPaymentMismatch, paymentID, pay.ID)
 	}
 	id := pay.Metadata["payment_id"]
 	var status string
@@ -374,6 +445,6 @@ func (p *Processor) Webhook(ctx context.Context, n *Notification) error {
 	if status != RowPending || !pay.Final() {
 		return nil
 	}
-	_, err = p.settle(ctx, id, pay, "")
+	_, err = p.settle(ctx, id, pay, "", viaWebhook)
 	return err
 }

@@ -291,6 +291,9 @@ func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, payment.ErrUnknownPayment):
 		problem.Write(w, r, problem.New(http.StatusNotFound, "unknown-payment", fmt.Sprintf("notification %s is about payment %s, which Overture did not create; nothing was changed", n.Event, n.Object.ID)))
+	case errors.Is(err, payment.ErrPaymentMismatch):
+		s.Log.WarnContext(r.Context(), "payment webhook flagged for reconciliation", "event", n.Event, "provider_payment_id", n.Object.ID, "error", err)
+		problem.Write(w, r, problem.New(http.StatusUnprocessableEntity, "payment-mismatch", fmt.Sprintf("payment %s does not match the Overture payment it names (amount, currency or id); it settled nothing and was flagged for reconciliation", n.Object.ID)))
 	case err != nil:
 		s.Log.WarnContext(r.Context(), "payment webhook", "event", n.Event, "error", err)
 		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "payment-provider-unavailable", "could not re-fetch the payment from the provider; deliver again later"))
