@@ -9,10 +9,15 @@
 // Choreography: it reacts to PaymentCompleted / PaymentFailed, deduplicated by
 // the inbox. Orchestration: to the manager's apply_payment command, answered
 // with a reply.
+//
+// Either way the event only names a payment: the period is recorded from the
+// payment ledger's record of it (Store.ApplyPayment), and a payment the ledger
+// does not back is logged and acknowledged without any change or reply.
 package subscription
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -61,7 +66,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 			}
 			return outbox.Write(ctx, tx, out.Events...)
 		})
-		return nil, err
+		return nil, f.refuse(ctx, e, err)
 	case eventtype.SagaApplyPayment:
 		if choreo {
 			return nil, nil
@@ -90,7 +95,18 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 			}
 			return outbox.Write(ctx, tx, append(out.Events, r)...)
 		})
-		return nil, err
+		return nil, f.refuse(ctx, e, err)
 	}
 	return nil, nil
+}
+
+// refuse acknowledges an event the ledgers do not back (retrying cannot make
+// it true), logging it for an operator; other errors go back to the broker.
+func (f *Function) refuse(ctx context.Context, e event.Event, err error) error {
+	if errors.Is(err, sub.ErrUnverified) {
+		f.Log.WarnContext(ctx, "refused an unverified payment fact", "event_id", e.ID(), "event_type", e.Type(),
+			"event_source", e.Source(), "error", err)
+		return nil
+	}
+	return err
 }

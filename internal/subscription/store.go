@@ -17,6 +17,7 @@ import (
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/inbox"
 	"github.com/overture-music/overture/internal/outbox"
+	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/saga"
 )
@@ -37,11 +38,16 @@ var (
 	ErrNoSubscription     = errors.New("the user has no subscription")
 	ErrPurchaseInProgress = errors.New("the purchase is still being paid")
 	ErrAlreadyCanceled    = errors.New("the subscription is already canceled")
+	// ErrUnverified is a fact (a payment outcome, a paid period) that the
+	// ledgers do not back: a forged or misdirected event. It changes nothing
+	// and retrying it cannot help.
+	ErrUnverified = errors.New("not backed by the ledger")
 )
 
-// Migrate creates the subscription tables, the outbox and the inbox.
+// Migrate creates the subscription tables, the outbox and the inbox, and the
+// payment ledger that ApplyPayment checks payments against.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.MigrateOwner(ctx, pool, "subscription", migrations, outbox.Migrate, inbox.Migrate)
+	return postgres.MigrateOwner(ctx, pool, "subscription", migrations, outbox.Migrate, inbox.Migrate, payment.Migrate)
 }
 
 // Join starts p, a saga participant that works on the subscription write
@@ -223,16 +229,84 @@ type Outcome struct {
 // its paid period (once: the (subscription, period) key) and activates or
 // renews; a failed one fails the purchase or starts/continues dunning.
 // Applying the same payment again changes nothing and announces nothing.
+//
+// The event only names the payment: what is applied is the payment ledger's
+// record of it (see verify). A payment the ledger does not back is
+// ErrUnverified and changes nothing; a captured payment of the wrong amount
+// or currency is refused (Outcome.Refused), so it is refunded, and backs no
+// period.
 func (s *Store) ApplyPayment(ctx context.Context, tx pgx.Tx, d eventtype.PaymentData, completed bool) (Outcome, error) {
 	x, err := lock(ctx, tx, d.SubscriptionID)
 	if err != nil {
 		return Outcome{}, err
 	}
 	out := Outcome{Subscription: x}
-	if completed {
-		return s.applyCompleted(ctx, tx, x, d, out)
+	rec, wrongAmount, err := verify(ctx, tx, x, d, completed)
+	if err != nil {
+		return out, err
 	}
-	return s.applyFailed(ctx, tx, x, d, out)
+	if wrongAmount != "" {
+		return refuse(x, rec, wrongAmount, out)
+	}
+	if completed {
+		return s.applyCompleted(ctx, tx, x, rec, out)
+	}
+	return s.applyFailed(ctx, tx, x, rec, out)
+}
+
+// verify checks a payment outcome against the payment ledger and returns the
+// ledger's data to apply. A completed payment must be a capture (status
+// succeeded) of this subscription and period; wrongAmount says why a capture
+// cannot pay for the period when its amount or currency is not the
+// subscription's. A failed outcome must not contradict the ledger (a capture
+// or a pending attempt); one the ledger has never seen is the orchestrator's
+// release after a charge that never reached the payment function.
+func verify(ctx context.Context, tx pgx.Tx, x *Subscription, d eventtype.PaymentData, completed bool) (data eventtype.PaymentData, wrongAmount string, err error) {
+	rec, err := payment.Lookup(ctx, tx, d.PaymentID)
+	if errors.Is(err, payment.ErrUnknownPayment) && !completed && d.PaymentID != "" {
+		return d, "", nil
+	}
+	if errors.Is(err, payment.ErrUnknownPayment) {
+		return d, "", fmt.Errorf("payment %q of subscription %s: %w", d.PaymentID, x.ID, ErrUnverified)
+	}
+	if err != nil {
+		return d, "", err
+	}
+	if rec.SubscriptionID != x.ID || rec.Period != d.Period {
+		return d, "", fmt.Errorf("payment %s is for %s period %d, not %s period %d: %w", rec.PaymentID, rec.SubscriptionID, rec.Period, x.ID, d.Period, ErrUnverified)
+	}
+	rec.Outcome = d.Outcome
+	if !completed {
+		if rec.Status == payment.RowSucceeded || rec.Status == payment.RowPending {
+			return d, "", fmt.Errorf("payment %s is %s in the ledger, not failed: %w", rec.PaymentID, rec.Status, ErrUnverified)
+		}
+		if rec.Reason == "" {
+			rec.Reason = d.Reason
+		}
+		return rec.PaymentData, "", nil
+	}
+	if rec.Status != payment.RowSucceeded {
+		return d, "", fmt.Errorf("payment %s is %s in the ledger, not captured: %w", rec.PaymentID, rec.Status, ErrUnverified)
+	}
+	if rec.AmountMinor != x.AmountMinor || rec.Currency != x.Currency {
+		return rec.PaymentData, fmt.Sprintf("payment %s captured %d %s, the subscription costs %d %s",
+			rec.PaymentID, rec.AmountMinor, rec.Currency, x.AmountMinor, x.Currency), nil
+	}
+	return rec.PaymentData, "", nil
+}
+
+// refuse answers a captured payment that cannot back a period with
+// SubscriptionFailed, which makes the payment function refund it.
+func refuse(x *Subscription, d eventtype.PaymentData, reason string, out Outcome) (Outcome, error) {
+	out.Refused = true
+	data := x.Data()
+	data.Status, data.PaymentID, data.Reason, data.Period = x.Status, d.PaymentID, reason, d.Period
+	e, err := saga.NewEvent(Source, eventtype.SubscriptionFailed, eventtype.SubscriptionFailed+"/"+d.PaymentID, x.ID, data)
+	if err != nil {
+		return out, err
+	}
+	out.Events = append(out.Events, e)
+	return out, nil
 }
 
 func (s *Store) applyCompleted(ctx context.Context, tx pgx.Tx, x *Subscription, d eventtype.PaymentData, out Outcome) (Outcome, error) {
@@ -253,16 +327,7 @@ func (s *Store) applyCompleted(ctx context.Context, tx pgx.Tx, x *Subscription, 
 	okRenewal := d.Period == x.CurrentPeriod+1 && d.Period > 1 &&
 		(x.Status == StatusActive || x.Status == StatusPastDue || x.Status == StatusCanceled && x.PeriodEnd != nil && x.PeriodEnd.After(now))
 	if !okInitial && !okRenewal {
-		out.Refused = true
-		reason := fmt.Sprintf("payment %s for period %d arrived while the subscription is %s (period %d)", d.PaymentID, d.Period, x.Status, x.CurrentPeriod)
-		data := x.Data()
-		data.Status, data.PaymentID, data.Reason, data.Period = x.Status, d.PaymentID, reason, d.Period
-		e, err := saga.NewEvent(Source, eventtype.SubscriptionFailed, eventtype.SubscriptionFailed+"/"+d.PaymentID, x.ID, data)
-		if err != nil {
-			return out, err
-		}
-		out.Events = append(out.Events, e)
-		return out, nil
+		return refuse(x, d, fmt.Sprintf("payment %s for period %d arrived while the subscription is %s (period %d)", d.PaymentID, d.Period, x.Status, x.CurrentPeriod), out)
 	}
 	start := now
 	if okRenewal && x.PeriodEnd != nil && x.PeriodEnd.After(now) {
@@ -557,4 +622,47 @@ func (s *Store) Sweep(ctx context.Context, expirePending bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Querier is what PaidPeriodOf reads through: a pool or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// PaidPeriodOf returns subscription id and its recorded paid period: the
+// store's word that the period was paid for (by a captured payment of the
+// right amount, see ApplyPayment). Consumers of SubscriptionActivated and
+// SubscriptionRenewed read it instead of trusting the event; a period that
+// was never recorded is ErrUnverified.
+func PaidPeriodOf(ctx context.Context, q Querier, id string, period int) (*Subscription, PaidPeriod, error) {
+	x, err := scan(q.QueryRow(ctx, `SELECT `+cols+` FROM subscription WHERE id=$1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, PaidPeriod{}, fmt.Errorf("subscription %q: %w", id, ErrUnverified)
+	}
+	if err != nil {
+		return nil, PaidPeriod{}, fmt.Errorf("subscription %s: %w", id, err)
+	}
+	p := PaidPeriod{Period: period}
+	err = q.QueryRow(ctx, `SELECT payment_id, amount_minor, starts_at, ends_at FROM subscription_period WHERE subscription_id=$1 AND period=$2`, id, period).
+		Scan(&p.PaymentID, &p.AmountMinor, &p.StartsAt, &p.EndsAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return x, p, fmt.Errorf("subscription %s has no paid period %d: %w", id, period, ErrUnverified)
+	}
+	if err != nil {
+		return x, p, fmt.Errorf("paid period %d of %s: %w", period, id, err)
+	}
+	return x, p, nil
+}
+
+// Status returns subscription id as the store holds it now (ErrUnverified
+// when there is none).
+func Status(ctx context.Context, q Querier, id string) (*Subscription, error) {
+	x, err := scan(q.QueryRow(ctx, `SELECT `+cols+` FROM subscription WHERE id=$1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("subscription %q: %w", id, ErrUnverified)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", id, err)
+	}
+	return x, nil
 }

@@ -33,6 +33,7 @@ func newStore(t *testing.T) (*subscription.Store, *clock, *pgxpool.Pool) {
 
 func apply(t *testing.T, st *subscription.Store, d eventtype.PaymentData, completed bool) subscription.Outcome {
 	t.Helper()
+	record(t, st.Pool, d, completed)
 	var out subscription.Outcome
 	err := postgres.InTx(context.Background(), st.Pool, func(tx pgx.Tx) error {
 		var err error
