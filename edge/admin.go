@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/overture-music/overture/internal/server"
 )
 
 var errRedisNil = redis.Nil
@@ -297,6 +299,18 @@ func (s *Server) Snapshot() Stats {
 
 func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Snapshot())
+}
+
+// statsGuard puts /stats behind MetricsToken, as /metrics is. A POP built
+// without one (Go callers that construct Config directly: steering's tests,
+// which poll /stats without a token) keeps /stats open, with a warning at
+// start; ConfigFromMap is to require METRICS_TOKEN (docs/security.md).
+func (s *Server) statsGuard(h http.Handler) http.Handler {
+	if s.cfg.MetricsToken == "" {
+		s.log.Warn("edge /stats is open: no MetricsToken (METRICS_TOKEN) configured")
+		return h
+	}
+	return server.Protected(s.cfg.MetricsToken, h)
 }
 
 type metrics struct {

@@ -494,7 +494,7 @@ func TestStatsAndHealth(t *testing.T) {
 		}
 	}
 	var st Stats
-	r := do(t, "GET", s.URL()+"/stats", nil)
+	r := do(t, "GET", s.URL()+"/stats", operator)
 	if err := json.Unmarshal(r.body, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -502,16 +502,16 @@ func TestStatsAndHealth(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 	s.SetSyntheticLoad(0.9, 0.5)
-	_ = json.Unmarshal(do(t, "GET", s.URL()+"/stats", nil).body, &st)
+	_ = json.Unmarshal(do(t, "GET", s.URL()+"/stats", operator).body, &st)
 	if st.CPULoad != 0.9 || st.NetworkLoad != 0.5 || !st.Synthetic {
 		t.Fatalf("synthetic load: %+v", st)
 	}
 	for _, p := range []string{"/health/liveness", "/health/readiness", "/metrics"} {
-		if r := do(t, "GET", s.URL()+p, nil); r.status != 200 {
+		if r := do(t, "GET", s.URL()+p, operator); r.status != 200 {
 			t.Fatalf("%s: %d", p, r.status)
 		}
 	}
-	if r := do(t, "GET", s.URL()+"/metrics", nil); !strings.Contains(string(r.body), `overture_edge_requests_total{cache="hit",pop="pop-test"} 3`) {
+	if r := do(t, "GET", s.URL()+"/metrics", operator); !strings.Contains(string(r.body), `overture_edge_requests_total{cache="hit",pop="pop-test"} 3`) {
 		t.Fatalf("metrics lack hit count:\n%s", r.body)
 	}
 }
@@ -529,4 +529,32 @@ func waitIdle(t *testing.T, s *Server) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatal("origin fetches still running after 1 s")
+}
+
+// The attack: a POP's /stats (load, traffic, cache figures) and /metrics
+// answered anyone. Now both need the operator's METRICS_TOKEN; every answer
+// carries the security headers.
+func TestStatsAndMetricsNeedTheToken(t *testing.T) {
+	t.Parallel()
+	s := startEdge(t, newTestOrigin(t), nil)
+	for _, p := range []string{"/stats", "/metrics"} {
+		for name, hdr := range map[string]map[string]string{
+			"Anonymous": nil, "WrongToken": {"Authorization": "Bearer guess"}, "AdminSecretIsNotIt": {AdminSecretHeader: "admin-secret"},
+		} {
+			r := do(t, "GET", s.URL()+p, hdr)
+			if r.status != 401 || r.header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s %s: %d %s, want a 401 problem", name, p, r.status, r.header.Get("Content-Type"))
+			}
+			if strings.Contains(string(r.body), "hit_ratio") || strings.Contains(string(r.body), "overture_edge") {
+				t.Errorf("%s %s leaked figures: %s", name, p, r.body)
+			}
+		}
+		if r := do(t, "GET", s.URL()+p, operator); r.status != 200 {
+			t.Errorf("operator %s: %d", p, r.status)
+		}
+	}
+	r := do(t, "GET", s.URL()+"/health/liveness", nil)
+	if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Content-Security-Policy") == "" {
+		t.Errorf("POP answer lacks the security headers: %v", r.header)
+	}
 }

@@ -129,13 +129,18 @@ func randBytes(n int) []byte {
 	return b
 }
 
+// testMetricsToken is the POPs' METRICS_TOKEN in tests; operator is its header.
+const testMetricsToken = "test-metrics-token"
+
+var operator = map[string]string{"Authorization": "Bearer " + testMetricsToken}
+
 var testKeys = urlsign.Keys{"k1": []byte("0123456789abcdef-secret-one"), "k2": []byte("fedcba9876543210-secret-two")}
 
 // startEdge starts a POP against o with cfg tweaks applied.
 func startEdge(t *testing.T, o *originEnv, tweak func(*Config)) *Server {
 	t.Helper()
 	cfg := Config{Name: "pop-test", Region: "eu-west", Addr: "127.0.0.1:0", S3Endpoint: o.endpoint, S3AccessKey: o.access,
-		S3SecretKey: o.secret, SigningKeys: testKeys, AdminSecret: "admin-secret", OriginTimeout: 15 * time.Second, Logger: testLogger()}
+		S3SecretKey: o.secret, SigningKeys: testKeys, AdminSecret: "admin-secret", MetricsToken: testMetricsToken, OriginTimeout: 15 * time.Second, Logger: testLogger()}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -32,10 +32,16 @@ type gatewayMetrics struct {
 }
 
 // newGateway builds the one local base URL: every service's routes mounted on
-// one mux (as an ingress routes by path), plus health, metrics and the merged
-// OpenAPI document. Two services claiming the same route is an error naming
-// both.
-func newGateway(services []server.Service, ready func(context.Context) error, gather prometheus.Gatherer, reg prometheus.Registerer) (http.Handler, error) {
+// one mux (as an ingress routes by path), plus health, metrics (METRICS_TOKEN)
+// and the merged OpenAPI document, all behind the server.Guard (security
+// headers, body deadline, client address through TRUSTED_PROXIES; the
+// services behind it see that address through server.ClientIP). Two services
+// claiming the same route is an error naming both.
+func newGateway(services []server.Service, ready func(context.Context) error, gather prometheus.Gatherer, reg prometheus.Registerer, cfg map[string]string) (http.Handler, error) {
+	guard, err := server.GuardFromConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	doc, err := api.Document()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -82,12 +88,12 @@ func newGateway(services []server.Service, ready func(context.Context) error, ga
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", server.Protected(cfg[server.KeyMetricsToken], promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		m.requests.WithLabelValues("", "404").Inc()
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no-route", fmt.Sprintf("no service serves %s %s; see /openapi.json", r.Method, r.URL.Path)))
 	})
-	return mux, nil
+	return guard.Wrap(mux), nil
 }
 
 // register adds pattern to mux, turning ServeMux's panic on conflicting

@@ -38,7 +38,7 @@ func TestGatewayRejectsTwoServicesOnOneRoute(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			if _, err := newGateway(services, ready, reg, reg); err == nil {
+			if _, err := newGateway(services, ready, reg, reg, nil); err == nil {
 				t.Fatal("gateway accepted two services on one route")
 			}
 		})
@@ -50,7 +50,7 @@ func TestGatewayRoutesByMethodAndPath(t *testing.T) {
 	gw, err := newGateway([]server.Service{
 		fakeService{"tracks", []server.Route{{Method: "GET", Path: "/v1/tracks/{id}"}}},
 		fakeService{"uploads", []server.Route{{Method: "POST", Path: "/v1/tracks/{id}"}, {Method: "GET", Path: "/v1/files/{path...}"}}},
-	}, ready, reg, reg)
+	}, ready, reg, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
