@@ -90,9 +90,10 @@ func normISRC(s string) string {
 
 var (
 	spacedSlash = regexp.MustCompile(`\s+/\s+`)
-	// featRE finds "feat.", "feat", "ft." or "featuring" as a word, with an
-	// optional opening bracket before it: "A feat. B", "A (ft. B)".
-	featRE = regexp.MustCompile(`(?i)(?:^|\s+|\s*[(\[]\s*)(?:feat\.?|ft\.|featuring)(?:\s+|$)`)
+	// featRE finds "feat.", "feat", "ft." or "featuring" as a word between
+	// two names, with an optional opening bracket before it: "A feat. B",
+	// "A (ft. B)". At the start of the value it is part of a name.
+	featRE = regexp.MustCompile(`(?i)(?:\s+|\s*[(\[]\s*)(?:feat\.?|ft\.|featuring)\s+`)
 )
 
 // SplitArtists splits one artist tag value into the artists it names.
