@@ -23,6 +23,8 @@ import (
 	"github.com/overture-music/overture/internal/benchmark"
 	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
+	"github.com/overture-music/overture/internal/identity/identitytest"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/testenv"
@@ -39,11 +41,12 @@ const benchPublishers = 128
 
 var benchCommitters = 0 // the default
 
-var benchYAML = brokertest.NoopYAML("music.overture.bench.")
+var benchYAML = brokertest.NoopYAML("music.overture.bench.") + brokertest.AllowYAML("bench", identity.Subject("bench"), "music.overture.bench.")
 
 type benchBroker struct {
 	*Broker
 	stop func()
+	auth *identitytest.Authority
 }
 
 func startBench(tb testing.TB, pool *pgxpool.Pool, h function.Handler) *benchBroker {
@@ -52,8 +55,9 @@ func startBench(tb testing.TB, pool *pgxpool.Pool, h function.Handler) *benchBro
 	if err := set.Add("bench.yaml", []byte(benchYAML)); err != nil {
 		tb.Fatal(err)
 	}
+	auth := identitytest.New(tb)
 	b, err := New(context.Background(), Config{
-		Pool: pool, Objects: set, Log: telemetry.NewLogger(io.Discard, slog.LevelError),
+		Pool: pool, Objects: set, Log: telemetry.NewLogger(io.Discard, slog.LevelError), Verifier: auth.Verifier,
 		Resolve:    func(string) (function.Handler, bool) { return h, true },
 		Committers: benchCommitters,
 	})
@@ -63,7 +67,7 @@ func startBench(tb testing.TB, pool *pgxpool.Pool, h function.Handler) *benchBro
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = b.Run(ctx); close(done) }()
-	return &benchBroker{b, func() { cancel(); <-done }}
+	return &benchBroker{b, func() { cancel(); <-done }, auth}
 }
 
 func benchEvent(i int) event.Event {
@@ -142,10 +146,14 @@ func postToIngress(tb testing.TB, pool *pgxpool.Pool, requests, events int, requ
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchPublishers}}
 	url := srv.URL + "/overture/default"
+	// One token for the run, as a producer reuses its projected token.
+	bearer := "Bearer " + b.auth.Token(tb, "bench")
 	base := b.delivered()
 	start := time.Now()
 	err := parallel(requests, func(i int) error {
-		resp, err := client.Do(request(url, i))
+		req := request(url, i)
+		req.Header.Set("Authorization", bearer)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,14 @@
 // deletes the delivered rows, ingests their reply events and reschedules the
 // failures. Rows are leased while held, so rows of a crashed process are
 // reclaimed once their lease lapses. See docs/broker.md.
+//
+// Senders are authenticated and authorized as on Knative with
+// authentication-oidc enabled and default-authorization-mode deny-all: the
+// HTTP ingress wants a bearer token for the broker's audience (401 without
+// a valid one) whose subject an EventPolicy allows to send each event (403
+// otherwise); in process, [Broker.As] binds a publisher to a workload's
+// subject and checks the same policies, and a subscriber's replies are checked
+// against the subscriber's identity. See docs/security.md.
 package broker
 
 import (
@@ -32,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -70,6 +79,17 @@ type Config struct {
 	// DefaultTimeout bounds a subscriber call when delivery.timeout is unset.
 	// Default 60 s.
 	DefaultTimeout time.Duration
+	// Verifier authenticates the senders of the HTTP ingress (Knative's
+	// authentication-oidc): every request needs a bearer token for the
+	// broker's audience. Without a Verifier the ingress refuses every request
+	// with 401: the broker fails closed. What an authenticated sender may
+	// send is decided by the EventPolicies in Objects (deny-all).
+	Verifier TokenVerifier
+}
+
+// TokenVerifier verifies a bearer token for an audience (identity.Verifier).
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw, audience string) (*identity.Claims, error)
 }
 
 // ErrStopped is returned by Publish once Run has shut the broker down.
@@ -77,6 +97,25 @@ var ErrStopped = errors.New("broker: stopped")
 
 // ErrInvalidEvent wraps CloudEvents validation failures at ingress.
 var ErrInvalidEvent = errors.New("broker: invalid CloudEvent")
+
+// ErrForbidden is wrapped by every [DeniedError].
+var ErrForbidden = errors.New("broker: forbidden by EventPolicy")
+
+// DeniedError says which sender no EventPolicy allows to send which event:
+// the whole publish (or ingress request) was refused and nothing stored.
+type DeniedError struct {
+	Broker  string // "<namespace>/<name>"
+	Subject string
+	Type    string
+	ID      string
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("broker %s: no EventPolicy allows %s to send events of type %s (event %q); nothing was stored", e.Broker, e.Subject, e.Type, e.ID)
+}
+
+// Unwrap makes errors.Is(err, ErrForbidden) true.
+func (e *DeniedError) Unwrap() error { return ErrForbidden }
 
 // Broker is the embedded broker. It implements function.Publisher and
 // http.Handler (the ingress).
@@ -103,7 +142,8 @@ type brokerState struct {
 	key      string
 	obj      *manifest.Broker
 	triggers []*dispatcher
-	pub      function.Publisher
+	audience string                  // identity.BrokerAudience
+	policies []*manifest.EventPolicy // those that apply to it (deny-all: none, nobody)
 }
 
 // New migrates the broker's tables, checks the objects (every subscriber and
@@ -147,10 +187,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.held.ids = map[int64]struct{}{}
 	for _, o := range cfg.Objects.Brokers {
-		st := &brokerState{key: o.Metadata.Namespace + "/" + o.Metadata.Name, obj: o}
-		st.pub = function.PublisherFunc(func(ctx context.Context, events ...event.Event) error {
-			return b.ingestTo(ctx, st, events)
-		})
+		st := &brokerState{
+			key: o.Metadata.Namespace + "/" + o.Metadata.Name, obj: o,
+			audience: identity.BrokerAudience(o.Metadata.Namespace, o.Metadata.Name),
+			policies: cfg.Objects.PoliciesFor(o),
+		}
 		b.brokers[st.key] = st
 	}
 	if st, ok := b.brokers[manifest.DefaultNamespace+"/default"]; ok {
@@ -272,6 +313,11 @@ func (b *Broker) Run(ctx context.Context) error {
 // Publish ingests events into the default broker (overture/default, or the
 // only one) and returns once they are durably stored. It implements
 // function.Publisher.
+//
+// Publish is the broker's own, trusted path: no EventPolicy is consulted. It
+// is what the broker uses for its PingSource ticks and what an in-process
+// re-drive of already accepted dead letters uses; the platform never hands it
+// to a function or relay, which publish through [Broker.As] instead.
 func (b *Broker) Publish(ctx context.Context, events ...event.Event) error {
 	if b.def == nil {
 		return errors.New("broker: Publish: no default broker (define overture/default or exactly one Broker)")
@@ -286,6 +332,42 @@ func (b *Broker) PublishTo(ctx context.Context, namespace, name string, events .
 		return fmt.Errorf("broker: no Broker %s/%s", namespace, name)
 	}
 	return b.ingestTo(ctx, st, events)
+}
+
+// As returns a publisher into the default broker bound to subject (a
+// workload's ServiceAccount, identity.Subject): every event it publishes must
+// be allowed for subject by an EventPolicy, exactly as the HTTP ingress
+// checks a token's subject; otherwise Publish returns a *DeniedError and
+// stores nothing of the call.
+func (b *Broker) As(subject string) function.Publisher {
+	return function.PublisherFunc(func(ctx context.Context, events ...event.Event) error {
+		if b.def == nil {
+			return errors.New("broker: Publish: no default broker (define overture/default or exactly one Broker)")
+		}
+		return b.publishAs(ctx, b.def, subject, events)
+	})
+}
+
+func (b *Broker) publishAs(ctx context.Context, st *brokerState, subject string, events []event.Event) error {
+	if err := b.authorize(ctx, st, subject, events); err != nil {
+		return err
+	}
+	return b.ingestTo(ctx, st, events)
+}
+
+// authorize checks every event against the policies of st: all or nothing.
+// A refusal is counted and logged with the subject and type.
+func (b *Broker) authorize(ctx context.Context, st *brokerState, subject string, events []event.Event) error {
+	for i := range events {
+		if manifest.Authorize(st.policies, subject, events[i]) {
+			continue
+		}
+		b.m.denied.WithLabelValues(st.key, "forbidden").Inc()
+		b.log.WarnContext(ctx, "broker: sender not allowed by any EventPolicy; refused", "broker", st.key, "subject", subject,
+			"type", events[i].Type(), "id", events[i].ID(), "events", len(events))
+		return &DeniedError{Broker: st.key, Subject: subject, Type: events[i].Type(), ID: events[i].ID()}
+	}
+	return nil
 }
 
 // pendingRow is one delivery row about to be inserted.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
 )
@@ -74,6 +75,10 @@ type dispatcher struct {
 	dls      *target
 	delivery *manifest.Delivery
 	timeout  time.Duration
+	// subject is the subscriber's identity: its replies, and what it
+	// publishes while handling an event, are checked against it.
+	subject string
+	pub     function.Publisher
 
 	queue    chan *delivery
 	capacity int64
@@ -93,6 +98,20 @@ type dispatcher struct {
 
 	retryMu sync.Mutex
 	retries timeHeap
+}
+
+// SubscriberSubject is the identity of a Trigger's subscriber: the
+// ServiceAccount named after the Service it refers to, or, for a uri
+// subscriber, the OIDC identity Knative gives the Trigger itself.
+func SubscriberSubject(t *manifest.Trigger) string {
+	if r := t.Spec.Subscriber.Ref; r != nil && r.Kind == "Service" {
+		ns := r.Namespace
+		if ns == "" {
+			ns = t.Metadata.Namespace
+		}
+		return identity.ServiceAccount(ns, r.Name)
+	}
+	return manifest.RefSubject(manifest.KReference{APIVersion: manifest.EventingV1, Kind: "Trigger", Name: t.Metadata.Name}, t.Metadata.Namespace)
 }
 
 func (b *Broker) newDispatcher(st *brokerState, t *manifest.Trigger) (*dispatcher, error) {
@@ -119,6 +138,10 @@ func (b *Broker) newDispatcher(st *brokerState, t *manifest.Trigger) (*dispatche
 		d.delivery = st.obj.Spec.Delivery
 	}
 	d.timeout = d.delivery.TimeoutOr(b.cfg.DefaultTimeout)
+	d.subject = SubscriberSubject(t)
+	d.pub = function.PublisherFunc(func(ctx context.Context, events ...event.Event) error {
+		return b.publishAs(ctx, st, d.subject, events)
+	})
 	var err error
 	if d.sub, err = b.resolve(t.Spec.Subscriber, t.Metadata.Namespace); err != nil {
 		return nil, fmt.Errorf("subscriber: %w", err)
@@ -225,13 +248,17 @@ func (d *dispatcher) attempt(base context.Context, dl *delivery) result {
 			d.mLatency.Observe(time.Since(dl.ingested).Seconds())
 		}
 		ctx, cancel := context.WithTimeout(base, d.timeout)
-		ctx = telemetry.FromEvent(function.WithPublisher(ctx, d.st.pub), dl.ev)
+		ctx = telemetry.FromEvent(function.WithPublisher(ctx, d.pub), dl.ev)
 		reply, ferr := d.sub.deliver(ctx, dl.ev, d.timeout)
 		cancel()
 		if ferr == nil && reply != nil {
 			telemetry.Propagate(ctx, reply)
 			if err := reply.Validate(); err != nil {
 				ferr = &failure{code: 502, text: "subscriber replied with an invalid CloudEvent: " + err.Error()}
+			} else if err := b.authorize(ctx, d.st, d.subject, []event.Event{*reply}); err != nil {
+				// A reply the subscriber may not send is not accepted, so the
+				// original is redelivered (and dead-lettered in the end).
+				ferr = &failure{code: 403, text: "reply refused: " + err.Error()}
 			}
 		}
 		if ferr == nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +22,9 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
 )
@@ -29,12 +33,17 @@ import (
 // durability test instead of running tests.
 const crashChildEnv = "OVERTURE_BROKER_CRASH_CHILD"
 
+// crashKeyEnv names the identity issuer key file the test and its broker
+// children share (the platform keeps its key under the data directory).
+const crashKeyEnv = "OVERTURE_BROKER_CRASH_KEY"
+
 // crashYAML routes to counter (any order) and to sequencer (per partition
 // key, in order), each with retries enough to outlast the crashes.
 var crashYAML = brokerYAML +
 	trigger("counted", "counter", "  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}") +
 	trigger("ordered", "sequencer", "  delivery: {retry: 100, backoffPolicy: linear, backoffDelay: PT0.05S}",
-		"kafka.eventing.knative.dev/delivery.order: ordered")
+		"kafka.eventing.knative.dev/delivery.order: ordered") +
+	brokertest.AllowYAML("crash-producer", "system:serviceaccount:overture:producer", "music.overture.crash.")
 
 // crashChild hosts a broker whose subscriber records every delivered event id
 // in PostgreSQL, serves the ingress on a free port, prints it, and runs until
@@ -62,8 +71,18 @@ func crashChild() int {
 		_, err := pool.Exec(ctx, `INSERT INTO crash_ordered (key, id) VALUES ($1, $2)`, key, e.ID())
 		return nil, err
 	})
+	issuer, err := identity.LoadOrCreateIssuer(os.Getenv(crashKeyEnv), identity.EmbeddedIssuer)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	verifier, err := identity.NewVerifier(ctx, identity.VerifierConfig{Issuer: issuer.Issuer(), Keys: []crypto.PublicKey{issuer.PublicKey()}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	b, err := New(ctx, Config{
-		Pool: pool, Objects: set, Log: log,
+		Pool: pool, Objects: set, Log: log, Verifier: verifier,
 		Resolve: func(name string) (function.Handler, bool) {
 			switch name {
 			case "counter":
@@ -95,10 +114,10 @@ type child struct {
 	addr string
 }
 
-func startChild(t *testing.T, dbURL string) *child {
+func startChild(t *testing.T, dbURL, keyFile string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "DATABASE_URL="+dbURL)
+	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "DATABASE_URL="+dbURL, crashKeyEnv+"="+keyFile)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -134,8 +153,17 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 		CREATE TABLE crash_ordered (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL, id text NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
+	keyFile := filepath.Join(t.TempDir(), "issuer.pem")
+	issuer, err := identity.LoadOrCreateIssuer(keyFile, identity.EmbeddedIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := issuer.Mint(identity.Subject("producer"), identity.BrokerAudience("overture", "default"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var current atomic.Pointer[child]
-	current.Store(startChild(t, dbURL))
+	current.Store(startChild(t, dbURL, keyFile))
 	t.Cleanup(func() { current.Load().kill() })
 
 	const publishers, perPublisher = 4, 900
@@ -151,7 +179,10 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 				id := fmt.Sprintf("p%d-%d", p, i)
 				body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"type":"music.overture.crash.v1","source":"/test/crash","partitionkey":"p%d"}`, id, p)
 				for attempt := 0; ; attempt++ {
-					resp, err := client.Post("http://"+current.Load().addr+"/overture/default", "application/cloudevents+json", strings.NewReader(body))
+					req, _ := http.NewRequest(http.MethodPost, "http://"+current.Load().addr+"/overture/default", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/cloudevents+json")
+					req.Header.Set("Authorization", "Bearer "+token)
+					resp, err := client.Do(req)
 					if err == nil {
 						resp.Body.Close()
 						if resp.StatusCode == http.StatusAccepted {
@@ -184,7 +215,7 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 			current.Load().kill()
 			kills++
 			t.Logf("SIGKILLed the broker after %d acknowledged events", ackedN.Load())
-			current.Store(startChild(t, dbURL))
+			current.Store(startChild(t, dbURL, keyFile))
 			continue
 		}
 		break
@@ -195,7 +226,7 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	}
 	// One last kill right after the final acknowledgement.
 	current.Load().kill()
-	current.Store(startChild(t, dbURL))
+	current.Store(startChild(t, dbURL, keyFile))
 
 	want := int(ackedN.Load())
 	deadline := time.Now().Add(90 * time.Second)

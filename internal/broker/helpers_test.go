@@ -17,6 +17,7 @@ import (
 
 	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity/identitytest"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/testenv"
@@ -106,7 +107,11 @@ type testBroker struct {
 	pool *pgxpool.Pool
 	reg  *prometheus.Registry
 	stop func()
+	auth *identitytest.Authority // the issuer the broker's Verifier trusts
 }
+
+// testProducer is the workload the tests' HTTP posts authenticate as.
+const testProducer = "producer"
 
 // start builds a broker over a fresh database from YAML and functions and runs
 // it until the test ends.
@@ -137,12 +142,20 @@ func mustSet(t *testing.T, yaml string) *manifest.Set {
 	return set
 }
 
+// startOn builds and runs a broker. Its Verifier trusts a fresh test
+// authority; unless yaml has EventPolicies of its own, every workload of
+// namespace overture may send everything (tests about authorization bring
+// their own policies).
 func startOn(t *testing.T, pool *pgxpool.Pool, yaml string, fns map[string]function.Handler, tweak ...func(*Config)) *testBroker {
 	t.Helper()
+	if !strings.Contains(yaml, "kind: EventPolicy") {
+		yaml += brokertest.AllowYAML("tests-allow-all", "system:serviceaccount:overture:*", "")
+	}
 	set := mustSet(t, yaml)
 	reg := prometheus.NewRegistry()
+	auth := identitytest.New(t)
 	cfg := Config{
-		Pool: pool, Objects: set, Registerer: reg,
+		Pool: pool, Objects: set, Registerer: reg, Verifier: auth.Verifier,
 		Log:     telemetry.NewLogger(testWriter{t}, slog.LevelWarn),
 		Resolve: func(name string) (function.Handler, bool) { h, ok := fns[name]; return h, ok },
 		Lease:   2 * time.Second, Poll: 100 * time.Millisecond,
@@ -172,7 +185,7 @@ func startOn(t *testing.T, pool *pgxpool.Pool, yaml string, fns map[string]funct
 		})
 	}
 	t.Cleanup(stop)
-	return &testBroker{Broker: b, pool: pool, reg: reg, stop: stop}
+	return &testBroker{Broker: b, pool: pool, reg: reg, stop: stop, auth: auth}
 }
 
 type testWriter struct{ t *testing.T }

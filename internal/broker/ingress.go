@@ -12,6 +12,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/problem"
 )
 
@@ -21,8 +22,11 @@ const maxIngressBody = 8 << 20
 // ServeHTTP is the broker ingress: POST /<namespace>/<broker> (POST / is the
 // default broker) with a CloudEvent in binary or structured mode, or a batch
 // (application/cloudevents-batch+json). It answers 202 once every event is
-// stored (or wanted by no trigger), 400 problem+json when any event is
-// malformed or invalid — and then stores none of them.
+// stored (or wanted by no trigger); otherwise it stores none of them and
+// answers problem+json: 401 without a valid bearer token for the broker's
+// audience (Knative's authentication-oidc), 400 when any event is malformed
+// or invalid, 403 when no EventPolicy allows the token's subject to send one
+// of the events (default-authorization-mode deny-all).
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := b.def
 	path := strings.Trim(r.URL.Path, "/")
@@ -46,6 +50,15 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method-not-allowed", "CloudEvents are sent to the broker with POST"))
 		return
 	}
+	claims, err := b.authenticate(r, st)
+	if err != nil {
+		b.m.denied.WithLabelValues(st.key, "unauthenticated").Inc()
+		b.log.WarnContext(r.Context(), "broker: ingress request without a valid sender identity; refused", "broker", st.key, "remote", r.RemoteAddr, "error", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+st.audience+`"`)
+		problem.Write(w, r, problem.New(http.StatusUnauthorized, "unauthenticated",
+			"the broker accepts events only with Authorization: Bearer <token>, a valid workload identity token for audience "+st.audience))
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxIngressBody)
 	events, err := readEvents(r)
 	if err != nil {
@@ -58,7 +71,14 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.BadRequest(err.Error()))
 		return
 	}
-	if err := b.ingestTo(r.Context(), st, events); err != nil {
+	if err := b.publishAs(r.Context(), st, claims.Subject, events); err != nil {
+		var denied *DeniedError
+		if errors.As(err, &denied) {
+			p := problem.New(http.StatusForbidden, "forbidden-sender", denied.Error())
+			p.Extra = map[string]any{"subject": denied.Subject, "eventType": denied.Type}
+			problem.Write(w, r, p)
+			return
+		}
 		if errors.Is(err, ErrInvalidEvent) {
 			b.m.rejected.WithLabelValues(st.key).Inc()
 			problem.Write(w, r, problem.BadRequest(err.Error()))
@@ -74,6 +94,18 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// authenticate verifies the request's bearer token for st's audience.
+func (b *Broker) authenticate(r *http.Request, st *brokerState) (*identity.Claims, error) {
+	if b.cfg.Verifier == nil {
+		return nil, errors.New("this broker has no sender-identity verifier configured (Config.Verifier)")
+	}
+	tok := identity.BearerToken(r)
+	if tok == "" {
+		return nil, identity.ErrNoToken
+	}
+	return b.cfg.Verifier.Verify(r.Context(), tok, st.audience)
 }
 
 func readEvents(r *http.Request) ([]event.Event, error) {

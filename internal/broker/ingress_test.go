@@ -21,7 +21,9 @@ import (
 	"github.com/overture-music/overture/internal/problem"
 )
 
-func post(t *testing.T, url, contentType string, body string, headers map[string]string) *http.Response {
+// post sends body to url with the identity of testProducer, unless headers
+// set Authorization themselves ("" sends none).
+func (tb *testBroker) post(t *testing.T, url, contentType string, body string, headers map[string]string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -30,8 +32,13 @@ func post(t *testing.T, url, contentType string, body string, headers map[string
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	if _, ok := headers["Authorization"]; !ok {
+		req.Header.Set("Authorization", "Bearer "+tb.auth.Token(t, testProducer))
+	}
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -50,20 +57,20 @@ func TestHTTPIngressModes(t *testing.T) {
 	url := srv.URL + "/overture/default"
 
 	// Binary mode.
-	resp := post(t, url, "application/json", `{"n":1}`, map[string]string{
+	resp := tb.post(t, url, "application/json", `{"n":1}`, map[string]string{
 		"Ce-Specversion": "1.0", "Ce-Id": "bin-1", "Ce-Type": "music.overture.http.v1", "Ce-Source": "/test", "Ce-Partitionkey": "k",
 	})
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("binary: status %d", resp.StatusCode)
 	}
 	// Structured mode, to the default broker path.
-	resp = post(t, srv.URL+"/", "application/cloudevents+json",
+	resp = tb.post(t, srv.URL+"/", "application/cloudevents+json",
 		`{"specversion":"1.0","id":"str-1","type":"music.overture.http.v1","source":"/test","datacontenttype":"application/json","data":{"n":2}}`, nil)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("structured: status %d", resp.StatusCode)
 	}
 	// Batch mode.
-	resp = post(t, url, "application/cloudevents-batch+json", `[
+	resp = tb.post(t, url, "application/cloudevents-batch+json", `[
 		{"specversion":"1.0","id":"batch-1","type":"music.overture.http.v1","source":"/test"},
 		{"specversion":"1.0","id":"batch-2","type":"music.overture.http.v1","source":"/test","data":{"n":3}}]`, nil)
 	if resp.StatusCode != http.StatusAccepted {
@@ -83,7 +90,7 @@ func TestHTTPIngressModes(t *testing.T) {
 	}
 
 	// The same publisher functions use (function.NewHTTPPublisher) works.
-	pub := function.NewHTTPPublisher(url, nil)
+	pub := tb.auth.Publisher(url, testProducer)
 	if err := pub.Publish(context.Background(), newEvent("pub-1", "music.overture.http.v1"), newEvent("pub-2", "music.overture.http.v1")); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +121,7 @@ func TestHTTPIngressRejectsBadEventsAndStoresNothing(t *testing.T) {
 			`[{"specversion":"1.0","id":"ok-1","type":"a.v1","source":"/s"},{"specversion":"1.0","id":"","type":"a.v1","source":"/s"}]`, nil, 400, "invalid CloudEvent 1 in batch"},
 	}
 	for _, c := range cases {
-		resp := post(t, url, c.ct, c.body, c.headers)
+		resp := tb.post(t, url, c.ct, c.body, c.headers)
 		if resp.StatusCode != c.status {
 			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.status)
 			continue
@@ -128,7 +135,7 @@ func TestHTTPIngressRejectsBadEventsAndStoresNothing(t *testing.T) {
 			t.Errorf("%s: problem %s does not explain %q", c.name, b, c.detail)
 		}
 	}
-	if resp := post(t, srv.URL+"/overture/nope", "application/cloudevents+json", `{}`, nil); resp.StatusCode != 404 {
+	if resp := tb.post(t, srv.URL+"/overture/nope", "application/cloudevents+json", `{}`, nil); resp.StatusCode != 404 {
 		t.Errorf("unknown broker: status %d", resp.StatusCode)
 	}
 	if resp, err := http.Get(url); err != nil || resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
@@ -149,7 +156,7 @@ func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
 	tb := start(t, brokerYAML+trigger("only-a", "a", "  filters: [{exact: {type: music.overture.a.v1}}]"), map[string]function.Handler{"a": rec})
 	srv := httptest.NewServer(tb)
 	defer srv.Close()
-	resp := post(t, srv.URL+"/overture/default", "application/cloudevents+json",
+	resp := tb.post(t, srv.URL+"/overture/default", "application/cloudevents+json",
 		`{"specversion":"1.0","id":"u1","type":"music.overture.nobody.v1","source":"/s"}`, nil)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d", resp.StatusCode)

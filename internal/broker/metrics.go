@@ -6,6 +6,7 @@ type metrics struct {
 	ingested     *prometheus.CounterVec // broker, trigger
 	unmatched    *prometheus.CounterVec // broker
 	rejected     *prometheus.CounterVec // broker
+	denied       *prometheus.CounterVec // broker, reason
 	delivered    *prometheus.CounterVec // trigger
 	failed       *prometheus.CounterVec // trigger
 	deadLettered *prometheus.CounterVec // trigger
@@ -25,6 +26,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "overture_broker_rejected_total", Help: "HTTP ingress requests refused as malformed or invalid CloudEvents.",
 		}, []string{"broker"}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "overture_broker_denied_total", Help: "Publishes refused for their sender: reason unauthenticated (no valid token, 401) or forbidden (no EventPolicy allows the subject to send the event, 403; in process and replies too).",
+		}, []string{"broker", "reason"}),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "overture_broker_delivered_total", Help: "Events a subscriber accepted.",
 		}, []string{"trigger"}),
@@ -46,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"pingsource"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ingested, m.unmatched, m.rejected, m.delivered, m.failed, m.deadLettered, m.dropped, m.latency, m.pings)
+		reg.MustRegister(m.ingested, m.unmatched, m.rejected, m.denied, m.delivered, m.failed, m.deadLettered, m.dropped, m.latency, m.pings)
 	}
 	return m
 }

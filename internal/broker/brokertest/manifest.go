@@ -32,3 +32,24 @@ spec:
   subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: noop}}
 `, typePrefix)
 }
+
+// AllowYAML is an EventPolicy for Broker overture/default that lets subject
+// (a trailing * is a wildcard) send the events whose type starts with
+// typePrefix ("" for every type): tests that are not about authorization
+// allow their producers with it, as brokers/eventpolicies.yaml allows
+// Overture's.
+func AllowYAML(name, subject, typePrefix string) string {
+	filters := ""
+	if typePrefix != "" {
+		filters = fmt.Sprintf("\n  filters: [{prefix: {type: %s}}]", typePrefix)
+	}
+	return fmt.Sprintf(`
+---
+apiVersion: eventing.knative.dev/v1alpha1
+kind: EventPolicy
+metadata: {name: %s, namespace: overture}
+spec:
+  to: [{ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}]
+  from: [{sub: %q}]%s
+`, name, subject, filters)
+}
