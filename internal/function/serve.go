@@ -88,7 +88,7 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", &ceHandler{h: h, log: log, metrics: m, base: ctx})
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 2 * time.Second}
+	srv := server.NewHTTPServer(mux, server.Guard{})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
