@@ -9,6 +9,7 @@ import (
 	cdnpurge "github.com/overture-music/overture/functions/cdn-purge"
 	cdnwarm "github.com/overture-music/overture/functions/cdn-warm"
 	"github.com/overture-music/overture/functions/deadletter"
+	ingestfn "github.com/overture-music/overture/functions/ingest"
 	"github.com/overture-music/overture/functions/noop"
 	"github.com/overture-music/overture/functions/notification"
 	paymentfn "github.com/overture-music/overture/functions/payment"
@@ -43,6 +44,7 @@ func All() []Entry {
 		{Name: searchindexer.Name, New: func() function.Handler { return searchindexer.New() }},
 		{Name: cdnwarm.Name, New: func() function.Handler { return cdnwarm.New() }},
 		{Name: cdnpurge.Name, New: func() function.Handler { return cdnpurge.New() }},
+		{Name: ingestfn.Name, New: func() function.Handler { return ingestfn.New() }},
 	}
 }
 

@@ -204,6 +204,7 @@ var kindOf = map[string]Kind{
 	eventtype.SubscriptionRenewalFailed: KindSubscriptionRenewalFailed,
 	eventtype.SubscriptionCanceled:      KindSubscriptionCanceled,
 	eventtype.SubscriptionExpired:       KindSubscriptionExpired,
+	eventtype.IngestionFailed:           KindIngestionFailed,
 }
 
 // ConsumedTypes lists the event types the function handles (one Trigger each).
@@ -235,6 +236,11 @@ func WouldEmail(e event.Event) (messageID string, ok bool, err error) {
 	case KindPaymentFailed:
 		d, err := decode[eventtype.PaymentData](e)
 		if err != nil || d.Purpose == "renewal" {
+			return "", false, err
+		}
+	case KindIngestionFailed:
+		d, err := decode[eventtype.IngestionData](e)
+		if err != nil || d.UploaderID == "" {
 			return "", false, err
 		}
 	}
@@ -302,6 +308,22 @@ func (n *Notifier) compose(ctx context.Context, e event.Event) (*email, error) {
 			values["Reason"] = d.Reason
 		}
 		return &email{kind: kind, userID: d.UserID, to: c.email, locale: c.locale, values: values}, nil
+	case KindIngestionFailed:
+		// The uploading admin hears why; a plain S3 upload has no uploader.
+		d, err := decode[eventtype.IngestionData](e)
+		if err != nil || d.UploaderID == "" {
+			return nil, err
+		}
+		c, err := n.contact(ctx, d.UploaderID)
+		if errors.Is(err, ErrNoContact) {
+			return nil, nil // an admin made by `overture admin create` never registered an address
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &email{kind: kind, userID: d.UploaderID, to: c.email, locale: c.locale, values: map[string]any{
+			"Email": c.email, "Key": d.Key, "Reason": d.Reason, "Detail": d.Detail, "UploadID": d.UploadID,
+		}}, nil
 	default:
 		d, err := decode[eventtype.SubscriptionData](e)
 		if err != nil {

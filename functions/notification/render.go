@@ -26,13 +26,14 @@ const (
 	KindSubscriptionRenewalFailed Kind = "subscription_renewal_failed"
 	KindSubscriptionCanceled      Kind = "subscription_canceled"
 	KindSubscriptionExpired       Kind = "subscription_expired"
+	KindIngestionFailed           Kind = "ingestion_failed"
 )
 
 // Kinds lists every email kind.
 var Kinds = []Kind{
 	KindConfirmEmail, KindPasswordReset, KindSubscriptionActivated, KindPaymentFailed,
 	KindPaymentRefunded, KindSubscriptionRenewed, KindSubscriptionRenewalFailed,
-	KindSubscriptionCanceled, KindSubscriptionExpired,
+	KindSubscriptionCanceled, KindSubscriptionExpired, KindIngestionFailed,
 }
 
 // Locales are the languages templates exist for; the first is the fallback.

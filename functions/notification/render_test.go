@@ -28,6 +28,8 @@ func sampleValues(kind Kind) map[string]any {
 		v["Plan"], v["PeriodEnd"] = "PLAN", "PERIODEND"
 	case KindSubscriptionExpired:
 		v["Plan"] = "PLAN"
+	case KindIngestionFailed:
+		v["Key"], v["Reason"], v["Detail"], v["UploadID"] = "KEY", "REASON", "DETAIL", "UPLOADID"
 	}
 	return v
 }

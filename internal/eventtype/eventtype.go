@@ -42,7 +42,7 @@ type Spec struct {
 // file of this package.
 func All() []Spec {
 	var all []Spec
-	for _, group := range [][]Spec{platformSpecs, authSpecs, subscriptionSpecs, sagaSpecs, catalogSpecs, cdnSpecs} {
+	for _, group := range [][]Spec{platformSpecs, authSpecs, subscriptionSpecs, sagaSpecs, catalogSpecs, cdnSpecs, ingestSpecs} {
 		all = append(all, group...)
 	}
 	slices.SortFunc(all, func(a, b Spec) int { return cmp.Compare(a.Type, b.Type) })
