@@ -654,3 +654,54 @@ func TestMasterPlaylist(t *testing.T) {
 	require.Equal(t, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n"+
 		"#EXT-X-STREAM-INF:BANDWIDTH=70000,AVERAGE-BANDWIDTH=66000,CODECS=\"mp4a.40.2\"\naac64/index.m3u8\n", got)
 }
+
+// TestRepeatedVorbisComments checks a FLAC whose ARTIST comment is repeated
+// (as MusicBrainz Picard and metaflac write several artists): ffmpeg
+// cannot write that, so the test rewrites the comment block itself.
+func TestRepeatedVorbisComments(t *testing.T) {
+	t.Parallel()
+	wav, _ := sourceFixtures(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.flac")
+	ffmpeg(t, "-i", wav, "-t", "1", "-c:a", "flac", "-metadata", "title=x", in)
+	setVorbisComments(t, in, "TITLE=Spring", "ARTIST=Кино", "ARTIST=AC/DC", "ARTIST=Simon & Garfunkel", "ALBUMARTIST=Various Artists")
+	tags, err := New(Config{}).Tags(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, &Tags{Title: "Spring", Artists: []string{"Кино", "AC/DC", "Simon & Garfunkel"}, AlbumArtist: "Various Artists"}, tags)
+}
+
+// setVorbisComments replaces the VORBIS_COMMENT metadata block of a FLAC
+// file with one holding comments.
+func setVorbisComments(t *testing.T, path string, comments ...string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "fLaC", string(b[:4]))
+	le32 := func(n int) []byte { return []byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)} }
+	var body []byte
+	body = append(body, le32(len("test"))...)
+	body = append(body, "test"...)
+	body = append(body, le32(len(comments))...)
+	for _, c := range comments {
+		body = append(body, le32(len(c))...)
+		body = append(body, c...)
+	}
+	out := []byte("fLaC")
+	pos := 4
+	for {
+		hdr := b[pos]
+		last := hdr&0x80 != 0
+		size := int(b[pos+1])<<16 | int(b[pos+2])<<8 | int(b[pos+3])
+		block := b[pos : pos+4+size]
+		if hdr&0x7F == 4 {
+			block = append([]byte{hdr, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+		}
+		out = append(out, block...)
+		pos += 4 + size
+		if last {
+			break
+		}
+	}
+	out = append(out, b[pos:]...)
+	require.NoError(t, os.WriteFile(path, out, 0o644))
+}

@@ -99,7 +99,7 @@ var (
 // SplitArtists splits one artist tag value into the artists it names.
 //
 // The rule, chosen so that band names survive: split on ";" (ffmpeg joins
-// repeated Vorbis comments and ID3v2.4 multi-value frames with it, and no
+// repeated Vorbis comments and other repeated keys with it, and no
 // artist name on MusicBrainz uses it), on "/" only with spaces around it
 // ("AC/DC" and "Mr./Mrs." stay whole), and before "feat.", "ft." or
 // "featuring" as a separate word (a bracket around the featured part is
