@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -247,6 +248,54 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// maxGenre bounds a genre id (the catalog's genre slugs are far shorter).
+const maxGenre = 64
+
+// genreRE is the catalog's genre slug (internal/catalog: genre_id).
+var genreRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// genreParam validates a genre id given as the parameter name: at most one
+// value, at most maxGenre bytes, a slug. Anything else is refused before it
+// can reach a cache key.
+func genreParam(name string, vs []string) (string, error) {
+	switch {
+	case len(vs) == 0 || vs[0] == "":
+		if len(vs) > 1 {
+			return "", badParam{name, "give it once"}
+		}
+		return "", nil
+	case len(vs) > 1:
+		return "", badParam{name, "give it once (one genre per request)"}
+	case len(vs[0]) > maxGenre:
+		return "", badParam{name, fmt.Sprintf("longer than %d bytes", maxGenre)}
+	case !genreRE.MatchString(vs[0]):
+		return "", badParam{name, `not a genre id (lower-case letters, digits and hyphens, such as "post-punk")`}
+	}
+	return vs[0], nil
+}
+
+// emptyPage is a page with no hits; it is answered but not cached, so that
+// made-up genres and queries that match nothing cannot fill the cache: what
+// is cached is bounded by what the catalog holds.
+type emptyPage struct{ p Page }
+
+func (emptyPage) Error() string { return "empty page (not cached)" }
+
+// cachedPage reads a page through the hot cache, except an empty one.
+func (s *Service) cachedPage(ctx context.Context, key string, deps []string, q search.Query) (answer, error) {
+	p, outcome, err := hotcache.Get(ctx, s.cache, key, deps, func(ctx context.Context) (Page, error) {
+		p, err := s.page(ctx, q)
+		if err == nil && p.Total == 0 {
+			return p, emptyPage{p}
+		}
+		return p, err
+	})
+	if e, ok := errors.AsType[emptyPage](err); ok {
+		return answer{e.p, hotcache.Bypass}, nil
+	}
+	return answer{p, outcome}, err
+}
+
 func parseQuery(q url.Values) (search.Query, error) {
 	var out search.Query
 	var err error
@@ -254,7 +303,9 @@ func parseQuery(q url.Values) (search.Query, error) {
 	if len(out.Q) > 200 {
 		return out, badParam{"q", "longer than 200 bytes"}
 	}
-	out.Genre = q.Get("genre")
+	if out.Genre, err = genreParam("genre", q["genre"]); err != nil {
+		return out, err
+	}
 	out.Artist = q.Get("artist")
 	if out.Artist != "" {
 		if _, err := uuid.Parse(out.Artist); err != nil {
@@ -293,10 +344,7 @@ func (s *Service) search(ctx context.Context, r *http.Request) (answer, error) {
 		return answer{}, err
 	}
 	key := fmt.Sprintf("search:%q:%s:%s:%d:%d:%d:%d", q.Q, q.Genre, q.Artist, q.YearFrom, q.YearTo, q.Page, q.Size)
-	p, outcome, err := hotcache.Get(ctx, s.cache, key, []string{hotcache.Search}, func(ctx context.Context) (Page, error) {
-		return s.page(ctx, q)
-	})
-	return answer{p, outcome}, err
+	return s.cachedPage(ctx, key, []string{hotcache.Search}, q)
 }
 
 func (s *Service) page(ctx context.Context, q search.Query) (Page, error) {
@@ -419,9 +467,12 @@ func (s *Service) artist(ctx context.Context, r *http.Request) (answer, error) {
 }
 
 func (s *Service) genre(ctx context.Context, r *http.Request) (answer, error) {
-	id := r.PathValue("id")
-	if id == "" || len(id) > 100 {
-		return answer{}, badParam{"id", "not a genre id"}
+	id, err := genreParam("id", []string{r.PathValue("id")})
+	if err == nil && id == "" {
+		err = badParam{"id", "not a genre id"}
+	}
+	if err != nil {
+		return answer{}, err
 	}
 	q, err := parseQuery(url.Values{"page": r.URL.Query()["page"], "size": r.URL.Query()["size"]})
 	if err != nil {
@@ -429,8 +480,5 @@ func (s *Service) genre(ctx context.Context, r *http.Request) (answer, error) {
 	}
 	q.Genre = id
 	key := fmt.Sprintf("genre:%q:%d:%d", id, q.Page, q.Size)
-	p, outcome, err := hotcache.Get(ctx, s.cache, key, []string{hotcache.Genre(id)}, func(ctx context.Context) (Page, error) {
-		return s.page(ctx, q)
-	})
-	return answer{p, outcome}, err
+	return s.cachedPage(ctx, key, []string{hotcache.Genre(id)}, q)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/query"
@@ -34,6 +35,8 @@ type env struct {
 	cache *hotcache.Cache
 	svc   *query.Service
 	url   string
+
+	redisURL string
 }
 
 func setup(t *testing.T, withDB bool) *env {
@@ -44,12 +47,13 @@ func setup(t *testing.T, withDB bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	cache, err := hotcache.Open(ctx, testenv.Redis(t))
+	redisURL := testenv.Redis(t)
+	cache, err := hotcache.Open(ctx, redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cache.Close() })
-	e := &env{t: t, store: st, cache: cache}
+	e := &env{t: t, store: st, cache: cache, redisURL: redisURL}
 	if withDB {
 		if e.pool, err = postgres.Open(ctx, testenv.Postgres(t)); err != nil {
 			t.Fatal(err)
@@ -334,6 +338,11 @@ func TestBadParameters(t *testing.T) {
 		{"/v1/tracks/not-a-uuid", "id"},
 		{"/v1/albums/123", "id"},
 		{"/v1/genres/rock/tracks?size=-1", "size"},
+		{"/v1/search?genre=" + strings.Repeat("g", 65), "genre"},
+		{"/v1/search?genre=Rock%0A", "genre"},
+		{"/v1/search?genre=rock&genre=pop", "genre"},
+		{"/v1/genres/" + strings.Repeat("g", 65) + "/tracks", "id"},
+		{"/v1/genres/ROCK%20%27/tracks", "id"},
 	}
 	for _, c := range cases {
 		r := e.get(c.path)
@@ -350,5 +359,63 @@ func TestBadParameters(t *testing.T) {
 	// ?after= without a database: a clear 503, not a silent stale answer.
 	if r := e.get("/v1/search?q=kino&after=5"); r.status != 503 {
 		t.Errorf("after without DATABASE_URL: %d %s", r.status, r.body)
+	}
+}
+
+// The attack: anonymous requests with a new, long genre each (/v1/search
+// ?genre= and /v1/genres/{id}/tracks) each left a cache entry in Redis for 5
+// minutes, keyed by the genre: memory grew with the attacker's bytes. Now an
+// unfit genre is a 400 naming it, and a genre (or query) that matches nothing
+// is answered without being cached, so Redis holds only what the catalog has.
+func TestMadeUpGenresDoNotFillTheCache(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	e.apply(10, track1, track2)
+	opt, err := redis.ParseURL(e.redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	dbsize := func() int64 {
+		n, err := rdb.DBSize(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// And Redis itself is bounded (internal/infra.StartRedis).
+	cfg, err := rdb.ConfigGet(ctx, "maxmemory*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg["maxmemory"] == "0" || cfg["maxmemory"] == "" || cfg["maxmemory-policy"] != "volatile-ttl" {
+		t.Fatalf("redis runs with maxmemory %q, policy %q", cfg["maxmemory"], cfg["maxmemory-policy"])
+	}
+	before := dbsize()
+	for i := range 200 {
+		g := fmt.Sprintf("made-up-%d", i)
+		for _, p := range []string{"/v1/search?q=kino&genre=" + g, "/v1/genres/" + g + "/tracks"} {
+			r := e.get(p)
+			if r.status != 200 {
+				t.Fatalf("%s: %d %s", p, r.status, r.body)
+			}
+			if pg := decode[query.Page](t, r); pg.Total != 0 {
+				t.Fatalf("%s: %d hits for a genre nobody has", p, pg.Total)
+			}
+		}
+	}
+	huge := strings.Repeat("x", 60<<10)
+	if r := e.get("/v1/search?genre=" + huge); r.status != 400 || !strings.Contains(string(r.body), "genre") {
+		t.Fatalf("a 60 KiB genre: %d %.200s", r.status, r.body)
+	}
+	if grew := dbsize() - before; grew != 0 {
+		t.Fatalf("made-up genres left %d keys in Redis", grew)
+	}
+	// A real genre is still cached: the second read is a hit.
+	e.get("/v1/genres/rock/tracks")
+	if r := e.get("/v1/genres/rock/tracks"); r.header.Get("X-Cache") != "hit" || decode[query.Page](t, r).Total != 2 {
+		t.Fatalf("a real genre: X-Cache %q, %s", r.header.Get("X-Cache"), r.body)
 	}
 }
