@@ -4,8 +4,10 @@
 // service) so that the broker delivers to it with retries and a dead-letter
 // sink like every other step, and so it scales to zero on its own.
 //
-// Each event is applied once (inbox) and only if newer than the stored state
-// (the event's version); a changed premium state bumps the entitlement
+// Each event is applied once (inbox) and only if newer than the stored state;
+// what is applied is the user function's own row (app_user), never the
+// event's claims, and a version the user function never issued is refused
+// (see auth.ApplyUserUpdated). A changed premium state bumps the entitlement
 // version, so the next /v1/auth/refresh issues a token with the new premium
 // claim and ent_ver, and the CDN edge can reject older tokens by reading
 // auth:entitlement:<user_id> from Redis.
@@ -21,6 +23,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -37,7 +40,7 @@ type Entitlement struct {
 func New() *Entitlement { return &Entitlement{} }
 
 // Start opens PostgreSQL (DATABASE_URL) and Redis (REDIS_URL) and migrates
-// auth's tables.
+// auth's tables and the user function's, which events are checked against.
 func (f *Entitlement) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv())
@@ -49,6 +52,10 @@ func (f *Entitlement) Start(ctx context.Context, cfg map[string]string) error {
 	if err := auth.Migrate(ctx, pool); err != nil {
 		pool.Close()
 		return err
+	}
+	if err := user.Migrate(ctx, pool.Pool); err != nil {
+		pool.Close()
+		return fmt.Errorf("auth-entitlement: %w", err)
 	}
 	if cfg["REDIS_URL"] == "" {
 		pool.Close()

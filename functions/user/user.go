@@ -7,6 +7,12 @@
 // Granting is naturally idempotent: it only ever extends premium_until, so a
 // duplicated or reordered grant changes nothing and announces nothing. A
 // revoke only applies when no later paid period extended the entitlement.
+//
+// The events only name a subscription and a period: premium is granted until
+// the end of the period the subscription store recorded as paid, for the
+// store's user, and revoked only for a subscription the store says expired.
+// An event the store does not back is logged and acknowledged, changes
+// nothing and (orchestration) is not answered.
 package user
 
 import (
@@ -25,6 +31,7 @@ import (
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/saga"
+	sub "github.com/overture-music/overture/internal/subscription"
 )
 
 //go:embed migrations/*.sql
@@ -41,9 +48,10 @@ type Function struct {
 // New returns the function; Start configures it.
 func New() *Function { return &Function{} }
 
-// Migrate creates app_user and the outbox.
+// Migrate creates app_user and the outbox, and the subscription tables that
+// grants and revokes are checked against.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.MigrateOwner(ctx, pool, "user", migrations, outbox.Migrate)
+	return postgres.MigrateOwner(ctx, pool, "user", migrations, outbox.Migrate, sub.Migrate)
 }
 
 // Start reads DATABASE_URL and SAGA_MODE.
@@ -53,6 +61,16 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 
 // Handle implements function.Handler.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	r, err := f.handle(ctx, e)
+	if errors.Is(err, sub.ErrUnverified) {
+		f.Log.WarnContext(ctx, "refused an entitlement change the subscription store does not back", "event_id", e.ID(),
+			"event_type", e.Type(), "event_source", e.Source(), "error", err)
+		return nil, nil
+	}
+	return r, err
+}
+
+func (f *Function) handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	choreo := f.Mode != saga.Orchestration
 	switch e.Type() {
 	case eventtype.SubscriptionActivated, eventtype.SubscriptionRenewed:
@@ -127,37 +145,49 @@ func save(ctx context.Context, tx pgx.Tx, userID string, s state) error {
 	return outbox.Write(ctx, tx, e)
 }
 
+// grant extends premium to the end of d's paid period as the subscription
+// store recorded it (ErrUnverified when it recorded none).
 func grant(ctx context.Context, tx pgx.Tx, d eventtype.SubscriptionData) error {
-	if d.UserID == "" || d.PeriodEnd == nil {
-		return errors.New("grant premium: the event has no user or period end")
-	}
-	s, err := load(ctx, tx, d.UserID)
+	x, paid, err := sub.PaidPeriodOf(ctx, tx, d.SubscriptionID, d.Period)
 	if err != nil {
 		return err
 	}
-	if s.until != nil && !s.until.Before(*d.PeriodEnd) {
+	s, err := load(ctx, tx, x.UserID)
+	if err != nil {
+		return err
+	}
+	if s.until != nil && !s.until.Before(paid.EndsAt) {
 		// Already granted at least this far (a duplicate or an older grant), or
 		// granted this far and since revoked by expiry: nothing to do.
 		return nil
 	}
-	end := d.PeriodEnd.UTC()
+	end := paid.EndsAt.UTC()
 	s.premium, s.until, s.version = true, &end, s.version+1
-	return save(ctx, tx, d.UserID, s)
+	return save(ctx, tx, x.UserID, s)
 }
 
+// revoke ends premium for a subscription the store says expired, unless a
+// later paid period extended it.
 func revoke(ctx context.Context, tx pgx.Tx, d eventtype.SubscriptionData) error {
-	s, err := load(ctx, tx, d.UserID)
+	x, err := sub.Status(ctx, tx, d.SubscriptionID)
+	if err != nil {
+		return err
+	}
+	if x.Status != sub.StatusExpired {
+		return fmt.Errorf("subscription %s is %s, not expired: %w", x.ID, x.Status, sub.ErrUnverified)
+	}
+	s, err := load(ctx, tx, x.UserID)
 	if err != nil {
 		return err
 	}
 	if !s.premium {
 		return nil
 	}
-	if s.until != nil && d.PeriodEnd != nil && s.until.After(*d.PeriodEnd) {
+	if s.until != nil && x.PeriodEnd != nil && s.until.After(*x.PeriodEnd) {
 		return nil // a later paid period extended premium beyond this subscription
 	}
 	s.premium, s.version = false, s.version+1
-	return save(ctx, tx, d.UserID, s)
+	return save(ctx, tx, x.UserID, s)
 }
 
 // Premium reports a user's entitlement (for tests and the API).

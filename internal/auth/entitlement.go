@@ -29,15 +29,23 @@ func EntitlementKey(userID string) string { return token.EntitlementKey(userID) 
 type EntitlementState = token.EntitlementState
 
 // ErrBadEntitlementEvent is a UserUpdated event that can never be applied
-// (wrong type, undecodable data); retrying it is pointless.
+// (wrong type, undecodable data, a version the user function never issued);
+// retrying it is pointless.
 var ErrBadEntitlementEvent = errors.New("unusable UserUpdated event")
 
 // ApplyUserUpdated records a UserUpdated event: exactly once per event (inbox)
-// and only when it is newer than what was applied (the event's version), it
-// stores the premium state and, when that state changed, bumps the
-// entitlement version. The Redis key is then rewritten from PostgreSQL even for
-// a duplicate, so a crash between the commit and the Redis write heals on
-// redelivery. It reports whether the version was bumped.
+// and only when it is newer than what was applied, it stores the premium
+// state and, when that state changed, bumps the entitlement version. The
+// Redis key is then rewritten from PostgreSQL even for a duplicate, so a
+// crash between the commit and the Redis write heals on redelivery. It
+// reports whether the version was bumped.
+//
+// The event is only a signal: the state applied is the user function's own
+// row (app_user, in the same database), at the version it holds now, never
+// the event's is_premium or premium_until. An event whose version the user
+// function has not issued (above its row's version, or for a user it has no
+// row for) is refused with ErrBadEntitlementEvent and stores nothing, so a
+// forged "version 2^62" cannot make later real updates look older.
 func ApplyUserUpdated(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, e event.Event) (bool, error) {
 	if e.Type() != eventtype.UserUpdated {
 		return false, fmt.Errorf("%w: type %s", ErrBadEntitlementEvent, e.Type())
@@ -48,27 +56,31 @@ func ApplyUserUpdated(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client
 	}
 	var bumped bool
 	_, err := inbox.Handle(ctx, pool, EntitlementConsumer, e, func(tx pgx.Tx) error {
+		issued, err := issuedEntitlement(ctx, tx, d)
+		if err != nil {
+			return err
+		}
 		var premium bool
 		var until *time.Time
 		var srcVer int64
-		err := tx.QueryRow(ctx, `SELECT premium, premium_until, source_version FROM auth_entitlement WHERE account_id = $1 FOR UPDATE`, d.UserID).
+		err = tx.QueryRow(ctx, `SELECT premium, premium_until, source_version FROM auth_entitlement WHERE account_id = $1 FOR UPDATE`, d.UserID).
 			Scan(&premium, &until, &srcVer)
 		if errors.Is(err, pgx.ErrNoRows) {
 			_, err = tx.Exec(ctx, `INSERT INTO auth_entitlement (account_id, premium, premium_until, version, source_version) VALUES ($1, $2, $3, 1, $4)`,
-				d.UserID, d.IsPremium, d.PremiumUntil, d.Version)
+				d.UserID, issued.IsPremium, issued.PremiumUntil, issued.Version)
 			bumped = true
 			return wrap("insert entitlement", err)
 		}
 		if err != nil {
 			return fmt.Errorf("read entitlement: %w", err)
 		}
-		if d.Version <= srcVer { // an older or equal state, delivered late
+		if issued.Version <= srcVer { // this state (or a newer one) is applied already
 			return nil
 		}
-		changed := premium != d.IsPremium || !sameTime(until, d.PremiumUntil)
+		changed := premium != issued.IsPremium || !sameTime(until, issued.PremiumUntil)
 		_, err = tx.Exec(ctx, `UPDATE auth_entitlement SET premium = $2, premium_until = $3, source_version = $4,
 			version = version + CASE WHEN $5 THEN 1 ELSE 0 END, updated_at = now() WHERE account_id = $1`,
-			d.UserID, d.IsPremium, d.PremiumUntil, d.Version, changed)
+			d.UserID, issued.IsPremium, issued.PremiumUntil, issued.Version, changed)
 		bumped = changed
 		return wrap("update entitlement", err)
 	})
@@ -76,6 +88,25 @@ func ApplyUserUpdated(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client
 		return false, err
 	}
 	return bumped, SyncEntitlement(ctx, pool, rdb, d.UserID)
+}
+
+// issuedEntitlement reads the user function's current state of d's user
+// (its table app_user) and checks that the user function issued d's version:
+// every version up to the row's was issued, none above it.
+func issuedEntitlement(ctx context.Context, tx pgx.Tx, d eventtype.UserUpdatedData) (eventtype.UserUpdatedData, error) {
+	got := eventtype.UserUpdatedData{UserID: d.UserID}
+	err := tx.QueryRow(ctx, `SELECT is_premium, premium_until, version FROM app_user WHERE user_id = $1`, d.UserID).
+		Scan(&got.IsPremium, &got.PremiumUntil, &got.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return got, fmt.Errorf("%w: the user function has no entitlement for user %s", ErrBadEntitlementEvent, d.UserID)
+	}
+	if err != nil {
+		return got, fmt.Errorf("read the user function's entitlement of %s: %w", d.UserID, err)
+	}
+	if d.Version < 1 || d.Version > got.Version {
+		return got, fmt.Errorf("%w: version %d of user %s was never issued (the user function is at %d)", ErrBadEntitlementEvent, d.Version, d.UserID, got.Version)
+	}
+	return got, nil
 }
 
 // SyncEntitlement copies the user's entitlement from PostgreSQL into Redis.

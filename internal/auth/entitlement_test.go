@@ -8,7 +8,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/eventtype"
 )
@@ -25,6 +27,20 @@ func userUpdated(t *testing.T, id string, d eventtype.UserUpdatedData) event.Eve
 	return e
 }
 
+// issue sets the user function's row for uid (app_user), the state
+// ApplyUserUpdated applies, as a grant or revoke at version would.
+func issue(t *testing.T, pool *pgxpool.Pool, uid string, premium bool, until *time.Time, version int64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := user.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO app_user (user_id, is_premium, premium_until, version) VALUES ($1,$2,$3,$4)
+		ON CONFLICT (user_id) DO UPDATE SET is_premium=$2, premium_until=$3, version=$4`, uid, premium, until, version); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestEntitlementReachesNextRefresh: UserUpdated delivered twice bumps the
 // version once; the next refresh carries premium and the higher ent_ver; the
 // Redis key the CDN edge reads follows.
@@ -38,6 +54,7 @@ func TestEntitlementReachesNextRefresh(t *testing.T) {
 	}
 	ctx := context.Background()
 	until := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
+	issue(t, e.pool, uid, true, &until, 3)
 	ev := userUpdated(t, uuid.NewString(), eventtype.UserUpdatedData{UserID: uid, IsPremium: true, PremiumUntil: &until, Version: 3})
 	for i, want := range []bool{true, false} { // the broker delivers twice
 		bumped, err := auth.ApplyUserUpdated(ctx, e.pool, e.rdb, ev)
@@ -67,6 +84,7 @@ func TestEntitlementReachesNextRefresh(t *testing.T) {
 	}
 
 	// Revocation: a newer event turns premium off and bumps again.
+	issue(t, e.pool, uid, false, &until, 4)
 	off := userUpdated(t, uuid.NewString(), eventtype.UserUpdatedData{UserID: uid, IsPremium: false, Version: 4})
 	if bumped, err := auth.ApplyUserUpdated(ctx, e.pool, e.rdb, off); err != nil || !bumped {
 		t.Fatalf("revocation: bumped=%v err=%v", bumped, err)
@@ -84,6 +102,7 @@ func TestEntitlementRedisHealsOnRedelivery(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	uid := uuid.NewString()
+	issue(t, e.pool, uid, true, nil, 1)
 	ev := userUpdated(t, uuid.NewString(), eventtype.UserUpdatedData{UserID: uid, IsPremium: true, Version: 1})
 	if _, err := auth.ApplyUserUpdated(ctx, e.pool, e.rdb, ev); err != nil {
 		t.Fatal(err)
