@@ -22,6 +22,7 @@
 package sagamanager
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -34,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -91,9 +93,11 @@ type Function struct {
 // New returns the function; Start configures it.
 func New() *Function { return &Function{} }
 
-// Migrate creates saga_instance and the outbox.
+// Migrate creates saga_instance and the outbox, and the participants' tables
+// that replies are checked against (user, and through it subscription and
+// payment).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.MigrateOwner(ctx, pool, "saga_manager", migrations, outbox.Migrate)
+	return postgres.MigrateOwner(ctx, pool, "saga_manager", migrations, outbox.Migrate, user.Migrate)
 }
 
 // Start reads DATABASE_URL, SAGA_MODE, SAGA_STEP_TIMEOUT, SAGA_MAX_CHARGE_ATTEMPTS.
@@ -275,17 +279,24 @@ func (f *Function) reply(ctx context.Context, r eventtype.SagaReply, ok bool) er
 		if Terminal(in.state) || r.Step != in.step {
 			return nil // late or duplicate reply
 		}
+		why, err := f.verify(ctx, tx, in, ok)
+		if err != nil {
+			return fmt.Errorf("verify reply to saga %s: %w", r.SagaID, err)
+		}
+		if why != "" {
+			f.Log.WarnContext(ctx, "refused a reply the participants' records do not back", "saga", r.SagaID, "step", r.Step,
+				"succeeded", ok, "reason", why)
+			return nil
+		}
 		switch in.state {
 		case StateCharging:
-			in.data.Payment = r.Payment
 			if ok {
 				return f.send(ctx, tx, in, StateApplying, saga.StepApply, 1)
 			}
-			in.data.Payment = f.failedPayment(in, r.Reason)
+			in.data.Payment = f.failedPayment(in, cmp.Or(in.data.Payment.Reason, r.Reason))
 			return f.send(ctx, tx, in, StateReleasing, saga.StepRelease, 1)
 		case StateApplying:
 			if ok {
-				in.data.Subscription = r.Subscription
 				return f.send(ctx, tx, in, StateGranting, saga.StepGrant, 1)
 			}
 			return f.send(ctx, tx, in, StateRefunding, saga.StepRefund, 1)
@@ -294,9 +305,6 @@ func (f *Function) reply(ctx context.Context, r eventtype.SagaReply, ok bool) er
 		case StateRefunding:
 			return f.send(ctx, tx, in, StateCompensated, "", 0)
 		case StateAborting:
-			if r.Payment != nil && r.Payment.PaymentID != "" {
-				in.data.Payment = r.Payment
-			}
 			in.data.Payment = f.failedPayment(in, "the charge did not resolve in time; refunded if captured")
 			return f.send(ctx, tx, in, StateReleasing, saga.StepRelease, 1)
 		case StateReleasing:

@@ -190,11 +190,12 @@ func revoke(ctx context.Context, tx pgx.Tx, d eventtype.SubscriptionData) error 
 	return save(ctx, tx, x.UserID, s)
 }
 
-// Premium reports a user's entitlement (for tests and the API).
-func Premium(ctx context.Context, pool *pgxpool.Pool, userID string) (bool, *time.Time, error) {
+// Premium reports a user's entitlement (for tests, the API and the saga
+// manager, which checks a grant reply against it); q is a pool or a tx.
+func Premium(ctx context.Context, q sub.Querier, userID string) (bool, *time.Time, error) {
 	var p bool
 	var until *time.Time
-	err := pool.QueryRow(ctx, `SELECT is_premium, premium_until FROM app_user WHERE user_id=$1`, userID).Scan(&p, &until)
+	err := q.QueryRow(ctx, `SELECT is_premium, premium_until FROM app_user WHERE user_id=$1`, userID).Scan(&p, &until)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil, nil
 	}
