@@ -20,13 +20,13 @@ const waitDelay = 2 * time.Second
 // run execs bin with args under a slot of p's semaphore and p's per-run
 // timeout, in its own process group so cancellation kills everything it
 // started. stdout, when not nil, receives the standard output as it comes.
-// The returned tail holds the end of stderr (and its first lines), for
-// parsing and for error details.
-func (p *Processor) run(ctx context.Context, bin string, args []string, stdout io.Writer) (stderr string, err error) {
+// The returned output holds the start and end of stderr, for parsing and
+// error details, and the problem lines found anywhere in it.
+func (p *Processor) run(ctx context.Context, bin string, args []string, stdout io.Writer) (out output, err error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", fmt.Errorf("waiting to run %s: %w", bin, context.Cause(ctx))
+		return out, fmt.Errorf("waiting to run %s: %w", bin, context.Cause(ctx))
 	}
 	defer func() { <-p.sem }()
 
@@ -46,31 +46,38 @@ func (p *Processor) run(ctx context.Context, bin string, args []string, stdout i
 	}
 	if err := cmd.Start(); err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("starting %s: %w", bin, context.Cause(ctx))
+			return out, fmt.Errorf("starting %s: %w", bin, context.Cause(ctx))
 		}
 		if errors.Is(context.Cause(runCtx), errRunTimeout) {
-			return "", newError(ReasonTimeout, err, "%s did not start within %s", bin, p.cfg.Timeout)
+			return out, newError(ReasonTimeout, err, "%s did not start within %s", bin, p.cfg.Timeout)
 		}
-		return "", newError(ReasonFFmpegFailed, err, "starting %s", bin)
+		return out, newError(ReasonFFmpegFailed, err, "starting %s", bin)
 	}
 	if p.onStart != nil {
 		p.onStart(bin, cmd.Process.Pid)
 	}
 	werr := cmd.Wait()
-	stderr = errBuf.String()
+	out = output{stderr: errBuf.String(), problems: errBuf.problems}
+	stderr := out.stderr
 	switch {
 	case werr == nil:
-		return stderr, nil
+		return out, nil
 	case ctx.Err() != nil:
-		return stderr, fmt.Errorf("%s killed: %w", bin, context.Cause(ctx))
+		return out, fmt.Errorf("%s killed: %w", bin, context.Cause(ctx))
 	case errors.Is(context.Cause(runCtx), errRunTimeout):
-		return stderr, newError(ReasonTimeout, werr, "%s ran longer than %s", bin, p.cfg.Timeout)
+		return out, newError(ReasonTimeout, werr, "%s ran longer than %s", bin, p.cfg.Timeout)
 	}
 	var exitErr *exec.ExitError
 	if errors.As(werr, &exitErr) {
-		return stderr, &exitError{bin: bin, err: exitErr, stderr: stderr}
+		return out, &exitError{bin: bin, err: exitErr, stderr: stderr}
 	}
-	return stderr, newError(ReasonFFmpegFailed, werr, "%s: %s", bin, lastLines(stderr, 5))
+	return out, newError(ReasonFFmpegFailed, werr, "%s: %s", bin, lastLines(stderr, 5))
+}
+
+// output is what a run left on stderr.
+type output struct {
+	stderr   string   // head and tail, see headTail
+	problems []string // decoding problems anywhere in it, see isProblem
 }
 
 var errRunTimeout = errors.New("ffmpeg run timeout")
@@ -98,12 +105,21 @@ func (e *exitError) signaled() bool {
 
 // headTail keeps the first headMax and the last tailMax bytes written to it:
 // ffmpeg's first lines say what it opened, its last lines what went wrong and
-// (for loudnorm) the measurement.
+// (for loudnorm) the measurement. It also scans every line as it passes and
+// keeps the first few problem lines, which may be in the dropped middle of a
+// long run's output.
 type headTail struct {
-	head    []byte
-	tail    []byte
-	dropped int64
+	head     []byte
+	tail     []byte
+	dropped  int64
+	line     []byte // the current incomplete line, at most lineMax bytes
+	problems []string
 }
+
+const (
+	lineMax     = 1 << 10
+	problemsMax = 3
+)
 
 const (
 	headMax = 4 << 10
@@ -112,6 +128,7 @@ const (
 
 func (h *headTail) Write(b []byte) (int, error) {
 	n := len(b)
+	h.scan(b)
 	if room := headMax - len(h.head); room > 0 {
 		k := min(room, len(b))
 		h.head = append(h.head, b[:k]...)
@@ -124,6 +141,41 @@ func (h *headTail) Write(b []byte) (int, error) {
 		h.tail = append(h.tail[:0], h.tail[over:]...)
 	}
 	return n, nil
+}
+
+// scan splits b into lines and keeps the problem ones.
+func (h *headTail) scan(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		chunk := b
+		if i >= 0 {
+			chunk = b[:i]
+		}
+		if room := lineMax - len(h.line); room > 0 {
+			h.line = append(h.line, chunk[:min(room, len(chunk))]...)
+		}
+		if i < 0 {
+			return
+		}
+		if len(h.problems) <= problemsMax && isProblem(string(h.line)) {
+			if len(h.problems) == problemsMax {
+				h.problems = append(h.problems, "…")
+			} else {
+				h.problems = append(h.problems, strings.TrimSpace(string(h.line)))
+			}
+		}
+		h.line = h.line[:0]
+		b = b[i+1:]
+	}
+}
+
+// isProblem reports whether an ffmpeg stderr line (logged with -loglevel
+// +level) is an error, or a warning about a corrupt packet: ffmpeg conceals
+// damaged frames and carries on, so a decode that "succeeds" may still have
+// audible holes.
+func isProblem(line string) bool {
+	return strings.Contains(line, "[error]") || strings.Contains(line, "[fatal]") ||
+		(strings.Contains(line, "[warning]") && strings.Contains(line, "corrupt"))
 }
 
 func (h *headTail) String() string {

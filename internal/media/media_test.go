@@ -628,11 +628,25 @@ func TestHeadTail(t *testing.T) {
 	require.Contains(t, s, "bytes of stderr dropped")
 }
 
-func TestDecodeProblems(t *testing.T) {
+func TestProblemLines(t *testing.T) {
 	t.Parallel()
-	require.Empty(t, decodeProblems("[info] fine\n[warning] Guessed Channel Layout\n"))
-	require.Equal(t, []string{"[flac @ 0x1] [error] invalid residual", "[warning] x: corrupt input packet"},
-		decodeProblems("[flac @ 0x1] [error] invalid residual\n[info] ok\n[warning] x: corrupt input packet\n"))
+	var h headTail
+	h.Write([]byte("[info] fine\n[warning] Guessed Channel Layout\n"))
+	require.Empty(t, h.problems)
+	// A problem in the middle of a long output, split across writes, is
+	// kept although the middle of the text is dropped.
+	filler := bytes.Repeat([]byte("[info] Opening 'seg.m4s' for writing\n"), 10000)
+	h.Write(filler)
+	h.Write([]byte("[flac @ 0x1] [err"))
+	h.Write([]byte("or] invalid residual\n[info] ok\n[warning] x: corrupt input packet\n"))
+	h.Write(filler)
+	require.Equal(t, []string{"[flac @ 0x1] [error] invalid residual", "[warning] x: corrupt input packet"}, h.problems)
+	require.NotContains(t, h.String(), "invalid residual")
+	for range 5 {
+		h.Write([]byte("[error] again\n"))
+	}
+	require.Len(t, h.problems, problemsMax+1)
+	require.Equal(t, "…", h.problems[problemsMax])
 }
 
 func TestErrorMessage(t *testing.T) {

@@ -173,7 +173,7 @@ func (p *Processor) probeFile(ctx context.Context, path string) (*probed, error)
 		return nil, newError(ReasonEmpty, nil, "%s is 0 bytes", path)
 	}
 	var stdout bytes.Buffer
-	stderr, err := p.run(ctx, p.cfg.FFprobe, []string{
+	out, err := p.run(ctx, p.cfg.FFprobe, []string{
 		"-hide_banner", "-v", "error", "-show_format", "-show_streams", "-of", "json", "file:" + path,
 	}, &stdout)
 	if err != nil {
@@ -188,15 +188,15 @@ func (p *Processor) probeFile(ctx context.Context, path string) (*probed, error)
 		// is a damaged one (an MP4 cut before its moov atom, a FLAC without
 		// frames); otherwise it is not audio at all.
 		if looksLikeAudio(path) {
-			return nil, newError(ReasonTruncated, nil, "%s", lastLines(stderr, 2))
+			return nil, newError(ReasonTruncated, nil, "%s", lastLines(out.stderr, 2))
 		}
-		return nil, newError(ReasonNotAudio, nil, "%s", lastLines(stderr, 2))
+		return nil, newError(ReasonNotAudio, nil, "%s", lastLines(out.stderr, 2))
 	}
-	out, err := parseProbe(stdout.Bytes())
+	parsed, err := parseProbe(stdout.Bytes())
 	if err != nil {
 		return nil, newError(ReasonFFmpegFailed, err, "ffprobe output")
 	}
-	return interpret(out)
+	return interpret(parsed)
 }
 
 // looksLikeAudio reports whether path begins with the signature of an audio

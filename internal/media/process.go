@@ -114,6 +114,9 @@ func (p *Processor) transcode(ctx context.Context, path, dir string, pr *probed,
 		"-hide_banner", "-nostdin", "-nostats", "-loglevel", "repeat+level+info", "-y",
 		// A file whose header lies about its length is still cut at the limit.
 		"-t", strconv.FormatFloat((p.cfg.MaxDuration + time.Second).Seconds(), 'f', 3, 64),
+		// Decoders skip checksums unless asked: without this a FLAC with
+		// damaged frames often decodes "cleanly" into garbage.
+		"-err_detect", "crccheck",
 		"-i", "file:" + path,
 		"-filter_complex", fmt.Sprintf(
 			"[%s]asplit=3[l][p][h];[l]%s,anullsink;[p]aresample=%d,aformat=sample_fmts=s16:channel_layouts=mono[pk]",
@@ -149,13 +152,14 @@ func (p *Processor) transcode(ctx context.Context, path, dir string, pr *probed,
 	}
 
 	peaks := newPeaksWriter(peaksPerPixel)
-	stderr, err := p.run(ctx, p.cfg.FFmpeg, args, peaks)
+	out, err := p.run(ctx, p.cfg.FFmpeg, args, peaks)
 	if err != nil {
-		return ffmpegError(err, stderr)
+		return ffmpegError(err, out)
 	}
+	stderr := out.stderr
 	decoded := time.Duration(peaks.samples) * time.Second / peaksRate
-	if probs := decodeProblems(stderr); len(probs) > 0 {
-		return newError(ReasonTruncated, nil, "decoding failed: %s", strings.Join(probs, " | "))
+	if len(out.problems) > 0 {
+		return newError(ReasonTruncated, nil, "decoding failed: %s", strings.Join(out.problems, " | "))
 	}
 	if decoded == 0 {
 		return newError(ReasonTruncated, nil, "no audio decoded")
@@ -202,7 +206,7 @@ func (p *Processor) transcode(ctx context.Context, path, dir string, pr *probed,
 
 // ffmpegError turns a failed run into the *Error callers see; cancellation
 // and timeouts pass through as run returned them.
-func ffmpegError(err error, stderr string) error {
+func ffmpegError(err error, out output) error {
 	var ee *exitError
 	if !errors.As(err, &ee) {
 		return err
@@ -210,32 +214,10 @@ func ffmpegError(err error, stderr string) error {
 	if ee.signaled() {
 		return newError(ReasonFFmpegFailed, err, "ffmpeg crashed")
 	}
-	if probs := decodeProblems(stderr); len(probs) > 0 {
-		return newError(ReasonTruncated, err, "decoding failed: %s", strings.Join(probs, " | "))
+	if len(out.problems) > 0 {
+		return newError(ReasonTruncated, err, "decoding failed: %s", strings.Join(out.problems, " | "))
 	}
 	return newError(ReasonFFmpegFailed, err, "")
-}
-
-// decodeProblems returns (up to three of) the error lines ffmpeg logged while
-// reading and decoding, and its warnings about corrupt packets. ffmpeg
-// conceals damaged frames and carries on, so a decode that "succeeds" may
-// still have audible holes: any such line fails the file. Lines are
-// recognised by the level tag that -loglevel +level adds.
-func decodeProblems(stderr string) []string {
-	var out []string
-	for line := range strings.Lines(stderr) {
-		line = strings.TrimSpace(line)
-		isErr := strings.Contains(line, "[error]") || strings.Contains(line, "[fatal]")
-		if !isErr && !(strings.Contains(line, "[warning]") && strings.Contains(line, "corrupt")) {
-			continue
-		}
-		if len(out) == 3 {
-			out = append(out, "…")
-			break
-		}
-		out = append(out, line)
-	}
-	return out
 }
 
 // readHash reads the "SHA256=<hex>" line of ffmpeg's hash muxer.
@@ -281,11 +263,11 @@ func (p *Processor) covers(ctx context.Context, path string, pr *probed, dir str
 	}
 	args = append(args, "-map", in, "-c", "copy", "-frames:v", "1", "-f", "image2pipe", "pipe:1")
 	var out bytes.Buffer
-	stderr, err := p.run(ctx, p.cfg.FFmpeg, args, &out)
+	res, err := p.run(ctx, p.cfg.FFmpeg, args, &out)
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
-			return nil, newError(ReasonFFmpegFailed, err, "cover art: %s", lastLines(stderr, 3))
+			return nil, newError(ReasonFFmpegFailed, err, "cover art: %s", lastLines(res.stderr, 3))
 		}
 		return nil, err
 	}
