@@ -61,3 +61,11 @@ func (c AdminClient) Warm(ctx context.Context, popURL string, keys []string) (Wa
 	_, err := c.post(ctx, popURL, "/admin/warm", WarmRequest{Keys: keys}, &res)
 	return res, err
 }
+
+// Revoke asks the POP at popURL to refuse tokens issued before now for
+// objects under the prefixes, and to drop its cached copies of them.
+func (c AdminClient) Revoke(ctx context.Context, popURL string, req RevokeRequest) (RevokeResult, error) {
+	var res RevokeResult
+	_, err := c.post(ctx, popURL, "/admin/revoke", req, &res)
+	return res, err
+}

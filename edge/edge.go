@@ -88,6 +88,9 @@ type Config struct {
 	// PremiumMarkers: a key containing any of these needs the premium
 	// entitlement even if the signed URL does not say so. Default "/premium/".
 	PremiumMarkers []string
+	// RevocationKeep is how long a revocation (POST /admin/revoke) is kept:
+	// longer than any signed URL's lifetime. Default 24 h.
+	RevocationKeep time.Duration
 	// PlaylistTTL is how long a playlist is fresh before revalidation.
 	PlaylistTTL   time.Duration
 	OriginTimeout time.Duration // default 10 s
@@ -133,6 +136,9 @@ func (c *Config) defaults() error {
 	if c.PlaylistTTL <= 0 {
 		c.PlaylistTTL = DefaultPlaylistTTL
 	}
+	if c.RevocationKeep <= 0 {
+		c.RevocationKeep = DefaultRevocationKeep
+	}
 	if c.OriginTimeout <= 0 {
 		c.OriginTimeout = 10 * time.Second
 	}
@@ -163,6 +169,11 @@ type Server struct {
 	tokens     *otter.Cache[string, urlsign.Token]
 	playlistCC string
 	mux        *http.ServeMux
+
+	// revocations maps revoked key prefixes to when (revoke.go); read on
+	// every request without a lock, replaced whole under revokeMu.
+	revocations atomic.Pointer[map[string]revocation]
+	revokeMu    sync.Mutex
 
 	flightMu sync.Mutex
 	flights  map[sliceKey]*flight
@@ -197,12 +208,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.redis = redis.NewClient(opt)
 	}
+	s.loadRevocations()
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+MediaPrefix+"{key...}", s.serveMedia)
 	s.mux.Handle("GET /stats", s.statsGuard(http.HandlerFunc(s.serveStats)))
 	s.mux.HandleFunc("POST /admin/purge", s.admin(s.servePurge))
 	s.mux.HandleFunc("POST /admin/warm", s.admin(s.serveWarm))
+	s.mux.HandleFunc("POST /admin/revoke", s.admin(s.serveRevoke))
 	server.Health(s.mux, s.ready)
 	s.mux.Handle("GET /metrics", server.Protected(cfg.MetricsToken, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	s.st.started = time.Now()

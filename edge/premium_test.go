@@ -41,12 +41,22 @@ func TestPremiumRenditionsNeedPremiumEntitlement(t *testing.T) {
 	marker := signed(t, s, "tracks/p1/premium/flac/full.flac", "tracks/p1/", nil)
 	flagged := signed(t, s, "tracks/p1/hls-aac-256/seg-1.ts", "tracks/p1/hls-aac-256/", func(tk *urlsign.Token) { tk.Premium = true })
 	standard := signed(t, s, "tracks/p1/hls-aac-128/seg-1.ts", "tracks/p1/hls-aac-128/", nil)
+	// The catalog's flag, carried in the token as a premium path, with the
+	// listener's tier beside it: no access token needed either way.
+	catalogFree := signed(t, s, "tracks/p1/hls-aac-256/seg-1.ts", "tracks/p1/", func(tk *urlsign.Token) { tk.PremiumPaths = []string{"hls-aac-256/"} })
+	catalogPrem := signed(t, s, "tracks/p1/hls-aac-256/seg-1.ts", "tracks/p1/", func(tk *urlsign.Token) {
+		tk.PremiumPaths, tk.ListenerPremium = []string{"hls-aac-256/"}, true
+	})
+	catalogStd := signed(t, s, "tracks/p1/hls-aac-128/seg-1.ts", "tracks/p1/", func(tk *urlsign.Token) { tk.PremiumPaths = []string{"hls-aac-256/"} })
 	cases := []struct {
 		name, url, auth string
 		want            int
 	}{
 		{"standard rendition, no token", standard, "", 200},
-		{"path marker, no token", marker, "", 401},
+		{"path marker, no token", marker, "", 403},
+		{"catalog premium path, free listener's URL", catalogFree, "", 403},
+		{"catalog premium path, premium listener's URL", catalogPrem, "", 200},
+		{"catalog free path, free listener's URL", catalogStd, "", 200},
 		{"path marker, free listener", marker, free, 403},
 		{"path marker, premium listener", marker, prem, 200},
 		{"token flag, free listener", flagged, free, 403},

@@ -108,9 +108,11 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var tok urlsign.Token
+	var rawTok string
 	if len(s.cfg.SigningKeys) > 0 {
 		var err error
-		tok, err = s.verifyToken(queryParam(r.URL.RawQuery, urlsign.Param), key, clientIP(r))
+		rawTok = queryParam(r.URL.RawQuery, urlsign.Param)
+		tok, err = s.verifyToken(rawTok, key, clientIP(r))
 		if err != nil {
 			s.metrics.denied.WithLabelValues("signature").Inc()
 			if errors.Is(err, urlsign.ErrExpired) {
@@ -120,9 +122,21 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, http.StatusForbidden, "bad-signature", err.Error())
 			return
 		}
+		if s.revoked(tok, key) {
+			s.metrics.denied.WithLabelValues("revoked").Inc()
+			writeProblem(w, r, http.StatusForbidden, "revoked", "this track was taken down after the URL was issued; ask the steering service again")
+			return
+		}
 	}
-	if tok.Premium || s.premiumKey(key) {
-		if p := s.checkPremium(r); p != nil {
+	// A premium object (by the catalog's flag in the token, or a premium
+	// marker in its key) opens for a token steering signed for a premium
+	// listener; otherwise the listener's own access token must show premium.
+	if (tok.NeedsPremium(key) || s.premiumKey(key)) && !tok.ListenerPremium {
+		p := s.checkPremium(r)
+		if p != nil && rawTok != "" && token.Bearer(r) == "" {
+			p = problem.New(http.StatusForbidden, "premium-required", "this rendition needs premium, and the signed URL was issued for a listener without it")
+		}
+		if p != nil {
 			s.metrics.denied.WithLabelValues("premium").Inc()
 			problem.Write(w, r, p)
 			return
@@ -132,6 +146,10 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	info, state, err := s.object(ctx, key)
 	if err != nil {
 		s.originProblem(w, r, key, err)
+		return
+	}
+	if rawTok != "" && isPlaylist(key) {
+		s.servePlaylist(w, r, info, state, tok, rawTok)
 		return
 	}
 	// Header values are precomputed per object (objectInfo.prepare) and set

@@ -20,6 +20,8 @@ func TestVerify(t *testing.T) {
 	}
 	base := Token{KeyID: "a", Expires: now.Add(time.Minute), Prefix: "tracks/x/"}
 	withIP := base
+	withPaths := base
+	withPaths.PremiumPaths = []string{"aac256/", "flac/t.flac"}
 	withIP.ClientIP = "192.0.2.1"
 	cases := []struct {
 		name, tok, key, ip string
@@ -31,8 +33,11 @@ func TestVerify(t *testing.T) {
 		{"outside prefix", sign(base), "tracks/y/seg-1.ts", "", ErrScope},
 		{"ip bound ok", sign(withIP), "tracks/x/a", "192.0.2.1", nil},
 		{"ip bound other", sign(withIP), "tracks/x/a", "192.0.2.2", ErrClientAddr},
-		{"unknown key", strings.Replace(sign(base), "v1.a.", "v1.zz.", 1), "tracks/x/a", "", ErrUnknownKey},
+		{"unknown key", strings.Replace(sign(base), "v2.a.", "v2.zz.", 1), "tracks/x/a", "", ErrUnknownKey},
 		{"flag flipped", strings.Replace(sign(base), ".-.", ".p.", 1), "tracks/x/a", "", ErrSignature},
+		{"listener tier raised", strings.Replace(sign(withPaths), ".-.", ".l.", 1), "tracks/x/a", "", ErrSignature},
+		{"premium paths dropped", dropPaths(sign(withPaths)), "tracks/x/a", "", ErrSignature},
+		{"issue time moved", moveIssued(sign(base)), "tracks/x/a", "", ErrSignature},
 		{"truncated", sign(base)[:20], "tracks/x/a", "", ErrMalformed},
 		{"empty", "", "tracks/x/a", "", ErrMalformed},
 	}
@@ -47,9 +52,49 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+func dropPaths(tok string) string {
+	f := strings.Split(tok, ".")
+	f[6] = ""
+	return strings.Join(f, ".")
+}
+
+func moveIssued(tok string) string {
+	f := strings.Split(tok, ".")
+	f[2] = "1800000001"
+	return strings.Join(f, ".")
+}
+
+func TestTokenCarriesPremiumPathsAndTier(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	in := Token{KeyID: "a", Issued: now, Expires: now.Add(time.Hour), Prefix: "tracks/x/v1/", PremiumPaths: []string{"aac256/", "flac/t.flac"}, ListenerPremium: true}
+	s, err := keys.Sign(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := keys.Verify(s, "tracks/x/v1/master.m3u8", "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Issued.Equal(now) || !got.ListenerPremium || got.Premium || strings.Join(got.PremiumPaths, ",") != "aac256/,flac/t.flac" {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for key, want := range map[string]bool{
+		"tracks/x/v1/aac256/index.m3u8": true, "tracks/x/v1/aac256/seg1.m4s": true, "tracks/x/v1/flac/t.flac": true,
+		"tracks/x/v1/flac/t.flac2": false, "tracks/x/v1/aac128/index.m3u8": false, "tracks/x/v1/aac2560/x": false, "tracks/x/v1/master.m3u8": false,
+	} {
+		if got.NeedsPremium(key) != want {
+			t.Errorf("NeedsPremium(%s) = %v", key, !want)
+		}
+	}
+	if _, err := keys.Sign(Token{KeyID: "a", Expires: now, Prefix: "p/", PremiumPaths: []string{"a\nb"}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("premium path with a newline signed: %v", err)
+	}
+}
+
 func FuzzParse(f *testing.F) {
-	good, _ := keys.Sign(Token{KeyID: "a", Expires: time.Unix(1_900_000_000, 0), Prefix: "tracks/x/", ClientIP: "::1", Premium: true})
-	for _, s := range []string{good, "v1.a.1.-.eA.." + strings.Repeat("A", 43), "v1......", "v2.a.1.-.eA.eA.eA", "", "v1.a.01.-.eA.eA.eA"} {
+	good, _ := keys.Sign(Token{KeyID: "a", Issued: time.Unix(1_800_000_000, 0), Expires: time.Unix(1_900_000_000, 0), Prefix: "tracks/x/",
+		ClientIP: "::1", Premium: true, PremiumPaths: []string{"aac256/"}, ListenerPremium: true})
+	for _, s := range []string{good, "v2.a.1.2.-.eA..." + strings.Repeat("A", 43), "v2........", "v2.a.1.1.-.eA.eA.eA", "", "v2.a.01.1.-.eA.eA.eA.eA"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -66,7 +111,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a, b := strings.Split(re, "."), strings.Split(s, "."); strings.Join(a[:6], ".") != strings.Join(b[:6], ".") {
+		if a, b := strings.Split(re, "."), strings.Split(s, "."); strings.Join(a[:8], ".") != strings.Join(b[:8], ".") {
 			t.Fatalf("non-canonical token %q re-encodes as %q", s, re)
 		}
 		// Only a genuine signature verifies.
