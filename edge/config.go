@@ -7,76 +7,76 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 
 	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/token"
-)
-
-// Defaults shared with the steering service for `make run`.
-const (
-	DevSigningKeys = "dev:overture-dev-cdn-signing-key"
-	DevAdminSecret = "overture-dev-cdn-admin"
 )
 
 // DevPOP is one of the three loopback POPs `make run` starts.
 type DevPOP struct{ Name, Region, Addr string }
 
-// DevPOPs are the POPs of `make run`, one per region (the same list as
-// steering.DevPOPs).
+// DevPOPs are the POPs of `make run`, one per region (the platform's default
+// CDN_POPS lists the same three).
 var DevPOPs = []DevPOP{
 	{"pop-eu-west", "eu-west", "127.0.0.1:9101"},
 	{"pop-eu-central", "eu-central", "127.0.0.1:9102"},
 	{"pop-ru-central", "ru-central", "127.0.0.1:9103"},
 }
 
-// ConfigFromMap reads a POP's settings from the platform's cfg map:
-// S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, CDN_BUCKET (default
-// "media"), CDN_SIGNING_KEYS (kid:secret,…), CDN_ADMIN_SECRET, REDIS_URL,
-// AUTH_JWKS_URL / PUBLIC_BASE_URL and AUTH_ISSUER (premium checks),
-// EDGE_MEMORY_BYTES, EDGE_DISK_BYTES, CDN_TAG_PATTERN (regexp whose first
-// group is the track id; default `(?:^|/)tracks/([^/]+)/`). Unset keys and secrets fall back to
-// the development defaults.
+// Configuration keys a POP reads (besides S3_*, REDIS_URL, PUBLIC_BASE_URL).
+const (
+	KeySigningKeys = "CDN_SIGNING_KEYS" // kid:secret,… (required)
+	KeyAdminSecret = "CDN_ADMIN_SECRET" // X-Admin-Secret of purge and warm (required)
+)
+
+// ConfigFromMap reads a POP's settings from the cfg map. Required:
+// S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, CDN_SIGNING_KEYS (kid:secret,…)
+// and CDN_ADMIN_SECRET. Optional: S3_REGION, CDN_BUCKET (default "media"),
+// REDIS_URL, AUTH_JWKS_URL / PUBLIC_BASE_URL and AUTH_ISSUER (premium
+// checks), EDGE_MEMORY_BYTES, EDGE_DISK_BYTES, CDN_TAG_PATTERN (regexp whose
+// first group is the track id; default `(?:^|/)tracks/([^/]+)/`).
+//
+// There are no development fallbacks: a POP without its secrets does not
+// start (the error names every missing key). `make run` gets its values
+// from the embedded platform's defaults (internal/platform).
 func ConfigFromMap(m map[string]string) (Config, error) {
-	c := Config{S3Endpoint: m["S3_ENDPOINT"], S3AccessKey: m["S3_ACCESS_KEY"], S3SecretKey: m["S3_SECRET_KEY"],
-		S3Region: m["S3_REGION"], Bucket: m["CDN_BUCKET"], AdminSecret: m["CDN_ADMIN_SECRET"], RedisURL: m["REDIS_URL"]}
-	if c.S3Endpoint == "" {
-		return c, errors.New("edge: S3_ENDPOINT is not set")
+	r := config.NewReader(m)
+	c := Config{
+		S3Endpoint:  r.URL("S3_ENDPOINT"),
+		S3AccessKey: r.String("S3_ACCESS_KEY"),
+		S3SecretKey: r.Secret("S3_SECRET_KEY").Reveal(),
+		S3Region:    r.StringOr("S3_REGION", ""),
+		Bucket:      r.StringOr("CDN_BUCKET", ""),
+		AdminSecret: r.Secret(KeyAdminSecret).Reveal(),
+		RedisURL:    r.StringOr("REDIS_URL", ""),
+		MemoryBytes: r.Int64Or("EDGE_MEMORY_BYTES", 0),
+		DiskBytes:   r.Int64Or("EDGE_DISK_BYTES", 0),
 	}
-	keys := m["CDN_SIGNING_KEYS"]
-	if keys == "" {
-		keys = DevSigningKeys
-	}
-	var err error
-	if c.SigningKeys, _, err = urlsign.ParseKeys(keys); err != nil {
-		return c, fmt.Errorf("edge: CDN_SIGNING_KEYS: %w", err)
-	}
-	if c.AdminSecret == "" {
-		c.AdminSecret = DevAdminSecret
-	}
-	if v := m["CDN_TAG_PATTERN"]; v != "" {
-		if c.TagPattern, err = regexp.Compile(v); err != nil || c.TagPattern.NumSubexp() < 1 {
-			return c, fmt.Errorf("edge: CDN_TAG_PATTERN must be a regexp with a group capturing the track id")
+	if keys := r.Secret(KeySigningKeys); !keys.IsZero() {
+		var err error
+		if c.SigningKeys, _, err = urlsign.ParseKeys(keys.Reveal()); err != nil {
+			r.Fail(KeySigningKeys, "%w", err)
 		}
 	}
-	for key, dst := range map[string]*int64{"EDGE_MEMORY_BYTES": &c.MemoryBytes, "EDGE_DISK_BYTES": &c.DiskBytes} {
-		if v := m[key]; v != "" {
-			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return c, fmt.Errorf("edge: %s: %w", key, err)
-			}
+	if v := r.StringOr("CDN_TAG_PATTERN", ""); v != "" {
+		re, err := regexp.Compile(v)
+		if err != nil || re.NumSubexp() < 1 {
+			r.Fail("CDN_TAG_PATTERN", "must be a regexp with a group capturing the track id")
 		}
+		c.TagPattern = re
 	}
-	base := strings.TrimRight(m["PUBLIC_BASE_URL"], "/")
-	jwks, iss := m["AUTH_JWKS_URL"], m["AUTH_ISSUER"]
+	base := r.URLOr("PUBLIC_BASE_URL", "")
+	jwks := r.URLOr("AUTH_JWKS_URL", "")
 	if jwks == "" && base != "" {
 		jwks = base + "/.well-known/jwks.json"
 	}
-	if iss == "" {
-		iss = base
-	}
+	iss := r.StringOr("AUTH_ISSUER", base)
 	if jwks != "" {
 		c.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
+	}
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("edge: %w", err)
 	}
 	return c, nil
 }

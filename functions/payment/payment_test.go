@@ -28,6 +28,7 @@ func TestModesAndDuplicates(t *testing.T) {
 		t.Cleanup(func() { srv.Close(); sb.Close() })
 		f := paymentfn.New()
 		cfg["PAYMENT_PROVIDER_URL"] = srv.URL + "/v3"
+		cfg["PAYMENT_SHOP_ID"], cfg["PAYMENT_SECRET_KEY"] = "sandbox-shop", "sandbox-secret" // the sandbox's own test credentials
 		pool := functiontest.Start(t, f, cfg)
 		req, _ := saga.NewEvent("/overture/subscription", eventtype.SubscriptionRequested, "req-1", "sub-1",
 			eventtype.SubscriptionRequestedData{SubscriptionID: "sub-1", UserID: "u", Plan: "monthly", AmountMinor: 29900, Currency: "RUB", PaymentMethod: sandbox.CardSuccess})

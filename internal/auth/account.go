@@ -106,6 +106,33 @@ func newOnetime(ctx context.Context, tx pgx.Tx, kind, account string, ttl time.D
 	return secret, exp, nil
 }
 
+// peekOnetime returns the account of a usable secret of kind without using
+// it: the cheap check before expensive work (useOnetime still decides, in
+// the transaction that applies the link).
+func peekOnetime(ctx context.Context, q querier, kind, secret string) (string, error) {
+	prefix := map[string]string{"confirm": KindConfirm, "reset": KindReset}[kind]
+	h, err := ParseSecret(prefix, secret)
+	if err != nil {
+		return "", ErrLinkUnknown
+	}
+	var account string
+	var expires time.Time
+	var used *time.Time
+	err = q.QueryRow(ctx, `SELECT account_id::text, expires_at, used_at FROM auth_onetime WHERE hash = $1 AND kind = $2`,
+		h[:], kind).Scan(&account, &expires, &used)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", ErrLinkUnknown
+	case err != nil:
+		return "", fmt.Errorf("read %s link: %w", kind, err)
+	case used != nil:
+		return "", ErrLinkUsed
+	case !time.Now().Before(expires):
+		return "", ErrLinkExpired
+	}
+	return account, nil
+}
+
 // useOnetime consumes a secret of kind inside tx and returns its account.
 func useOnetime(ctx context.Context, tx pgx.Tx, kind, secret string) (string, error) {
 	prefix := map[string]string{"confirm": KindConfirm, "reset": KindReset}[kind]

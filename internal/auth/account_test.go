@@ -166,12 +166,14 @@ func TestPasswordReset(t *testing.T) {
 
 	// Unknown email: the same 202, and nothing is emitted.
 	e.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "nobody@example.com"}).want(t, 202, "")
+	e.svc.Settle()
 	var n int
 	_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE event_type LIKE '%password_reset%'`).Scan(&n)
 	if n != 0 {
 		t.Fatalf("reset for an unknown email emitted %d events", n)
 	}
 	e.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "RESET@example.com"}).want(t, 202, "")
+	e.svc.Settle()
 	d := e.outboxData("music.overture.auth.password_reset_requested.v1", id)
 	link, _ := d["reset_url"].(string)
 	u, err := url.Parse(link)

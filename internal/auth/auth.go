@@ -20,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,7 +66,8 @@ type Service struct {
 	mux      *http.ServeMux
 	stop     context.CancelFunc
 	done     chan struct{}
-	dummy    string // a hash to verify against when an account does not exist
+	dummy    string         // a hash to verify against when an account does not exist
+	bg       sync.WaitGroup // work left running after an answer (forgot)
 }
 
 type settings struct {
@@ -155,7 +157,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serv
 // AUTH_REFRESH_GRACE, AUTH_REFRESH_REUSE_WINDOW, AUTH_KEY_ROTATE,
 // AUTH_CONFIRM_TTL, AUTH_RESET_TTL, AUTH_RESET_LINK, AUTH_LOGIN_LIMIT_ACCOUNT,
 // AUTH_LOGIN_LIMIT_IP, AUTH_REFRESH_LIMIT_ACCOUNT, AUTH_REFRESH_LIMIT_IP
-// (each "N/duration", e.g. "10/1m") and the provider keys (see providers.go).
+// (each "N/duration", e.g. "10/1m"), AUTH_KEY_ENCRYPTION_KEY (required) and
+// AUTH_KEY_ENCRYPTION_OLD_KEYS (see seal.go) and the provider keys (see
+// providers.go).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if s.Log == nil {
 		s.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv())
@@ -203,7 +207,12 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.closeClients()
 		return err
 	}
-	s.keys = &Keyring{Pool: pool.Pool, RotateEvery: rotate, TokenTTL: st.accessTTL}
+	seeds, err := SeedCipherFromConfig(cfg)
+	if err != nil {
+		s.closeClients()
+		return fmt.Errorf("auth: %w", err)
+	}
+	s.keys = &Keyring{Pool: pool.Pool, Seeds: seeds, RotateEvery: rotate, TokenTTL: st.accessTTL}
 	if err := s.keys.Ensure(ctx); err != nil {
 		s.closeClients()
 		return fmt.Errorf("auth: signing keys: %w", err)
@@ -280,6 +289,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	s.Settle()
 	s.closeClients()
 	return nil
 }

@@ -24,6 +24,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// testKEK encrypts the signing-key seeds of the suite's services (base64, 32 bytes).
+const testKEK = "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0zMmI="
+
 // cheap argon2 parameters keep the suite fast; the bench uses the defaults.
 var testArgon = auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1, SaltLen: 16, KeyLen: 32}
 
@@ -67,9 +70,10 @@ func newEnv(t testing.TB, extra map[string]string) *env {
 	e.srv = httptest.NewServer(e.svc)
 	t.Cleanup(e.srv.Close)
 	e.cfg = map[string]string{
-		"DATABASE_URL":    testenv.Postgres(t),
-		"REDIS_URL":       testenv.Redis(t),
-		"PUBLIC_BASE_URL": e.srv.URL,
+		"DATABASE_URL":            testenv.Postgres(t),
+		"REDIS_URL":               testenv.Redis(t),
+		"PUBLIC_BASE_URL":         e.srv.URL,
+		"AUTH_KEY_ENCRYPTION_KEY": testKEK,
 	}
 	for k, v := range extra {
 		e.cfg[k] = v
@@ -134,6 +138,9 @@ func (e *env) do(method, path string, body any, hdr ...string) resp {
 	req, err := http.NewRequest(method, e.srv.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])

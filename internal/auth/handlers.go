@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +20,7 @@ import (
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -33,16 +34,32 @@ type TokenResponse struct {
 	UserID           string `json:"user_id"`
 }
 
+// maxBody bounds an auth request body; the largest (a password reset) is far
+// smaller.
+const maxBody = 64 << 10
+
+// decode reads the body into v strictly: application/json only (415
+// otherwise), no members v does not have, nothing after the object, at most
+// maxBody bytes. A lenient parser would let a client smuggle members a later
+// version starts to honour, or a second object a proxy reads differently.
 func decode(r *http.Request, v any) *problem.Problem {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as application/json")
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return problem.BadRequest("the body must be a JSON object: " + jsonReason(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return problem.BadRequest("the body must be one JSON object with nothing after it")
 	}
 	return nil
 }
 
-// read decodes the JSON body into v; when it cannot, it answers 400 and
-// reports false.
+// read decodes the JSON body into v (decode); when it cannot, it answers the
+// problem and reports false.
 func (s *Service) read(w http.ResponseWriter, r *http.Request, v any) bool {
 	if p := decode(r, v); p != nil {
 		s.fail(w, r, p)
@@ -61,6 +78,10 @@ func jsonReason(err error) string {
 		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
 	case errors.As(err, &te):
 		return "field " + te.Field + " has the wrong type"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + " is not accepted"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("it is cut short (at most %d bytes)", maxBody)
 	}
 	return "it could not be read"
 }
@@ -78,13 +99,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientIP is the caller's address: the socket peer, or the client a trusted
+// proxy names (server.Guard, TRUSTED_PROXIES). Per-address limits key on it.
+func clientIP(r *http.Request) string { return server.ClientIP(r) }
 
 // fail writes p and logs it at warn without any request secret.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, p *problem.Problem, attrs ...any) {
@@ -466,12 +483,32 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, r, s.cfg.loginIP, "forgot:"+clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "forgot:"+strings.ToLower(email)) {
 		return
 	}
-	err = postgres.InTx(r.Context(), s.pool, func(tx pgx.Tx) error {
-		a, err := accountByEmail(r.Context(), tx, email)
+	// The answer does not wait for the lookup: whether the account exists
+	// would show in how long the answer took (an existing one costs a
+	// transaction with two inserts). The work runs after the answer, the
+	// same for every address up to this point. A crash in between loses the
+	// link; the user asks again.
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		if err := s.sendReset(ctx, email); err != nil {
+			s.Log.ErrorContext(ctx, "password reset request failed", "error", err)
+		}
+	}()
+	// The same answer whether or not the account exists: no enumeration.
+	answer(w, r, http.StatusAccepted, map[string]any{"status": "if an account with this email exists, a reset link was sent"})
+}
+
+// sendReset emails a reset link to the account of email, if there is one.
+func (s *Service) sendReset(ctx context.Context, email string) error {
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		a, err := accountByEmail(ctx, tx, email)
 		if err != nil {
 			return err
 		}
-		if err := sendLink(r.Context(), tx, "reset", a.ID, s.cfg.resetTTL, eventtype.PasswordResetRequested, func(secret string, exp time.Time) any {
+		if err := sendLink(ctx, tx, "reset", a.ID, s.cfg.resetTTL, eventtype.PasswordResetRequested, func(secret string, exp time.Time) any {
 			return eventtype.PasswordResetRequestedData{
 				UserID: a.ID, Email: a.Email, Locale: a.Locale, ExpiresAt: exp,
 				ResetURL: s.cfg.resetLink + secret,
@@ -479,16 +516,18 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) {
 		}); err != nil {
 			return err
 		}
-		s.Log.InfoContext(r.Context(), "password reset requested", "user_id", a.ID)
+		s.Log.InfoContext(ctx, "password reset requested", "user_id", a.ID)
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrNoAccount) {
-		s.internal(w, r, err)
-		return
+	if errors.Is(err, ErrNoAccount) {
+		return nil
 	}
-	// The same answer whether or not the account exists: no enumeration.
-	answer(w, r, http.StatusAccepted, map[string]any{"status": "if an account with this email exists, a reset link was sent"})
+	return err
 }
+
+// Settle waits until the work that answers left running (reset links being
+// written) is done. Stop calls it; tests call it before looking for a link.
+func (s *Service) Settle() { s.bg.Wait() }
 
 func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	var in struct{ Token, Password string }
@@ -497,6 +536,24 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := checkPasswordPolicy(in.Password); err != nil {
 		s.fail(w, r, problem.Validation(map[string]string{"password": err.Error()}))
+		return
+	}
+	// Cheap checks first, the argon2 hash last: a made-up or used token
+	// must not cost a hash, and guessing is throttled per client, per token
+	// and per account.
+	if s.limited(w, r, s.cfg.loginIP, "reset:"+clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "reset-token:"+in.Token) {
+		return
+	}
+	id, err := peekOnetime(r.Context(), s.pool, "reset", in.Token)
+	if p := linkProblem(err, "reset"); p != nil {
+		s.fail(w, r, p)
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if s.limited(w, r, s.cfg.loginAcct, "reset:"+id) {
 		return
 	}
 	hash, err := HashPassword(in.Password, s.Argon2)

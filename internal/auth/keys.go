@@ -25,8 +25,14 @@ import (
 // is published in the JWKS PublishDelay before it starts signing, so verifiers
 // that cache the JWKS know it before they meet it; a retired key stays
 // published until every token it could have signed has expired.
+//
+// Seeds are stored encrypted by Seeds (AES-256-GCM under
+// AUTH_KEY_ENCRYPTION_KEY). Under the same lock, every Ensure re-encrypts
+// rows still under an old key (or in plain text, from before encryption)
+// with the current one, which is how the encryption key rotates.
 type Keyring struct {
 	Pool         *pgxpool.Pool
+	Seeds        *SeedCipher   // required
 	RotateEvery  time.Duration // default 24 h
 	PublishDelay time.Duration // default 2 min
 	TokenTTL     time.Duration // longest access-token lifetime; default 15 min
@@ -76,10 +82,16 @@ func (k *Keyring) Rotate(ctx context.Context) error { return k.rotate(ctx, true)
 
 func (k *Keyring) rotate(ctx context.Context, force bool) error {
 	k.defaults()
+	if k.Seeds == nil {
+		return errors.New("signing keys: no seed cipher (" + KeyKeyEncryption + ")")
+	}
 	now := k.now()
 	err := postgres.InTx(ctx, k.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('auth_signing_key'))`); err != nil {
 			return fmt.Errorf("lock signing keys: %w", err)
+		}
+		if err := k.reseal(ctx, tx); err != nil {
+			return err
 		}
 		var created time.Time
 		err := tx.QueryRow(ctx, `SELECT created_at FROM auth_signing_key WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1`).Scan(&created)
@@ -99,8 +111,12 @@ func (k *Keyring) rotate(ctx context.Context, force bool) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO auth_signing_key (kid, private_key, created_at) VALUES ($1, $2, $3)`,
-			nk.ID, nk.Private.Seed(), now); err != nil {
+		sealed, keyID, err := k.Seeds.Seal(nk.ID, nk.Private.Seed())
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_signing_key (kid, private_key, enc_key_id, created_at) VALUES ($1, $2, $3, $4)`,
+			nk.ID, sealed, keyID, now); err != nil {
 			return fmt.Errorf("store signing key: %w", err)
 		}
 		return nil
@@ -114,18 +130,27 @@ func (k *Keyring) rotate(ctx context.Context, force bool) error {
 // Load reads the published keys from PostgreSQL.
 func (k *Keyring) Load(ctx context.Context) error {
 	k.defaults()
+	if k.Seeds == nil {
+		return errors.New("signing keys: no seed cipher (" + KeyKeyEncryption + ")")
+	}
 	now := k.now()
-	rows, err := k.Pool.Query(ctx, `SELECT kid, private_key, created_at, retired_at, publish_until FROM auth_signing_key ORDER BY created_at DESC`)
+	rows, err := k.Pool.Query(ctx, `SELECT kid, private_key, enc_key_id, created_at, retired_at, publish_until FROM auth_signing_key ORDER BY created_at DESC`)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	var keys []ringKey
 	for rows.Next() {
 		var rk ringKey
-		var seed []byte
-		if err := rows.Scan(&rk.key.ID, &seed, &rk.created, &rk.retired, &rk.publishUntil); err != nil {
+		var stored []byte
+		var keyID *string
+		if err := rows.Scan(&rk.key.ID, &stored, &keyID, &rk.created, &rk.retired, &rk.publishUntil); err != nil {
 			rows.Close()
 			return fmt.Errorf("scan signing key: %w", err)
+		}
+		seed, err := k.open(rk.key.ID, keyID, stored)
+		if err != nil {
+			rows.Close()
+			return err
 		}
 		if len(seed) != ed25519.SeedSize {
 			rows.Close()
@@ -143,6 +168,59 @@ func (k *Keyring) Load(ctx context.Context) error {
 	k.mu.Lock()
 	k.keys, k.loaded = keys, now
 	k.mu.Unlock()
+	return nil
+}
+
+// open decrypts a stored seed; a NULL key id is a plaintext seed from before
+// encryption (the next Ensure encrypts it).
+func (k *Keyring) open(kid string, keyID *string, stored []byte) ([]byte, error) {
+	if keyID == nil {
+		return stored, nil
+	}
+	return k.Seeds.Open(kid, *keyID, stored)
+}
+
+// reseal re-encrypts, with the current key, every seed stored in plain text
+// or under an old key. It runs in rotate's locked transaction.
+func (k *Keyring) reseal(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT kid, private_key, enc_key_id FROM auth_signing_key WHERE enc_key_id IS DISTINCT FROM $1`, k.Seeds.CurrentKeyID())
+	if err != nil {
+		return fmt.Errorf("read signing keys to re-encrypt: %w", err)
+	}
+	type row struct {
+		kid    string
+		stored []byte
+		keyID  *string
+	}
+	var todo []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.kid, &r.stored, &r.keyID); err != nil {
+			rows.Close()
+			return fmt.Errorf("scan signing key: %w", err)
+		}
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read signing keys to re-encrypt: %w", err)
+	}
+	for _, r := range todo {
+		seed, err := k.open(r.kid, r.keyID, r.stored)
+		if err != nil {
+			return err
+		}
+		if len(seed) != ed25519.SeedSize {
+			return fmt.Errorf("signing key %s: bad seed length %d", r.kid, len(seed))
+		}
+		sealed, keyID, err := k.Seeds.Seal(r.kid, seed)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE auth_signing_key SET private_key = $2, enc_key_id = $3 WHERE kid = $1`, r.kid, sealed, keyID); err != nil {
+			return fmt.Errorf("re-encrypt signing key %s: %w", r.kid, err)
+		}
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,6 +161,11 @@ func (s *Service) oauthCallback(w http.ResponseWriter, r *http.Request) {
 			name+" did not share a verified email address, which a new Overture account needs"), "provider", name)
 		return
 	}
+	if errors.Is(err, errNotLinkable) {
+		s.fail(w, r, problem.New(http.StatusConflict, "account-exists",
+			"an Overture account already uses this email address and cannot be signed into with "+name+"; sign in with its password"), "provider", name)
+		return
+	}
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -192,10 +198,29 @@ func callbackProblem(name string, err error) *problem.Problem {
 	return problem.New(http.StatusBadGateway, "provider-failed", "the login with "+name+" failed; try again")
 }
 
-var errUnverifiedEmail = errors.New("provider gave no verified email")
+var (
+	errUnverifiedEmail = errors.New("provider gave no verified email")
+	errNotLinkable     = errors.New("the account with this email may not be linked to this provider")
+)
+
+// localProvider is `make run`'s local identity provider. It verifies no
+// email address (anyone may sign up there with any address), so its
+// identities never link to an existing account by email: it signs into
+// accounts it created, and nothing else.
+const localProvider = "local"
+
+// linksByEmail reports whether an identity of prov that asserts a verified
+// email may be linked to the existing account a with that email. Never for
+// the local provider (it verifies no email); never into an admin account
+// (an admin signs in with the password `overture admin create` set, so that
+// one provider's mistake is not an admin takeover).
+func linksByEmail(prov string, a *Account) bool {
+	return prov != localProvider && !slices.Contains(a.Roles, token.RoleAdmin)
+}
 
 // linkOrCreate finds the account linked to (provider, subject); else links
-// the account with the provider's verified email; else creates one.
+// the account with the provider's verified email (when linksByEmail allows);
+// else creates one.
 //
 // Linking into an account whose email was never confirmed also drops its
 // password: whoever registered it had not proven the address, and the provider
@@ -245,6 +270,8 @@ func (s *Service) linkOrCreateOnce(ctx context.Context, prov string, p profile) 
 			}
 		case err != nil:
 			return err
+		case !linksByEmail(prov, a):
+			return errNotLinkable
 		default:
 			id = a.ID
 			if a.ConfirmedAt == nil {

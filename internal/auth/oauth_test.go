@@ -143,6 +143,21 @@ func TestOAuthLoginCreatesAndLinks(t *testing.T) {
 		p.do("POST", "/v1/auth/login", map[string]string{"email": "victim@example.com", "password": "squatter password"}).want(t, 401, "invalid-credentials")
 	})
 
+	t.Run("AdminIsNeverLinkedByEmail", func(t *testing.T) {
+		if _, _, err := auth.CreateAdmin(t.Context(), p.pool, "root@example.com", "root password", testArgon); err != nil {
+			t.Fatal(err)
+		}
+		p.secret("root password")
+		p.google.Update(func(c *idp.Config) {
+			c.AutoLogin = &idp.User{Subject: "g-root", Email: "root@example.com", EmailVerified: true}
+		})
+		r, _ := p.login(t, "google", nil)
+		r.want(t, 409, "account-exists")
+		if r.str("access_token") != "" {
+			t.Fatal("a provider's verified email gave a session for an admin")
+		}
+	})
+
 	t.Run("UnverifiedEmailIsNotLinkedOrCreated", func(t *testing.T) {
 		p.google.Update(func(c *idp.Config) {
 			c.AutoLogin = &idp.User{Subject: "g-unverified", Email: "alice@example.com", EmailVerified: false}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -33,8 +35,20 @@ func (p Argon2Params) String() string {
 // ErrBadHash is returned for a stored hash that is not an argon2id PHC string.
 var ErrBadHash = errors.New("stored password hash is not argon2id")
 
+// hashes counts argon2 derivations (hashing a new password or checking one):
+// the CPU an anonymous caller can make auth spend, so it shows on a
+// dashboard, and a test can check that a refused request cost none.
+var hashes = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "overture_auth_password_hashes_total",
+	Help: "argon2id derivations: new password hashes and password checks.",
+})
+
+// PasswordHashes exposes the counter (tests, dashboards in process).
+func PasswordHashes() prometheus.Counter { return hashes }
+
 // HashPassword returns the PHC string $argon2id$v=19$m=..,t=..,p=..$salt$key.
 func HashPassword(password string, p Argon2Params) (string, error) {
+	hashes.Inc()
 	salt := make([]byte, p.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password salt: %w", err)
@@ -71,6 +85,7 @@ func CheckPassword(password, hash string) (bool, error) {
 	if err != nil || len(want) == 0 || len(want) > 128 {
 		return false, ErrBadHash
 	}
+	hashes.Inc()
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

@@ -14,7 +14,9 @@ import (
 
 // runEdge runs one CDN edge POP standalone (what a POP machine runs), or with
 // --dev the three loopback POPs of `make run` in one process. Settings come
-// from the environment (see edge.ConfigFromMap).
+// from the environment (see edge.ConfigFromMap); only --dev fills what is
+// unset with `make run`'s development values, a single POP without its
+// secrets does not start.
 func runEdge(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	name := fs.String("name", "pop", "POP name")
@@ -30,6 +32,10 @@ func runEdge(ctx context.Context, args []string) error {
 	if *dev {
 		ctx, cancel := signal.NotifyContext(ctx, os.Interrupt)
 		defer cancel()
+		// --dev is make run's POPs: the platform's development keys apply.
+		if err := platform.ApplyDevDefaults(cfg, ".data"); err != nil {
+			return err
+		}
 		stop, err := edge.StartDev(ctx, cfg, ".data", log)
 		if err != nil {
 			return err

@@ -35,6 +35,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +81,11 @@ type Config struct {
 	// AutoLogin, when set, authorizes every request as this user without the
 	// HTML login page (tests follow the redirects with a plain http.Client).
 	AutoLogin *User
+	// Local, when set, is the provider's own user store: the HTML page signs
+	// in its accounts with their password and signs up new ones (the local
+	// IdP of `make run`). A provider with neither AutoLogin nor Local
+	// authorizes nobody.
+	Local *LocalUsers
 	// Deny makes the provider answer error=access_denied (the user said no).
 	Deny bool
 	// CodeTTL is how long a code can be exchanged (default 1 min).
@@ -139,12 +145,21 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// NewLocal is the provider `make run` starts: OIDC, an HTML page where any
-// email logs in (verified), one client whose redirect URI is
-// publicBaseURL + /v1/auth/oauth/local/callback. Serve it on issuer's address
-// (127.0.0.1:8089 by convention) and give auth LOCAL_OIDC_ISSUER=issuer.
-func NewLocal(issuer, clientID, clientSecret, publicBaseURL string) (*Server, error) {
-	return New(Config{Flavor: FlavorOIDC, Issuer: strings.TrimRight(issuer, "/"), Clients: []Client{{
+// NewLocal is the provider `make run` starts: OIDC, an HTML page where the
+// provider's own accounts (users) sign in with their password and new ones
+// sign up, one client whose redirect URI is publicBaseURL +
+// /v1/auth/oauth/local/callback. Serve it on issuer's address (127.0.0.1:8089
+// by convention) and give auth LOCAL_OIDC_ISSUER=issuer. A nil users keeps
+// the accounts in memory.
+//
+// It used to sign in as any email typed into the page, which made any
+// Overture account, admins included, one form away; now it asserts only
+// accounts created here, and auth links none of them to an existing account.
+func NewLocal(issuer, clientID, clientSecret, publicBaseURL string, users *LocalUsers) (*Server, error) {
+	if users == nil {
+		users, _ = OpenLocalUsers("")
+	}
+	return New(Config{Flavor: FlavorOIDC, Issuer: strings.TrimRight(issuer, "/"), Local: users, Clients: []Client{{
 		ID: clientID, Secret: clientSecret,
 		RedirectURIs: []string{strings.TrimRight(publicBaseURL, "/") + "/v1/auth/oauth/local/callback"},
 	}}})
@@ -208,12 +223,43 @@ var page = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Overture local login</title>
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto}input,button{font-size:1rem;padding:.4rem}</style></head>
 <body><h1>Local identity provider</h1>
-<p>This stands in for Google on this machine. Type any email address: it is treated as verified.</p>
+<p>This stands in for Google on this machine. Sign in with an account of this
+provider, or create one: it signs you into a new Overture account, never into
+an existing one.</p>
+{{if .Error}}<p role="alert"><strong>{{.Error}}</strong></p>{{end}}
 <form method="post" action="authorize">
 {{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
-<label>Email <input type="email" name="login_email" required autofocus></label>
-<button type="submit">Log in</button>
+<p><label>Email <input type="email" name="login_email" value="{{.Email}}" required autofocus></label></p>
+<p><label>Password <input type="password" name="login_password" required minlength="8"></label></p>
+<button type="submit" name="action" value="login">Sign in</button>
+<button type="submit" name="action" value="signup">Create account</button>
 </form></body></html>`))
+
+// localFields are the page's own form fields (not passed back as hidden).
+var localFields = map[string]bool{"login_email": true, "login_password": true, "action": true}
+
+// localLogin answers the page's form: the user to authorize, or the message
+// and status to show the page again with.
+func localLogin(users *LocalUsers, q url.Values) (User, string, int) {
+	email, pass := strings.TrimSpace(q.Get("login_email")), q.Get("login_password")
+	if q.Get("action") == "signup" {
+		u, err := users.SignUp(email, pass)
+		switch {
+		case errors.Is(err, ErrLocalUserExists):
+			return User{}, "An account with this email already exists here; sign in with its password.", http.StatusConflict
+		case errors.Is(err, ErrLocalBadEmail), errors.Is(err, ErrLocalWeakPass):
+			return User{}, "Cannot create the account: " + err.Error() + ".", http.StatusBadRequest
+		case err != nil:
+			return User{}, "Cannot create the account right now.", http.StatusInternalServerError
+		}
+		return u, "", 0
+	}
+	if u, ok := users.Check(email, pass); ok {
+		return u, "", 0
+	}
+	// The same answer for an unknown email and a wrong password.
+	return User{}, "Wrong email or password. Only accounts created on this page can sign in here.", http.StatusUnauthorized
+}
 
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
@@ -270,20 +316,31 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case cfg.AutoLogin != nil:
 		user = *cfg.AutoLogin
-	case r.Method == http.MethodPost && q.Get("login_email") != "":
-		email := strings.TrimSpace(q.Get("login_email"))
-		sum := sha256.Sum256([]byte(strings.ToLower(email)))
-		user = User{Subject: "local-" + base64.RawURLEncoding.EncodeToString(sum[:12]), Email: email, EmailVerified: true}
-	default:
-		params := map[string]string{}
-		for k := range q {
-			if k != "login_email" {
-				params[k] = q.Get(k)
+	case cfg.Local != nil:
+		show := func(status int, msg string) {
+			params := map[string]string{}
+			for k := range q {
+				if !localFields[k] {
+					params[k] = q.Get(k)
+				}
 			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(status)
+			_ = page.Execute(w, map[string]any{"Params": params, "Error": msg, "Email": q.Get("login_email")})
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = page.Execute(w, map[string]any{"Params": params})
+		if r.Method != http.MethodPost || q.Get("login_email") == "" {
+			show(http.StatusOK, "")
+			return
+		}
+		var msg string
+		var status int
+		if user, msg, status = localLogin(cfg.Local, q); msg != "" {
+			show(status, msg)
+			return
+		}
+	default:
+		http.Error(w, "this stand-in has no user to sign in (set Config.AutoLogin)", http.StatusServiceUnavailable)
 		return
 	}
 	code := randString(24)
@@ -491,15 +548,15 @@ const LocalClientID = "overture-local"
 // StartLocal binds addr (":0"-style addresses pick a free port), serves the
 // local IdP there until ctx ends, and returns its issuer URL — the value of
 // auth's LOCAL_OIDC_ISSUER. publicBaseURL is the gateway's base URL, where
-// the callback /v1/auth/oauth/local/callback lives. done closes when the
-// server has stopped.
-func StartLocal(ctx context.Context, addr, publicBaseURL string, log *slog.Logger) (issuer string, done <-chan error, err error) {
+// the callback /v1/auth/oauth/local/callback lives; users is the provider's
+// account store. done closes when the server has stopped.
+func StartLocal(ctx context.Context, addr, publicBaseURL string, users *LocalUsers, log *slog.Logger) (issuer string, done <-chan error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("local idp: listen on %s: %w", addr, err)
 	}
 	issuer = "http://" + ln.Addr().String()
-	s, err := NewLocal(issuer, LocalClientID, "", publicBaseURL)
+	s, err := NewLocal(issuer, LocalClientID, "", publicBaseURL, users)
 	if err != nil {
 		ln.Close()
 		return "", nil, err
@@ -528,6 +585,8 @@ func StartLocal(ctx context.Context, addr, publicBaseURL string, log *slog.Logge
 // LOCAL_IDP is "off", it serves the local IdP on DefaultLocalAddr (a free
 // port when that one is taken) for PUBLIC_BASE_URL and sets
 // cfg["LOCAL_OIDC_ISSUER"], which makes auth offer /v1/auth/oauth/local/start.
+// The provider's accounts are kept in OVERTURE_DATA_DIR/idp/users.json
+// (in memory when OVERTURE_DATA_DIR is unset).
 // It returns the issuer ("" when not started); the server stops with ctx.
 func StartDev(ctx context.Context, cfg map[string]string, log *slog.Logger) (string, error) {
 	if cfg["LOCAL_OIDC_ISSUER"] != "" || cfg["LOCAL_IDP"] == "off" {
@@ -537,10 +596,18 @@ func StartDev(ctx context.Context, cfg map[string]string, log *slog.Logger) (str
 	if base == "" {
 		return "", errors.New("local idp: PUBLIC_BASE_URL is not set")
 	}
-	iss, _, err := StartLocal(ctx, DefaultLocalAddr, base, log)
+	var file string
+	if dir := cfg["OVERTURE_DATA_DIR"]; dir != "" {
+		file = filepath.Join(dir, "idp", "users.json")
+	}
+	users, err := OpenLocalUsers(file)
+	if err != nil {
+		return "", err
+	}
+	iss, _, err := StartLocal(ctx, DefaultLocalAddr, base, users, log)
 	if err != nil {
 		log.Warn("local identity provider: default address taken, using a free port", "address", DefaultLocalAddr, "error", err)
-		if iss, _, err = StartLocal(ctx, "127.0.0.1:0", base, log); err != nil {
+		if iss, _, err = StartLocal(ctx, "127.0.0.1:0", base, users, log); err != nil {
 			return "", err
 		}
 	}

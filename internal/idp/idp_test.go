@@ -5,13 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/idp"
 	"github.com/overture-music/overture/internal/idp/idptest"
 )
@@ -157,7 +162,7 @@ func TestStandInErrors(t *testing.T) {
 func TestStartLocal(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	iss, done, err := idp.StartLocal(ctx, "127.0.0.1:0", "http://gateway.test", slog.New(slog.DiscardHandler))
+	iss, done, err := idp.StartLocal(ctx, "127.0.0.1:0", "http://gateway.test", nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,5 +204,148 @@ func TestStartDev(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(body), "login_email") {
 		t.Fatalf("login page: %d %s", res.StatusCode, body)
+	}
+}
+
+// localAuthorize posts the local IdP's login page form and returns the
+// status and, on success, the redirect's query.
+func localAuthorize(t *testing.T, base string, form url.Values) (int, url.Values, string) {
+	t.Helper()
+	f := url.Values{"response_type": {"code"}, "client_id": {idp.LocalClientID}, "redirect_uri": {"http://gw.test/v1/auth/oauth/local/callback"},
+		"scope": {"openid email"}, "state": {"st"}}
+	for k, v := range form {
+		f[k] = v
+	}
+	res, err := noFollow().PostForm(base+"/authorize", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if loc := res.Header.Get("Location"); loc != "" {
+		u, _ := url.Parse(loc)
+		return res.StatusCode, u.Query(), string(body)
+	}
+	return res.StatusCode, nil, string(body)
+}
+
+// The local IdP used to sign in as whatever email was typed into its page
+// (an admin's included). Now it signs in only the accounts created on that
+// page, with their password, and never asserts an email it did not create.
+func TestLocalSignsInOnlyItsOwnAccounts(t *testing.T) {
+	t.Parallel()
+	users, err := idp.OpenLocalUsers("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users.Argon2 = cheapArgon
+	var s *idp.Server
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.ServeHTTP(w, r) }))
+	t.Cleanup(ts.Close)
+	if s, err = idp.NewLocal(ts.URL, idp.LocalClientID, "", "http://gw.test", users); err != nil {
+		t.Fatal(err)
+	}
+	// The original attack: type an existing account's email (no password).
+	for _, form := range []url.Values{
+		{"login_email": {"admin@overture.test"}},
+		{"login_email": {"admin@overture.test"}, "login_password": {"anything-at-all"}, "action": {"login"}},
+	} {
+		st, back, body := localAuthorize(t, ts.URL, form)
+		if back != nil || st == http.StatusFound {
+			t.Fatalf("an email nobody signed up with was signed in: %d %v", st, back)
+		}
+		if form.Has("login_password") && (st != http.StatusUnauthorized || !strings.Contains(body, "Wrong email or password")) {
+			t.Fatalf("unknown account: %d %s", st, body)
+		}
+	}
+
+	st, back, body := localAuthorize(t, ts.URL, url.Values{"login_email": {"Laptop@Example.com"}, "login_password": {"correct horse"}, "action": {"signup"}})
+	if st != http.StatusFound || back.Get("code") == "" {
+		t.Fatalf("sign-up: %d %s", st, body)
+	}
+	first := exchangeLocal(t, ts.URL, back.Get("code"))
+	if first["email"] != "laptop@example.com" || first["sub"] == "" {
+		t.Fatalf("userinfo after sign-up: %v", first)
+	}
+	if st, _, _ := localAuthorize(t, ts.URL, url.Values{"login_email": {"laptop@example.com"}, "login_password": {"correct horse"}, "action": {"signup"}}); st != http.StatusConflict {
+		t.Fatalf("second sign-up with the same email: %d, want 409", st)
+	}
+	if st, back, _ := localAuthorize(t, ts.URL, url.Values{"login_email": {"laptop@example.com"}, "login_password": {"wrong horse"}, "action": {"login"}}); st != http.StatusUnauthorized || back != nil {
+		t.Fatalf("wrong password: %d %v", st, back)
+	}
+	st, back, body = localAuthorize(t, ts.URL, url.Values{"login_email": {"laptop@example.com"}, "login_password": {"correct horse"}, "action": {"login"}})
+	if st != http.StatusFound {
+		t.Fatalf("sign-in: %d %s", st, body)
+	}
+	if again := exchangeLocal(t, ts.URL, back.Get("code")); again["sub"] != first["sub"] {
+		t.Fatalf("sign-in asserted subject %v, sign-up %v", again["sub"], first["sub"])
+	}
+	if st, _, _ := localAuthorize(t, ts.URL, url.Values{"login_email": {"short@example.com"}, "login_password": {"short"}, "action": {"signup"}}); st != http.StatusBadRequest {
+		t.Fatalf("short password: %d, want 400", st)
+	}
+}
+
+func exchangeLocal(t *testing.T, base, code string) map[string]any {
+	t.Helper()
+	st, tok := exchange(t, base+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {idp.LocalClientID},
+		"redirect_uri": {"http://gw.test/v1/auth/oauth/local/callback"}})
+	if st != http.StatusOK {
+		t.Fatalf("exchange: %d %v", st, tok)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var info map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&info)
+	return info
+}
+
+var cheapArgon = auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// The accounts survive a restart of make run (kept 0600 under the data
+// directory), and a subject never goes to a second person after one: the
+// email is taken, and subjects are random, not derived from the email.
+func TestLocalUsersPersist(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "idp", "users.json")
+	u, err := idp.OpenLocalUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Argon2 = cheapArgon
+	made, err := u.SignUp("kept@example.com", "kept password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("store file: %v %v", st, err)
+	}
+	raw, _ := os.ReadFile(path)
+	if strings.Contains(string(raw), "kept password") || !strings.Contains(string(raw), "$argon2id$") {
+		t.Fatalf("store holds %s", raw)
+	}
+	reopened, err := idp.OpenLocalUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := reopened.Check("kept@example.com", "kept password")
+	if !ok || got.Subject != made.Subject {
+		t.Fatalf("after a restart: %v %v", got, ok)
+	}
+	if _, err := reopened.SignUp("KEPT@example.com", "another password"); !errors.Is(err, idp.ErrLocalUserExists) {
+		t.Fatalf("sign-up of a kept email: %v", err)
+	}
+	other, err := idp.OpenLocalUsers("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Argon2 = cheapArgon
+	if fresh, _ := other.SignUp("kept@example.com", "kept password"); fresh.Subject == made.Subject {
+		t.Fatal("the same email got the same subject in another store")
 	}
 }

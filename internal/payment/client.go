@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/overture-music/overture/internal/config"
 )
 
 // Client talks to a YooKassa-compatible API over HTTP (the sandbox in
@@ -121,35 +123,27 @@ func (c *Client) do(ctx context.Context, method, path, key string, body, out any
 	return nil
 }
 
-// Configuration keys of the provider adapter.
+// Configuration keys of the provider adapter. The URL and the credentials
+// are required: there is no fallback to the sandbox, whose address and demo
+// credentials only `make run` supplies (the embedded platform's defaults).
 const (
-	KeyProviderURL   = "PAYMENT_PROVIDER_URL"   // default http://127.0.0.1:8095/v3 (the sandbox)
-	KeyShopID        = "PAYMENT_SHOP_ID"        // default sandbox-shop
-	KeySecretKey     = "PAYMENT_SECRET_KEY"     // default sandbox-secret
+	KeyProviderURL   = "PAYMENT_PROVIDER_URL"   // e.g. https://api.yookassa.ru/v3 (required)
+	KeyShopID        = "PAYMENT_SHOP_ID"        // Basic-auth user (required)
+	KeySecretKey     = "PAYMENT_SECRET_KEY"     // Basic-auth password (required)
 	KeyTimeout       = "PAYMENT_TIMEOUT"        // per call, default 10s
 	KeyWebhookSecret = "PAYMENT_WEBHOOK_SECRET" // HMAC key of webhook signatures
 )
 
-// FromConfig builds a client from cfg.
+// FromConfig builds a client from cfg; a missing or malformed key is an error
+// that names it (every such key at once).
 func FromConfig(cfg map[string]string) (*Client, error) {
-	u := cfg[KeyProviderURL]
-	if u == "" {
-		u = "http://127.0.0.1:8095/v3"
+	r := config.NewReader(cfg)
+	u := r.URL(KeyProviderURL)
+	shop := r.String(KeyShopID)
+	secret := r.Secret(KeySecretKey)
+	timeout := r.DurationOr(KeyTimeout, 10*time.Second)
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("payment provider: %w", err)
 	}
-	shop, secret := cfg[KeyShopID], cfg[KeySecretKey]
-	if shop == "" {
-		shop = "sandbox-shop"
-	}
-	if secret == "" {
-		secret = "sandbox-secret"
-	}
-	timeout := 10 * time.Second
-	if s := cfg[KeyTimeout]; s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s=%q: %w", KeyTimeout, s, err)
-		}
-		timeout = d
-	}
-	return NewClient(u, shop, secret, timeout), nil
+	return NewClient(u, shop, secret.Reveal(), timeout), nil
 }

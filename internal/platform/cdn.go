@@ -10,14 +10,16 @@ import (
 )
 
 // KeyCDNPOPs lists external CDN points of presence (name=region=url,…); when
-// set, the platform starts none of its own.
+// set in the environment, the platform starts none of its own (its default
+// lists the three it starts).
 const KeyCDNPOPs = "CDN_POPS"
 
 // startCDN starts the three loopback CDN POPs of `make run` (edge.StartDev,
 // one per region, disk tiers under DataDir/cdn) so that the steering service
 // has somewhere to send listeners. Skipped when CDN_POPS names real ones.
 func (p *Platform) startCDN(ctx context.Context) error {
-	if !p.opts.DevPOPs || p.cfg[KeyCDNPOPs] != "" {
+	// The environment, not cfg: cfg's CDN_POPS defaults to these POPs.
+	if !p.opts.DevPOPs || p.opts.Env[KeyCDNPOPs] != "" {
 		return nil
 	}
 	stop, err := edge.StartDev(ctx, maps.Clone(p.cfg), p.opts.DataDir, p.log.With("component", "edge"))

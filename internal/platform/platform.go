@@ -168,7 +168,9 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	if err := p.startDeps(ctx); err != nil {
 		return p, err
 	}
-	applyDefaults(p.cfg)
+	if err := applyDefaults(p.cfg); err != nil {
+		return p, fmt.Errorf("configuration: %w", err)
+	}
 	p.log.Info("dependencies ready", "data_dir", o.DataDir)
 
 	if p.pool, err = postgres.Open(ctx, p.cfg[KeyDatabaseURL]); err != nil {

@@ -31,7 +31,9 @@ type Driver struct {
 }
 
 // Join configures the driver of the function named name from cfg: CDN_POPS
-// (name=region=url,…) and CDN_ADMIN_SECRET, see steering.AdminConfig.
+// (name=region=url,…) and CDN_ADMIN_SECRET, both required (see
+// steering.AdminConfig); there is no development fallback, so the function
+// does not start without them.
 func (d *Driver) Join(cfg map[string]string, name string) error {
 	d.name = name
 	if d.Log == nil {

@@ -19,8 +19,15 @@ func TestJoin(t *testing.T) {
 	t.Parallel()
 	var d popadmin.Driver
 	err := d.Join(map[string]string{"CDN_POPS": "a=eu=http://127.0.0.1:1"}, "cdn-purge")
-	if err == nil || !strings.HasPrefix(err.Error(), "cdn-purge: ") || !strings.Contains(err.Error(), "CDN_ADMIN_SECRET") {
+	if err == nil || !strings.HasPrefix(err.Error(), "cdn-purge: ") || !strings.Contains(err.Error(), "CDN_ADMIN_SECRET is not set") {
 		t.Fatalf("Join without a secret: %v, want an error naming cdn-purge and CDN_ADMIN_SECRET", err)
+	}
+	// Started standalone with nothing set (a Knative function whose
+	// Secret is missing), it used to purge the make-run POPs with the
+	// public development secret; now it does not start.
+	err = d.Join(map[string]string{}, "cdn-warm")
+	if err == nil || !strings.Contains(err.Error(), "CDN_POPS is not set") || !strings.Contains(err.Error(), "CDN_ADMIN_SECRET is not set") {
+		t.Fatalf("Join with nothing set: %v, want an error naming CDN_POPS and CDN_ADMIN_SECRET", err)
 	}
 
 	var buf bytes.Buffer
@@ -43,7 +50,7 @@ func TestJoin(t *testing.T) {
 func TestDecode(t *testing.T) {
 	t.Parallel()
 	var d popadmin.Driver
-	if err := d.Join(map[string]string{}, "cdn-warm"); err != nil {
+	if err := d.Join(map[string]string{"CDN_POPS": "a=eu=http://127.0.0.1:1", "CDN_ADMIN_SECRET": "adm"}, "cdn-warm"); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(typ string, data any) event.Event {

@@ -163,6 +163,7 @@ func benchSagas(t *testing.T, mode string, hops, n, conc int) result {
 	provider := httptest.NewServer(sb)
 	defer func() { provider.Close(); sb.Close() }()
 	cfg := map[string]string{"DATABASE_URL": dbURL, "SAGA_MODE": mode, "PAYMENT_PROVIDER_URL": provider.URL + "/v3",
+		"PAYMENT_SHOP_ID": "sandbox-shop", "PAYMENT_SECRET_KEY": "sandbox-secret", // the sandbox's own test credentials
 		"PAYMENT_WEBHOOK_SECRET": webhookSecret, "AUTH_JWKS_URL": auth.JWKSURL(), "AUTH_ISSUER": tokentest.Issuer}
 	comp := &completions{waiters: map[string]chan time.Time{}}
 	rt, _, err := startRuntimeWith(ctx, cfg, addr, "@every 1s", newLogger(slog.LevelError), map[string]function.Handler{"auth-entitlement": premiumWatcher{comp}})

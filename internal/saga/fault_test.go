@@ -126,7 +126,7 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	t.Cleanup(func() { sb.Close(); provider.Close() })
 
 	env := []string{childEnv + "=1", "DATABASE_URL=" + dbURL, "SAGA_MODE=" + mode,
-		"PAYMENT_PROVIDER_URL=" + provider.URL + "/v3", "PAYMENT_TIMEOUT=400ms", "PAYMENT_WEBHOOK_SECRET=" + webhookSecret,
+		"PAYMENT_PROVIDER_URL=" + provider.URL + "/v3", "PAYMENT_SHOP_ID=sandbox-shop", "PAYMENT_SECRET_KEY=sandbox-secret", "PAYMENT_TIMEOUT=400ms", "PAYMENT_WEBHOOK_SECRET=" + webhookSecret,
 		"AUTH_JWKS_URL=" + auth.JWKSURL(), "AUTH_ISSUER=" + tokentest.Issuer, "E2E_API_ADDR=" + apiAddr,
 		"SUBSCRIPTION_PENDING_TIMEOUT=6s", "SAGA_STEP_TIMEOUT=2s", "SAGA_MAX_CHARGE_ATTEMPTS=3",
 		"DUNNING_SCHEDULE=24h,72h,120h", "LOG_LEVEL=warn",

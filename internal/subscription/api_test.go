@@ -42,7 +42,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { provider.Close(); sb.Close() })
 	svc := subscription.New()
 	if err := svc.Start(ctx, map[string]string{"DATABASE_URL": db, "AUTH_JWKS_URL": auth.JWKSURL(), "AUTH_ISSUER": tokentest.Issuer,
-		"PAYMENT_PROVIDER_URL": provider.URL + "/v3", "PAYMENT_WEBHOOK_SECRET": secret}); err != nil {
+		"PAYMENT_PROVIDER_URL": provider.URL + "/v3", "PAYMENT_SHOP_ID": "sandbox-shop", "PAYMENT_SECRET_KEY": "sandbox-secret", "PAYMENT_WEBHOOK_SECRET": secret}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(ctx) })
