@@ -414,6 +414,10 @@ func TestBadInput(t *testing.T) {
 	wav, jpeg := sourceFixtures(t)
 	crash := filepath.Join(t.TempDir(), "ffmpeg-crash")
 	require.NoError(t, os.WriteFile(crash, []byte("#!/bin/sh\nkill -SEGV $$\n"), 0o755))
+	// hang starts a grandchild that holds stderr open: unless the whole
+	// process group is killed, Wait only returns after waitDelay.
+	hang := filepath.Join(t.TempDir(), "ffmpeg-hang")
+	require.NoError(t, os.WriteFile(hang, []byte("#!/bin/sh\nsleep 60 &\nwait\n"), 0o755))
 
 	tests := []struct {
 		name   string
@@ -471,6 +475,8 @@ func TestBadInput(t *testing.T) {
 			}},
 		{name: "Timeout", ext: "wav", cfg: Config{Timeout: time.Nanosecond}, reason: ReasonTimeout,
 			make: func(t *testing.T, path string) { copyFile(t, wav, path) }},
+		{name: "TimeoutWhileRunning", ext: "wav", cfg: Config{FFmpeg: hang, Timeout: 300 * time.Millisecond}, reason: ReasonTimeout,
+			make: func(t *testing.T, path string) { copyFile(t, wav, path) }},
 		{name: "FFmpegCrash", ext: "wav", cfg: Config{FFmpeg: crash}, reason: ReasonFFmpegFailed,
 			make: func(t *testing.T, path string) { copyFile(t, wav, path) }},
 	}
@@ -481,7 +487,18 @@ func TestBadInput(t *testing.T) {
 			in := filepath.Join(dir, "in."+tt.ext)
 			tt.make(t, in)
 			out := filepath.Join(dir, "out")
-			res, err := New(tt.cfg).Process(context.Background(), in, out)
+			p := New(tt.cfg)
+			var started time.Time
+			p.onStart = func(bin string, _ int) {
+				if bin == hang {
+					started = time.Now()
+				}
+			}
+			res, err := p.Process(context.Background(), in, out)
+			if !started.IsZero() {
+				// Without the group kill Wait would also sit out waitDelay.
+				require.Less(t, time.Since(started), tt.cfg.Timeout+waitDelay, "the process group was not killed")
+			}
 			require.Nil(t, res)
 			require.Error(t, err)
 			require.Equal(t, tt.reason, ReasonOf(err), "%v", err)
