@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/overture-music/overture/functions"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
 )
 
@@ -253,5 +255,152 @@ spec:
 	want := []string{"everything: no type", "everything: no function nobody", "unknown-type: unknown music.overture.nothing.happened.v1"}
 	if fmt.Sprint(found) != fmt.Sprint(want) {
 		t.Fatalf("found %v, want %v", found, want)
+	}
+}
+
+// policyTypes returns the types a policy's filters allow when they are a list
+// of exact types (one exact entry, or one any of exact entries), and false for
+// any other shape: brokers/ names every type a sender may send, so that no
+// future type slips through a prefix.
+func policyTypes(p *manifest.EventPolicy) ([]string, bool) {
+	if len(p.Spec.Filters) != 1 {
+		return nil, false
+	}
+	f := p.Spec.Filters[0]
+	entries := []manifest.FilterSpec{f}
+	if f.Any != nil {
+		entries = f.Any
+	}
+	var types []string
+	for _, e := range entries {
+		typ, ok := e.Exact["type"]
+		if !ok || len(e.Exact) != 1 || e.Prefix != nil || e.Suffix != nil || e.All != nil || e.Any != nil || e.Not != nil || e.CESQL != "" {
+			return nil, false
+		}
+		types = append(types, typ)
+	}
+	return types, true
+}
+
+// policyMismatches compares the EventPolicies of Broker overture/default with
+// the catalog: every publisher of a type (eventtype.Spec.Publishers: the relay
+// for outbox types, else the producers; every PingSource for the ping type)
+// must be allowed to send it, and no policy may allow anyone else anything.
+func policyMismatches(set *manifest.Set, catalog []eventtype.Spec) []string {
+	var found []string
+	def, ok := set.Broker("overture", "default")
+	if !ok {
+		return []string{"no Broker overture/default"}
+	}
+	policies := set.PoliciesFor(def)
+	// Who the catalog says may publish each type.
+	want := map[string]map[string]bool{} // type -> subjects
+	for _, spec := range catalog {
+		want[spec.Type] = map[string]bool{}
+		for _, p := range spec.Publishers() {
+			if p == eventtype.PingSourceProducer {
+				for _, ps := range set.PingSources {
+					want[spec.Type][manifest.RefSubject(manifest.KReference{APIVersion: manifest.SourcesV1, Kind: "PingSource", Name: ps.Metadata.Name}, ps.Metadata.Namespace)] = true
+				}
+				continue
+			}
+			want[spec.Type][identity.Subject(p)] = true
+		}
+	}
+	// What the policies allow.
+	subjects := map[string]bool{}
+	for _, p := range policies {
+		types, ok := policyTypes(p)
+		if !ok {
+			found = append(found, fmt.Sprintf("policy %s: filters must be exact types (an exact entry, or any of exact entries)", p.Metadata.Name))
+		}
+		for _, typ := range types {
+			if _, ok := eventtype.Lookup(typ); !ok && want[typ] == nil {
+				found = append(found, fmt.Sprintf("policy %s allows type %s, which is not in the catalog", p.Metadata.Name, typ))
+			}
+		}
+		for _, s := range p.Subjects() {
+			if strings.HasSuffix(s, "*") {
+				found = append(found, fmt.Sprintf("policy %s allows the wildcard subject %s; name each ServiceAccount", p.Metadata.Name, s))
+				continue
+			}
+			subjects[s] = true
+		}
+	}
+	for _, spec := range catalog {
+		e := sample(spec, "flow-test")
+		for s := range want[spec.Type] {
+			if !manifest.Authorize(policies, s, e) {
+				found = append(found, fmt.Sprintf("%s cannot publish %s, which the catalog says it publishes", s, spec.Type))
+			}
+		}
+		for _, s := range slices.Sorted(maps.Keys(subjects)) {
+			if !want[spec.Type][s] && manifest.Authorize(policies, s, e) {
+				found = append(found, fmt.Sprintf("%s may publish %s, but the catalog does not list it as a publisher", s, spec.Type))
+			}
+		}
+	}
+	slices.Sort(found)
+	return found
+}
+
+// The EventPolicies in brokers/ allow exactly the catalog's publishers: each
+// type only from those the catalog lists, and each of them can publish it.
+func TestPoliciesAllowExactlyTheCatalogsPublishers(t *testing.T) {
+	set := load(t)
+	if len(set.EventPolicies) == 0 {
+		t.Fatal("brokers/ has no EventPolicy: with default-authorization-mode deny-all nothing could be published")
+	}
+	for _, m := range policyMismatches(set, eventtype.All()) {
+		t.Error(m)
+	}
+}
+
+// policyMismatches catches a policy that lets a non-producer publish (the
+// forged user.updated.v1 of issue 10), one that forgets a producer, one with a
+// wildcard subject or a prefix filter, and a PingSource no policy names.
+func TestPolicyChecksCatchMistakes(t *testing.T) {
+	broken := `apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default, namespace: overture}
+---
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: tick, namespace: overture}
+spec: {sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}}
+---
+apiVersion: eventing.knative.dev/v1alpha1
+kind: EventPolicy
+metadata: {name: notification, namespace: overture}
+spec:
+  from: [{sub: "system:serviceaccount:overture:notification"}]
+  filters: [{exact: {type: music.overture.user.updated.v1}}]
+---
+apiVersion: eventing.knative.dev/v1alpha1
+kind: EventPolicy
+metadata: {name: everyone, namespace: overture}
+spec:
+  from: [{sub: "system:serviceaccount:overture:any-*"}]
+  filters: [{prefix: {type: music.overture.}}]
+`
+	set := &manifest.Set{}
+	if err := set.Add("broken.yaml", []byte(broken)); err != nil {
+		t.Fatal(err)
+	}
+	catalog := []eventtype.Spec{
+		{Type: "music.overture.user.updated.v1", Producers: []string{"user"}, Outbox: true},
+		{Type: eventtype.Ping, Producers: []string{eventtype.PingSourceProducer}},
+	}
+	got := strings.Join(policyMismatches(set, catalog), "\n")
+	for _, want := range []string{
+		"system:serviceaccount:overture:notification may publish music.overture.user.updated.v1, but the catalog does not list it",
+		"system:serviceaccount:overture:cdc cannot publish music.overture.user.updated.v1",
+		"system:serviceaccount:overture:tick-oidc-sources.knative.dev-pingsource cannot publish dev.knative.sources.ping",
+		"policy everyone allows the wildcard subject",
+		"policy everyone: filters must be exact types",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the policy check missed %q; it found:\n%s", want, got)
+		}
 	}
 }

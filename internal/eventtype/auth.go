@@ -43,19 +43,19 @@ var authSpecs = []Spec{
 	{
 		Type: UserRegistered, Data: UserRegisteredData{},
 		Doc:       "An account was created; the notification service emails the confirmation link.",
-		Producers: []string{"auth"},
+		Producers: []string{"auth"}, Outbox: true,
 		Consumers: []string{"notification"},
 	},
 	{
 		Type: PasswordResetRequested, Data: PasswordResetRequestedData{},
 		Doc:       "A listener asked to reset their password; the notification service emails the link.",
-		Producers: []string{"auth"},
+		Producers: []string{"auth"}, Outbox: true,
 		Consumers: []string{"notification"},
 	},
 	{
 		Type: UserUpdated, Data: UserUpdatedData{},
 		Doc:       "A user's premium entitlement changed; auth bumps the entitlement version so the next refresh carries it.",
-		Producers: []string{"user"},
+		Producers: []string{"user"}, Outbox: true,
 		Consumers: []string{"auth-entitlement"},
 	},
 }

@@ -30,12 +30,40 @@ type Spec struct {
 	// Doc says in a sentence what happened.
 	Doc string
 	// Producers and Consumers name functions or services (their func.yaml name,
-	// "cdc", "broker" …).
+	// "cdc", "pingsource" …).
 	Producers []string
 	Consumers []string
+	// Outbox marks a type its producers write into the transactional outbox
+	// (outbox.Write, in the transaction of the state change it announces):
+	// the outbox relay (CDC, or the polling relay), with identity [Relay],
+	// publishes it into the broker, and the producers themselves do not.
+	// A type without Outbox is published directly by its producers (in
+	// process through the publisher the platform binds to their identity,
+	// or over HTTP to K_SINK with their token).
+	Outbox bool
 	// Terminal marks an event with no consumer on purpose (an audit fact, a
 	// read-model input kept for later use); Doc should say why.
 	Terminal bool
+}
+
+// Relay is the workload identity (identity.Subject) both outbox relays
+// publish with: cdc/ on Knative and in `make run` (OUTBOX_RELAY=cdc), and the
+// polling relay (OUTBOX_RELAY=poll) in its place.
+const Relay = "cdc"
+
+// PingSourceProducer is the producer name of types a PingSource emits: the
+// PingSources themselves publish them (their OIDC identity, an EventPolicy's
+// from.ref), and the embedded broker's ticks are its own.
+const PingSourceProducer = "pingsource"
+
+// Publishers returns the workloads the broker must let publish s: [Relay]
+// for an Outbox type, else its producers. The EventPolicies in brokers/ allow
+// exactly these (checked by the flow test in triggers/).
+func (s Spec) Publishers() []string {
+	if s.Outbox {
+		return []string{Relay}
+	}
+	return slices.Clone(s.Producers)
 }
 
 // All returns the catalog sorted by type. Each domain keeps its specs in its own

@@ -23,6 +23,27 @@ import (
 // EmbeddedIssuer is the iss claim of the tokens the embedded platform mints.
 const EmbeddedIssuer = "https://identity.overture.local"
 
+// IssuerKeyFile is where the embedded platform keeps its issuer key under
+// its data directory (make run: .data/identity/issuer.pem). Operator tools on
+// the same machine mint tokens with it ([MintFromDataDir]).
+func IssuerKeyFile(dataDir string) string { return filepath.Join(dataDir, "identity", "issuer.pem") }
+
+// MintFromDataDir mints a token for the workload name on the default broker
+// with the key of the platform whose data directory is dataDir: how an
+// operator's tool (a benchmark driver, `overture events dlq redrive`) speaks
+// to `make run`'s broker ingress. Whoever can read the data directory can
+// already read and write the whole database, so this grants nothing new.
+func MintFromDataDir(dataDir, name string) (string, error) {
+	if _, err := os.Stat(IssuerKeyFile(dataDir)); err != nil {
+		return "", fmt.Errorf("identity: no issuer key under %s (is it the data directory of a make run?): %w", dataDir, err)
+	}
+	is, err := LoadOrCreateIssuer(IssuerKeyFile(dataDir), EmbeddedIssuer)
+	if err != nil {
+		return "", err
+	}
+	return is.Mint(Subject(name), BrokerAudience(Namespace, "default"), DefaultTTL)
+}
+
 // Issuer mints workload identity tokens with an Ed25519 key: the embedded
 // platform's stand-in for the cluster's ServiceAccount token issuer.
 type Issuer struct {

@@ -497,7 +497,7 @@ func TestBadInput(t *testing.T) {
 			res, err := p.Process(context.Background(), in, out)
 			if !started.IsZero() {
 				// Without the group kill Wait would also sit out waitDelay.
-				require.Less(t, time.Since(started), tt.cfg.Timeout+waitDelay, "the process group was not killed")
+				require.Less(t, time.Since(started), tt.cfg.Timeout+waitDelay/2, "the process group was not killed")
 			}
 			require.Nil(t, res)
 			require.Error(t, err)
