@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -314,6 +315,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"TrackDuplicateArtist", "PATCH", "/v1/admin/tracks/" + track, map[string]any{"artist_ids": []string{artist, artist}}, 422, []string{"artist_ids"}},
 		{"RenditionsInvalid", "PUT", "/v1/admin/tracks/" + track + "/renditions", map[string]any{"renditions": []map[string]any{{"kind": "MP3", "storage_key": "/abs"}, {"kind": "flac", "storage_key": "k", "bytes": -1}}}, 422,
 			[]string{"renditions[0].kind", "renditions[0].storage_key", "renditions[1].bytes"}},
+		// Issue 10: keys with traversal, line breaks or odd characters and
+		// names with controls or invisible characters were stored.
+		{"RenditionKeyTraversal", "PUT", "/v1/admin/tracks/" + track + "/renditions", map[string]any{"renditions": []map[string]any{{"kind": "flac", "storage_key": "tracks/../../private/x.flac"}}}, 422, []string{"renditions[0].storage_key"}},
+		{"RenditionKeyLineBreak", "PUT", "/v1/admin/tracks/" + track + "/renditions", map[string]any{"renditions": []map[string]any{{"kind": "flac", "storage_key": "tracks/x.flac\r\nX-Injected: 1"}}}, 422, []string{"renditions[0].storage_key"}},
+		{"RenditionKeyOddCharsAndLength", "PUT", "/v1/admin/tracks/" + track + "/renditions", map[string]any{"renditions": []map[string]any{{"kind": "flac", "storage_key": "tracks/a b?.flac"}, {"kind": "mp3", "storage_key": strings.Repeat("k", 1025)}, {"kind": "ogg", "storage_key": "tracks//x"}}}, 422,
+			[]string{"renditions[0].storage_key", "renditions[1].storage_key", "renditions[2].storage_key"}},
+		{"CoverKeyTraversal", "POST", "/v1/admin/albums", map[string]any{"title": "A", "artist_id": artist, "cover_key": "covers/../../x.jpg"}, 422, []string{"cover_key"}},
+		{"ArtistNameBidiOverride", "POST", "/v1/admin/artists", map[string]any{"name": "Zemfira\u202Egnp.exe"}, 422, []string{"name"}},
+		{"AlbumTitleLineBreak", "POST", "/v1/admin/albums", map[string]any{"title": "A\nFAKE LOG LINE", "artist_id": artist}, 422, []string{"title"}},
+		{"TrackTitleZeroWidth", "PATCH", "/v1/admin/tracks/" + track, map[string]any{"title": "Хочешь\u200B?"}, 422, []string{"title"}},
 		{"RenditionsMissing", "PUT", "/v1/admin/tracks/" + track + "/renditions", map[string]any{}, 422, []string{"renditions"}},
 		{"RenditionsUnknownTrack", "PUT", "/v1/admin/tracks/" + missing + "/renditions", map[string]any{"renditions": []any{}}, 404, nil},
 		{"UnpublishDraft", "POST", "/v1/admin/tracks/" + track + "/unpublish", nil, 409, nil},

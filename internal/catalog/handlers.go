@@ -24,20 +24,20 @@ import (
 )
 
 var artistFields = []field{
-	{name: "name", kind: kText, required: true, min: 1, max: 300},
+	{name: "name", kind: kText, required: true, min: 1, max: 300, visible: true},
 	{name: "country", kind: kText, nullable: true, pattern: countryRE, hint: "an ISO 3166-1 alpha-2 code such as \"RU\""},
 	{name: "bio", kind: kText, nullable: true, max: 100_000},
 }
 
 var albumFields = []field{
-	{name: "title", kind: kText, required: true, min: 1, max: 500},
+	{name: "title", kind: kText, required: true, min: 1, max: 500, visible: true},
 	{name: "artist_id", kind: kUUID, required: true},
 	{name: "release_year", kind: kInt, nullable: true, min: 1860, max: 2100},
-	{name: "cover_key", kind: kText, nullable: true, min: 1, max: 1024},
+	{name: "cover_key", kind: kText, nullable: true, min: 1, max: maxObjectKey, key: true},
 }
 
 var trackFields = []field{
-	{name: "title", kind: kText, required: true, min: 1, max: 500},
+	{name: "title", kind: kText, required: true, min: 1, max: 500, visible: true},
 	{name: "album_id", kind: kUUID, nullable: true},
 	{name: "genre_id", kind: kText, nullable: true, pattern: slugRE, hint: "a genre slug such as \"post-punk\""},
 	{name: "position", kind: kInt, nullable: true, min: 1, max: 10_000},
@@ -731,8 +731,8 @@ func (s *Service) replaceRenditions(w http.ResponseWriter, r *http.Request) erro
 			errs[p+"kind"] = "kind " + rd.Kind + " is listed twice"
 		}
 		seen[rd.Kind] = true
-		if rd.StorageKey == "" || len(rd.StorageKey) > 1024 || strings.HasPrefix(rd.StorageKey, "/") || strings.ContainsRune(rd.StorageKey, 0) {
-			errs[p+"storage_key"] = "must be a non-empty object key without a leading slash, at most 1024 bytes"
+		if msg := checkObjectKey(rd.StorageKey); msg != "" {
+			errs[p+"storage_key"] = msg
 		}
 		if rd.Bytes != nil && *rd.Bytes < 0 {
 			errs[p+"bytes"] = "must not be negative"
@@ -799,7 +799,7 @@ func (s *Service) putGenre(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c := parse(obj, []field{{name: "name", kind: kText, required: true, min: 1, max: 100}}, true, nil, errs)
+	c := parse(obj, []field{{name: "name", kind: kText, required: true, min: 1, max: 100, visible: true}}, true, nil, errs)
 	if err := validation(errs); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/text"
 )
 
 // maxBody bounds a request body (lyrics and bios are the largest fields).
@@ -40,6 +41,8 @@ type field struct {
 	min, max int  // text: length in characters; int: value range
 	pattern  *regexp.Regexp
 	hint     string // what the pattern means, for the error
+	visible  bool   // shown to listeners: text.CheckVisible
+	key      bool   // an object-storage key: checkObjectKey
 }
 
 // columns is the parsed input: column names and values in field order.
@@ -161,6 +164,16 @@ func (f field) parse(raw json.RawMessage) (any, string) {
 		if f.pattern != nil && !f.pattern.MatchString(s) {
 			return nil, "must be " + f.hint
 		}
+		if f.visible {
+			if err := text.CheckVisible(s); err != nil {
+				return nil, err.Error()
+			}
+		}
+		if f.key {
+			if msg := checkObjectKey(s); msg != "" {
+				return nil, msg
+			}
+		}
 		return s, ""
 	case kInt:
 		var v int64
@@ -179,6 +192,40 @@ func (f field) parse(raw json.RawMessage) (any, string) {
 		return v, ""
 	}
 	return nil, "unsupported"
+}
+
+// maxObjectKey bounds an object key (S3 allows 1024 bytes).
+const maxObjectKey = 1024
+
+// objectKeyRE is the characters an object key may use: S3's "safe"
+// characters and the slash.
+var objectKeyRE = regexp.MustCompile(`^[A-Za-z0-9!_.*'()/-]+$`)
+
+// checkObjectKey returns why k cannot be an object key in the media bucket,
+// or "". The key ends up in URLs, CDN purge tags and paths on a POP's disk,
+// so ".." segments, a leading slash, empty segments, control characters
+// (line breaks forge log lines and headers) and unusual characters are
+// refused before they are stored.
+func checkObjectKey(k string) string {
+	switch {
+	case k == "":
+		return "must not be empty"
+	case len(k) > maxObjectKey:
+		return fmt.Sprintf("must be at most %d bytes", maxObjectKey)
+	case strings.HasPrefix(k, "/"):
+		return "must not start with a slash"
+	case !objectKeyRE.MatchString(k):
+		return "may contain only letters, digits, slashes and ! _ . * ' ( ) -"
+	}
+	for _, seg := range strings.Split(k, "/") {
+		switch seg {
+		case "":
+			return "must not contain empty path segments (//) or end with a slash"
+		case ".", "..":
+			return "must not contain . or .. path segments"
+		}
+	}
+	return ""
 }
 
 // parseUUIDList parses a JSON array of distinct UUIDs.
