@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -324,7 +323,7 @@ func (s *Service) listenerRegion(r *http.Request) string {
 	if v := r.URL.Query().Get("region"); v != "" {
 		return v
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	if host := server.ClientIP(r); host != "" {
 		if a, err := netip.ParseAddr(host); err == nil {
 			best, bits := "", -1
 			for p, region := range s.cfg.RegionCIDRs {
