@@ -18,13 +18,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -50,11 +50,9 @@ type Config struct {
 	Keys     urlsign.Keys
 	SignWith string        // key id used to sign (default: the first key)
 	URLTTL   time.Duration // lifetime of signed URLs; default 2 h
-	// KeyPrefix is prepended to "<track>/" to form object keys; default "tracks/".
+	// KeyPrefix + "<track>/" is a track's key space; its renditions must lie
+	// inside it (default "tracks/").
 	KeyPrefix string
-	// PremiumMarker in a rendition path marks it premium (the token carries
-	// the premium flag so the edge demands a premium access token).
-	PremiumMarker string
 
 	PollInterval time.Duration // default 1 s; negative: no background polling (tests call Poll)
 	PollTimeout  time.Duration // default 1 s; a slower answer is a failed poll
@@ -66,6 +64,10 @@ type Config struct {
 	SwitchMargin                           float64       // network-load advantage needed to switch; default 0.1
 	SwitchSamples                          int           // rounds a challenger must win; default 3
 	MinDwell                               time.Duration // minimum time on a region; default 30 s
+
+	// Catalog is the authority on what may be played (catalog.go); Start
+	// opens it on DATABASE_URL when unset.
+	Catalog *Catalog
 
 	Verifier *token.Verifier
 	Logger   *slog.Logger
@@ -97,11 +99,13 @@ func (c *Config) defaults() error {
 	if c.Verifier == nil {
 		return errors.New("steering: an access token verifier is required")
 	}
+	if c.Catalog == nil || c.Catalog.Pool == nil {
+		return errors.New("steering: the catalog (DATABASE_URL) is required: it decides which tracks may be played")
+	}
 	orDefault(&c.DefaultLatencyMS, 100)
 	orDefault(&c.DefaultRegion, c.POPs[0].Region)
 	positiveOr(&c.URLTTL, 2*time.Hour)
 	orDefault(&c.KeyPrefix, "tracks/")
-	orDefault(&c.PremiumMarker, "premium/")
 	orDefault(&c.PollInterval, time.Second) // negative stays: no background polling
 	positiveOr(&c.PollTimeout, time.Second)
 	positiveOr(&c.Rise, 2)
@@ -150,6 +154,8 @@ type Service struct {
 	choices map[string]*choice
 	polled  bool
 
+	pool *postgres.Pool // the catalog pool Start opened, released by Stop
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -182,6 +188,7 @@ func (s *Service) configure(c Config) error {
 	auth := func(h http.HandlerFunc) http.Handler { return c.Verifier.Middleware(s.log, h) }
 	s.mux.Handle("GET /v1/cdn/candidates", auth(s.serveCandidates))
 	s.mux.Handle("GET /v1/cdn/play/{track}/{rendition...}", auth(s.servePlay))
+	s.mux.Handle("GET /v1/tracks/{id}/playback", auth(s.servePlayback))
 	s.mux.HandleFunc("GET /v1/cdn/pops", s.servePOPs)
 	return nil
 }
@@ -195,6 +202,7 @@ func (s *Service) Routes() []server.Route {
 		{Method: http.MethodGet, Path: "/v1/cdn/candidates"},
 		{Method: http.MethodGet, Path: "/v1/cdn/play/{track}/{rendition...}"},
 		{Method: http.MethodGet, Path: "/v1/cdn/pops"},
+		{Method: http.MethodGet, Path: "/v1/tracks/{id}/playback"},
 	}
 }
 
@@ -216,9 +224,16 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 			return err
 		}
 		c.Logger = telemetry.NewLogger(nil, telemetry.LevelFromEnv()).With("service", "steering")
+		pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+		if err != nil {
+			return fmt.Errorf("steering: catalog: %w", err)
+		}
+		c.Catalog = &Catalog{Pool: pool.Pool}
 		if err := s.configure(c); err != nil {
+			pool.Close()
 			return err
 		}
+		s.pool = pool
 	}
 	s.Poll(ctx)
 	if s.cfg.PollInterval < 0 {
@@ -242,8 +257,9 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	return nil
 }
 
-// Stop ends polling.
+// Stop ends polling and releases the catalog pool Start opened.
 func (s *Service) Stop(ctx context.Context) error {
+	defer s.pool.Close()
 	if s.cancel != nil {
 		s.cancel()
 		select {
@@ -376,50 +392,6 @@ func validRendition(p string) bool {
 		}
 	}
 	return true
-}
-
-// offer builds up to max signed candidates for track/rendition.
-func (s *Service) offer(r *http.Request, track, rendition string, max int) (Candidates, *problem.Problem) {
-	if !validSegment(track) {
-		return Candidates{}, problem.BadRequest("track must be a single path segment")
-	}
-	if rendition != "" && !validRendition(rendition) {
-		return Candidates{}, problem.BadRequest("rendition must be a relative path without . or .. segments")
-	}
-	c, _ := token.FromContext(r.Context())
-	region := s.listenerRegion(r)
-	s.mu.Lock()
-	pops := s.pick(region, track, max)
-	views := make([]Candidate, len(pops))
-	for i, p := range pops {
-		views[i] = Candidate{POP: p.Name, Region: p.Region, RTTMS: s.latency(region, p.Region) + p.srtt, JitterMS: p.jitter,
-			NetworkLoad: p.stats.NetworkLoad, BaseURL: p.URL}
-	}
-	s.mu.Unlock()
-	if len(views) == 0 {
-		return Candidates{}, errNoPOP
-	}
-	prefix := s.cfg.KeyPrefix + track + "/"
-	exp := s.cfg.Now().Add(s.cfg.URLTTL).Truncate(time.Second)
-	tok, err := s.cfg.Keys.Sign(urlsign.Token{KeyID: s.cfg.SignWith, Expires: exp, Prefix: prefix,
-		Premium: strings.Contains("/"+rendition, "/"+s.cfg.PremiumMarker)})
-	if err != nil {
-		s.log.Error("steering: sign URL", "error", err)
-		return Candidates{}, problem.New(http.StatusInternalServerError, "signing", "could not sign the CDN URL")
-	}
-	q := "?" + urlsign.Param + "=" + url.QueryEscape(tok)
-	for i := range views {
-		base := views[i].BaseURL + "/media/" + prefix
-		views[i].BaseURL = base
-		views[i].URL = base + rendition + q
-		views[i].ProbeURL = strings.TrimSuffix(base, "/media/"+prefix) + "/health/liveness"
-	}
-	sub := ""
-	if c != nil {
-		sub = c.Subject
-	}
-	s.log.Debug("steering: offered", "user", sub, "track", track, "region", region, "first", views[0].POP)
-	return Candidates{Track: track, Region: region, Token: tok, Expires: exp, Candidates: views}, nil
 }
 
 func (s *Service) serveCandidates(w http.ResponseWriter, r *http.Request) {

@@ -49,6 +49,8 @@ type fixture struct {
 	pops map[string]*edge.Server
 	clk  *clock
 	auth *tokentest.Authority
+	// catalog is the fixture's catalog (newFixtureS3).
+	catalog *Catalog
 }
 
 // latency is the configured matrix of the tests, in ms. The gaps are far
@@ -69,7 +71,7 @@ func newFixture(t *testing.T, s3 string, tweak func(*Config), pops ...POP) *fixt
 		cfgPOPs = append(cfgPOPs, POP{Name: p.Name, Region: p.Region, URL: e.URL()})
 	}
 	cfg := Config{POPs: cfgPOPs, Latency: latency, Keys: keys, Verifier: f.auth.Verifier(), PollInterval: -1,
-		MinDwell: time.Minute, Now: f.clk.now}
+		MinDwell: time.Minute, Now: f.clk.now, Catalog: testCatalog(t)}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -271,15 +273,22 @@ func TestRendezvousSpreadsAndIsStable(t *testing.T) {
 }
 
 // End to end with a real S3 origin and real POPs: mode B redirects to a
-// signed URL the chosen POP serves; mode A offers working candidates.
+// signed URL the chosen POP serves; mode A offers working candidates; only
+// published tracks of the catalog are signed, with the catalog's premium flag.
 func TestPlayAndCandidatesEndToEnd(t *testing.T) {
 	t.Parallel()
 	ep, access, secret := testenv.S3(t)
+	const tr1, draft = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+	dir := "tracks/" + tr1 + "/v1/"
 	putObjects(t, ep, access, secret, map[string]string{
-		"tracks/tr1/hls-aac-128/index.m3u8": "#EXTM3U\n",
-		"tracks/tr1/premium/flac/full.flac": "lossless",
+		dir + "hls-aac-128/index.m3u8":   "#EXTM3U\n",
+		dir + "flac/full.flac":           "lossless",
+		"tracks/" + draft + "/v1/a.m3u8": "#EXTM3U\n",
 	})
 	f := newFixtureS3(t, ep, access, secret)
+	addTrack(t, f.catalog, tr1, "published", rendition{kind: "hls-aac-128", key: dir + "hls-aac-128/index.m3u8"},
+		rendition{kind: "flac", key: dir + "flac/full.flac", premium: true})
+	addTrack(t, f.catalog, draft, "draft", rendition{kind: "hls", key: "tracks/" + draft + "/v1/a.m3u8"})
 	f.rounds(1)
 	h := httptest.NewServer(f.svc)
 	defer h.Close()
@@ -300,29 +309,34 @@ func TestPlayAndCandidatesEndToEnd(t *testing.T) {
 		t.Cleanup(func() { r.Body.Close() })
 		return r
 	}
-	if r := get(h.URL+"/v1/cdn/play/tr1/hls-aac-128/index.m3u8", "", "eu-west"); r.StatusCode != 401 {
+	play := h.URL + "/v1/cdn/play/" + tr1 + "/hls-aac-128"
+	if r := get(play, "", "eu-west"); r.StatusCode != 401 {
 		t.Fatalf("play without a token: %d", r.StatusCode)
 	}
-	if r := get(h.URL+"/v1/cdn/play/tr1/../etc/passwd", listener, "eu-west"); r.StatusCode == 302 {
+	if r := get(h.URL+"/v1/cdn/play/"+tr1+"/../etc/passwd", listener, "eu-west"); r.StatusCode == 302 {
 		t.Fatal("path traversal redirected")
 	}
+	for _, id := range []string{draft, "00000000-0000-4000-8000-000000000009", "not-a-uuid"} {
+		if r := get(h.URL+"/v1/cdn/play/"+id+"/hls", listener, "eu-west"); r.StatusCode != 404 || r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("play %s (not published): %d", id, r.StatusCode)
+		}
+	}
 	for region, pop := range map[string]string{"eu-west": "pop-eu-west", "ru-central": "pop-ru-central"} {
-		r := get(h.URL+"/v1/cdn/play/tr1/hls-aac-128/index.m3u8", listener, region)
+		r := get(play, listener, region)
 		if r.StatusCode != 302 || r.Header.Get("X-Overture-POP") != pop {
 			t.Fatalf("%s: %d via %q, want 302 via %s", region, r.StatusCode, r.Header.Get("X-Overture-POP"), pop)
 		}
 		loc := r.Header.Get("Location")
-		if !strings.HasPrefix(loc, f.pops[pop].URL()+"/media/tracks/tr1/hls-aac-128/index.m3u8?t=") {
+		if !strings.HasPrefix(loc, f.pops[pop].URL()+"/media/"+dir+"hls-aac-128/index.m3u8?t=") {
 			t.Fatalf("Location %s", loc)
 		}
-		body := fetch(t, loc, "")
-		if body != "#EXTM3U\n" {
+		if body := fetch(t, loc, ""); body != "#EXTM3U\n" {
 			t.Fatalf("following the redirect: %q", body)
 		}
 	}
 	// Mode A: 3 candidates, each a working signed URL; the token covers the
-	// whole track so any other object of it works with the same token.
-	r := get(h.URL+"/v1/cdn/candidates?track=tr1&rendition=hls-aac-128/index.m3u8", listener, "eu-central")
+	// track's media prefix, so any other object of it works with it.
+	r := get(h.URL+"/v1/cdn/candidates?track="+tr1+"&rendition=hls-aac-128/index.m3u8", listener, "eu-central")
 	var c Candidates
 	decode(t, r, &c)
 	if len(c.Candidates) != 3 || c.Candidates[0].Region != "eu-central" || c.Region != "eu-central" {
@@ -333,15 +347,21 @@ func TestPlayAndCandidatesEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %q", cand.POP, body)
 		}
 	}
-	// Premium rendition: the token carries the premium flag; the POP then
-	// demands a premium access token.
-	r = get(h.URL+"/v1/cdn/play/tr1/premium/flac/full.flac", listener, "eu-west")
-	loc := r.Header.Get("Location")
-	if code := status(t, loc, listener); code != 403 {
-		t.Fatalf("premium rendition with a free token: %d", code)
+	// The catalog marks flac premium: a free listener gets no URL for it, and
+	// the free listener's token does not open it at the POP either.
+	if r := get(h.URL+"/v1/cdn/play/"+tr1+"/flac", listener, "eu-west"); r.StatusCode != 403 || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("premium rendition for a free listener: %d", r.StatusCode)
 	}
-	if code := status(t, loc, f.auth.Token(t, "listener-2", tokentest.Options{Premium: true})); code != 200 {
-		t.Fatalf("premium rendition with a premium token: %d", code)
+	if code := status(t, c.Candidates[0].BaseURL+"flac/full.flac?t="+c.Token, ""); code != 403 {
+		t.Fatalf("premium object with a free listener's token: %d", code)
+	}
+	prem := f.auth.Token(t, "listener-2", tokentest.Options{Premium: true})
+	r = get(h.URL+"/v1/cdn/play/"+tr1+"/flac", prem, "eu-west")
+	if r.StatusCode != 302 {
+		t.Fatalf("premium rendition for a premium listener: %d", r.StatusCode)
+	}
+	if body := fetch(t, r.Header.Get("Location"), ""); body != "lossless" {
+		t.Fatalf("premium rendition: %q", body)
 	}
 	if r := get(h.URL+"/v1/cdn/candidates?rendition=x", listener, ""); r.StatusCode != 422 {
 		t.Fatalf("candidates without track: %d", r.StatusCode)
@@ -369,7 +389,9 @@ func fetch(t *testing.T, u, bearer string) string {
 func status(t *testing.T, u, bearer string) int {
 	t.Helper()
 	req, _ := http.NewRequest("GET", u, nil)
-	req.Header.Set("Authorization", "Bearer "+bearer)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	r, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/overture-music/overture/edge"
+	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/steering"
 	"github.com/overture-music/overture/internal/steering/steeringtest"
@@ -39,7 +42,23 @@ func TestProbePicksTheFastestSteadyPOP(t *testing.T) {
 		t.Cleanup(func() { _ = e.Stop(context.Background()) })
 		pops = append(pops, steering.POP{Name: sh.name, Region: "r-" + sh.name, URL: "http://" + steeringtest.DelayProxy(t, e.Addr(), sh.base, sh.spread)})
 	}
-	svc, err := steering.NewWithConfig(steering.Config{POPs: pops, Keys: keys, Verifier: auth.Verifier(), PollInterval: -1})
+	// The catalog decides what steering signs: one published track.
+	const track = "00000000-0000-4000-8000-0000000000bb"
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := catalog.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `WITH t AS (INSERT INTO track (id, title, state) VALUES ($1, 'x', 'published'))
+		INSERT INTO track_rendition (track_id, kind, storage_key) VALUES ($1, 'hls', 'tracks/' || $1 || '/v1/hls/index.m3u8')`, track); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := steering.NewWithConfig(steering.Config{POPs: pops, Keys: keys, Verifier: auth.Verifier(), PollInterval: -1,
+		Catalog: &steering.Catalog{Pool: pool}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +66,7 @@ func TestProbePicksTheFastestSteadyPOP(t *testing.T) {
 	h := httptest.NewServer(svc)
 	defer h.Close()
 	client := &http.Client{Transport: &http.Transport{}}
-	best, all, err := Best(context.Background(), client, h.URL, auth.Token(t, "u1", tokentest.Options{}), "trk", "hls/index.m3u8", 8)
+	best, all, err := Best(context.Background(), client, h.URL, auth.Token(t, "u1", tokentest.Options{}), track, "hls/index.m3u8", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
