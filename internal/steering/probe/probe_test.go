@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/edge"
-	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/steering"
 	"github.com/overture-music/overture/internal/steering/steeringtest"
 	"github.com/overture-music/overture/internal/testenv"
