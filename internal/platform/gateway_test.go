@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,40 @@ func TestGatewayRoutesByMethodAndPath(t *testing.T) {
 		}
 		if tt.want == "" && (rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != "application/problem+json") {
 			t.Errorf("%s %s: %d %s, want a 404 problem", tt.method, tt.path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+}
+
+// The attack: the gateway's /metrics answered anyone. Now it needs
+// METRICS_TOKEN, and every answer (routed or not) carries the security
+// headers of server.Guard.
+func TestGatewayMetricsNeedTheTokenAndAnswersCarrySecurityHeaders(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	gw, err := newGateway([]server.Service{fakeService{"tracks", []server.Route{{Method: "GET", Path: "/v1/tracks/{id}"}}}},
+		ready, reg, reg, map[string]string{server.KeyMetricsToken: "ops-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, auth string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, r)
+		return rec
+	}
+	if rec := get("/metrics", ""); rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), "overture_gateway") {
+		t.Fatalf("anonymous /metrics: %d %.200s", rec.Code, rec.Body.String())
+	}
+	if rec := get("/metrics", "Bearer ops-token"); rec.Code != http.StatusOK {
+		t.Fatalf("/metrics with the token: %d", rec.Code)
+	}
+	for _, path := range []string{"/v1/tracks/7", "/v1/unknown", "/metrics"} {
+		h := get(path, "").Header()
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") != server.ContentSecurityPolicy ||
+			h.Get("Referrer-Policy") == "" || h.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s lacks the security headers: %v", path, h)
 		}
 	}
 }
