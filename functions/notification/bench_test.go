@@ -23,7 +23,7 @@ func benchHarness(b *testing.B) (*Notifier, string) {
 	smtpURL, api := testenv.SMTP(b)
 	n := New()
 	n.Log = discardLogger()
-	cfg := map[string]string{"DATABASE_URL": testenv.Postgres(b), "SMTP_URL": smtpURL, "MAILPIT_URL": api}
+	cfg := map[string]string{"DATABASE_URL": testenv.Postgres(b), "SMTP_URL": smtpURL, "MAILPIT_URL": api, "PUBLIC_BASE_URL": testBaseURL}
 	if err := n.Start(context.Background(), cfg); err != nil {
 		b.Fatal(err)
 	}
@@ -36,6 +36,7 @@ func benchHarness(b *testing.B) (*Notifier, string) {
 	if _, err := n.Handle(context.Background(), reg); err != nil {
 		b.Fatal(err)
 	}
+	paidPeriod(b, n.pool.Pool, "s-bench", "u1", "monthly", 29900, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
 	return n, api
 }
 
@@ -45,7 +46,7 @@ func renewed(i int64) event.Event {
 	e.SetID(fmt.Sprintf("bench-%d", i))
 	e.SetSource("/overture/subscription")
 	e.SetType(eventtype.SubscriptionRenewed)
-	_ = e.SetData(event.ApplicationJSON, eventtype.SubscriptionData{UserID: "u1", Plan: "monthly", PeriodEnd: &end, AmountMinor: 29900, Currency: "RUB"})
+	_ = e.SetData(event.ApplicationJSON, eventtype.SubscriptionData{SubscriptionID: "s-bench", Period: 1, UserID: "u1", Plan: "monthly", PeriodEnd: &end, AmountMinor: 29900, Currency: "RUB"})
 	return e
 }
 

@@ -49,7 +49,8 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": sink.URL(), "MAILPIT_URL": api}
+	cfg := map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": sink.URL(), "MAILPIT_URL": api,
+		"PUBLIC_BASE_URL": notification.TestBaseURL, "AUTH_RESET_LINK": notification.TestResetLink}
 	nf := notification.New()
 	nf.Log = slog.New(slog.DiscardHandler)
 	handlers := map[string]function.Handler{notification.Name: nf, deadletter.Name: deadletter.New()}
@@ -59,6 +60,12 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = function.Stop(context.Background(), h) })
 	}
+	// What auth and the subscription function recorded for the listener.
+	u1 := notification.UID("u1")
+	notification.SeedAccount(t, pool, u1, "u1@example.com", "ru")
+	confirmToken, resetToken := notification.SeedLink(t, pool, "confirm", u1), notification.SeedLink(t, pool, "reset", u1)
+	notification.SeedPaidPeriod(t, pool, "s-e2e", u1, "annual", 299000, time.Now().AddDate(1, 0, 0))
+	paid := eventtype.SubscriptionData{SubscriptionID: "s-e2e", Period: 1, UserID: u1, Plan: "annual"}
 	pub := function.Publisher(functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: objects, Log: slog.New(slog.DiscardHandler)}, handlers))
 
 	n := 0
@@ -108,11 +115,11 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	}
 
 	// 1. A subscription event before its user's registration, each published twice.
-	activated := mk(eventtype.SubscriptionActivated, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "monthly"})
+	activated := mk(eventtype.SubscriptionActivated, "/overture/subscription", paid)
 	publish(activated, activated)
 	time.Sleep(300 * time.Millisecond) // let the first delivery fail for want of a contact
 	reg := mk(eventtype.UserRegistered, "/overture/auth", eventtype.UserRegisteredData{
-		UserID: "u1", Email: "u1@example.com", Locale: "ru", ConfirmURL: "https://overture.test/confirm?token=E2E"})
+		UserID: u1, Email: "u1@example.com", Locale: "ru", ConfirmURL: "https://overture.test/confirm?token=" + confirmToken})
 	publish(reg, reg)
 	waitFor("registration overtaken", reg, activated)
 
@@ -120,21 +127,23 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	var rest []event.Event
 	for _, typ := range []string{eventtype.PasswordResetRequested, eventtype.PaymentFailed, eventtype.PaymentRefunded,
 		eventtype.SubscriptionRenewed, eventtype.SubscriptionRenewalFailed, eventtype.SubscriptionCanceled, eventtype.SubscriptionExpired} {
-		var data any = eventtype.SubscriptionData{UserID: "u1", Plan: "annual"}
+		var data any = paid
+		source := "/overture/e2e"
 		switch typ {
 		case eventtype.PasswordResetRequested:
-			data = eventtype.PasswordResetRequestedData{UserID: "u1", Email: "u1@example.com", Locale: "ru", ResetURL: "https://overture.test/reset?token=E2E"}
+			data = eventtype.PasswordResetRequestedData{UserID: u1, Email: "u1@example.com", Locale: "ru", ResetURL: "https://overture.test/reset?token=" + resetToken}
+			source = "/overture/auth"
 		case eventtype.PaymentFailed, eventtype.PaymentRefunded:
-			data = eventtype.PaymentData{UserID: "u1", Purpose: "initial", AmountMinor: 29900, Currency: "RUB"}
+			data = eventtype.PaymentData{UserID: u1, Purpose: "initial", AmountMinor: 29900, Currency: "RUB"}
 		}
-		rest = append(rest, mk(typ, "/overture/e2e", data))
+		rest = append(rest, mk(typ, source, data))
 	}
 	publish(rest...)
 	waitFor("every type", rest...)
 
 	// 3. An SMTP outage: the broker keeps retrying until mailpit is back.
 	sink.Down(t)
-	during := mk(eventtype.SubscriptionRenewed, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "annual"})
+	during := mk(eventtype.SubscriptionRenewed, "/overture/subscription", paid)
 	publish(during, during)
 	time.Sleep(2500 * time.Millisecond) // the first deliveries and retries fail
 	sink.Up(t)

@@ -33,19 +33,28 @@ func TestKill9AfterAccept(t *testing.T) {
 	ctx := context.Background()
 	smtpURL, api := testenv.SMTP(t)
 	dbURL := testenv.Postgres(t)
+	// auth's tables and its account with a live confirmation secret.
+	seed := New()
+	seed.Log = slog.New(slog.DiscardHandler)
+	if err := seed.Start(ctx, map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": smtpURL, "PUBLIC_BASE_URL": testBaseURL}); err != nil {
+		t.Fatal(err)
+	}
+	seedAccount(t, seed.pool.Pool, uid("u1"), "u1@example.com", "ru")
+	secret := seedLink(t, seed.pool.Pool, "confirm", uid("u1"))
+	_ = seed.Stop(ctx)
 	e := event.New()
 	e.SetID("kill9-1")
-	e.SetSource("/overture/subscription")
+	e.SetSource("/overture/auth")
 	e.SetType(eventtype.UserRegistered)
 	if err := e.SetData(event.ApplicationJSON, eventtype.UserRegisteredData{
-		UserID: "u1", Email: "u1@example.com", Locale: "ru", ConfirmURL: "https://overture.test/confirm?token=K9"}); err != nil {
+		UserID: uid("u1"), Email: "u1@example.com", Locale: "ru", ConfirmURL: "https://overture.test/confirm?token=" + secret}); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := json.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": smtpURL, "MAILPIT_URL": api, "EVENT": string(raw)})
+	cfg, _ := json.Marshal(map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": smtpURL, "MAILPIT_URL": api, "PUBLIC_BASE_URL": testBaseURL, "EVENT": string(raw)})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9AfterAccept$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(cfg))
 	out, err := cmd.CombinedOutput()
@@ -61,7 +70,7 @@ func TestKill9AfterAccept(t *testing.T) {
 	n := New()
 	n.Log = slog.New(slog.DiscardHandler)
 	n.lease = time.Second
-	if err := n.Start(ctx, map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": smtpURL, "MAILPIT_URL": api}); err != nil {
+	if err := n.Start(ctx, map[string]string{"DATABASE_URL": dbURL, "SMTP_URL": smtpURL, "MAILPIT_URL": api, "PUBLIC_BASE_URL": testBaseURL}); err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop(ctx)

@@ -16,6 +16,7 @@
 package notification
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -30,8 +31,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/postgres"
+	sub "github.com/overture-music/overture/internal/subscription"
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
@@ -81,6 +84,8 @@ type Notifier struct {
 	// afterAccept runs after the SMTP server accepted a message and before the
 	// row is marked sent; tests make it fail to play a crash in that window.
 	afterAccept func() error
+	// confirmLink and resetLink are the links up to the token (see Start).
+	confirmLink, resetLink string
 }
 
 // New returns an unstarted notification function.
@@ -100,6 +105,11 @@ const DefaultSendLease = 30 * time.Second
 //	                 is looked up there by Message-ID before it is sent again
 //	MAIL_SEND_LEASE  Go duration a delivery owns a send, default 30s; must
 //	                 exceed the SMTP timeout (10s)
+//	PUBLIC_BASE_URL  where auth's links point: <base>/v1/auth/confirm?token=  required
+//	AUTH_RESET_LINK  the reset link up to the token, as auth reads it; default
+//	                 <base>/v1/auth/password/reset?token=
+//
+// It migrates the auth and subscription tables it checks events against.
 func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 	if n.Log == nil {
 		n.Log = slog.Default()
@@ -127,6 +137,11 @@ func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("MAIL_FROM %q: %w", from, err)
 	}
 	n.mailer = &mailer{cfg: smtpCfg, from: from}
+	base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/")
+	if base == "" {
+		return errors.New("notification: PUBLIC_BASE_URL is required to build confirmation and reset links")
+	}
+	n.confirmLink, n.resetLink = base+"/v1/auth/confirm?token=", cmp.Or(cfg["AUTH_RESET_LINK"], base+"/v1/auth/password/reset?token=")
 	if api := cfg["MAILPIT_URL"]; api != "" {
 		n.checker = &Mailpit{BaseURL: api}
 	}
@@ -134,9 +149,13 @@ func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("notification templates: %w", err)
 	}
 	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], func(ctx context.Context, p *pgxpool.Pool) error {
-		return postgres.MigrateOwner(ctx, p, Name, migrations)
+		return postgres.MigrateOwner(ctx, p, Name, migrations, sub.Migrate)
 	})
 	if err != nil {
+		return fmt.Errorf("notification: %w", err)
+	}
+	if err := auth.Migrate(ctx, pool); err != nil {
+		pool.Close()
 		return fmt.Errorf("notification: %w", err)
 	}
 	n.pool = pool
@@ -170,6 +189,10 @@ func (n *Notifier) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	log := n.Log.With("event_type", e.Type(), "event_id", e.ID(), "event_source", e.Source(),
 		"message_id", MessageID(e.Source(), e.ID()))
 	m, err := n.compose(ctx, e)
+	if errors.Is(err, ErrUnverified) {
+		log.WarnContext(ctx, "refused an event its producer's records do not back; no email", "error", err)
+		return nil, nil
+	}
 	if err != nil {
 		log.WarnContext(ctx, "event not emailed", "error", err)
 		return nil, err
@@ -263,33 +286,39 @@ func (n *Notifier) compose(ctx context.Context, e event.Event) (*email, error) {
 		if d.UserID == "" {
 			return nil, fmt.Errorf("%w: user_registered without user_id", ErrBadEvent)
 		}
-		if err := checkAddress(d.Email); err != nil {
-			return nil, err
-		}
-		locale := Locale(d.Locale)
-		if err := n.upsertContact(ctx, d.UserID, d.Email, locale); err != nil {
-			return nil, err
-		}
 		if d.ConfirmURL == "" {
-			return nil, nil // external provider verified the address: nothing to confirm
+			if err := checkAddress(d.Email); err != nil {
+				return nil, err
+			}
+			// External provider verified the address: nothing to confirm.
+			return nil, n.upsertContact(ctx, d.UserID, d.Email, Locale(d.Locale))
 		}
-		return &email{kind: kind, userID: d.UserID, to: d.Email, locale: locale, values: map[string]any{
-			"Email": d.Email, "ConfirmURL": d.ConfirmURL, "ExpiresAt": formatDateTime(locale, &d.ExpiresAt),
+		a, err := n.verifyLink(ctx, e, "confirm", d.UserID, d.ConfirmURL)
+		if err != nil {
+			return nil, err
+		}
+		locale := Locale(a.locale)
+		if err := n.upsertContact(ctx, d.UserID, a.email, locale); err != nil {
+			return nil, err
+		}
+		return &email{kind: kind, userID: d.UserID, to: a.email, locale: locale, values: map[string]any{
+			"Email": a.email, "ConfirmURL": n.confirmLink + a.token, "ExpiresAt": formatDateTime(locale, &a.expires),
 		}}, nil
 	case KindPasswordReset:
 		d, err := decode[eventtype.PasswordResetRequestedData](e)
 		if err != nil {
 			return nil, err
 		}
-		if d.ResetURL == "" {
-			return nil, fmt.Errorf("%w: password_reset_requested without reset_url", ErrBadEvent)
+		if d.ResetURL == "" || d.UserID == "" {
+			return nil, fmt.Errorf("%w: password_reset_requested without reset_url or user_id", ErrBadEvent)
 		}
-		if err := checkAddress(d.Email); err != nil {
+		a, err := n.verifyLink(ctx, e, "reset", d.UserID, d.ResetURL)
+		if err != nil {
 			return nil, err
 		}
-		locale := Locale(d.Locale)
-		return &email{kind: kind, userID: d.UserID, to: d.Email, locale: locale, values: map[string]any{
-			"Email": d.Email, "ResetURL": d.ResetURL, "ExpiresAt": formatDateTime(locale, &d.ExpiresAt),
+		locale := Locale(a.locale)
+		return &email{kind: kind, userID: d.UserID, to: a.email, locale: locale, values: map[string]any{
+			"Email": a.email, "ResetURL": n.resetLink + a.token, "ExpiresAt": formatDateTime(locale, &a.expires),
 		}}, nil
 	case KindPaymentFailed, KindPaymentRefunded:
 		d, err := decode[eventtype.PaymentData](e)
@@ -328,6 +357,11 @@ func (n *Notifier) compose(ctx context.Context, e event.Event) (*email, error) {
 		d, err := decode[eventtype.SubscriptionData](e)
 		if err != nil {
 			return nil, err
+		}
+		if kind == KindSubscriptionActivated || kind == KindSubscriptionRenewed {
+			if d, err = n.verifyPeriod(ctx, d); err != nil {
+				return nil, err
+			}
 		}
 		c, err := n.contact(ctx, d.UserID)
 		if err != nil {

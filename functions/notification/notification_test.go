@@ -64,7 +64,7 @@ func start(t *testing.T, smtpURL, checkAPI string) *harness {
 	n := New()
 	n.Log = telemetry.NewLogger(logs, slog.LevelDebug)
 	n.lease = 300 * time.Millisecond
-	cfg := map[string]string{"DATABASE_URL": testenv.Postgres(t), "SMTP_URL": smtpURL}
+	cfg := map[string]string{"DATABASE_URL": testenv.Postgres(t), "SMTP_URL": smtpURL, "PUBLIC_BASE_URL": testBaseURL, "AUTH_RESET_LINK": testResetLink}
 	if checkAPI != "" {
 		cfg["MAILPIT_URL"] = checkAPI
 	}
@@ -191,8 +191,8 @@ func TestEveryKindEmailsItsUserInTheirLanguage(t *testing.T) {
 	}
 	subjects := map[string]map[Kind]want{
 		"en": {
-			KindConfirmEmail:              {"Confirm your email for Overture", []string{"https://overture.test/v1/auth/confirm?token=CONFIRM-en", "26 November 2026, 20:00 UTC"}},
-			KindPasswordReset:             {"Reset your Overture password", []string{"https://overture.test/reset?token=RESET-en"}},
+			KindConfirmEmail:              {"Confirm your email for Overture", []string{"https://overture.test/v1/auth/confirm?token=", "26 November 2099, 20:00 UTC"}},
+			KindPasswordReset:             {"Reset your Overture password", []string{"https://overture.test/reset?token="}},
 			KindSubscriptionActivated:     {"Your Overture Premium is active", []string{"Premium, monthly", "RUB 299.00", "25 December 2026"}},
 			KindPaymentFailed:             {"Your Overture payment did not go through", []string{"RUB 299.00", "card_declined"}},
 			KindPaymentRefunded:           {"Your Overture payment was refunded", []string{"RUB 2,990.00"}},
@@ -202,8 +202,8 @@ func TestEveryKindEmailsItsUserInTheirLanguage(t *testing.T) {
 			KindSubscriptionExpired:       {"Your Overture Premium has ended", []string{"free plan"}},
 		},
 		"ru": {
-			KindConfirmEmail:              {"Подтвердите адрес почты для Overture", []string{"https://overture.test/v1/auth/confirm?token=CONFIRM-ru", "26 ноября 2026 г., 20:00 UTC"}},
-			KindPasswordReset:             {"Сброс пароля Overture", []string{"https://overture.test/reset?token=RESET-ru"}},
+			KindConfirmEmail:              {"Подтвердите адрес почты для Overture", []string{"https://overture.test/v1/auth/confirm?token=", "26 ноября 2099 г., 20:00 UTC"}},
+			KindPasswordReset:             {"Сброс пароля Overture", []string{"https://overture.test/reset?token="}},
 			KindSubscriptionActivated:     {"Подписка Overture Премиум оформлена", []string{"Премиум на месяц", "299,00\u00a0₽", "25 декабря 2026 г."}},
 			KindPaymentFailed:             {"Не удалось оплатить Overture Премиум", []string{"299,00\u00a0₽", "card_declined"}},
 			KindPaymentRefunded:           {"Возврат платежа за Overture Премиум", []string{"2\u00a0990,00\u00a0₽"}},
@@ -215,24 +215,30 @@ func TestEveryKindEmailsItsUserInTheirLanguage(t *testing.T) {
 	}
 
 	for _, locale := range []string{"en", "ru"} {
-		user := "user-" + locale
+		user := uid("user-" + locale)
 		addr := "listener-" + locale + "@example.com"
 		sub := func(extra func(*eventtype.SubscriptionData)) eventtype.SubscriptionData {
 			d := eventtype.SubscriptionData{SubscriptionID: "sub-" + locale, UserID: user, Plan: "monthly", Status: "active",
-				PeriodEnd: &end, AmountMinor: 29900, Currency: "RUB"}
+				PeriodEnd: &end, AmountMinor: 29900, Currency: "RUB", Period: 1}
 			if extra != nil {
 				extra(&d)
 			}
 			return d
 		}
 		// The auth locale arrives as the client sent it.
-		reg := registered(t, user, addr, map[string]string{"en": "en-GB", "ru": "ru"}[locale],
+		reg := h.registered(t, user, addr, map[string]string{"en": "en-GB", "ru": "ru"}[locale],
 			"https://overture.test/v1/auth/confirm?token=CONFIRM-"+locale)
+		paidPeriod(t, h.db, "sub-"+locale, user, "monthly", 29900, end)
+		reset := h.reset(t, user, addr, locale)
+		// The links carry the secrets auth stored, behind this function's base URL.
+		for kind, e := range map[Kind]event.Event{KindConfirmEmail: reg, KindPasswordReset: reset} {
+			w := subjects[locale][kind]
+			w.body = append([]string{w.body[0] + eventToken(t, e)}, w.body[1:]...)
+			subjects[locale][kind] = w
+		}
 		events := map[Kind]event.Event{
-			KindConfirmEmail: reg,
-			KindPasswordReset: newEvent(t, eventtype.PasswordResetRequested, "/overture/auth", eventtype.PasswordResetRequestedData{
-				UserID: user, Email: addr, Locale: locale, ResetURL: "https://overture.test/reset?token=RESET-" + locale,
-				ExpiresAt: time.Now().Add(time.Hour)}),
+			KindConfirmEmail:          reg,
+			KindPasswordReset:         reset,
 			KindSubscriptionActivated: newEvent(t, eventtype.SubscriptionActivated, "/overture/subscription", sub(nil)),
 			KindPaymentFailed: newEvent(t, eventtype.PaymentFailed, "/overture/payment", eventtype.PaymentData{
 				PaymentID: "pay-1", SubscriptionID: "sub-" + locale, UserID: user, AmountMinor: 29900, Currency: "RUB",
@@ -285,10 +291,10 @@ func TestEveryKindEmailsItsUserInTheirLanguage(t *testing.T) {
 
 	// No email on purpose: a provider account (nothing to confirm) and a
 	// failed renewal charge (SubscriptionRenewalFailed says it).
-	oauth := registered(t, "user-google", "g@example.com", "en", "")
+	oauth := h.registered(t, uid("user-google"), "g@example.com", "en", "")
 	h.mustHandle(t, oauth)
 	renewalCharge := newEvent(t, eventtype.PaymentFailed, "/overture/payment", eventtype.PaymentData{
-		PaymentID: "pay-3", SubscriptionID: "sub-g", UserID: "user-google", Purpose: "renewal", Period: 2})
+		PaymentID: "pay-3", SubscriptionID: "sub-g", UserID: uid("user-google"), Purpose: "renewal", Period: 2})
 	h.mustHandle(t, renewalCharge)
 	for _, e := range []event.Event{oauth, renewalCharge} {
 		if _, ok, _ := WouldEmail(e); ok {
@@ -299,7 +305,7 @@ func TestEveryKindEmailsItsUserInTheirLanguage(t *testing.T) {
 		t.Fatalf("mailpit holds %d messages, want still 18", total(c))
 	}
 	// …but the provider account's contact is known.
-	exp := newEvent(t, eventtype.SubscriptionExpired, "/overture/subscription", eventtype.SubscriptionData{UserID: "user-google", Plan: "annual"})
+	exp := newEvent(t, eventtype.SubscriptionExpired, "/overture/subscription", eventtype.SubscriptionData{UserID: uid("user-google"), Plan: "annual"})
 	h.mustHandle(t, exp)
 	if m := only(t, api, MessageID(exp.Source(), exp.ID())); m.To[0].Address != "g@example.com" || !strings.Contains(m.Text, "Premium, annual") {
 		t.Fatalf("expired email for provider account: to %+v text %q", m.To, m.Text)
@@ -310,8 +316,9 @@ func TestDuplicateDeliveriesSendOneEmail(t *testing.T) {
 	t.Parallel()
 	smtpURL, api := testenv.SMTP(t)
 	h := start(t, smtpURL, api)
-	h.mustHandle(t, registered(t, "u1", "u1@example.com", "ru", "https://overture.test/confirm?token=T1"))
-	e := newEvent(t, eventtype.SubscriptionRenewed, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "annual"})
+	h.mustHandle(t, h.registered(t, uid("u1"), "u1@example.com", "ru", "https://overture.test/confirm?token=T1"))
+	paidPeriod(t, h.db, "s1", uid("u1"), "annual", 299000, time.Now().AddDate(1, 0, 0))
+	e := newEvent(t, eventtype.SubscriptionRenewed, "/overture/subscription", eventtype.SubscriptionData{SubscriptionID: "s1", Period: 1, UserID: uid("u1"), Plan: "annual"})
 
 	// Sequential redeliveries, then a burst of concurrent ones, each retried
 	// as the broker would until it is acknowledged.
@@ -345,10 +352,10 @@ func TestConcurrentFirstDeliveriesSendOneEmail(t *testing.T) {
 	t.Parallel()
 	smtpURL, api := testenv.SMTP(t)
 	h := start(t, smtpURL, api)
-	h.mustHandle(t, registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
+	h.mustHandle(t, h.registered(t, uid("u1"), "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
 	var events []event.Event
 	for range 20 {
-		events = append(events, newEvent(t, eventtype.SubscriptionCanceled, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1"}))
+		events = append(events, newEvent(t, eventtype.SubscriptionCanceled, "/overture/subscription", eventtype.SubscriptionData{UserID: uid("u1")}))
 	}
 	var wg sync.WaitGroup
 	for _, e := range events {
@@ -381,7 +388,7 @@ func TestCrashAfterAcceptIsNotSentAgain(t *testing.T) {
 	h := start(t, smtpURL, api)
 	crash := errors.New("process killed")
 	h.n.afterAccept = func() error { return crash }
-	reg := registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1")
+	reg := h.registered(t, uid("u1"), "u1@example.com", "en", "https://overture.test/confirm?token=T1")
 	if err := h.handle(t, reg); !errors.Is(err, crash) {
 		t.Fatalf("first delivery: %v, want the crash", err)
 	}
@@ -417,7 +424,7 @@ func TestCrashWithoutMailStoreResendsWithSameMessageID(t *testing.T) {
 	smtpURL, api := testenv.SMTP(t)
 	h := start(t, smtpURL, "")
 	h.n.afterAccept = func() error { return errors.New("process killed") }
-	reg := registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1")
+	reg := h.registered(t, uid("u1"), "u1@example.com", "en", "https://overture.test/confirm?token=T1")
 	if err := h.handle(t, reg); err == nil {
 		t.Fatal("first delivery succeeded despite the crash")
 	}
@@ -448,8 +455,9 @@ func TestPendingRowWithDeliveredMessageIsNotResent(t *testing.T) {
 	smtpURL, api := testenv.SMTP(t)
 	h := start(t, smtpURL, api)
 	ctx := context.Background()
-	h.mustHandle(t, registered(t, "u1", "u1@example.com", "ru", ""))
-	e := newEvent(t, eventtype.SubscriptionActivated, "/overture/subscription", eventtype.SubscriptionData{UserID: "u1", Plan: "monthly"})
+	h.mustHandle(t, h.registered(t, uid("u1"), "u1@example.com", "ru", ""))
+	paidPeriod(t, h.db, "s1", uid("u1"), "monthly", 29900, time.Now().AddDate(0, 1, 0))
+	e := newEvent(t, eventtype.SubscriptionActivated, "/overture/subscription", eventtype.SubscriptionData{SubscriptionID: "s1", Period: 1, UserID: uid("u1"), Plan: "monthly"})
 	msgID := MessageID(e.Source(), e.ID())
 	if _, err := h.db.Exec(ctx, `INSERT INTO notification_email (event_source, event_id, event_type, kind, message_id, attempts)
 		VALUES ($1, $2, $3, $4, $5, 1)`, e.Source(), e.ID(), e.Type(), KindSubscriptionActivated, msgID); err != nil {
@@ -474,16 +482,15 @@ func TestSMTPOutageLosesNothing(t *testing.T) {
 	sink := smtptest.Start(t)
 	api := sink.APIURL()
 	h := start(t, sink.URL(), api)
-	h.mustHandle(t, registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
+	h.mustHandle(t, h.registered(t, uid("u1"), "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
 
 	sink.Down(t)
 	var events []event.Event
 	for i := range 5 {
 		events = append(events, newEvent(t, eventtype.SubscriptionRenewalFailed, "/overture/subscription",
-			eventtype.SubscriptionData{UserID: "u1", Plan: "monthly", Reason: fmt.Sprint("attempt ", i)}))
+			eventtype.SubscriptionData{UserID: uid("u1"), Plan: "monthly", Reason: fmt.Sprint("attempt ", i)}))
 	}
-	events = append(events, newEvent(t, eventtype.PasswordResetRequested, "/overture/auth", eventtype.PasswordResetRequestedData{
-		UserID: "u1", Email: "u1@example.com", Locale: "en", ResetURL: "https://overture.test/reset?token=R1"}))
+	events = append(events, h.reset(t, uid("u1"), "u1@example.com", "en"))
 	for _, e := range events {
 		for range 2 { // the broker's first tries, during the outage
 			if err := h.handle(t, e); err == nil {
@@ -521,7 +528,8 @@ func TestSubscriptionEventBeforeRegistrationIsRetried(t *testing.T) {
 	t.Parallel()
 	smtpURL, api := testenv.SMTP(t)
 	h := start(t, smtpURL, api)
-	e := newEvent(t, eventtype.SubscriptionActivated, "/overture/subscription", eventtype.SubscriptionData{UserID: "late", Plan: "monthly"})
+	paidPeriod(t, h.db, "s-late", uid("late"), "monthly", 29900, time.Now().AddDate(0, 1, 0))
+	e := newEvent(t, eventtype.SubscriptionActivated, "/overture/subscription", eventtype.SubscriptionData{SubscriptionID: "s-late", Period: 1, UserID: uid("late"), Plan: "monthly"})
 	for range 2 {
 		if err := h.handle(t, e); !errors.Is(err, ErrNoContact) {
 			t.Fatalf("activation before registration: %v, want ErrNoContact", err)
@@ -530,7 +538,7 @@ func TestSubscriptionEventBeforeRegistrationIsRetried(t *testing.T) {
 	if c := counts(t, api); total(c) != 0 {
 		t.Fatalf("emails sent without a contact: %v", c)
 	}
-	h.mustHandle(t, registered(t, "late", "late@example.com", "ru", "https://overture.test/confirm?token=T2"))
+	h.mustHandle(t, h.registered(t, uid("late"), "late@example.com", "ru", "https://overture.test/confirm?token=T2"))
 	h.mustHandle(t, e)
 	m := only(t, api, MessageID(e.Source(), e.ID()))
 	if m.To[0].Address != "late@example.com" || m.Subject != "Подписка Overture Премиум оформлена" {
@@ -547,8 +555,7 @@ func TestBadEventsAreRejected(t *testing.T) {
 		newEvent(t, eventtype.UserRegistered, "/overture/auth", map[string]string{"user_id": "x"}),
 		newEvent(t, eventtype.PasswordResetRequested, "/overture/auth", eventtype.PasswordResetRequestedData{Email: "a@example.com"}),
 		newEvent(t, eventtype.SubscriptionExpired, "/overture/subscription", eventtype.SubscriptionData{}),
-		newEvent(t, eventtype.UserRegistered, "/overture/auth", eventtype.UserRegisteredData{
-			UserID: "x", Email: "not an address", ConfirmURL: "https://overture.test/confirm?token=T3"}),
+		newEvent(t, eventtype.UserRegistered, "/overture/auth", eventtype.UserRegisteredData{UserID: "x", Email: "not an address"}),
 	}
 	malformed := event.New()
 	malformed.SetID("m1")
@@ -572,11 +579,10 @@ func TestLogsCarryNoTokensOrAddresses(t *testing.T) {
 	t.Parallel()
 	sink := smtptest.Start(t)
 	h := start(t, sink.URL(), sink.APIURL())
-	const token = "tok-SECRET-4f1c9e"
 	const addr = "private.person@example.com"
-	reg := registered(t, "u1", addr, "en", "https://overture.test/confirm?token="+token)
-	reset := newEvent(t, eventtype.PasswordResetRequested, "/overture/auth", eventtype.PasswordResetRequestedData{
-		UserID: "u1", Email: addr, Locale: "en", ResetURL: "https://overture.test/reset?token=" + token})
+	reg := h.registered(t, uid("u1"), addr, "en", "https://overture.test/confirm?token=")
+	reset := h.reset(t, uid("u1"), addr, "en")
+	token, resetToken := eventToken(t, reg), eventToken(t, reset)
 	var errs []error
 	h.mustHandle(t, reg)
 	sink.Down(t) // failures get logged with their causes
@@ -588,7 +594,7 @@ func TestLogsCarryNoTokensOrAddresses(t *testing.T) {
 	if !strings.Contains(logs, "email sent") || !strings.Contains(logs, "email not sent; the broker will retry") {
 		t.Fatalf("expected send and failure logs, got:\n%s", logs)
 	}
-	for _, secret := range []string{token, addr, "overture.test/confirm", "overture.test/reset"} {
+	for _, secret := range []string{token, resetToken, addr, "overture.test/confirm", "overture.test/reset"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs contain %q:\n%s", secret, logs)
 		}
@@ -627,7 +633,7 @@ func TestAuditFindsMissingAndUnknownEmails(t *testing.T) {
 	ctx := context.Background()
 	smtpURL, api := testenv.SMTP(t)
 	h := start(t, smtpURL, api)
-	h.mustHandle(t, registered(t, "u1", "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
+	h.mustHandle(t, h.registered(t, uid("u1"), "u1@example.com", "en", "https://overture.test/confirm?token=T1"))
 	if a, err := AuditDelivery(ctx, h.db, api); err != nil || !a.ExactlyOnce() || a.Sent != 1 || a.Stored != 1 {
 		t.Fatalf("audit after one email: %s, %v", a, err)
 	}
@@ -670,7 +676,7 @@ func TestRejectedRecipientIsNotLogged(t *testing.T) {
 	t.Cleanup(func() { _ = strict.Stop(5 * time.Second) })
 	h := start(t, strict.URL(), "")
 	const addr = "Secret.Person@refused.example"
-	reg := registered(t, "u1", addr, "en", "https://overture.test/confirm?token=T1")
+	reg := h.registered(t, uid("u1"), addr, "en", "https://overture.test/confirm?token=T1")
 	err = h.handle(t, reg)
 	if err == nil {
 		t.Fatal("mailpit accepted a refused recipient")
@@ -688,7 +694,7 @@ func TestRejectedRecipientIsNotLogged(t *testing.T) {
 		}
 	}
 	// Allowed recipients still get their email.
-	h.mustHandle(t, registered(t, "u2", "fine@allowed.example", "en", "https://overture.test/confirm?token=T2"))
+	h.mustHandle(t, h.registered(t, uid("u2"), "fine@allowed.example", "en", "https://overture.test/confirm?token=T2"))
 	if c := counts(t, strict.APIURL()); total(c) != 1 {
 		t.Fatalf("counts %v, want the allowed email", c)
 	}
