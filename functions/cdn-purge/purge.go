@@ -1,6 +1,8 @@
 // Package cdnpurge removes a track's replaced audio from every POP when its
 // renditions are replaced, so no listener is served the old bytes (segment
-// URLs are immutable for a year in browsers, but POPs must not keep them).
+// URLs are immutable for a year in browsers, but POPs must not keep them),
+// and takes a track down on every POP when it is unpublished or deleted:
+// its cached objects are purged and its already issued URLs revoked.
 // It purges by tag (the track id, which every POP derives from the key) and,
 // belt and braces, by the old keys and the old HLS directories.
 //
@@ -59,11 +61,33 @@ func Request(d eventtype.TrackRenditionsReplacedData) edge.PurgeRequest {
 	return req
 }
 
-// Handle purges the old renditions on every POP.
+// Revocation is what a takedown (TrackUnpublished, TrackDeleted; a rights
+// takedown unpublishes) asks of every POP: refuse the track's already issued
+// URLs (its key space tracks/<id>/ and the directories of its renditions)
+// and drop its cached objects.
+func Revocation(d eventtype.TrackData) edge.RevokeRequest {
+	req := edge.RevokeRequest{Prefixes: []string{"tracks/" + d.TrackID + "/"}}
+	for _, r := range d.Renditions {
+		if dir := path.Dir(strings.TrimPrefix(r.StorageKey, "/")); dir != "." && !strings.HasPrefix(dir+"/", req.Prefixes[0]) {
+			req.Prefixes = append(req.Prefixes, dir+"/")
+		}
+	}
+	return req
+}
+
+// Handle purges the old renditions on every POP; on a takedown it revokes
+// the track's URLs there as well.
 func (f *Purge) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	ctx = telemetry.FromEvent(ctx, e)
 	var d eventtype.TrackRenditionsReplacedData
-	if err := f.Decode(e, eventtype.TrackRenditionsReplaced, &d); err != nil {
+	var takedown *eventtype.TrackData
+	if t := e.Type(); t == eventtype.TrackUnpublished || t == eventtype.TrackDeleted {
+		takedown = &eventtype.TrackData{}
+		if err := f.Decode(e, t, takedown); err != nil {
+			return nil, err
+		}
+		d.TrackID = takedown.TrackID
+	} else if err := f.Decode(e, eventtype.TrackRenditionsReplaced, &d); err != nil {
 		return nil, err
 	}
 	if d.TrackID == "" {
@@ -78,6 +102,11 @@ func (f *Purge) Handle(ctx context.Context, e event.Event) (*event.Event, error)
 		go func() {
 			defer wg.Done()
 			res, err := f.Client.Purge(ctx, pop.URL, req)
+			if err == nil && takedown != nil {
+				var rv edge.RevokeResult
+				rv, err = f.Client.Revoke(ctx, pop.URL, Revocation(*takedown))
+				res.Purged += rv.Purged
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

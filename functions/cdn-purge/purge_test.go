@@ -78,3 +78,52 @@ func TestPurgesReplacedRenditionsEverywhere(t *testing.T) {
 		t.Fatal("purge with an unreachable POP succeeded; the broker would not retry")
 	}
 }
+
+// A takedown revokes the track's issued URLs on every POP (cached and not
+// yet cached objects alike) and leaves other tracks alone.
+func TestTakedownRevokesIssuedURLsEverywhere(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	origin := edgetest.NewOrigin(t, map[string]string{"tracks/p3/v1/a.m4s": "a", "tracks/p3/v1/b.m4s": "b", "tracks/p4/v1/a.m4s": "other"})
+	keys := urlsign.Keys{"k": []byte("purge-test-secret-123")}
+	pops, servers := origin.StartPOPs(t, keys, steering.POP{Name: "pop-eu-west", Region: "eu-west"}, steering.POP{Name: "pop-ru-central", Region: "ru-central"})
+	status := func(s *edge.Server, k string) int {
+		prefix := k[:len("tracks/p3/")]
+		tok, _ := keys.Sign(urlsign.Token{KeyID: "k", Issued: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour), Prefix: prefix})
+		r, err := http.Get(s.URL() + edge.MediaPrefix + k + "?t=" + url.QueryEscape(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	for _, s := range servers {
+		if c := status(s, "tracks/p3/v1/a.m4s"); c != 200 {
+			t.Fatalf("before: %d", c)
+		}
+	}
+	f := New()
+	if err := f.Start(ctx, map[string]string{"CDN_POPS": edgetest.POPList(pops), "CDN_ADMIN_SECRET": edgetest.AdminSecret}); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{eventtype.TrackUnpublished, eventtype.TrackDeleted} {
+		e := event.New()
+		e.SetID("t-" + typ)
+		e.SetSource("/overture/catalog")
+		e.SetType(typ)
+		_ = e.SetData(event.ApplicationJSON, eventtype.TrackData{TrackID: "p3", Renditions: []eventtype.Rendition{{Kind: "hls", StorageKey: "tracks/p3/v1/hls/index.m3u8"}}})
+		if _, err := f.Handle(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range servers {
+			for _, k := range []string{"tracks/p3/v1/a.m4s", "tracks/p3/v1/b.m4s"} {
+				if c := status(s, k); c != 403 {
+					t.Fatalf("%s after %s on %s: %d", k, typ, s.Name(), c)
+				}
+			}
+			if c := status(s, "tracks/p4/v1/a.m4s"); c != 200 {
+				t.Fatalf("another track after %s: %d", typ, c)
+			}
+		}
+	}
+}
