@@ -162,9 +162,17 @@ func (f *Function) attempt(ctx context.Context, u ing.Upload, prefix string) err
 	if err := f.Store.Progress(ctx, u.ID, ing.StateTranscoding, res.ContentHash); err != nil {
 		return err
 	}
-	audio, err := f.upload(ctx, res, out, prefix)
-	if err != nil {
+	// The same audio ingested before needs no copies: check before
+	// uploading (and again under the commit's lock, for a concurrent twin).
+	uploaded := false
+	var audio catalog.Audio
+	if dup, err := f.isDuplicate(ctx, u, res.ContentHash); err != nil {
 		return err
+	} else if !dup {
+		if audio, err = f.upload(ctx, res, out, prefix); err != nil {
+			return err
+		}
+		uploaded = true
 	}
 	audio.SourceObject = "s3://" + u.Bucket + "/" + u.Key + "#" + u.ETag
 	audio.DurationMS = int(res.Probe.Duration.Milliseconds())
@@ -178,16 +186,19 @@ func (f *Function) attempt(ctx context.Context, u ing.Upload, prefix string) err
 			return err
 		}
 	}
-	dup, err := f.commit(ctx, u, res, audio)
-	if err != nil {
+	return f.commit(ctx, u, res, audio, prefix, uploaded)
+}
+
+// isDuplicate reports whether a ready upload already holds the audio of
+// hash (a replacement of the same track's audio by itself counts too).
+func (f *Function) isDuplicate(ctx context.Context, u ing.Upload, hash string) (bool, error) {
+	var dup bool
+	err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		prev, found, err := ing.ReadyWithContent(ctx, tx, hash, u.ID)
+		dup = found && (u.ReplaceTrackID == "" || prev.TrackID == u.ReplaceTrackID)
 		return err
-	}
-	if dup {
-		// The same audio became a track before: this attempt's copies are
-		// not referenced by anything.
-		return f.deletePrefix(context.WithoutCancel(ctx), prefix)
-	}
-	return nil
+	})
+	return dup, err
 }
 
 // mediaFailure turns media's *Error into a failure; anything else (a
@@ -237,11 +248,13 @@ func (f *Function) download(ctx context.Context, u ing.Upload, dst string) error
 	return nil
 }
 
-// commit is the one transaction of a successful attempt. dup reports that
-// the audio was ingested before and the upload now points at that track.
-func (f *Function) commit(ctx context.Context, u ing.Upload, res *media.Result, audio catalog.Audio) (dup bool, err error) {
-	err = postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
-		dup = false
+// commit is the one transaction of a successful attempt. When the audio
+// turns out to be a track already, the upload points at that track and the
+// copies this attempt uploaded under prefix are deleted before the commit
+// (if the commit then fails, the next attempt uploads again).
+func (f *Function) commit(ctx context.Context, u ing.Upload, res *media.Result, audio catalog.Audio, prefix string, uploaded bool) error {
+	err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		dup := false
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "ingest-content:"+res.ContentHash); err != nil {
 			return fmt.Errorf("lock content: %w", err)
 		}
@@ -251,6 +264,14 @@ func (f *Function) commit(ctx context.Context, u ing.Upload, res *media.Result, 
 			return err
 		} else if found && (!replaced || prev.TrackID == u.ReplaceTrackID) {
 			dup, r.TrackID, r.Duplicate = true, prev.TrackID, true
+		}
+		if dup && uploaded {
+			if err := f.deletePrefix(ctx, prefix); err != nil {
+				return err
+			}
+		}
+		if !dup && !uploaded {
+			return errors.New("the audio's earlier track vanished; ingest again")
 		}
 		if !dup {
 			var err error
@@ -279,12 +300,12 @@ func (f *Function) commit(ctx context.Context, u ing.Upload, res *media.Result, 
 		return writeOutcome(ctx, tx, eventtype.IngestionCompleted, done, replaced && !dup)
 	})
 	if errors.Is(err, errAlreadyFinal) {
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("%s: commit upload %s: %w", Name, u.ID, err)
+		return fmt.Errorf("%s: commit upload %s: %w", Name, u.ID, err)
 	}
-	return dup, nil
+	return nil
 }
 
 var errAlreadyFinal = errors.New("upload already final")

@@ -2,6 +2,7 @@ package infra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +38,17 @@ type S3Options struct {
 	// AccessKey and SecretKey are the root credentials clients sign with.
 	AccessKey, SecretKey string
 	Region               string // default us-east-1
+	// EventWebhookURL, when set, makes versitygw POST an AWS-style
+	// notification ({"Records":[...]}) for every event EventFilter lets
+	// through, fire-and-forget. versitygw sends a test event at start and
+	// exits when the URL refuses the connection: its receiver must already
+	// listen. The URL goes through the environment (it may carry a secret).
+	EventWebhookURL string
+	// EventFilter names the events sent, e.g. "s3:ObjectCreated:*"; empty
+	// sends every event. StartS3 writes it to Dir/event-filter.json and
+	// passes the absolute path (versitygw resolves a relative one against
+	// its storage root).
+	EventFilter []string
 }
 
 // StartS3 starts versitygw on 127.0.0.1 (`go tool versitygw`, pinned in
@@ -58,20 +70,51 @@ func StartS3(ctx context.Context, o S3Options) (*S3, error) {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
 	logPath := filepath.Join(o.Dir, "versitygw.log")
+	env := []string{"ROOT_ACCESS_KEY_ID=" + o.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + o.SecretKey}
+	if o.EventWebhookURL != "" {
+		env = append(env, "VGW_EVENT_WEBHOOK_URL="+o.EventWebhookURL)
+		if len(o.EventFilter) > 0 {
+			f, err := writeEventFilter(o.Dir, o.EventFilter)
+			if err != nil {
+				return nil, fmt.Errorf("s3: %w", err)
+			}
+			env = append(env, "VGW_EVENT_FILTER="+f)
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ports := []int{o.Port}
 	proc, err := startListening(wctx, logPath, ports, func(ports []int) (*Process, error) {
 		// Credentials go through the environment, not argv, so they do not
 		// show in ps output.
-		return startEnv("s3", logPath, syscall.SIGTERM,
-			[]string{"ROOT_ACCESS_KEY_ID=" + o.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + o.SecretKey},
+		return startEnv("s3", logPath, syscall.SIGTERM, env,
 			bin, "--port", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--region", o.Region, "--quiet", "posix", objects)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
 	return &S3{Process: proc, Port: ports[0], Dir: o.Dir, AccessKey: o.AccessKey, SecretKey: o.SecretKey, Region: o.Region}, nil
+}
+
+// writeEventFilter writes versitygw's event filter file ({"name": true,
+// ...}) into dir and returns its absolute path.
+func writeEventFilter(dir string, events []string) (string, error) {
+	m := map[string]bool{}
+	for _, e := range events {
+		m[e] = true
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("event filter: %w", err)
+	}
+	p, err := filepath.Abs(filepath.Join(dir, "event-filter.json"))
+	if err != nil {
+		return "", fmt.Errorf("event filter: %w", err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return "", fmt.Errorf("event filter: %w", err)
+	}
+	return p, nil
 }
 
 // EnsureBucket creates bucket unless it exists already (a second start on the

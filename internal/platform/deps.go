@@ -3,6 +3,7 @@ package platform
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,7 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/ingest"
 )
 
 // Ports are the loopback ports of the embedded platform; 0 picks a free one
@@ -93,16 +96,26 @@ func (p *Platform) startDeps(ctx context.Context) error {
 		if cfg[KeyS3Region] == "" {
 			cfg[KeyS3Region] = DefaultS3Region
 		}
+		// versitygw posts its test event at start and exits if nothing
+		// answers: the S3 event source listens first.
+		webhook, err := p.startS3Events(cfg)
+		if err != nil {
+			return err
+		}
 		s, err := infra.StartS3(ctx, infra.S3Options{Dir: filepath.Join(o.DataDir, "s3"), Port: o.Ports.S3,
-			AccessKey: cfg[KeyS3AccessKey], SecretKey: cfg[KeyS3SecretKey], Region: cfg[KeyS3Region]})
+			AccessKey: cfg[KeyS3AccessKey], SecretKey: cfg[KeyS3SecretKey], Region: cfg[KeyS3Region],
+			EventWebhookURL: webhook, EventFilter: []string{"s3:ObjectCreated:*"}})
 		if err != nil {
 			return fmt.Errorf("start S3 (versitygw): %w", err)
 		}
 		p.group.Add(s.Process)
 		p.procs = append(p.procs, s.Process)
-		// The CDN's origin bucket, where admins' audio goes.
-		if err := s.EnsureBucket(ctx, cmp.Or(cfg["CDN_BUCKET"], "media")); err != nil {
-			return err
+		// The CDN's origin bucket, where renditions go, and the uploads
+		// bucket admins put audio into (internal/ingest).
+		for _, b := range []string{cmp.Or(cfg["CDN_BUCKET"], ingest.DefaultMediaBucket), cmp.Or(cfg["INGEST_BUCKET"], ingest.DefaultUploadsBucket)} {
+			if err := s.EnsureBucket(ctx, b); err != nil {
+				return err
+			}
 		}
 		cfg[KeyS3Endpoint] = s.Endpoint()
 		p.deps = append(p.deps, dependency{"S3 (versitygw)", s.Endpoint() + "  access key " + cfg[KeyS3AccessKey], true})
@@ -129,6 +142,37 @@ func (p *Platform) startDeps(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// startS3Events starts the S3 event source (internal/ingest.Source) on a
+// loopback port and returns the webhook URL versitygw is to post to. The
+// source publishes to the broker ingress (BROKER_URL), which is bound
+// already and serves once the broker runs; a notification that arrives
+// before is answered 503 and its object found by the sweep. The URL's token
+// (INGEST_WEBHOOK_SECRET, or a random one per start) is how the source tells
+// versitygw's posts from anyone else's.
+func (p *Platform) startS3Events(cfg map[string]string) (string, error) {
+	ln, err := listen(0, "S3 event source")
+	if err != nil {
+		return "", err
+	}
+	secret := cfg["INGEST_WEBHOOK_SECRET"]
+	if secret == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			ln.Close()
+			return "", fmt.Errorf("S3 event source secret: %w", err)
+		}
+		secret = hex.EncodeToString(b)
+	}
+	src := &ingest.Source{
+		Bucket: cmp.Or(cfg["INGEST_BUCKET"], ingest.DefaultUploadsBucket), Secret: secret,
+		Publisher: function.NewHTTPPublisher(cfg[KeyBrokerURL], nil), Log: p.log.With("component", ingest.SourceName),
+	}
+	base := "http://" + ln.Addr().String()
+	p.spawn("S3 event source", serveListener(ln, src, p.log))
+	p.deps = append(p.deps, dependency{"S3 events (ingest-source)", base + ingest.WebhookPath, true})
+	return ingest.WebhookURL(base, secret), nil
 }
 
 // ensureDatabase creates db on the server at adminURL unless it exists.

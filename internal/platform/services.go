@@ -3,6 +3,7 @@ package platform
 import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/ingest"
 	"github.com/overture-music/overture/internal/payment/sandbox"
 	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/server"
@@ -20,6 +21,7 @@ func Services() []server.Service {
 		query.New(),
 		subscription.New(),
 		sandbox.NewService(),
+		ingest.NewService(),
 	}
 }
 
