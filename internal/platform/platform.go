@@ -15,6 +15,7 @@ package platform
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,9 @@ import (
 
 	"github.com/overture-music/overture/functions"
 	"github.com/overture-music/overture/internal/broker"
+	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/outbox"
@@ -78,6 +81,7 @@ type Platform struct {
 
 	pool     *postgres.Pool
 	broker   *broker.Broker
+	issuer   *identity.Issuer // the platform's workload identity issuer
 	registry *prometheus.Registry
 	handlers map[string]function.Handler
 	relay    string
@@ -165,6 +169,15 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 		p.cfg[KeyBrokerURL] = p.ingressURL
 	}
 
+	// The platform is its own workload identity issuer (on Knative the
+	// cluster is): its key lives under the data directory, so tokens outlive a
+	// restart and operator tools on this machine can mint them. It exists
+	// before anything that publishes starts (the S3 event source starts with
+	// the dependencies).
+	if p.issuer, err = identity.LoadOrCreateIssuer(identity.IssuerKeyFile(o.DataDir), identity.EmbeddedIssuer); err != nil {
+		return p, fmt.Errorf("identity issuer: %w", err)
+	}
+
 	if err := p.startDeps(ctx); err != nil {
 		return p, err
 	}
@@ -185,8 +198,14 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	if err := p.newFunctions(); err != nil {
 		return p, err
 	}
+	verifier, err := identity.NewVerifier(ctx, identity.VerifierConfig{
+		Issuer: p.issuer.Issuer(), Keys: []crypto.PublicKey{p.issuer.PublicKey()},
+	})
+	if err != nil {
+		return p, fmt.Errorf("identity verifier: %w", err)
+	}
 	p.broker, err = broker.New(ctx, broker.Config{
-		Pool: p.pool.Pool, Objects: objects, Resolve: p.resolve,
+		Pool: p.pool.Pool, Objects: objects, Resolve: p.resolve, Verifier: verifier,
 		Log: p.log.With("component", "broker"), Registerer: p.registry,
 	})
 	if err != nil {
@@ -201,8 +220,10 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	if err := outbox.Migrate(ctx, p.pool.Pool); err != nil {
 		return p, fmt.Errorf("outbox: %w", err)
 	}
+	// Either relay publishes with the relay's identity: EventPolicy "cdc"
+	// lets it send exactly the types that travel through the outbox and CDC.
 	relay, name, err := newRelay(p.cfg[KeyOutboxRelay], RelayEnv{
-		Cfg: maps.Clone(p.cfg), Pool: p.pool.Pool, Publisher: p.broker,
+		Cfg: maps.Clone(p.cfg), Pool: p.pool.Pool, Publisher: p.broker.As(identity.Subject(eventtype.Relay)),
 		Log: p.log, Registerer: p.registry,
 	})
 	if err != nil {
@@ -326,18 +347,21 @@ func (p *Platform) newFunctions() error {
 	return nil
 }
 
-// startFunctions runs every function's Start concurrently,
-// with the broker as the publisher in its context. The context stays valid
+// startFunctions runs every function's Start concurrently, each with a
+// publisher bound to its own identity in its context (what it publishes is
+// checked against the EventPolicies, as its token would be on Knative; while
+// handling an event the broker gives it the same). The context stays valid
 // until the functions are stopped, so Start may launch background work.
 func (p *Platform) startFunctions(ctx context.Context) error {
-	fctx, cancel := context.WithCancel(function.WithPublisher(context.WithoutCancel(ctx), p.broker))
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	hs := p.handlers
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
 	for name, h := range hs {
 		wg.Go(func() {
-			if err := function.Start(fctx, h, maps.Clone(p.cfg)); err != nil {
+			sctx := function.WithPublisher(fctx, p.broker.As(identity.Subject(name)))
+			if err := function.Start(sctx, h, maps.Clone(p.cfg)); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("start function %s: %w", name, err))
 				mu.Unlock()
@@ -501,8 +525,24 @@ func (p *Platform) IngressURL() string { return p.ingressURL }
 // ServiceURL is the own address of a hosted service.
 func (p *Platform) ServiceURL(name string) string { return p.serviceURLs[name] }
 
-// Publisher is the broker, for in-process publishing.
-func (p *Platform) Publisher() function.Publisher { return p.broker }
+// PublisherAs is an in-process publisher bound to the identity of the
+// workload name (identity.Subject): the EventPolicies decide what it may send.
+func (p *Platform) PublisherAs(name string) function.Publisher {
+	return p.broker.As(identity.Subject(name))
+}
+
+// TokenSource gives the workload name tokens for the broker's ingress, for
+// a producer the platform runs that posts over HTTP (the S3 event source:
+// function.NewHTTPPublisher(url, nil).WithToken(p.TokenSource(name))).
+func (p *Platform) TokenSource(name string) identity.TokenSource {
+	return p.issuer.Source(identity.Subject(name), identity.BrokerAudience(DefaultNamespace, DefaultBroker))
+}
+
+// Token mints a workload identity token for name, valid for the broker's
+// ingress (what a standalone producer reads from OVERTURE_IDENTITY_TOKEN_FILE).
+func (p *Platform) Token(name string) (string, error) {
+	return p.issuer.Mint(identity.Subject(name), identity.BrokerAudience(DefaultNamespace, DefaultBroker), 0)
+}
 
 // Processes are the dependency processes the platform started.
 func (p *Platform) Processes() []*infra.Process { return slices.Clone(p.procs) }

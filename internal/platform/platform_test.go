@@ -175,10 +175,24 @@ func testEvent(id, typ string) event.Event {
 	return e
 }
 
+// testProducer is the workload the tests post as (testdata/brokers/eventpolicies.yaml).
+const testProducer = "platform-test"
+
 func (b *bundle) postBinary(t *testing.T, id, typ string) *http.Response {
+	t.Helper()
+	return b.postBinaryAs(t, testProducer, id, typ)
+}
+
+// postBinaryAs posts as the workload name ("" for anonymously).
+func (b *bundle) postBinaryAs(t *testing.T, name, id, typ string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, b.p.IngressURL(), strings.NewReader(`{"hello":"world"}`))
 	require.NoError(t, err)
+	if name != "" {
+		tok, err := b.p.Token(name)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	req.Header.Set("Ce-Specversion", "1.0")
 	req.Header.Set("Ce-Id", id)
 	req.Header.Set("Ce-Source", "/overture/platform-test")
@@ -211,13 +225,27 @@ func TestPlatformRoutesEventsAndRequests(t *testing.T) {
 	})
 
 	t.Run("InProcessPublish", func(t *testing.T) {
-		require.NoError(t, b.p.Publisher().Publish(context.Background(), testEvent("inproc-1", "music.overture.test.hello.v1")))
+		require.NoError(t, b.p.PublisherAs(testProducer).Publish(context.Background(), testEvent("inproc-1", "music.overture.test.hello.v1")))
 		b.rec.waitFor(t, "inproc-1", 30*time.Second)
+		// A workload no policy names may not publish in process either.
+		err := b.p.PublisherAs("recorder").Publish(context.Background(), testEvent("inproc-2", "music.overture.test.hello.v1"))
+		require.ErrorContains(t, err, "no EventPolicy allows system:serviceaccount:overture:recorder")
+	})
+
+	t.Run("AnonymousEventIs401Problem", func(t *testing.T) {
+		resp := b.postBinaryAs(t, "", "anon-1", "music.overture.test.hello.v1")
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+		resp = b.postBinaryAs(t, "recorder", "other-1", "music.overture.test.hello.v1")
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
 	})
 
 	t.Run("MalformedEventIs400Problem", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, b.p.IngressURL(), strings.NewReader(`{"specversion":"1.0","id":"","type":42}`))
 		req.Header.Set("Content-Type", "application/cloudevents+json")
+		tok, err := b.p.Token(testProducer)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := b.client.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
