@@ -93,6 +93,7 @@ func setup(t *testing.T, extra map[string]string) *bundle {
 	for k, v := range extra {
 		b.cfg[k] = v
 	}
+	b.cfg["DATABASE_URL"] = testenv.Postgres(t)
 	b.f = New()
 	b.f.Log = slog.New(slog.DiscardHandler)
 	b.pool = functiontest.Start(t, b.f, b.cfg)
