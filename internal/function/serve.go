@@ -51,7 +51,10 @@ func Config() map[string]string {
 
 // Serve runs h as a Knative Service would: CloudEvents over HTTP (binary and
 // structured mode) on LISTEN_ADDRESS, health endpoints, /metrics, publishing
-// through K_SINK, and a graceful stop when ctx ends (SIGTERM in main). A reply
+// through K_SINK with the workload identity token read from the file
+// OVERTURE_IDENTITY_TOKEN_FILE names (a projected ServiceAccount token on
+// Knative; read on every publish), and a graceful stop when ctx ends
+// (SIGTERM in main). A reply
 // event is written back in the HTTP response, where the broker picks it up.
 // ready, when non-nil, receives the bound address once the server accepts.
 func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, log *slog.Logger, ready chan<- string) error {
