@@ -44,6 +44,10 @@ import (
 const (
 	DefaultSliceSize   = 1 << 20
 	DefaultMemoryBytes = 256 << 20
+	// DefaultMemoryBytesWithDisk is the memory tier's budget beside a disk
+	// tier, where it keeps only playlists (media slices are served from
+	// their files through the page cache).
+	DefaultMemoryBytesWithDisk = 32 << 20
 	DefaultPlaylistTTL = 2 * time.Second
 	// MediaPrefix is where objects are served: /media/<s3 key>?t=<token>.
 	MediaPrefix = "/media/"
@@ -61,7 +65,7 @@ type Config struct {
 	S3Region                             string // default us-east-1
 	Bucket                               string // default "media"
 
-	MemoryBytes int64  // memory tier budget (default 256 MiB)
+	MemoryBytes int64  // memory tier budget (default 256 MiB; 32 MiB beside a disk tier, which then keeps the media)
 	DiskDir     string // disk tier directory; "" disables the disk tier
 	DiskBytes   int64  // disk tier budget (default 4 GiB when DiskDir is set)
 	SliceSize   int64  // default 1 MiB
@@ -120,6 +124,10 @@ func (c *Config) defaults() error {
 	}
 	if c.MemoryBytes <= 0 {
 		c.MemoryBytes = DefaultMemoryBytes
+		if c.DiskDir != "" {
+			// With a disk tier the memory tier holds only playlists.
+			c.MemoryBytes = DefaultMemoryBytesWithDisk
+		}
 	}
 	if c.DiskDir != "" && c.DiskBytes <= 0 {
 		c.DiskBytes = 4 << 30

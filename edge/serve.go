@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/overture-music/overture/edge/urlsign"
@@ -201,7 +203,10 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	// Make sure the first bytes can come before committing a status, so a
 	// cold miss on a dead origin is still a clean 502.
 	if ranges[0].length > 0 && r.Method != http.MethodHead {
-		if _, firstFlight := s.sliceSource(info, ranges[0].start/s.cfg.SliceSize); firstFlight != nil {
+		first := sliceKey{key, ranges[0].start / s.cfg.SliceSize}
+		if s.store.has(first) {
+			// cached: nothing to wait for (and nothing read into memory here)
+		} else if _, firstFlight := s.sliceSource(info, first.idx); firstFlight != nil {
 			state = stateMiss
 			if _, _, err := firstFlight.next(ctx, 0); err != nil {
 				s.originProblem(w, r, key, err)
@@ -273,12 +278,22 @@ func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info obj
 	gather := gatherFrom(ctx)
 	for off := rg.start; off < end; {
 		idx := off / S
-		data, f := s.sliceSource(info, idx)
 		if idx+1 < s.store.slices(info.Size) && end > (idx+1)*S {
 			s.prefetch(info, idx+1)
 		}
 		lo := int(off - idx*S)
 		hi := int(min(S, end-idx*S))
+		// A slice that is a disk-tier file goes from the page cache to the
+		// socket; its bytes never enter the POP's heap.
+		if n, err := s.writeFile(ctx, w, gather, sliceKey{info.Key, idx}, lo, hi); err != nil {
+			return err
+		} else if n == hi-lo {
+			off = idx*S + int64(hi)
+			continue
+		} else {
+			lo += n // the file went away meanwhile: the rest from a cache tier or the origin
+		}
+		data, f := s.sliceSource(info, idx)
 		for pos := lo; pos < hi; {
 			view := data
 			if f != nil {
@@ -298,28 +313,6 @@ func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info obj
 				return fmt.Errorf("slice %d of %s is short (%d bytes)", idx, info.Key, len(view))
 			}
 			stop := min(len(view), hi)
-			if f == nil && gather != nil && stop-pos >= zeroCopyMin && s.store.disk != nil {
-				// A cached slice that is also a disk-tier file: send it from
-				// the page cache with sendfile (conn.go) instead of copying
-				// the memory tier's bytes into the socket.
-				if file, ok := s.store.disk.file(sliceKey{info.Key, idx}); ok && file.size == int64(len(data)) {
-					gather.begin()
-					n, err := io.Copy(w, &fileBody{f: file.f, head: file.head, off: int64(pos), n: int64(stop - pos)})
-					if gerr := gather.end(); err == nil {
-						err = gerr
-					}
-					s.st.bytesOut.Add(n)
-					pos += int(n)
-					if err == nil && pos == stop {
-						continue
-					}
-					if !errors.Is(err, os.ErrClosed) {
-						return context.Canceled // the client went away
-					}
-					// The file was closed by a purge or an eviction meanwhile:
-					// the rest comes from the memory copy.
-				}
-			}
 			// Bytes already in hand (a cached slice): let the connection send
 			// the buffered headers with them in one writev (conn.go). Never
 			// while streaming a fetch, so nothing waits behind the origin.
@@ -341,6 +334,52 @@ func (s *Server) writeRange(ctx context.Context, w http.ResponseWriter, info obj
 		off = idx*S + int64(hi)
 	}
 	return nil
+}
+
+// writeFile sends bytes [lo, hi) of a slice that is a disk-tier file,
+// zero-copy: through the POP's own connection with sendfile (conn.go), or,
+// for small parts and mounted on another server, copied from the file
+// through a small buffer. It returns how many bytes it sent: 0 when the
+// slice is no disk-tier file, fewer than asked when the file was
+// closed under it by a purge or an eviction. An error means the client went
+// away.
+func (s *Server) writeFile(ctx context.Context, w http.ResponseWriter, gather *gatherConn, k sliceKey, lo, hi int) (int, error) {
+	if s.store.disk == nil || s.store.inMemory(k.key) {
+		return 0, nil
+	}
+	file, ok := s.store.disk.file(k)
+	if !ok || file.size < int64(hi) {
+		return 0, nil
+	}
+	var n int64
+	var err error
+	if gather != nil && hi-lo >= zeroCopyMin {
+		gather.begin()
+		n, err = io.Copy(w, &fileBody{f: file.f, head: file.head, off: int64(lo), n: int64(hi - lo)})
+		if gerr := gather.end(); err == nil {
+			err = gerr
+		}
+	} else {
+		// A small part (a copy is cheaper than sendfile's extra calls), or
+		// behind another server: net/http copies from the file.
+		n, err = io.Copy(w, io.NewSectionReader(file.f, int64(lo), int64(hi-lo)))
+	}
+	s.st.bytesOut.Add(n)
+	if err == nil || errors.Is(err, os.ErrClosed) {
+		return int(n), nil // all sent, or the rest from a cache tier or the origin
+	}
+	if ctx.Err() == nil && !isClientGone(err) {
+		// A read error of the file, not of the client: the rest comes from
+		// the origin; bytes already sent stay sent.
+		return int(n), nil
+	}
+	return int(n), context.Canceled
+}
+
+// isClientGone reports whether a write error came from the listener's side.
+func isClientGone(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, http.ErrHandlerTimeout)
 }
 
 func (s *Server) serveMultipart(w http.ResponseWriter, r *http.Request, info objectInfo, ranges []byteRange, ctype string) {

@@ -120,14 +120,26 @@ func (s *store) touchMeta(key string, at time.Time) {
 	s.mu.Unlock()
 }
 
-// get returns a slice from memory, else from disk (promoting it to memory).
+// inMemory says which slices the memory tier holds. With a disk tier only
+// playlists: small, hot, read whole and rewritten per request. Media slices
+// stay in their disk-tier files and reach listeners from the kernel's page
+// cache (sendfile), so the POP's heap does not grow with what it caches;
+// nginx keeps its cache the same way. Without a disk tier, everything.
+func (s *store) inMemory(key string) bool {
+	return s.disk == nil || isPlaylist(key)
+}
+
+// get returns a slice from memory, else read from disk (promoted to memory
+// only when it belongs there, see inMemory).
 func (s *store) get(k sliceKey) ([]byte, tier) {
 	if b, ok := s.mem.GetIfPresent(k); ok {
 		return b, tierMemory
 	}
 	if s.disk != nil {
 		if b, ok := s.disk.get(k); ok {
-			s.mem.Set(k, b)
+			if s.inMemory(k.key) {
+				s.mem.Set(k, b)
+			}
 			return b, tierDisk
 		}
 	}
@@ -143,7 +155,9 @@ func (s *store) has(k sliceKey) bool {
 }
 
 func (s *store) put(k sliceKey, b []byte) {
-	s.mem.Set(k, b)
+	if s.inMemory(k.key) {
+		s.mem.Set(k, b)
+	}
 	if s.disk != nil {
 		s.disk.put(k, b)
 	}
@@ -265,6 +279,10 @@ type diskEntry struct {
 	touched time.Time
 }
 
+// onDisk is what a file of size bytes takes on disk, in whole 4 KiB blocks
+// (the budget counts what the file system spends, not only the payload).
+func onDisk(size int64) int64 { return (size + 4095) &^ 4095 }
+
 func openDisk(dir string, budget int64) (*diskTier, error) {
 	for _, sub := range []string{"slices", "meta"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
@@ -285,7 +303,7 @@ func openDisk(dir string, budget int64) (*diskTier, error) {
 		if err != nil {
 			return nil
 		}
-		found = append(found, diskEntry{name: e.Name(), size: fi.Size(), touched: fi.ModTime()})
+		found = append(found, diskEntry{name: e.Name(), size: onDisk(fi.Size()), touched: fi.ModTime()})
 		return nil
 	})
 	if err != nil {
@@ -374,8 +392,8 @@ func (d *diskTier) put(k sliceKey, b []byte) {
 		d.lru.Remove(el)
 	}
 	d.closeLocked(name)
-	d.index[name] = d.lru.PushFront(&diskEntry{name: name, size: int64(len(b)), touched: time.Now()})
-	d.used += int64(len(b))
+	d.index[name] = d.lru.PushFront(&diskEntry{name: name, size: onDisk(int64(len(b))), touched: time.Now()})
+	d.used += onDisk(int64(len(b)))
 	d.mu.Unlock()
 	d.evict()
 }
@@ -432,6 +450,9 @@ func (d *diskTier) file(k sliceKey) (openSlice, bool) {
 	name := sliceName(k)
 	d.mu.Lock()
 	el, ok := d.index[name]
+	if ok {
+		d.lru.MoveToFront(el) // a zero-copy hit is a use, as get is
+	}
 	if o, cached := d.open[name]; ok && cached && o.el == el {
 		d.mu.Unlock()
 		return o, true
