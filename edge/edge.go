@@ -48,7 +48,7 @@ const (
 	// tier, where it keeps only playlists (media slices are served from
 	// their files through the page cache).
 	DefaultMemoryBytesWithDisk = 32 << 20
-	DefaultPlaylistTTL = 2 * time.Second
+	DefaultPlaylistTTL         = 2 * time.Second
 	// MediaPrefix is where objects are served: /media/<s3 key>?t=<token>.
 	MediaPrefix = "/media/"
 	// AdminSecretHeader carries the shared admin secret on purge and warm.
