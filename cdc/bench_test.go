@@ -26,7 +26,9 @@ import (
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/lsn"
 	"github.com/overture-music/overture/internal/manifest"
@@ -222,7 +224,8 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 	}
 	defer pool.Close()
 	set := &manifest.Set{}
-	if err := set.Add("bench.yaml", []byte(brokertest.NoopYAML("music.overture.cdc."))); err != nil {
+	yaml := brokertest.NoopYAML("music.overture.cdc.") + brokertest.AllowYAML("cdc", identity.Subject(eventtype.Relay), "music.overture.cdc.")
+	if err := set.Add("bench.yaml", []byte(yaml)); err != nil {
 		tb.Fatal(err)
 	}
 	quiet := telemetry.NewLogger(io.Discard, slog.LevelError)
@@ -250,7 +253,9 @@ func endToEnd(tb testing.TB, url string, n int, toBroker bool) time.Duration {
 		return func() { cancel(); <-done }
 	}
 	// First run: create the slot (snapshot of the still empty catalog).
-	var target function.Publisher = br
+	// CDC publishes with its identity, checked against its EventPolicy, as
+	// in make run.
+	var target = br.As(identity.Subject(eventtype.Relay))
 	if !toBroker {
 		target = discard{}
 	}

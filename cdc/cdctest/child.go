@@ -16,6 +16,7 @@ import (
 
 	"github.com/overture-music/overture/cdc"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
@@ -25,6 +26,7 @@ const (
 	databaseEnv  = "OVERTURE_CDC_CHILD_DATABASE_URL"
 	slotEnv      = "OVERTURE_CDC_CHILD_SLOT"
 	sinkEnv      = "OVERTURE_CDC_CHILD_SINK"
+	tokenEnv     = "OVERTURE_CDC_CHILD_TOKEN_FILE"
 	batchSizeEnv = "OVERTURE_CDC_CHILD_BATCH_SIZE"
 )
 
@@ -33,7 +35,10 @@ type Child struct {
 	DatabaseURL string
 	Slot        string // also the publication's name
 	Sink        string // where events are POSTed (function.HTTPPublisher), as K_SINK
-	BatchSize   int    // events per publish; 0: cdc's default
+	// TokenFile holds CDC's identity token (OVERTURE_IDENTITY_TOKEN_FILE):
+	// a sink that checks sender identity, as the broker does, needs it.
+	TokenFile string
+	BatchSize int // events per publish; 0: cdc's default
 }
 
 // Env returns the variables that make the test binary, re-executed with
@@ -45,6 +50,7 @@ func (c Child) Env() []string {
 		databaseEnv + "=" + c.DatabaseURL,
 		slotEnv + "=" + c.Slot,
 		sinkEnv + "=" + c.Sink,
+		tokenEnv + "=" + c.TokenFile,
 		batchSizeEnv + "=" + strconv.Itoa(c.BatchSize),
 	}
 }
@@ -62,7 +68,7 @@ func RunIfChild() {
 	err := cdc.Run(ctx, cdc.Config{
 		DatabaseURL: os.Getenv(databaseEnv),
 		Slot:        os.Getenv(slotEnv), Publication: os.Getenv(slotEnv),
-		Publisher: function.NewHTTPPublisher(os.Getenv(sinkEnv), nil),
+		Publisher: function.NewSinkPublisher(map[string]string{"K_SINK": os.Getenv(sinkEnv), identity.TokenFileKey: os.Getenv(tokenEnv)}),
 		Log:       telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()),
 		BatchSize: batch,
 	})

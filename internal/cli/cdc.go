@@ -21,7 +21,7 @@ import (
 // LISTEN_ADDRESS set it also serves /health/* and /metrics there.
 func runCDC(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		fmt.Fprintln(os.Stderr, "usage: overture cdc   (configured by DATABASE_URL, K_SINK, CDC_SLOT, CDC_PUBLICATION, LISTEN_ADDRESS)")
+		fmt.Fprintln(os.Stderr, "usage: overture cdc   (configured by DATABASE_URL, K_SINK, OVERTURE_IDENTITY_TOKEN_FILE, CDC_SLOT, CDC_PUBLICATION, LISTEN_ADDRESS)")
 		return errUsage
 	}
 	cfg := function.Config()
@@ -44,7 +44,7 @@ func runCDC(ctx context.Context, args []string) error {
 		DatabaseURL: cfg["DATABASE_URL"],
 		Slot:        cfg["CDC_SLOT"],
 		Publication: cfg["CDC_PUBLICATION"],
-		Publisher:   function.NewHTTPPublisher(cfg["K_SINK"], nil),
+		Publisher:   function.NewSinkPublisher(cfg), // K_SINK, with the token of OVERTURE_IDENTITY_TOKEN_FILE
 		Log:         log,
 		Registerer:  reg,
 	})

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/functions/deadletter"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 )
 
 // Defaults of `overture events`: where `make run` puts PostgreSQL and the
@@ -34,6 +37,9 @@ environment:
   DATABASE_URL          PostgreSQL holding the dead_letter table (default ` + defaultDatabaseURL + `)
   OVERTURE_BROKER_URL   broker ingress re-driven events are posted to (then BROKER_URL;
                         default ` + defaultBrokerURL + `)
+  OVERTURE_IDENTITY_TOKEN_FILE  the sender identity token re-driven events are posted
+                        with; unset: each event as its catalog publisher, minted with
+                        the key of make run's data directory (OVERTURE_DATA_DIR, default .data)
 `
 
 // runEvents is `overture events`.
@@ -69,7 +75,7 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			if brokerURL == "" {
 				brokerURL = defaultBrokerURL
 			}
-			return dlqRedrive(ctx, args[2:], dbURL, brokerURL, stdout, stderr)
+			return dlqRedrive(ctx, args[2:], dbURL, redrivePublisher(brokerURL, getenv), stdout, stderr)
 		}
 	}
 	return usage()
@@ -128,11 +134,46 @@ func oneLine(s string, max int) string {
 	return s
 }
 
-func dlqRedrive(ctx context.Context, args []string, dbURL, brokerURL string, stdout, stderr io.Writer) error {
+// redrivePublisher posts re-driven events to the broker with a sender
+// identity, which the broker requires: the token in OVERTURE_IDENTITY_TOKEN_FILE
+// when set (on Knative: kubectl create token <publisher> --audience
+// eventing.knative.dev/broker/overture/default), otherwise — against make
+// run — each event as the publisher the catalog names for its type, minted
+// with the platform's issuer key under OVERTURE_DATA_DIR (default .data).
+func redrivePublisher(brokerURL string, getenv func(string) string) func(url string) function.Publisher {
+	return func(url string) function.Publisher {
+		if url == "" {
+			url = brokerURL
+		}
+		if f := getenv(identity.TokenFileKey); f != "" {
+			return function.NewHTTPPublisher(url, nil).WithToken(identity.FileToken(f))
+		}
+		dataDir := cmp.Or(getenv("OVERTURE_DATA_DIR"), ".data")
+		return function.PublisherFunc(func(ctx context.Context, events ...event.Event) error {
+			for _, e := range events {
+				spec, ok := eventtype.Lookup(e.Type())
+				if !ok || len(spec.Publishers()) == 0 {
+					return fmt.Errorf("event %s has type %s, which the catalog does not know: re-drive it with %s", e.ID(), e.Type(), identity.TokenFileKey)
+				}
+				tok, err := identity.MintFromDataDir(dataDir, spec.Publishers()[0])
+				if err != nil {
+					return fmt.Errorf("re-drive needs a sender identity (%s, or make run's data directory): %w", identity.TokenFileKey, err)
+				}
+				pub := function.NewHTTPPublisher(url, nil).WithToken(identity.TokenFunc(func(context.Context) (string, error) { return tok, nil }))
+				if err := pub.Publish(ctx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func dlqRedrive(ctx context.Context, args []string, dbURL string, publisher func(url string) function.Publisher, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events dlq redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	all := fs.Bool("all", false, "re-drive every pending dead letter")
-	fs.StringVar(&brokerURL, "broker-url", brokerURL, "broker ingress to post the events to")
+	brokerURL := fs.String("broker-url", "", "broker ingress to post the events to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -157,7 +198,7 @@ func dlqRedrive(ctx context.Context, args []string, dbURL, brokerURL string, std
 	if *all {
 		ids = nil
 	}
-	n, err := deadletter.Redrive(ctx, pool, function.NewHTTPPublisher(brokerURL, nil), ids)
+	n, err := deadletter.Redrive(ctx, pool, publisher(*brokerURL), ids)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/function/functiontest"
+	"github.com/overture-music/overture/internal/identity"
+	"github.com/overture-music/overture/internal/identity/identitytest"
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -63,12 +65,16 @@ func TestEventsDLQListAndRedrive(t *testing.T) {
 
 	// A broker whose ingress the re-drive posts to: brokertest's broker with
 	// one Trigger for the test types, its subscriber a recorder.
+	// The broker wants a sender identity: the operator's token file names one
+	// its EventPolicy allows.
 	rec := &functiontest.Recorder{}
-	b := functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: functiontest.Objects(t, brokertest.NoopYAML("music.overture.test."))},
+	auth := identitytest.New(t)
+	yaml := brokertest.NoopYAML("music.overture.test.") + brokertest.AllowYAML("operator", identity.Subject("operator"), "music.overture.test.")
+	b := functiontest.RunBroker(t, broker.Config{Pool: pool, Objects: functiontest.Objects(t, yaml), Verifier: auth.Verifier},
 		map[string]function.Handler{"noop": rec})
 	srv := httptest.NewServer(b)
 	defer srv.Close()
-	brokerEnv := env(map[string]string{"OVERTURE_BROKER_URL": srv.URL + "/overture/default"})
+	brokerEnv := env(map[string]string{"OVERTURE_BROKER_URL": srv.URL + "/overture/default", identity.TokenFileKey: auth.TokenFile(t, "operator")})
 
 	entries, _ := deadletter.List(ctx, pool, 10)
 	out.Reset()

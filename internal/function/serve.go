@@ -65,14 +65,11 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	if addr == "" {
 		addr = DefaultListenAddress
 	}
-	if sink := cfg["K_SINK"]; sink != "" {
-		pub := NewHTTPPublisher(sink, nil)
-		if f := cfg[identity.TokenFileKey]; f != "" {
-			pub = pub.WithToken(identity.FileToken(f))
-		} else {
+	if cfg["K_SINK"] != "" {
+		if cfg[identity.TokenFileKey] == "" {
 			log.Warn("K_SINK is set but "+identity.TokenFileKey+" is not: the broker refuses events without a sender identity", "function", name)
 		}
-		ctx = WithPublisher(ctx, pub)
+		ctx = WithPublisher(ctx, NewSinkPublisher(cfg))
 	}
 	startCtx := ctx
 	if err := Start(startCtx, h, maps.Clone(cfg)); err != nil {
@@ -207,6 +204,18 @@ func NewHTTPPublisher(url string, client *http.Client) *HTTPPublisher {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
 	return &HTTPPublisher{url: url, client: client}
+}
+
+// NewSinkPublisher is the publisher of a standalone workload: it posts to
+// cfg's K_SINK with the token read (on every publish) from the file cfg's
+// OVERTURE_IDENTITY_TOKEN_FILE names; without that file it sends no token, and
+// the broker will refuse it.
+func NewSinkPublisher(cfg map[string]string) *HTTPPublisher {
+	p := NewHTTPPublisher(cfg["K_SINK"], nil)
+	if f := cfg[identity.TokenFileKey]; f != "" {
+		p = p.WithToken(identity.FileToken(f))
+	}
+	return p
 }
 
 // WithToken returns a copy of p that authenticates every request with a token

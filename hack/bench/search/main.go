@@ -47,6 +47,7 @@ import (
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/infra"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/postgres"
@@ -571,7 +572,9 @@ SELECT gen_random_uuid(), 'bench 0', '22222222-2222-4222-8222-222222222222', 'ro
 			}})
 		must(err)
 		go func() { _ = b.Run(cctx) }()
-		sink = b
+		// CDC publishes with its identity, which brokers/eventpolicies.yaml
+		// allows the catalog's change events, as in make run.
+		sink = b.As(identity.Subject(eventtype.Relay))
 	}
 	go func() {
 		// Slots are per cluster: one per run.

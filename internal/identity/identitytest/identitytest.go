@@ -68,13 +68,13 @@ func (a *Authority) TokenFor(t testing.TB, subject, audience string, ttl time.Du
 	return tok
 }
 
-// TokenFile writes a token for the workload name into a file of the test's
-// temporary directory (as a projected ServiceAccount token is mounted) and
-// returns its path.
+// TokenFile writes a token for the workload name, valid for an hour (long
+// tests outlive DefaultTTL), into a file of the test's temporary directory
+// (as a projected ServiceAccount token is mounted) and returns its path.
 func (a *Authority) TokenFile(t testing.TB, name string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(path, []byte(a.Token(t, name)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(a.TokenFor(t, identity.Subject(name), Audience, time.Hour)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -36,6 +36,8 @@ import (
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/catalog/catalogtest"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/identity"
+	"github.com/overture-music/overture/internal/identity/identitytest"
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/search/applied"
 	"github.com/overture-music/overture/internal/search/bleve"
@@ -288,10 +290,12 @@ func (b *brokerStats) String() string {
 }
 
 // broker stands in for the Knative broker between CDC and the indexer: it
-// acknowledges a CDC batch only after the indexer acknowledged every event of
-// it, retrying while the indexer is down, and delivers the events of a batch
-// concurrently (so not in order: the indexer must not care).
-func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool, stats *brokerStats) *httptest.Server {
+// accepts only CDC's identity (a valid token of auth's issuer for subject
+// cdc, as the broker's EventPolicy does), acknowledges a CDC batch only after
+// the indexer acknowledged every event of it, retrying while the indexer is
+// down, and delivers the events of a batch concurrently (so not in order: the
+// indexer must not care).
+func broker(t *testing.T, auth *identitytest.Authority, indexer *endpoint, stopping *atomic.Bool, stats *brokerStats) *httptest.Server {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.Proxy = nil // the placeholder host below must not go to an HTTP_PROXY
 	transport.DialContext = indexer.dial
@@ -326,6 +330,16 @@ func broker(t *testing.T, indexer *endpoint, stopping *atomic.Bool, stats *broke
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		stats.publishes.Add(1)
 		defer stats.answered.Add(1)
+		c, err := auth.Verifier.Verify(r.Context(), identity.BearerToken(r), identitytest.Audience)
+		if err != nil {
+			stats.lastErr.Store("refused a publish: " + err.Error())
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if c.Subject != identity.Subject("cdc") {
+			http.Error(w, c.Subject+" may not publish here", http.StatusForbidden)
+			return
+		}
 		var events []event.Event
 		if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
 			b, _ := io.ReadAll(r.Body)
@@ -397,7 +411,8 @@ func TestChaos(t *testing.T) {
 	var stopping atomic.Bool
 	indexer := &endpoint{}
 	var stats brokerStats
-	b := broker(t, indexer, &stopping, &stats)
+	auth := identitytest.New(t)
+	b := broker(t, auth, indexer, &stopping, &stats)
 	defer b.Close()
 	logs := filepath.Join(dir, "..") // CHAOS_LOG_DIR keeps the children's logs after the test
 	if d := os.Getenv("CHAOS_LOG_DIR"); d != "" {
@@ -406,7 +421,7 @@ func TestChaos(t *testing.T) {
 	idx := &child{t: t, name: "indexer", listen: indexer, log: filepath.Join(logs, "indexer.log"),
 		env: []string{indexerEnv + "=1", "CHAOS_DATABASE_URL=" + url, "CHAOS_SEARCH_DIR=" + dir, "LOG_LEVEL=warn"}}
 	relay := &child{t: t, name: "cdc", log: filepath.Join(logs, "cdc.log"),
-		env: append(cdctest.Child{DatabaseURL: url, Slot: "chaos", Sink: b.URL, BatchSize: 500}.Env(), "LOG_LEVEL=warn")}
+		env: append(cdctest.Child{DatabaseURL: url, Slot: "chaos", Sink: b.URL, TokenFile: auth.TokenFile(t, "cdc"), BatchSize: 500}.Env(), "LOG_LEVEL=warn")}
 	idx.start()
 	relay.start()
 	defer func() {
