@@ -59,8 +59,8 @@ var ingestSpecs = []Spec{
 		Producers: []string{"ingest-source", "ingest"}, Consumers: []string{"ingest"}},
 	{Type: IngestionCompleted, Data: IngestionData{},
 		Doc:       "An upload became a draft or published track (or was recognised as audio already ingested); the uploader's CLI follows it through the admin API.",
-		Producers: []string{"ingest"}, Terminal: true},
+		Producers: []string{"ingest"}, Outbox: true, Terminal: true},
 	{Type: IngestionFailed, Data: IngestionData{},
 		Doc:       "An upload could not become a track; the reason is specific and the uploading admin gets an email.",
-		Producers: []string{"ingest"}, Consumers: []string{"notification"}},
+		Producers: []string{"ingest"}, Outbox: true, Consumers: []string{"notification"}},
 }

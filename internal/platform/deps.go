@@ -146,7 +146,8 @@ func (p *Platform) startDeps(ctx context.Context) error {
 
 // startS3Events starts the S3 event source (internal/ingest.Source) on a
 // loopback port and returns the webhook URL versitygw is to post to. The
-// source publishes to the broker ingress (BROKER_URL), which is bound
+// source publishes to the broker ingress (BROKER_URL) with the workload
+// identity ingest-source, as it would on Knative; the ingress is bound
 // already and serves once the broker runs; a notification that arrives
 // before is answered 503 and its object found by the sweep. The URL's token
 // (INGEST_WEBHOOK_SECRET, or a random one per start) is how the source tells
@@ -167,7 +168,8 @@ func (p *Platform) startS3Events(cfg map[string]string) (string, error) {
 	}
 	src := &ingest.Source{
 		Bucket: cmp.Or(cfg["INGEST_BUCKET"], ingest.DefaultUploadsBucket), Secret: secret,
-		Publisher: function.NewHTTPPublisher(cfg[KeyBrokerURL], nil), Log: p.log.With("component", ingest.SourceName),
+		Publisher: function.NewHTTPPublisher(cfg[KeyBrokerURL], nil).WithToken(p.TokenSource(ingest.SourceName)),
+		Log:       p.log.With("component", ingest.SourceName),
 	}
 	base := "http://" + ln.Addr().String()
 	p.spawn("S3 event source", serveListener(ln, src, p.log))
