@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -32,7 +34,8 @@ const (
 
 // ConfigFromMap reads a POP's settings from the cfg map. Required:
 // S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, CDN_SIGNING_KEYS (kid:secret,…)
-// and CDN_ADMIN_SECRET. Optional: S3_REGION, CDN_BUCKET (default "media"),
+// and CDN_ADMIN_SECRET. Optional: METRICS_TOKEN (/metrics and /stats),
+// TRUSTED_PROXIES, S3_REGION, CDN_BUCKET (default "media"),
 // REDIS_URL, AUTH_JWKS_URL / PUBLIC_BASE_URL and AUTH_ISSUER (premium
 // checks), EDGE_MEMORY_BYTES, EDGE_DISK_BYTES, CDN_TAG_PATTERN (regexp whose
 // first group is the track id; default `(?:^|/)tracks/([^/]+)/`).
@@ -58,6 +61,12 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 		if c.SigningKeys, _, err = urlsign.ParseKeys(keys.Reveal()); err != nil {
 			r.Fail(KeySigningKeys, "%w", err)
 		}
+	}
+	c.MetricsToken = r.SecretOptional(server.KeyMetricsToken).Reveal()
+	if g, err := server.GuardFromConfig(m); err != nil {
+		r.Fail(server.KeyTrustedProxies, "%s", strings.TrimPrefix(err.Error(), server.KeyTrustedProxies+": "))
+	} else {
+		c.TrustedProxies = g.TrustedProxies
 	}
 	if v := r.StringOr("CDN_TAG_PATTERN", ""); v != "" {
 		re, err := regexp.Compile(v)
