@@ -42,6 +42,11 @@ kubectl apply -f "$(gh knative/eventing eventing-crds.yaml)"
 kubectl apply -f "$(gh knative/eventing eventing-core.yaml)"
 kubectl apply -f "$(gh knative-extensions/eventing-kafka-broker eventing-kafka-controller.yaml)"
 kubectl apply -f "$(gh knative-extensions/eventing-kafka-broker eventing-kafka-broker.yaml)"
+# Sender identity and authorization (docs/security.md): brokers verify each
+# sender's OIDC token, and accept only what an EventPolicy of
+# brokers/eventpolicies.yaml allows; with no policy, nothing.
+kubectl patch configmap/config-features -n knative-eventing --type merge \
+  -p '{"data":{"authentication-oidc":"enabled","default-authorization-mode":"deny-all"}}'
 wait_ns knative-eventing
 
 echo "== Kafka (Strimzi, one node)"

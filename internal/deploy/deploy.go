@@ -4,6 +4,12 @@
 // NAME`), a SinkBinding that gives every one of them K_SINK (the broker), and
 // the CDC ContainerSource.
 //
+// Each of them runs as its own ServiceAccount (rendered too), named after it:
+// that is its sender identity, which brokers/eventpolicies.yaml names. A
+// projected ServiceAccount token for the broker's audience is mounted at
+// TokenPath and named by OVERTURE_IDENTITY_TOKEN_FILE; Knative Eventing with
+// authentication-oidc verifies it (see docs/deploy.md and docs/security.md).
+//
 // Nothing is kept under config/: generating the objects means a new function
 // is deployable the moment its func.yaml exists, and the image reference is
 // left as ko://… for `ko resolve` to build and replace (hack/deploy.sh).
@@ -23,9 +29,20 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/server"
 )
+
+// TokenPath is where every workload finds its projected identity token.
+const TokenPath = "/var/run/secrets/overture/identity/token"
+
+// TokenLifetime is the projected token's expirationSeconds: the kubelet
+// renews it at 80% of that, and the workload reads the file on every publish.
+const TokenLifetime = 3600
+
+// CDCServiceAccount is the ServiceAccount (identity) of the CDC relay.
+const CDCServiceAccount = "cdc"
 
 // ImportPath is the Go main package every image is built from.
 const ImportPath = "github.com/overture-music/overture/cmd/overture"
@@ -58,20 +75,29 @@ func (o *Options) defaults() {
 // Object is one rendered Kubernetes object.
 type Object = map[string]any
 
-// Render returns the Knative Services of funcs and services, the SinkBinding
-// and the CDC ContainerSource, in a stable order.
+// Render returns a ServiceAccount and a Knative Service for each of funcs and
+// services, the SinkBinding, and CDC's ServiceAccount and ContainerSource, in
+// a stable order.
 func Render(funcs []*manifest.Func, services []server.Service, o Options) ([]Object, error) {
 	o.defaults()
 	var objs []Object
 	var errs []error
 	sorted := slices.Clone(funcs)
 	slices.SortFunc(sorted, func(a, b *manifest.Func) int { return strings.Compare(a.Name, b.Name) })
+	accounts := map[string]bool{}
+	account := func(name, namespace, role string) {
+		if !accounts[namespace+"/"+name] {
+			accounts[namespace+"/"+name] = true
+			objs = append(objs, serviceAccount(name, namespace, role))
+		}
+	}
 	for _, f := range sorted {
 		obj, err := functionService(f, o)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.File, err))
 			continue
 		}
+		account(functionAccount(f), cmp.Or(f.Deploy.Namespace, f.Namespace, o.Namespace), "function")
 		objs = append(objs, obj)
 	}
 	names := map[string]bool{}
@@ -84,11 +110,13 @@ func Render(funcs []*manifest.Func, services []server.Service, o Options) ([]Obj
 			continue
 		}
 		names[s.Name()] = true
+		account(s.Name(), o.Namespace, "service")
 		objs = append(objs, httpService(s.Name(), o))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	account(CDCServiceAccount, o.Namespace, "source")
 	objs = append(objs, sinkBinding(o), cdcSource(o))
 	return objs, nil
 }
@@ -116,17 +144,48 @@ func meta(name, namespace, role string) map[string]any {
 	}
 }
 
+// serviceAccount is a workload's identity. It holds no API permissions and
+// does not mount the API token: the only token the pod gets is the projected
+// one for the broker's audience.
+func serviceAccount(name, namespace, role string) Object {
+	return Object{
+		"apiVersion":                   "v1",
+		"kind":                         "ServiceAccount",
+		"metadata":                     meta(name, namespace, role),
+		"automountServiceAccountToken": false,
+	}
+}
+
+// functionAccount is the ServiceAccount a function runs as: func.yaml's
+// deploy.serviceAccountName, or its name.
+func functionAccount(f *manifest.Func) string { return cmp.Or(f.Deploy.ServiceAccountName, f.Name) }
+
+// withIdentity gives a pod spec's first container the projected identity
+// token for the broker's audience and OVERTURE_IDENTITY_TOKEN_FILE naming it.
+func withIdentity(podSpec, container map[string]any, serviceAccount string, o Options) {
+	dir, file := TokenPath[:strings.LastIndex(TokenPath, "/")], TokenPath[strings.LastIndex(TokenPath, "/")+1:]
+	podSpec["serviceAccountName"] = serviceAccount
+	podSpec["volumes"] = []any{map[string]any{
+		"name": "overture-identity",
+		"projected": map[string]any{"sources": []any{map[string]any{"serviceAccountToken": map[string]any{
+			"audience": identity.BrokerAudience(o.Namespace, o.Broker), "expirationSeconds": TokenLifetime, "path": file,
+		}}}},
+	}}
+	container["volumeMounts"] = []any{map[string]any{"name": "overture-identity", "mountPath": dir, "readOnly": true}}
+	env, _ := container["env"].([]any)
+	container["env"] = append(env, map[string]any{"name": identity.TokenFileKey, "value": TokenPath})
+}
+
 // knativeService is a serving.knative.dev/v1 Service running the overture
-// binary with args, probed on the health endpoints both modes serve.
-func knativeService(name, namespace, role string, annotations map[string]string, container map[string]any, serviceAccount string) Object {
+// binary with args as serviceAccount, probed on the health endpoints both
+// modes serve.
+func knativeService(name, namespace, role string, annotations map[string]string, container map[string]any, serviceAccount string, o Options) Object {
 	container["name"] = "user-container"
 	container["ports"] = []any{map[string]any{"containerPort": 8080}}
 	container["readinessProbe"] = map[string]any{"httpGet": map[string]any{"path": "/health/readiness"}}
 	container["livenessProbe"] = map[string]any{"httpGet": map[string]any{"path": "/health/liveness"}}
 	podSpec := map[string]any{"containers": []any{container}}
-	if serviceAccount != "" {
-		podSpec["serviceAccountName"] = serviceAccount
-	}
+	withIdentity(podSpec, container, serviceAccount, o)
 	tmplMeta := map[string]any{"labels": map[string]any{PartOfLabel: PartOf, RoleLabel: role}}
 	if len(annotations) > 0 {
 		a := map[string]any{}
@@ -169,7 +228,7 @@ func functionService(f *manifest.Func, o Options) (Object, error) {
 	ann := scaleAnnotations(f)
 	maps.Copy(ann, f.Deploy.Annotations)
 	ns := cmp.Or(f.Deploy.Namespace, f.Namespace, o.Namespace)
-	return knativeService(f.Name, ns, "function", ann, container, f.Deploy.ServiceAccountName), nil
+	return knativeService(f.Name, ns, "function", ann, container, functionAccount(f), o), nil
 }
 
 func httpService(name string, o Options) Object {
@@ -183,7 +242,7 @@ func httpService(name string, o Options) Object {
 		},
 	}
 	ann := map[string]string{"autoscaling.knative.dev/min-scale": "0", "autoscaling.knative.dev/max-scale": "10"}
-	return knativeService(name, o.Namespace, "service", ann, container, "")
+	return knativeService(name, o.Namespace, "service", ann, container, name, o)
 }
 
 // scaleAnnotations turns deploy.options.scale into Knative autoscaling
@@ -290,27 +349,26 @@ func sinkBinding(o Options) Object {
 }
 
 // cdcSource runs `overture cdc` (cdc.Run) as a ContainerSource: one replica
-// reading the WAL and posting to K_SINK. It must not scale beyond one: a
-// replication slot has one reader.
+// reading the WAL and posting to K_SINK with the identity of ServiceAccount
+// cdc. It must not scale beyond one: a replication slot has one reader.
 func cdcSource(o Options) Object {
+	container := map[string]any{
+		"name":  "cdc",
+		"image": o.Image,
+		"args":  []any{"cdc"},
+		"env": []any{map[string]any{"name": "DATABASE_URL", "valueFrom": map[string]any{
+			"secretKeyRef": map[string]any{"name": "overture-postgres", "key": "url"},
+		}}},
+	}
+	podSpec := map[string]any{"containers": []any{container}}
+	withIdentity(podSpec, container, CDCServiceAccount, o)
 	return Object{
 		"apiVersion": manifest.SourcesV1,
 		"kind":       "ContainerSource",
 		"metadata":   meta("cdc", o.Namespace, "source"),
 		"spec": map[string]any{
-			"template": map[string]any{
-				"spec": map[string]any{
-					"containers": []any{map[string]any{
-						"name":  "cdc",
-						"image": o.Image,
-						"args":  []any{"cdc"},
-						"env": []any{map[string]any{"name": "DATABASE_URL", "valueFrom": map[string]any{
-							"secretKeyRef": map[string]any{"name": "overture-postgres", "key": "url"},
-						}}},
-					}},
-				},
-			},
-			"sink": brokerRef(o),
+			"template": map[string]any{"spec": podSpec},
+			"sink":     brokerRef(o),
 		},
 	}
 }
