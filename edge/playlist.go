@@ -30,6 +30,10 @@ type playlistRewriter struct {
 	dir string // the playlist's directory, "" or ending in "/"
 	tok urlsign.Token
 	raw string // the token as it appeared in the request
+	// dirOurs: dir lies under the token's prefix, so a plain relative URI
+	// (no "..", ".", "//", scheme or leading "/") names an object the token
+	// covers without resolving it (the fast path of every segment line).
+	dirOurs bool
 }
 
 // rewritePlaylist returns body with every URI that resolves under the
@@ -43,46 +47,63 @@ func (s *Server) rewritePlaylist(key string, body []byte, tok urlsign.Token, raw
 	if d := path.Dir(key); d != "." {
 		rw.dir = d + "/"
 	}
-	lines := strings.Split(string(body), "\n")
-	out := make([]byte, 0, len(body)+len(body)/2)
-	for i := 0; i < len(lines); i++ {
-		line := strings.TrimSuffix(lines[i], "\r")
-		t := strings.TrimSpace(line)
+	rw.dirOurs = strings.HasPrefix(rw.dir, tok.Prefix)
+	// Count the lines to size the output: each URI grows by the token.
+	out := make([]byte, 0, len(body)+(bytes.Count(body, []byte{'\n'})+1)*(len(raw)+4))
+	skipURI := false // the previous EXT-X-STREAM-INF was left out: so is its URI
+	for rest := body; len(rest) > 0; {
+		var line []byte
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			line, rest = rest, nil
+		}
+		content := bytes.TrimRight(line, "\r\n")
+		eol := line[len(content):]
+		t := string(bytes.TrimSpace(content))
 		switch {
 		case t == "":
 			out = append(out, line...)
-		case strings.HasPrefix(t, "#EXT-X-STREAM-INF"):
-			// The variant's URI is the next line that is not a tag or blank.
-			j := i + 1
-			for j < len(lines) && (strings.TrimSpace(lines[j]) == "" || strings.HasPrefix(strings.TrimSpace(lines[j]), "#")) {
-				j++
-			}
-			if j < len(lines) {
-				if _, premium, _ := rw.ref(strings.TrimSpace(strings.TrimSuffix(lines[j], "\r"))); premium && !tok.ListenerPremium {
-					i = j // leave out the tag and its URI
+		case t[0] == '#':
+			if strings.HasPrefix(t, "#EXT-X-STREAM-INF") {
+				if !tok.ListenerPremium && rw.premiumVariant(rest) {
+					skipURI = true
 					continue
 				}
+			} else if u, ok := uriAttr(t); ok && !tok.ListenerPremium &&
+				(strings.HasPrefix(t, "#EXT-X-MEDIA:") || strings.HasPrefix(t, "#EXT-X-I-FRAME-STREAM-INF:")) && rw.premium(u) {
+				continue
 			}
-			out = append(out, rw.attrURI(line)...)
-		case strings.HasPrefix(t, "#"):
-			if u, ok := uriAttr(t); ok && (strings.HasPrefix(t, "#EXT-X-MEDIA:") || strings.HasPrefix(t, "#EXT-X-I-FRAME-STREAM-INF:")) {
-				if _, premium, _ := rw.ref(u); premium && !tok.ListenerPremium {
-					continue
-				}
-			}
-			out = append(out, rw.attrURI(line)...)
+			out = rw.appendAttrURI(out, content)
+			out = append(out, eol...)
 		default:
-			u, _, _ := rw.ref(t)
-			out = append(out, u...)
-		}
-		if strings.HasSuffix(lines[i], "\r") {
-			out = append(out, '\r')
-		}
-		if i < len(lines)-1 {
-			out = append(out, '\n')
+			if skipURI {
+				skipURI = false
+				continue
+			}
+			out = rw.appendRef(out, t)
+			out = append(out, eol...)
 		}
 	}
 	return out
+}
+
+// premiumVariant reports whether the URI line following an
+// EXT-X-STREAM-INF tag (the next line that is not blank or a tag) names a
+// premium object.
+func (rw playlistRewriter) premiumVariant(rest []byte) bool {
+	for len(rest) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			line, rest = rest, nil
+		}
+		if t := string(bytes.TrimSpace(line)); t != "" && t[0] != '#' {
+			return rw.premium(t)
+		}
+	}
+	return false
 }
 
 // uriAttr returns the URI="…" attribute of a tag line.
@@ -99,66 +120,99 @@ func uriAttr(line string) (string, bool) {
 	return rest[:j], true
 }
 
-// attrURI rewrites the URI="…" attribute of a tag line (EXT-X-MAP,
-// EXT-X-KEY, EXT-X-MEDIA, EXT-X-I-FRAME-STREAM-INF, EXT-X-SESSION-KEY, …).
-func (rw playlistRewriter) attrURI(line string) string {
-	i := strings.Index(line, `URI="`)
+// appendAttrURI appends a tag line with its URI="…" attribute (EXT-X-MAP,
+// EXT-X-KEY, EXT-X-MEDIA, EXT-X-I-FRAME-STREAM-INF, EXT-X-SESSION-KEY, …)
+// rewritten.
+func (rw playlistRewriter) appendAttrURI(out, line []byte) []byte {
+	i := bytes.Index(line, []byte(`URI="`))
 	if i < 0 {
-		return line
+		return append(out, line...)
 	}
 	start := i + len(`URI="`)
-	j := strings.IndexByte(line[start:], '"')
+	j := bytes.IndexByte(line[start:], '"')
 	if j < 0 {
-		return line
+		return append(out, line...)
 	}
-	u, _, _ := rw.ref(line[start : start+j])
-	return line[:start] + u + line[start+j:]
+	out = append(out, line[:start]...)
+	out = rw.appendRef(out, string(line[start:start+j]))
+	return append(out, line[start+j:]...)
 }
 
-// ref resolves a playlist URI and returns it with the token added when it
-// names an object under the token's prefix (ours), and whether that object
-// is premium.
-func (rw playlistRewriter) ref(u string) (out string, premium, ours bool) {
-	if u == "" {
-		return u, false, false
+// plainRelative reports whether p is a relative path that resolves to
+// dir+p as it is: no scheme, no leading "/", no empty, "." or ".." segment.
+func plainRelative(p string) bool {
+	if p == "" || p[0] == '/' || hasScheme(p) || strings.ContainsAny(p, "\x00\r\n\\") {
+		return false
 	}
-	p, frag, _ := strings.Cut(u, "#")
-	p, query, _ := strings.Cut(p, "?")
+	for rest := p; ; {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		if !more {
+			return true
+		}
+		rest = after
+	}
+}
+
+// resolve returns the object key a playlist URI names, and whether the
+// token covers it.
+func (rw playlistRewriter) resolve(u string) (string, bool) {
+	p, _, _ := strings.Cut(u, "#")
+	p, _, _ = strings.Cut(p, "?")
 	var key string
 	switch {
 	case strings.HasPrefix(p, MediaPrefix):
 		key = p[len(MediaPrefix):]
-	case strings.HasPrefix(p, "/") || hasScheme(p):
-		return u, false, false // another host, or outside the media space
+	case p == "" || strings.HasPrefix(p, "/") || hasScheme(p):
+		return "", false // another host, or outside the media space
 	default:
 		key = path.Join(rw.dir, p)
 	}
-	if !validKey(key) || !strings.HasPrefix(key, rw.tok.Prefix) {
-		return u, false, false
+	return key, validKey(key) && strings.HasPrefix(key, rw.tok.Prefix)
+}
+
+// premium reports whether a playlist URI names a premium object under the
+// token's prefix.
+func (rw playlistRewriter) premium(u string) bool {
+	key, ours := rw.resolve(u)
+	return ours && (rw.tok.NeedsPremium(key) || rw.s.premiumKey(key))
+}
+
+// appendRef appends u, with the token added when it names an object under
+// the token's prefix (an existing t parameter is replaced; other parameters
+// and the fragment are kept).
+func (rw playlistRewriter) appendRef(out []byte, u string) []byte {
+	p, frag, hasFrag := strings.Cut(u, "#")
+	p, query, _ := strings.Cut(p, "?")
+	ours := rw.dirOurs && plainRelative(p)
+	if !ours {
+		_, ours = rw.resolve(u)
 	}
-	premium = rw.tok.NeedsPremium(key) || rw.s.premiumKey(key)
-	var b strings.Builder
-	b.Grow(len(u) + len(rw.raw) + 3)
-	b.WriteString(p)
+	if !ours {
+		return append(out, u...)
+	}
+	out = append(out, p...)
 	sep := byte('?')
 	for query != "" {
 		var kv string
 		kv, query, _ = strings.Cut(query, "&")
 		if k, _, _ := strings.Cut(kv, "="); k == urlsign.Param || kv == "" {
-			continue // a token already in the URI is replaced
+			continue
 		}
-		b.WriteByte(sep)
-		b.WriteString(kv)
+		out = append(out, sep)
+		out = append(out, kv...)
 		sep = '&'
 	}
-	b.WriteByte(sep)
-	b.WriteString(urlsign.Param + "=")
-	b.WriteString(rw.raw)
-	if frag != "" {
-		b.WriteByte('#')
-		b.WriteString(frag)
+	out = append(out, sep)
+	out = append(out, urlsign.Param+"="...)
+	out = append(out, rw.raw...)
+	if hasFrag {
+		out = append(out, '#')
+		out = append(out, frag...)
 	}
-	return b.String(), premium, true
+	return out
 }
 
 // hasScheme reports whether u starts with a URI scheme ("https:", "skd:",
@@ -183,17 +237,20 @@ func hasScheme(u string) bool {
 // bytes differ per token.
 func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, info objectInfo, state cacheState, tok urlsign.Token, raw string) {
 	ctx := r.Context()
-	var buf bytes.Buffer
-	buf.Grow(int(info.Size))
+	var whole []byte // the playlist: its one slice as cached, or the slices joined
 	for i := int64(0); i < s.store.slices(info.Size); i++ {
 		b, err := s.slice(ctx, info, i)
 		if err != nil {
 			s.originProblem(w, r, info.Key, err)
 			return
 		}
-		buf.Write(b)
+		if i == 0 {
+			whole = b
+		} else {
+			whole = append(whole[:len(whole):len(whole)], b...)
+		}
 	}
-	body := s.rewritePlaylist(info.Key, buf.Bytes(), tok, raw)
+	body := s.rewritePlaylist(info.Key, whole, tok, raw)
 	s.count(state)
 	h := w.Header()
 	h["Content-Type"] = []string{contentType(info.Key, info.ContentType)}

@@ -236,3 +236,19 @@ func TestRevokeRefusesEarlierTokens(t *testing.T) {
 		t.Fatal("revoke with a wrong secret accepted")
 	}
 }
+
+func BenchmarkRewritePlaylist(b *testing.B) {
+	s := &Server{cfg: Config{PremiumMarkers: []string{"/premium/"}}}
+	var pl strings.Builder
+	pl.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init_0.mp4\"\n")
+	for i := range 150 {
+		pl.WriteString("#EXTINF:2.000000,\nindex" + strings.Repeat("1", i%3+1) + ".m4s\n")
+	}
+	body := []byte(pl.String())
+	tok := urlsign.Token{Prefix: "tracks/a/v1/", PremiumPaths: []string{"aac256/"}}
+	raw := strings.Repeat("x", 120)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.rewritePlaylist("tracks/a/v1/aac128/index.m3u8", body, tok, raw)
+	}
+}
