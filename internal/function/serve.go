@@ -18,7 +18,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/problem"
@@ -85,10 +84,14 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, r *http.Request) {
 		healthAnswer(w, r, h, Alive)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	server.Metrics(mux, reg, cfg[server.KeyMetricsToken])
 	mux.Handle("/", &ceHandler{h: h, log: log, metrics: m, base: ctx})
 
-	srv := server.NewHTTPServer(mux, server.Guard{})
+	guard, err := server.GuardFromConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("function %s: %w", name, err)
+	}
+	srv := server.NewHTTPServer(mux, guard)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)

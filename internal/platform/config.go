@@ -81,6 +81,7 @@ const (
 	devPaymentShopID        = "overture-dev-shop"
 	devPaymentSecretKey     = "overture-dev-payment-secret"
 	devPaymentWebhookSecret = "dev-only-sandbox-webhook-secret"
+	devMetricsToken         = "overture-dev-metrics"
 )
 
 // KeyAuthKeyEncryption is the key that encrypts auth's signing-key seeds at
@@ -103,8 +104,10 @@ var defaults = map[string]string{
 	"PAYMENT_PROVIDER_URL":   "http://127.0.0.1:8095/v3",               // the payment sandbox (PAYMENT_SANDBOX_ADDR's default)
 	"PAYMENT_SHOP_ID":        devPaymentShopID,                         // what the sandbox accepts and the adapter sends
 	"PAYMENT_SECRET_KEY":     devPaymentSecretKey,
-	"CDN_SIGNING_KEYS":       devCDNSigningKeys, // steering signs, the POPs verify
-	"CDN_ADMIN_SECRET":       devCDNAdminSecret, // the POPs' purge/warm secret (cdn-warm, cdn-purge)
+	"CDN_SIGNING_KEYS":       devCDNSigningKeys,      // steering signs, the POPs verify
+	"CDN_ADMIN_SECRET":       devCDNAdminSecret,      // the POPs' purge/warm secret (cdn-warm, cdn-purge)
+	"METRICS_TOKEN":          devMetricsToken,        // bearer token for /metrics and the POPs' /stats
+	"TRUSTED_PROXIES":        "127.0.0.1/32,::1/128", // loopback proxies (the gateway) may name the client
 }
 
 // cdnDefaults apply only when CDN_POPS is unset: the three loopback POPs
