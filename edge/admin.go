@@ -301,10 +301,9 @@ func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Snapshot())
 }
 
-// statsGuard puts /stats behind MetricsToken, as /metrics is. A POP built
-// without one (Go callers that construct Config directly: steering's tests,
-// which poll /stats without a token) keeps /stats open, with a warning at
-// start; ConfigFromMap is to require METRICS_TOKEN (docs/security.md).
+// statsGuard puts /stats behind MetricsToken, as /metrics is. ConfigFromMap
+// requires METRICS_TOKEN, so every POP started from configuration has one; a
+// POP a Go caller builds without one (tests) keeps /stats open, with a warning.
 func (s *Server) statsGuard(h http.Handler) http.Handler {
 	if s.cfg.MetricsToken == "" {
 		s.log.Warn("edge /stats is open: no MetricsToken (METRICS_TOKEN) configured")

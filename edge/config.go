@@ -34,8 +34,8 @@ const (
 
 // ConfigFromMap reads a POP's settings from the cfg map. Required:
 // S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, CDN_SIGNING_KEYS (kid:secret,…)
-// and CDN_ADMIN_SECRET. Optional: METRICS_TOKEN (/metrics and /stats),
-// TRUSTED_PROXIES, S3_REGION, CDN_BUCKET (default "media"),
+// CDN_ADMIN_SECRET and METRICS_TOKEN (/metrics and /stats: steering polls
+// /stats with it). Optional: TRUSTED_PROXIES, S3_REGION, CDN_BUCKET (default "media"),
 // REDIS_URL, AUTH_JWKS_URL / PUBLIC_BASE_URL and AUTH_ISSUER (premium
 // checks), EDGE_MEMORY_BYTES, EDGE_DISK_BYTES, CDN_TAG_PATTERN (regexp whose
 // first group is the track id; default `(?:^|/)tracks/([^/]+)/`).
@@ -62,7 +62,7 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 			r.Fail(KeySigningKeys, "%w", err)
 		}
 	}
-	c.MetricsToken = r.SecretOptional(server.KeyMetricsToken).Reveal()
+	c.MetricsToken = r.Secret(server.KeyMetricsToken).Reveal()
 	if g, err := server.GuardFromConfig(m); err != nil {
 		r.Fail(server.KeyTrustedProxies, "%s", strings.TrimPrefix(err.Error(), server.KeyTrustedProxies+": "))
 	} else {

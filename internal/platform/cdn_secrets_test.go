@@ -29,7 +29,7 @@ func TestPOPWithoutCDNSettingsRefusesToStart(t *testing.T) {
 	if err == nil {
 		t.Fatal("a POP without CDN settings started")
 	}
-	for _, k := range []string{"CDN_SIGNING_KEYS is not set", "CDN_ADMIN_SECRET is not set"} {
+	for _, k := range []string{"CDN_SIGNING_KEYS is not set", "CDN_ADMIN_SECRET is not set", "METRICS_TOKEN is not set"} {
 		if !strings.Contains(err.Error(), k) {
 			t.Errorf("error %q does not name %s", err, k)
 		}
@@ -42,6 +42,7 @@ func TestPOPWithoutCDNSettingsRefusesToStart(t *testing.T) {
 	}
 	env["CDN_SIGNING_KEYS"] = "prod:" + random()
 	env["CDN_ADMIN_SECRET"] = random()
+	env["METRICS_TOKEN"] = random()
 	c, err := edge.ConfigFromMap(env)
 	if err != nil {
 		t.Fatal(err)

@@ -125,7 +125,7 @@ func TestComponentsStartOnlyWithPlatformDefaults(t *testing.T) {
 		keys  []string
 	}{
 		"steering": {func(m map[string]string) error { _, err := steering.ConfigFromMap(m); return err }, []string{"CDN_POPS", "CDN_SIGNING_KEYS"}},
-		"edge":     {func(m map[string]string) error { _, err := edge.ConfigFromMap(m); return err }, []string{"CDN_SIGNING_KEYS", "CDN_ADMIN_SECRET"}},
+		"edge":     {func(m map[string]string) error { _, err := edge.ConfigFromMap(m); return err }, []string{"CDN_SIGNING_KEYS", "CDN_ADMIN_SECRET", "METRICS_TOKEN"}},
 		"cdn-warm": {func(m map[string]string) error { _, _, err := steering.AdminConfig(m); return err }, []string{"CDN_POPS", "CDN_ADMIN_SECRET"}},
 		"payment":  {func(m map[string]string) error { _, err := payment.FromConfig(m); return err }, []string{"PAYMENT_PROVIDER_URL", "PAYMENT_SHOP_ID", "PAYMENT_SECRET_KEY"}},
 	}
@@ -151,7 +151,7 @@ func TestComponentsStartOnlyWithPlatformDefaults(t *testing.T) {
 // that fell back to it would serve production with a public key).
 func TestDevSecretsStayInPlatform(t *testing.T) {
 	t.Parallel()
-	secrets := []string{devCDNSigningKeys, devCDNAdminSecret, devPaymentShopID, devPaymentSecretKey, devPaymentWebhookSecret, DefaultS3SecretKey}
+	secrets := []string{devCDNSigningKeys, devCDNAdminSecret, devMetricsToken, devPaymentShopID, devPaymentSecretKey, devPaymentWebhookSecret, DefaultS3SecretKey}
 	// The kid:secret pair is also refused by its secret half alone.
 	secrets = append(secrets, strings.SplitN(devCDNSigningKeys, ":", 2)[1])
 	root, err := filepath.Abs("../..")

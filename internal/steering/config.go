@@ -12,6 +12,7 @@ import (
 	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -31,6 +32,7 @@ const (
 //	CDN_LATENCY_MS    a>b=ms,…            (symmetric region latency matrix)
 //	CDN_REGION_CIDRS  cidr=region,…       (client address → listener region)
 //	CDN_DEFAULT_REGION, CDN_URL_TTL, CDN_MIN_DWELL, CDN_KEY_PREFIX (default tracks/)
+//	METRICS_TOKEN     the bearer token of the POPs' /stats (sent when set)
 //	AUTH_JWKS_URL (default PUBLIC_BASE_URL/.well-known/jwks.json), AUTH_ISSUER (default PUBLIC_BASE_URL)
 //
 // There are no development fallbacks: a missing required key stops the
@@ -71,6 +73,7 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 		}
 		c.RegionCIDRs[p.Masked()] = region
 	}
+	c.StatsToken = r.SecretOptional(server.KeyMetricsToken).Reveal()
 	c.DefaultRegion = r.StringOr("CDN_DEFAULT_REGION", "")
 	c.KeyPrefix = r.StringOr("CDN_KEY_PREFIX", "") // default "tracks/"
 	c.URLTTL = r.DurationOr("CDN_URL_TTL", 0)

@@ -88,12 +88,16 @@ func (p *popState) observeRTT(ms float64) {
 func (p *popState) load() float64 { return math.Max(p.stats.CPULoad, p.stats.NetworkLoad) }
 
 // poll fetches one POP's /stats, timing the round trip.
-func poll(ctx context.Context, c *http.Client, pop POP, timeout time.Duration) (popStats, float64, error) {
+// The POPs' /stats is the operator's: the poll carries token when set.
+func poll(ctx context.Context, c *http.Client, pop POP, token string, timeout time.Duration) (popStats, float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pop.URL+"/stats", nil)
 	if err != nil {
 		return popStats{}, 0, fmt.Errorf("poll %s: %w", pop.Name, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
 	resp, err := c.Do(req)

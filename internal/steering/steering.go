@@ -56,6 +56,8 @@ type Config struct {
 
 	PollInterval time.Duration // default 1 s; negative: no background polling (tests call Poll)
 	PollTimeout  time.Duration // default 1 s; a slower answer is a failed poll
+	// StatsToken is the bearer token the POPs' /stats require (METRICS_TOKEN).
+	StatsToken string
 	Rise, Fall   int           // consecutive good/bad samples to flip health; default 2/3
 	// MaxLoad is the selection cut (0.8); HealthMaxLoad and HealthMaxRTTMS
 	// mark a POP unhealthy outright (default 0.98 and 1000 ms).
@@ -298,7 +300,7 @@ func (s *Service) Poll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, rtt, err := poll(ctx, s.client, p.POP, s.cfg.PollTimeout)
+			st, rtt, err := poll(ctx, s.client, p.POP, s.cfg.StatsToken, s.cfg.PollTimeout)
 			res[i] = result{st, rtt, err}
 		}()
 	}
