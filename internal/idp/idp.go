@@ -326,6 +326,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-store")
+			// The page's one inline <style>; no scripts, forms post only here.
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 			w.WriteHeader(status)
 			_ = page.Execute(w, map[string]any{"Params": params, "Error": msg, "Email": q.Get("login_email")})
 		}
