@@ -28,6 +28,7 @@ func commands() []command {
 		{"deploy", "Knative manifests: `deploy render` prints every function and service as a Knative Service", runDeploy},
 		{"events", "event tooling: `events dlq list|redrive`, `events doc`", runEvents},
 		{"admin", "account administration: `admin create --email E`", runAdmin},
+		{"upload", "upload audio files or directories as an admin and follow their ingestion", runUpload},
 		{"cdc", "run the CDC relay standalone (posts to K_SINK)", runCDC},
 		{"reindex", "rebuild the search read model into a new index and swap the alias", runReindex},
 		{"watermark", "how far search has applied the catalog, and what holds ?after= reads back", runWatermark},

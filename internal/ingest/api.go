@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -275,6 +276,12 @@ func (s *Service) answer(ctx context.Context, u Upload, withStored bool) (Upload
 		p := s3.NewListPartsPaginator(s.s3, &s3.ListPartsInput{Bucket: aws.String(u.Bucket), Key: aws.String(u.Key), UploadId: aws.String(u.MultipartID)})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
+			var ae smithy.APIError
+			if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+				// Completed, and storage's notification not yet recorded:
+				// nothing is left to send.
+				return ans, nil
+			}
 			if err != nil {
 				return ans, fmt.Errorf("list parts of upload %s: %w", u.ID, err)
 			}
