@@ -16,6 +16,14 @@
 // the Go work (peaks reduction, playlists, JSON) is counted. Each side runs
 // -runs times; the table gives the median of each figure. It prints a
 // markdown section on stdout.
+//
+// Then (-e2e, e2e.go) the whole path in the same run: the embedded platform
+// as make run starts it, the FLAC track PUT into the uploads bucket with a
+// plain S3 client, wall from the PUT acknowledged to the upload record ready
+// (published) and the process tree's CPU, beside the bare ffmpeg figures of
+// the same file; and a batch of -batch distinct -batch-seconds tracks in
+// audio seconds per wall second, beside the bare commands on the same files,
+// runtime.NumCPU() at a time.
 package main
 
 import (
@@ -38,8 +46,11 @@ import (
 func main() {
 	seconds := flag.Int("seconds", 240, "length of the generated track")
 	runs := flag.Int("runs", 3, "runs of each side per input")
+	e2e := flag.Bool("e2e", true, "also measure the pipeline end to end (PUT to ready) and a batch")
+	batch := flag.Int("batch", 20, "tracks in the end-to-end batch")
+	batchSeconds := flag.Int("batch-seconds", 30, "length of each batch track")
 	flag.Parse()
-	if err := run(*seconds, *runs); err != nil {
+	if err := run(*seconds, *runs, *e2e, *batch, *batchSeconds); err != nil {
 		slog.Error("ingest bench", "err", err)
 		os.Exit(1)
 	}
@@ -47,7 +58,7 @@ func main() {
 
 type sample struct{ wall, cpu time.Duration }
 
-func run(seconds, runs int) error {
+func run(seconds, runs int, e2e bool, batch, batchSeconds int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "overture-bench-ingest-")
 	if err != nil {
@@ -65,6 +76,7 @@ func run(seconds, runs int) error {
 	fmt.Println("| input | side | wall | CPU | audio s per wall s | wall vs bare | CPU vs bare |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	var notes []string
+	var flacBare sample
 	for _, in := range inputs {
 		var pipe, bare []sample
 		for i := range runs {
@@ -88,6 +100,9 @@ func run(seconds, runs int) error {
 			os.RemoveAll(out)
 		}
 		pm, bm := median(pipe), median(bare)
+		if in.name == "flac" {
+			flacBare = bm
+		}
 		fmt.Printf("| %s | pipeline | %.2f s | %.2f s | %.1f | %.2f | %.2f |\n", in.label, pm.wall.Seconds(), pm.cpu.Seconds(),
 			float64(seconds)/pm.wall.Seconds(), pm.wall.Seconds()/bm.wall.Seconds(), pm.cpu.Seconds()/bm.cpu.Seconds())
 		fmt.Printf("| %s | bare ffmpeg | %.2f s | %.2f s | %.1f | 1 | 1 |\n", in.label, bm.wall.Seconds(), bm.cpu.Seconds(),
@@ -101,7 +116,10 @@ func run(seconds, runs int) error {
 	}
 	fmt.Println()
 	fmt.Println(strings.Join(notes, "\n"))
-	return nil
+	if !e2e {
+		return nil
+	}
+	return endToEnd(ctx, dir, inputs[0], seconds, flacBare, batch, batchSeconds)
 }
 
 type input struct{ name, label, path string }
