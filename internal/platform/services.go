@@ -4,7 +4,6 @@ import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/ingest"
-	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/payment/sandbox"
 	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/server"
@@ -23,7 +22,6 @@ func Services() []server.Service {
 		subscription.New(),
 		sandbox.NewService(),
 		ingest.NewService(),
-		listens.New(),
 	}
 }
 

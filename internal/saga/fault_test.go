@@ -3,6 +3,7 @@ package saga_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,10 +24,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/functions/notification"
+	authsvc "github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -130,7 +133,7 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 		"AUTH_JWKS_URL=" + auth.JWKSURL(), "AUTH_ISSUER=" + tokentest.Issuer, "E2E_API_ADDR=" + apiAddr,
 		"SUBSCRIPTION_PENDING_TIMEOUT=6s", "SAGA_STEP_TIMEOUT=2s", "SAGA_MAX_CHARGE_ATTEMPTS=3",
 		"DUNNING_SCHEDULE=24h,72h,120h", "LOG_LEVEL=warn",
-		"SMTP_URL=" + smtpURL, "MAILPIT_URL=" + mailAPI}
+		"SMTP_URL=" + smtpURL, "MAILPIT_URL=" + mailAPI, "PUBLIC_BASE_URL=http://" + apiAddr}
 	logPath := filepath.Join(t.TempDir(), "runtime.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -155,7 +158,10 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	rng := rand.New(rand.NewPCG(1, uint64(len(mode))))
 	purchases := make([]purchase, n)
 	for i := range purchases {
-		purchases[i] = purchase{user: fmt.Sprintf("user-%s-%04d", mode[:5], i), card: cards[rng.IntN(len(cards))], twice: rng.IntN(10) == 0}
+		// Listener ids are auth account ids (UUIDs): the notification function
+		// checks confirmation links against auth's accounts.
+		user := uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "user-%s-%04d", mode[:5], i)).String()
+		purchases[i] = purchase{user: user, card: cards[rng.IntN(len(cards))], twice: rng.IntN(10) == 0}
 	}
 	rate := envInt("SAGA_E2E_RATE", 25) // purchases per second, so that kills land throughout
 	pool, err := pgxpool.New(ctx, dbURL)
@@ -587,11 +593,16 @@ func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *
 		captured, backed, refunds, doubles, active, pastDue, failed, premium, sagaStates, emails, deliveries, dead)
 }
 
-// registerListeners announces each listener as auth would (UserRegistered
-// through the outbox), so the notification function knows where to write.
+// registerListeners registers each listener as auth does: the account, its
+// confirmation secret and UserRegistered with the link, in one transaction
+// through the outbox, so the notification function knows where to write (and
+// finds the link backed by auth's records).
 func registerListeners(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps []purchase) {
 	t.Helper()
 	if err := outbox.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := authsvc.Migrate(ctx, &postgres.Pool{Pool: pool}); err != nil {
 		t.Fatal(err)
 	}
 	err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
@@ -600,9 +611,20 @@ func registerListeners(ctx context.Context, t *testing.T, pool *pgxpool.Pool, ps
 			if i%2 == 0 {
 				locale = "ru"
 			}
-			e, err := saga.NewEvent("/overture/auth", eventtype.UserRegistered, "registered/"+p.user, p.user, eventtype.UserRegisteredData{
-				UserID: p.user, Email: p.user + "@listeners.test", Locale: locale, ConfirmURL: "https://overture.test/confirm?u=" + p.user,
-				ExpiresAt: time.Now().Add(24 * time.Hour)})
+			email := p.user + "@listeners.test"
+			secret := authsvc.NewSecret(authsvc.KindConfirm)
+			hash := sha256.Sum256([]byte(secret))
+			expires := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+			if _, err := tx.Exec(ctx, `INSERT INTO auth_account (id, email, locale) VALUES ($1, $2, $3)`, p.user, email, locale); err != nil {
+				return fmt.Errorf("account %s: %w", p.user, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO auth_onetime (hash, kind, account_id, expires_at) VALUES ($1, 'confirm', $2, $3)`,
+				hash[:], p.user, expires); err != nil {
+				return fmt.Errorf("confirmation link of %s: %w", p.user, err)
+			}
+			e, err := saga.NewEvent(authsvc.Source, eventtype.UserRegistered, "registered/"+p.user, p.user, eventtype.UserRegisteredData{
+				UserID: p.user, Email: email, Locale: locale, ConfirmURL: "https://overture.test/v1/auth/confirm?token=" + secret,
+				ExpiresAt: expires})
 			if err != nil {
 				return err
 			}
