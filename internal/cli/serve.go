@@ -18,6 +18,11 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := function.Config()
+	if cfg["K_SINK"] != "" {
+		// A service that publishes (the listens service) posts to the broker
+		// with its own identity token, as a standalone function does.
+		ctx = function.WithPublisher(ctx, function.NewSinkPublisher(cfg))
+	}
 	return server.Run(ctx, s, listenAddress(cfg), cfg, standaloneLogger("service", s.Name()), nil)
 }
 

@@ -396,7 +396,10 @@ func (p *Platform) stopFunctions() {
 }
 
 // startServices runs each service standalone on its own port (as its Knative
-// Service would) and waits until all listen.
+// Service would) and waits until all listen. Like a function, a service finds
+// in its Start context a publisher bound to its own identity (the service's
+// name): a service that publishes directly (the listens service) is checked
+// against its EventPolicy.
 func (p *Platform) startServices(ctx context.Context) error {
 	for i, s := range p.opts.Services {
 		port := 0
@@ -407,8 +410,9 @@ func (p *Platform) startServices(ctx context.Context) error {
 		ready := make(chan string, 1)
 		cfg := maps.Clone(p.cfg)
 		log := p.log
+		pub := p.broker.As(identity.Subject(s.Name()))
 		p.spawn("service "+s.Name(), func(ctx context.Context) error {
-			return server.Run(ctx, s, addr, cfg, log, ready)
+			return server.Run(function.WithPublisher(ctx, pub), s, addr, cfg, log, ready)
 		})
 		select {
 		case a := <-ready:

@@ -4,6 +4,7 @@ import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/ingest"
+	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/payment/sandbox"
 	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/server"
@@ -22,6 +23,7 @@ func Services() []server.Service {
 		subscription.New(),
 		sandbox.NewService(),
 		ingest.NewService(),
+		listens.New(),
 	}
 }
 
