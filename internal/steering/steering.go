@@ -58,7 +58,7 @@ type Config struct {
 	PollTimeout  time.Duration // default 1 s; a slower answer is a failed poll
 	// StatsToken is the bearer token the POPs' /stats require (METRICS_TOKEN).
 	StatsToken string
-	Rise, Fall   int           // consecutive good/bad samples to flip health; default 2/3
+	Rise, Fall int // consecutive good/bad samples to flip health; default 2/3
 	// MaxLoad is the selection cut (0.8); HealthMaxLoad and HealthMaxRTTMS
 	// mark a POP unhealthy outright (default 0.98 and 1000 ms).
 	MaxLoad, HealthMaxLoad, HealthMaxRTTMS float64
