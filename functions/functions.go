@@ -16,6 +16,7 @@ import (
 	renewalfn "github.com/overture-music/overture/functions/renewal"
 	sagamanager "github.com/overture-music/overture/functions/saga-manager"
 	searchindexer "github.com/overture-music/overture/functions/search-indexer"
+	statswriter "github.com/overture-music/overture/functions/stats-writer"
 	subscriptionfn "github.com/overture-music/overture/functions/subscription"
 	userfn "github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/function"
@@ -45,6 +46,7 @@ func All() []Entry {
 		{Name: cdnwarm.Name, New: func() function.Handler { return cdnwarm.New() }},
 		{Name: cdnpurge.Name, New: func() function.Handler { return cdnpurge.New() }},
 		{Name: ingestfn.Name, New: func() function.Handler { return ingestfn.New() }},
+		{Name: statswriter.Name, New: func() function.Handler { return statswriter.New() }},
 	}
 }
 

@@ -31,6 +31,7 @@ func commands() []command {
 		{"upload", "upload audio files or directories as an admin and follow their ingestion", runUpload},
 		{"cdc", "run the CDC relay standalone (posts to K_SINK)", runCDC},
 		{"reindex", "rebuild the search read model into a new index and swap the alias", runReindex},
+		{"stats", "listening statistics: `stats rebuild` recomputes every chart from the raw listens", runStats},
 		{"watermark", "how far search has applied the catalog, and what holds ?after= reads back", runWatermark},
 		{"edge", "run one CDN edge POP standalone", runEdge},
 	}

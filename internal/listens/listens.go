@@ -37,6 +37,7 @@ import (
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
+	"github.com/overture-music/overture/internal/stats"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -123,8 +124,11 @@ type Service struct {
 	tokens  Tokens
 	once    sync.Once
 	handler http.Handler
-	// extra are routes other files of the package add (the read API).
-	extra map[string]func(http.ResponseWriter, *http.Request) error
+	// Stats is the statistics store the read API answers from (default:
+	// PostgreSQL on the service's database).
+	Stats stats.Store
+	// extra (access token) and public (no token) are the read API's routes.
+	extra, public map[string]func(http.ResponseWriter, *http.Request) error
 }
 
 // New returns an unstarted service.
@@ -260,6 +264,9 @@ func (s *Service) build() {
 		listenToken := map[string]func(http.ResponseWriter, *http.Request) error{
 			"POST /1/submit-listens": s.submitToken,
 			"GET /1/validate-token":  s.validateToken,
+		}
+		for k, v := range s.public {
+			listenToken[k] = v
 		}
 		for _, rt := range s.Routes() {
 			if fn, ok := bearer[rt.Pattern()]; ok {

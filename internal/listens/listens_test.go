@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	statswriter "github.com/overture-music/overture/functions/stats-writer"
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/broker/brokertest"
 	"github.com/overture-music/overture/internal/eventtype"
@@ -27,6 +28,7 @@ import (
 	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
+	"github.com/overture-music/overture/internal/stats"
 	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
@@ -58,7 +60,12 @@ spec:
   subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: sink}}
 `
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) *bundle { return setupWith(t, nil) }
+
+// setupWith is setup with the stats-writer behind its own Triggers
+// (triggers/stats-writer.yaml) when w is non-nil, storing into the
+// service's database.
+func setupWith(t *testing.T, w *statswriter.Writer) *bundle {
 	t.Helper()
 	b := &bundle{auth: tokentest.New(t), rec: &functiontest.Recorder{}, now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
 	b.pool = postgrestest.Pool(t)
@@ -68,10 +75,19 @@ func setup(t *testing.T) *bundle {
 	t.Cleanup(func() { _ = b.rdb.Close() })
 	policies, err := os.ReadFile("../../brokers/eventpolicies.yaml")
 	require.NoError(t, err)
-	br := functiontest.RunBroker(t, broker.Config{Pool: b.pool,
-		Objects: functiontest.Objects(t, brokertest.BrokerYAML+"---\n"+consumerYAML+"---\n"+string(policies)),
-		Log:     slog.New(slog.DiscardHandler), Poll: 50 * time.Millisecond},
-		map[string]function.Handler{"sink": b.rec})
+	handlers := map[string]function.Handler{"sink": b.rec}
+	objects := brokertest.BrokerYAML + "---\n" + consumerYAML + "---\n" + string(policies)
+	if w != nil {
+		triggers, err := os.ReadFile("../../triggers/stats-writer.yaml")
+		require.NoError(t, err)
+		objects += "---\n" + string(triggers)
+		require.NoError(t, stats.Migrate(context.Background(), b.pool))
+		w.Store, w.Log = stats.NewPG(b.pool), slog.New(slog.DiscardHandler)
+		handlers[statswriter.Name] = w
+		handlers["dead-letter"] = &functiontest.Recorder{}
+	}
+	br := functiontest.RunBroker(t, broker.Config{Pool: b.pool, Objects: functiontest.Objects(t, objects),
+		Log: slog.New(slog.DiscardHandler), Poll: 50 * time.Millisecond}, handlers)
 	b.br, b.pub = br, br.As(identity.Subject(listens.Name))
 	b.svc = listens.New()
 	b.svc.Pool, b.svc.Redis, b.svc.Verifier, b.svc.Log = b.pool, b.rdb, b.auth.Verifier(), slog.New(slog.DiscardHandler)
