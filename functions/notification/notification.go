@@ -33,6 +33,7 @@ import (
 
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/ingest"
 	"github.com/overture-music/overture/internal/postgres"
 	sub "github.com/overture-music/overture/internal/subscription"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -154,7 +155,12 @@ func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("notification: %w", err)
 	}
+	// The owners' records the facts are checked against (verify.go).
 	if err := auth.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return fmt.Errorf("notification: %w", err)
+	}
+	if err := ingest.Migrate(ctx, pool.Pool); err != nil {
 		pool.Close()
 		return fmt.Errorf("notification: %w", err)
 	}
@@ -343,15 +349,12 @@ func (n *Notifier) compose(ctx context.Context, e event.Event) (*email, error) {
 		if err != nil || d.UploaderID == "" {
 			return nil, err
 		}
-		c, err := n.contact(ctx, d.UploaderID)
-		if errors.Is(err, ErrNoContact) {
-			return nil, nil // an admin made by `overture admin create` never registered an address
-		}
+		f, err := n.verifyIngestionFailed(ctx, d)
 		if err != nil {
 			return nil, err
 		}
-		return &email{kind: kind, userID: d.UploaderID, to: c.email, locale: c.locale, values: map[string]any{
-			"Email": c.email, "Key": d.Key, "Reason": d.Reason, "Detail": d.Detail, "UploadID": d.UploadID,
+		return &email{kind: kind, userID: f.uploader, to: f.email, locale: f.locale, values: map[string]any{
+			"Email": f.email, "Key": f.key, "Reason": f.reason, "Detail": f.detail, "UploadID": d.UploadID,
 		}}, nil
 	default:
 		d, err := decode[eventtype.SubscriptionData](e)

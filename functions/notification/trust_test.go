@@ -191,3 +191,45 @@ func FuzzLinkToken(f *testing.F) {
 		}
 	})
 }
+
+// The uploading admin hears why an upload failed — also an admin made by
+// `overture admin create`, who never registered a notification contact — and
+// only for an upload the ingestion records show failed, with the reason the
+// record holds: a forged failure (an upload that did not fail, or none at
+// all) sends nothing.
+func TestIngestionFailedEmailsTheUploader(t *testing.T) {
+	t.Parallel()
+	smtpURL, api := testenv.SMTP(t)
+	h := start(t, smtpURL, api)
+	admin := uid("ingest-admin")
+	seedAccount(t, h.db, admin, "admin@example.com", "en")
+	upload := func(state, reason string) string {
+		id := uuid.NewString()
+		if _, err := h.db.Exec(context.Background(), `INSERT INTO ingest_upload (id, bucket, key, etag, state, reason, detail, uploader_id)
+			VALUES ($1::uuid, 'uploads', 'a/' || $1::text || '.mp3', 'e1', $2, nullif($3, ''), nullif($3, ''), $4)`, id, state, reason, admin); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	failed := func(uploadID, reason string) event.Event {
+		return newEvent(t, eventtype.IngestionFailed, "/overture/ingest", eventtype.IngestionData{UploadID: uploadID, Bucket: "uploads",
+			Key: "a/song.mp3", UploaderID: admin, Reason: reason})
+	}
+	for name, e := range map[string]event.Event{
+		"an upload that is ready":  failed(upload("ready", ""), "not_audio"),
+		"an upload that is no one": failed(uuid.NewString(), "not_audio"),
+	} {
+		if err := h.handle(t, e); err != nil {
+			t.Errorf("%s: %v, want acknowledged", name, err)
+		}
+	}
+	if c := counts(t, api); total(c) != 0 {
+		t.Fatalf("forged failures sent %d emails", total(c))
+	}
+	real := failed(upload("failed", "truncated"), "an attacker's reason")
+	h.mustHandle(t, real)
+	m := only(t, api, MessageID(real.Source(), real.ID()))
+	if len(m.To) != 1 || m.To[0].Address != "admin@example.com" || !strings.Contains(m.Text, "truncated") || strings.Contains(m.Text, "attacker") {
+		t.Fatalf("failure email to %+v:\n%s", m.To, m.Text)
+	}
+}

@@ -89,3 +89,32 @@ func (n *Notifier) verifyPeriod(ctx context.Context, d eventtype.SubscriptionDat
 	v.Period, v.PeriodStart, v.PeriodEnd, v.AmountMinor = paid.Period, &paid.StartsAt, &paid.EndsAt, paid.AmountMinor
 	return v, nil
 }
+
+// failedUpload is what an ingestion-failure email says, read from the
+// owners' records.
+type failedUpload struct {
+	uploader, key, reason, detail string
+	email, locale                 string
+}
+
+// verifyIngestionFailed checks a failure against the ingestion records: the
+// upload exists, failed, and was made by an account auth knows. The email
+// goes to that account's own address (admins made by `overture admin create`
+// have one in auth even though they never registered), with the reason the
+// record holds, not the event's.
+func (n *Notifier) verifyIngestionFailed(ctx context.Context, d eventtype.IngestionData) (failedUpload, error) {
+	var f failedUpload
+	err := n.pool.QueryRow(ctx, `
+		SELECT u.uploader_id, u.key, coalesce(u.reason, ''), coalesce(u.detail, ''), a.email, a.locale
+		  FROM ingest_upload u JOIN auth_account a ON a.id::text = u.uploader_id
+		 WHERE u.id::text = $1 AND u.state = 'failed'`, d.UploadID).
+		Scan(&f.uploader, &f.key, &f.reason, &f.detail, &f.email, &f.locale)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return f, fmt.Errorf("%w: no failed upload %s by a known account", ErrUnverified, d.UploadID)
+	}
+	if err != nil {
+		return f, fmt.Errorf("look up upload %s: %w", d.UploadID, err)
+	}
+	f.locale = string(Locale(f.locale))
+	return f, nil
+}
