@@ -13,13 +13,16 @@ package payment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/saga"
+	sub "github.com/overture-music/overture/internal/subscription"
 )
 
 // Function is the payment function.
@@ -35,7 +38,7 @@ func New() *Function { return &Function{} }
 // SAGA_MODE, PAYMENT_PROVIDER_URL, PAYMENT_SHOP_ID, PAYMENT_SECRET_KEY,
 // PAYMENT_TIMEOUT).
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if err := f.Join(ctx, cfg, "payment", payment.Migrate); err != nil {
+	if err := f.Join(ctx, cfg, "payment", migrate); err != nil {
 		return err
 	}
 	client, err := payment.FromConfig(cfg)
@@ -46,8 +49,65 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	return nil
 }
 
-// Handle implements function.Handler.
+// migrate applies the payment ledger's schema and the subscription store's,
+// which every charge is checked against (checkCharge).
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := payment.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	return sub.Migrate(ctx, pool)
+}
+
+// Handle implements function.Handler. A charge the subscription store does
+// not ask for is refused (logged and acknowledged, never retried).
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	r, err := f.handle(ctx, e)
+	if errors.Is(err, sub.ErrUnverified) {
+		f.Log.WarnContext(ctx, "refused a charge the subscription store does not back", "event_id", e.ID(),
+			"event_type", e.Type(), "event_source", e.Source(), "error", err)
+		return nil, nil
+	}
+	return r, err
+}
+
+// charge charges req once the subscription store backs it.
+func (f *Function) charge(ctx context.Context, req payment.ChargeRequest) error {
+	req, err := f.checkCharge(ctx, req)
+	if err != nil {
+		return err
+	}
+	_, err = f.Processor.Charge(ctx, req)
+	return err
+}
+
+// checkCharge checks a charge against the subscription store before money
+// moves: the subscription exists and is the user's, the period is at most
+// the next one, and the amount and currency are the subscription's own. The
+// card charged is the one the store holds when it holds one.
+func (f *Function) checkCharge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeRequest, error) {
+	x, err := sub.Status(ctx, f.Pool, req.SubscriptionID)
+	if err != nil {
+		return req, err
+	}
+	switch {
+	case x.UserID != req.UserID:
+		return req, fmt.Errorf("%w: subscription %s is not user %s's", sub.ErrUnverified, x.ID, req.UserID)
+	case req.Period < 1 || req.Period > x.CurrentPeriod+1:
+		return req, fmt.Errorf("%w: period %d of subscription %s is not due (current %d)", sub.ErrUnverified, req.Period, x.ID, x.CurrentPeriod)
+	case req.AmountMinor != x.AmountMinor || req.Currency != x.Currency:
+		return req, fmt.Errorf("%w: %d %s asked for subscription %s, which costs %d %s", sub.ErrUnverified,
+			req.AmountMinor, req.Currency, x.ID, x.AmountMinor, x.Currency)
+	}
+	if x.PaymentMethodID != "" {
+		req.PaymentMethodID = x.PaymentMethodID
+	}
+	if req.Period == 1 && x.PaymentToken != "" {
+		req.PaymentToken = x.PaymentToken
+	}
+	return req, nil
+}
+
+func (f *Function) handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	choreo := f.Mode != saga.Orchestration
 	switch e.Type() {
 	case eventtype.SubscriptionRequested:
@@ -58,9 +118,8 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if err := saga.Decode(e, &d); err != nil {
 			return nil, err
 		}
-		_, err := f.Processor.Charge(ctx, payment.ChargeRequest{SubscriptionID: d.SubscriptionID, UserID: d.UserID,
+		return nil, f.charge(ctx, payment.ChargeRequest{SubscriptionID: d.SubscriptionID, UserID: d.UserID,
 			Purpose: "initial", Period: 1, Attempt: 1, AmountMinor: d.AmountMinor, Currency: d.Currency, PaymentToken: d.PaymentMethod})
-		return nil, err
 	case eventtype.SubscriptionRenewalDue:
 		if !choreo {
 			return nil, nil
@@ -69,8 +128,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		if err := saga.Decode(e, &d); err != nil {
 			return nil, err
 		}
-		_, err := f.Processor.Charge(ctx, renewalRequest(d))
-		return nil, err
+		return nil, f.charge(ctx, renewalRequest(d))
 	case eventtype.SubscriptionFailed:
 		if !choreo {
 			return nil, nil
@@ -94,8 +152,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		}
 		req := renewalRequest(*c.Charge)
 		req.SagaID, req.SagaAttempt = c.SagaID, c.Attempt
-		_, err := f.Processor.Charge(ctx, req)
-		return nil, err
+		return nil, f.charge(ctx, req)
 	case eventtype.SagaRefundPayment:
 		if choreo {
 			return nil, nil
