@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -19,62 +18,17 @@ import (
 	"github.com/overture-music/overture/internal/media"
 )
 
-// PremiumDir is the key segment the edge and steering treat as premium
-// (their PremiumMarker "premium/"): premium renditions are stored under it.
-const PremiumDir = "premium/"
-
-// layout maps media's output paths to keys under one attempt's prefix:
-// premium renditions' directories move under premium/, everything else
-// keeps its path.
+// layout maps media's output paths to keys under one attempt's prefix.
+// Every output keeps its path: a premium rendition is premium because the
+// catalog says so (its premium flag, which steering signs into each token),
+// never because of where it is stored. A key marker such as the edge's
+// legacy "/premium/" would make the POP refuse a rendition the catalog has
+// since made free.
 type layout struct {
-	prefix  string
-	premium []string // top-level directories of premium renditions, "aac256/"
+	prefix string
 }
 
-func newLayout(prefix string, res *media.Result) layout {
-	l := layout{prefix: prefix}
-	for _, r := range res.Renditions {
-		if !r.Premium {
-			continue
-		}
-		p := r.Playlist
-		if p == "" {
-			p = r.File
-		}
-		if dir, _, ok := strings.Cut(p, "/"); ok {
-			l.premium = append(l.premium, dir+"/")
-		}
-	}
-	return l
-}
-
-// rel is where file (relative to the output directory) goes, relative to
-// the prefix.
-func (l layout) rel(file string) string {
-	for _, d := range l.premium {
-		if strings.HasPrefix(file, d) {
-			return PremiumDir + file
-		}
-	}
-	return file
-}
-
-func (l layout) key(file string) string { return l.prefix + l.rel(file) }
-
-// master rewrites the master playlist's variant URIs for the layout.
-func (l layout) master(b []byte) []byte {
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Text()
-		if line != "" && !strings.HasPrefix(line, "#") {
-			line = l.rel(line)
-		}
-		out.WriteString(line)
-		out.WriteByte('\n')
-	}
-	return out.Bytes()
-}
+func (l layout) key(file string) string { return l.prefix + file }
 
 var contentTypes = map[string]string{
 	".m3u8": "application/vnd.apple.mpegurl",
@@ -97,7 +51,7 @@ func catalogKind(kind string) string {
 // upload puts every output under prefix and describes the renditions for
 // the catalog.
 func (f *Function) upload(ctx context.Context, res *media.Result, outDir, prefix string) (catalog.Audio, error) {
-	l := newLayout(prefix, res)
+	l := layout{prefix: prefix}
 	sizes := map[string]int64{}
 	var mu sync.Mutex
 	files := make(chan string)
@@ -106,7 +60,7 @@ func (f *Function) upload(ctx context.Context, res *media.Result, outDir, prefix
 	for range 4 {
 		wg.Go(func() {
 			for file := range files {
-				n, err := f.put(ctx, l, outDir, file, file == res.Master)
+				n, err := f.put(ctx, l, outDir, file)
 				if err != nil {
 					errc <- err
 					for range files {
@@ -165,13 +119,10 @@ func contains(s []string, v string) bool {
 }
 
 // put uploads one output file.
-func (f *Function) put(ctx context.Context, l layout, outDir, file string, master bool) (int64, error) {
+func (f *Function) put(ctx context.Context, l layout, outDir, file string) (int64, error) {
 	b, err := os.ReadFile(filepath.Join(outDir, filepath.FromSlash(file)))
 	if err != nil {
 		return 0, fmt.Errorf("%s: read output %s: %w", Name, file, err)
-	}
-	if master {
-		b = l.master(b)
 	}
 	in := &s3.PutObjectInput{Bucket: aws.String(f.cfg.MediaBucket), Key: aws.String(l.key(file)), Body: bytes.NewReader(b),
 		ContentLength: aws.Int64(int64(len(b)))}
