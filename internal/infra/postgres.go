@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -113,7 +114,8 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	if err := chownTree(o.Dir, cred); err != nil {
 		return nil, fmt.Errorf("postgres: chown data: %w", err)
 	}
-	_ = os.Remove(filepath.Join(data, "postmaster.pid")) // left by a SIGKILLed run; the port check below protects a live one
+	locks, _ := filepath.Glob(filepath.Join(sock, ".s.PGSQL.*.lock"))
+	clearStaleLocks(append(locks, filepath.Join(data, "postmaster.pid"))...)
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
 		"unix_socket_directories": sock,
@@ -157,6 +159,46 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 2000))
 	}
 	return pg, nil
+}
+
+// clearStaleLocks removes the lock files a killed server left behind: the
+// data directory's postmaster.pid and the socket directory's
+// .s.PGSQL.<port>.lock. PostgreSQL refuses to start while the PID written in
+// one exists, and a SIGKILLed postmaster stays a zombie until its parent
+// reaps it (1–2 s after `make run` was killed), so a restart issued at once
+// failed. A lock is kept only while its PID is a live (not zombie) postgres:
+// then the server's own refusal names the real cause.
+func clearStaleLocks(paths ...string) {
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err == nil && pid > 0 && livePostgres(pid) {
+			continue
+		}
+		_ = os.Remove(p)
+	}
+}
+
+// livePostgres reports whether pid is a running (not zombie) postgres.
+func livePostgres(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	if state := stat[i+2]; state == 'Z' || state == 'X' {
+		return false
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.TrimSpace(string(comm)) == "postgres"
 }
 
 func initdb(bin, data string, cred *syscall.Credential, logPath string) error {
