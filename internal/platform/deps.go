@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,13 +53,12 @@ func (p *Platform) startDeps(ctx context.Context) error {
 		pgDir := filepath.Join(o.DataDir, "postgres")
 		if err := checkPostgresCanReach(pgDir); err != nil {
 			// A checkout under /root: keep PostgreSQL's data where its
-			// user can reach it, one directory per checkout.
-			sum := sha256.Sum256([]byte(o.DataDir))
-			pgDir = filepath.Join("/var/lib/overture", hex.EncodeToString(sum[:6]), "postgres")
-			p.log.Warn("PostgreSQL data moved out of the data directory", "reason", err.Error(), "postgres_dir", pgDir)
-			if err := os.MkdirAll(filepath.Dir(pgDir), 0o755); err != nil {
-				return fmt.Errorf("PostgreSQL data directory: %w", err)
+			// user can reach it, tied to this data directory.
+			var rerr error
+			if pgDir, rerr = relocatedPostgres(relocationBase, o.DataDir); rerr != nil {
+				return fmt.Errorf("PostgreSQL data directory: %w", rerr)
 			}
+			p.log.Warn("PostgreSQL data moved out of the data directory", "reason", err.Error(), "postgres_dir", pgDir)
 		}
 		pg, err := infra.StartPostgres(ctx, infra.PostgresOptions{Dir: pgDir, Port: o.Ports.Postgres})
 		if err != nil {
@@ -201,4 +201,40 @@ func ensureDatabase(ctx context.Context, adminURL, db string) error {
 		return fmt.Errorf("create database %s: %w", db, err)
 	}
 	return nil
+}
+
+// relocationBase is where PostgreSQL's data goes when its user cannot reach
+// the data directory.
+const relocationBase = "/var/lib/overture"
+
+// relocatedPostgres returns the PostgreSQL directory of dataDir under base.
+// It lives and dies with the data directory: a marker file in dataDir names
+// it, so a removed data directory (a fresh start) starts a fresh database too
+// — the old one's signing keys are encrypted with a key that was kept in the
+// removed directory and could no longer be read. The database of an earlier
+// data directory at the same path is removed.
+func relocatedPostgres(base, dataDir string) (string, error) {
+	marker := filepath.Join(dataDir, "postgres.location")
+	if b, err := os.ReadFile(marker); err == nil {
+		if dir := strings.TrimSpace(string(b)); dir != "" {
+			return dir, nil
+		}
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	checkout := filepath.Join(base, hex.EncodeToString(sum[:6]))
+	if err := os.RemoveAll(checkout); err != nil {
+		return "", err
+	}
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(checkout, hex.EncodeToString(id), "postgres")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(marker, []byte(dir+"\n"), 0o644)
 }
