@@ -222,6 +222,14 @@ func relocatedPostgres(base, dataDir string) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(dataDir))
 	checkout := filepath.Join(base, hex.EncodeToString(sum[:6]))
+	// An earlier release kept it at checkout/postgres, without a marker:
+	// adopt it while the data directory it belongs to is still whole.
+	legacy := filepath.Join(checkout, "postgres")
+	if _, err := os.Stat(filepath.Join(dataDir, authKeyFile)); err == nil {
+		if _, err := os.Stat(legacy); err == nil {
+			return legacy, os.WriteFile(marker, []byte(legacy+"\n"), 0o644)
+		}
+	}
 	if err := os.RemoveAll(checkout); err != nil {
 		return "", err
 	}
