@@ -220,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+MediaPrefix+"{key...}", s.serveMedia)
+	s.mux.HandleFunc("OPTIONS "+MediaPrefix+"{key...}", s.serveMediaPreflight)
 	s.mux.Handle("GET /stats", s.statsGuard(http.HandlerFunc(s.serveStats)))
 	s.mux.HandleFunc("POST /admin/purge", s.admin(s.servePurge))
 	s.mux.HandleFunc("POST /admin/warm", s.admin(s.serveWarm))

@@ -41,6 +41,29 @@ var (
 	hdrCache     = map[cacheState][]string{stateHit: {"HIT"}, stateMiss: {"MISS"}, stateStale: {"STALE"}}
 )
 
+// CORS on /media/: a web player on any origin (the web app is not served by
+// the POPs) may read playlists, segments and problem answers. The signed
+// token in the URL is the authority, not the page's origin, and nothing
+// here rides on cookies, so any origin is allowed and no Vary is needed.
+// Exposed: the response headers beyond the CORS-safelisted ones a player
+// reads (ranges, validators, cache state).
+var (
+	hdrCORSOrigin = []string{"*"}
+	hdrCORSExpose = []string{"Accept-Ranges, Content-Range, ETag, X-Cache"}
+)
+
+// serveMediaPreflight answers a CORS preflight for /media/: a player that
+// sends Range (byte-range playlists, seeks in a whole file), a conditional
+// request or a listener's bearer token asks first.
+func (s *Server) serveMediaPreflight(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = hdrCORSOrigin
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+	h.Set("Access-Control-Allow-Headers", "Authorization, If-Modified-Since, If-None-Match, If-Range, Range")
+	h.Set("Access-Control-Max-Age", "7200") // Chromium's cap
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // queryParam returns the first value of name in a raw query without
 // parsing the whole query into a map.
 func queryParam(raw, name string) string {
@@ -104,6 +127,9 @@ func clientIP(r *http.Request) string { return server.ClientIP(r) }
 
 func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	s.st.requests.Add(1)
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = hdrCORSOrigin
+	h["Access-Control-Expose-Headers"] = hdrCORSExpose
 	key := r.PathValue("key")
 	if !validKey(key) {
 		writeProblem(w, r, http.StatusBadRequest, "bad-key", "the object key is empty, too long or contains . / .. segments")
@@ -156,7 +182,6 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	// Header values are precomputed per object (objectInfo.prepare) and set
 	// with canonical keys directly: this is the hot path of every hit.
-	h := w.Header()
 	h["Accept-Ranges"] = hdrBytes
 	if info.ETag != "" {
 		h["Etag"] = hv(info.vETag, info.ETag)

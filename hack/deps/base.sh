@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the platform and its tests run for real:
-# PostgreSQL server binaries, redis-server, ffmpeg, nginx, wrk, jq, CA certificates
+# PostgreSQL server binaries, redis-server, ffmpeg, nginx, wrk, jq, chromium, CA certificates
 # and (only when no java is on PATH) a Java 17 runtime. Idempotent and quick
 # when everything is present: each need is checked first (dpkg -s or the
 # binary itself), and apt-get runs only for what is missing, with one
@@ -22,6 +22,7 @@ need ffmpeg command -v ffmpeg
 need nginx-light command -v nginx
 need wrk command -v wrk
 need jq command -v jq  # the README tour reads JSON answers with it
+need chromium command -v chromium  # hls.js plays HLS in a real browser (internal/steering TestPlaybackWithHLSJS)
 need ca-certificates dpkg -s ca-certificates
 need openjdk-17-jre-headless command -v java
 
