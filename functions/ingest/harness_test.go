@@ -30,10 +30,16 @@ import (
 	"github.com/overture-music/overture/internal/function/functiontest"
 	"github.com/overture-music/overture/internal/infra"
 	ing "github.com/overture-music/overture/internal/ingest"
+	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(killChildEnv) != "" {
+		os.Exit(killChild())
+	}
+	testenv.Main(m)
+}
 
 // bundle is one test's ingestion path: versitygw notifying the S3 event
 // source, which publishes into the embedded broker, which delivers to the
@@ -53,6 +59,33 @@ const uploads, mediaBucket = "uploads", "media"
 
 // setup starts everything; extra overrides cfg.
 func setup(t *testing.T, extra map[string]string) *bundle {
+	t.Helper()
+	b := setupStorage(t, extra)
+	b.f = New()
+	b.f.Log = slog.New(slog.DiscardHandler)
+	b.pool = functiontest.Start(t, b.f, b.cfg)
+	handlers := map[string]function.Handler{Name: b.f, deadletter.Name: &functiontest.Recorder{}}
+	br := functiontest.RunBroker(t, broker.Config{Pool: b.pool, Objects: ingestObjects(t),
+		Log: slog.New(slog.DiscardHandler), Poll: 100 * time.Millisecond}, handlers)
+	b.pub = br
+	b.source.Publisher = br
+	return b
+}
+
+// ingestObjects is the default Broker with the Triggers of triggers/ingest.yaml.
+func ingestObjects(t testing.TB) *manifest.Set {
+	t.Helper()
+	yaml, err := os.ReadFile("../../triggers/ingest.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return functiontest.Objects(t, brokertest.BrokerYAML+"---\n"+string(yaml))
+}
+
+// setupStorage starts versitygw notifying the S3 event source (whose
+// Publisher the caller sets) and fills b.cfg and b.s3, with a fresh test
+// database in DATABASE_URL; no function, no broker.
+func setupStorage(t *testing.T, extra map[string]string) *bundle {
 	t.Helper()
 	b := &bundle{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -94,20 +127,7 @@ func setup(t *testing.T, extra map[string]string) *bundle {
 		b.cfg[k] = v
 	}
 	b.cfg["DATABASE_URL"] = testenv.Postgres(t)
-	b.f = New()
-	b.f.Log = slog.New(slog.DiscardHandler)
-	b.pool = functiontest.Start(t, b.f, b.cfg)
 	b.s3 = ing.S3Config{Endpoint: s.Endpoint(), Region: s.Region, AccessKey: s.AccessKey, SecretKey: config.NewSecret(s.SecretKey)}.Client()
-
-	yaml, err := os.ReadFile("../../triggers/ingest.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	handlers := map[string]function.Handler{Name: b.f, deadletter.Name: &functiontest.Recorder{}}
-	br := functiontest.RunBroker(t, broker.Config{Pool: b.pool, Objects: functiontest.Objects(t, brokertest.BrokerYAML+"---\n"+string(yaml)),
-		Log: slog.New(slog.DiscardHandler), Poll: 100 * time.Millisecond}, handlers)
-	b.pub = br
-	b.source.Publisher = br
 	return b
 }
 

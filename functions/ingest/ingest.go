@@ -23,8 +23,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -63,7 +65,10 @@ type Function struct {
 	media   *media.Processor
 	sweeper *ing.Sweeper
 	lease   time.Duration
-	tmp     string
+	// work is this process's directory under INGEST_TMPDIR, holding the
+	// attempts' temporary files; lock (flock on work/LOCK) says it is alive.
+	work string
+	lock *os.File
 
 	// afterUpload, when set by a test, runs after the outputs are uploaded
 	// and before the catalog transaction (the crash window).
@@ -75,8 +80,8 @@ func New() *Function { return &Function{} }
 
 // Start reads the settings of ingest.ReadConfig plus INGEST_LEASE (how long
 // an attempt's lease lasts between heartbeats, default 1m) and INGEST_TMPDIR,
-// opens and migrates the database (catalog and ingest tables) and checks
-// that ffmpeg can be run.
+// opens and migrates the database (catalog and ingest tables), removes the
+// temporary files of dead processes and makes this process's own directory.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = slog.Default()
@@ -95,7 +100,6 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		}
 		f.lease = d
 	}
-	f.tmp = cfg["INGEST_TMPDIR"]
 	f.pool, err = postgres.OpenMigrated(ctx, c.DatabaseURL, func(ctx context.Context, p *pgxpool.Pool) error {
 		if err := catalog.Migrate(ctx, p); err != nil {
 			return err
@@ -109,13 +113,21 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.S3 = c.S3.Client()
 	f.media = media.New(media.Config{MaxDuration: c.MaxDuration, Timeout: c.Timeout})
 	f.sweeper = &ing.Sweeper{Store: f.Store, S3: f.S3, Bucket: c.UploadsBucket}
+	if f.work, f.lock, err = openWorkDir(cmp.Or(cfg["INGEST_TMPDIR"], os.TempDir()), f.Log); err != nil {
+		f.pool.Close()
+		return err
+	}
 	return nil
 }
 
-// Stop releases the pool.
+// Stop releases the pool and removes the process's temporary directory.
 func (f *Function) Stop(context.Context) error {
 	if f.pool != nil {
 		f.pool.Close()
+	}
+	if f.lock != nil {
+		_ = os.RemoveAll(f.work)
+		_ = f.lock.Close()
 	}
 	return nil
 }
@@ -184,8 +196,62 @@ func parseBool(v string) *bool {
 	return &b
 }
 
-func tempDir(dir string) (string, error) {
-	d, err := os.MkdirTemp(cmp.Or(dir, os.TempDir()), "overture-ingest-")
+// workDirPrefix names the processes' directories under INGEST_TMPDIR.
+const workDirPrefix = "overture-ingest-"
+
+// openWorkDir first removes the directories under root of processes that
+// died (SIGKILL, a crash: their attempts' deferred removal never ran), then
+// makes this process's own, returning it with its lock held. A directory is
+// alive while its LOCK file is flocked: the kernel drops the lock when its
+// process ends, however it ends.
+func openWorkDir(root string, log *slog.Logger) (string, *os.File, error) {
+	dead, _ := filepath.Glob(filepath.Join(root, workDirPrefix+"*"))
+	for _, d := range dead {
+		lock, err := os.Open(filepath.Join(d, "LOCK"))
+		if err != nil {
+			continue // not one of ours, or its process is just making it
+		}
+		if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			if err := os.RemoveAll(d); err != nil {
+				log.Warn("remove a dead process's temporary files", "dir", d, "error", err)
+			} else {
+				log.Info("removed a dead process's temporary files", "dir", d)
+			}
+		}
+		lock.Close()
+	}
+	for {
+		dir, err := os.MkdirTemp(root, workDirPrefix)
+		if err != nil {
+			return "", nil, fmt.Errorf("%s: temp dir: %w", Name, err)
+		}
+		name := filepath.Join(dir, "LOCK")
+		lock, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return "", nil, fmt.Errorf("%s: temp dir: %w", Name, err)
+		}
+		// Another process starting now may have found LOCK unlocked and be
+		// removing the directory: then start over.
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			held, err1 := lock.Stat()
+			named, err2 := os.Stat(name)
+			if err1 == nil && err2 == nil && os.SameFile(held, named) {
+				return dir, lock, nil
+			}
+		}
+		lock.Close()
+		if err != nil && !errors.Is(err, syscall.EWOULDBLOCK) {
+			_ = os.RemoveAll(dir)
+			return "", nil, fmt.Errorf("%s: lock temp dir: %w", Name, err)
+		}
+	}
+}
+
+// tempDir makes an attempt's directory in the process's own.
+func (f *Function) tempDir(uploadID string) (string, error) {
+	d, err := os.MkdirTemp(f.work, uploadID+"-")
 	if err != nil {
 		return "", fmt.Errorf("%s: temp dir: %w", Name, err)
 	}

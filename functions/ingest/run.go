@@ -139,7 +139,7 @@ func (f *Function) attempt(ctx context.Context, u ing.Upload, prefix string) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
-	dir, err := tempDir(f.tmp)
+	dir, err := f.tempDir(u.ID)
 	if err != nil {
 		return err
 	}
