@@ -33,7 +33,10 @@ func (p *Processor) run(ctx context.Context, bin string, args []string, stdout i
 	runCtx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout, errRunTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own group, so a cancel kills its children too; and killed with
+	// the runtime, so a SIGKILLed function leaves no encoder running (as
+	// internal/infra's children).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		// Negative pid: the whole process group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
