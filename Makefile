@@ -30,7 +30,7 @@ run: deps ## Run the whole platform on this machine (data in ./.data) and print 
 	$(GO) run ./cmd/overture dev
 
 .PHONY: test
-test: deps fmt-check vet ## Run gofmt check, go vet and every test (-race)
+test: deps fmt-check vet lint ## Run gofmt check, go vet, staticcheck and every test (-race)
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 .PHONY: fmt-check
@@ -41,6 +41,10 @@ fmt-check: ## Fail listing the files gofmt would change
 .PHONY: vet
 vet: ## go vet every package
 	$(GO) vet $(PKGS)
+
+.PHONY: lint
+lint: ## staticcheck every package (pinned in go.mod as a tool; includes unused code, U1000)
+	$(GO) tool staticcheck $(PKGS)
 
 .PHONY: build
 build: ## Build the overture binary into bin/

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -123,7 +122,7 @@ func TestPresignedMultipartUpload(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(body), done.TrackID) {
 		t.Fatalf("list: %d %s", code, body)
 	}
-	if code, body := call("GET", "/v1/admin/uploads/"+fmt.Sprint("00000000-0000-0000-0000-000000000000"), admin, nil); code != http.StatusNotFound || !strings.Contains(string(body), "not-found") {
+	if code, body := call("GET", "/v1/admin/uploads/00000000-0000-0000-0000-000000000000", admin, nil); code != http.StatusNotFound || !strings.Contains(string(body), "not-found") {
 		t.Fatalf("unknown upload: %d %s", code, body)
 	}
 }

@@ -50,7 +50,7 @@ func (b *Broker) resolve(d manifest.Destination, namespace string) (*target, err
 	}
 	h, ok := b.cfg.Resolve(d.Ref.Name)
 	if !ok || h == nil {
-		return nil, fmt.Errorf("Service %q does not resolve to a function hosted in this process", d.Ref.Name)
+		return nil, fmt.Errorf("subscriber Service %q does not resolve to a function hosted in this process", d.Ref.Name)
 	}
 	if d.Ref.Namespace == "" {
 		ref := *d.Ref

@@ -53,7 +53,7 @@ type suite struct {
 	admin   account
 }
 
-type account struct{ id, email, password, access string }
+type account struct{ email, password, access string }
 
 func start(t *testing.T) *suite {
 	t.Helper()

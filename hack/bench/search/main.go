@@ -117,7 +117,6 @@ func main() {
 		mode           string
 		lat            []time.Duration
 		errors, hits   int
-		load           time.Duration
 	}
 	var rows []row
 	loadTimes := map[string]time.Duration{}

@@ -314,7 +314,7 @@ func writeAtomic(dir, file, content string) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
-	if _, err := f.WriteString(content + "\n"); err == nil {
+	if _, err = f.WriteString(content + "\n"); err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
