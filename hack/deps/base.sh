@@ -23,6 +23,7 @@ need nginx-light command -v nginx
 need wrk command -v wrk
 need jq command -v jq  # the README tour reads JSON answers with it
 need chromium command -v chromium  # hls.js plays HLS in a real browser (internal/steering TestPlaybackWithHLSJS)
+need npm command -v npm  # hack/deps/hlsjs.sh fetches hls.js with npm pack
 need ca-certificates dpkg -s ca-certificates
 need openjdk-17-jre-headless command -v java
 
