@@ -293,11 +293,17 @@ func (n *Notifier) compose(ctx context.Context, e event.Event) (*email, error) {
 			return nil, fmt.Errorf("%w: user_registered without user_id", ErrBadEvent)
 		}
 		if d.ConfirmURL == "" {
+			// External provider verified the address: nothing to confirm.
+			// The contact is the account's confirmed address in auth, not
+			// the event's.
 			if err := checkAddress(d.Email); err != nil {
 				return nil, err
 			}
-			// External provider verified the address: nothing to confirm.
-			return nil, n.upsertContact(ctx, d.UserID, d.Email, Locale(d.Locale))
+			a, err := n.verifyConfirmedAccount(ctx, e, d.UserID)
+			if err != nil {
+				return nil, err
+			}
+			return nil, n.upsertContact(ctx, d.UserID, a.email, Locale(a.locale))
 		}
 		a, err := n.verifyLink(ctx, e, "confirm", d.UserID, d.ConfirmURL)
 		if err != nil {

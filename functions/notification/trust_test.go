@@ -33,7 +33,7 @@ func uid(name string) string { return uuid.NewSHA1(uuid.NameSpaceOID, []byte(nam
 // registration does (idempotent).
 func seedAccount(t testing.TB, db *pgxpool.Pool, userID, addr, locale string) {
 	t.Helper()
-	if _, err := db.Exec(context.Background(), `INSERT INTO auth_account (id, email, locale) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+	if _, err := db.Exec(context.Background(), `INSERT INTO auth_account (id, email, locale, confirmed_at) VALUES ($1, $2, $3, now()) ON CONFLICT (id) DO NOTHING`,
 		userID, addr, Locale(locale)); err != nil {
 		t.Fatalf("seed account: %v", err)
 	}
@@ -231,5 +231,37 @@ func TestIngestionFailedEmailsTheUploader(t *testing.T) {
 	m := only(t, api, MessageID(real.Source(), real.ID()))
 	if len(m.To) != 1 || m.To[0].Address != "admin@example.com" || !strings.Contains(m.Text, "truncated") || strings.Contains(m.Text, "attacker") {
 		t.Fatalf("failure email to %+v:\n%s", m.To, m.Text)
+	}
+}
+
+// A registration without a link (an external provider verified the address)
+// records the account's confirmed address from auth, never the event's: a
+// forged one naming an attacker's address, or an account auth has not
+// confirmed, records nothing later mails could go to.
+func TestForgedProviderSignUpRecordsNoContact(t *testing.T) {
+	t.Parallel()
+	smtpURL, api := testenv.SMTP(t)
+	h := start(t, smtpURL, api)
+	user, unconfirmed := uid("provider-user"), uid("unconfirmed")
+	seedAccount(t, h.db, user, "listener@example.com", "en")
+	if _, err := h.db.Exec(context.Background(), `INSERT INTO auth_account (id, email, locale) VALUES ($1, 'new@example.com', 'en')`, unconfirmed); err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]event.Event{
+		"an unconfirmed account": registered(t, unconfirmed, "new@example.com", "en", ""),
+		"not from auth":          newEvent(t, eventtype.UserRegistered, "/overture/e2e", eventtype.UserRegisteredData{UserID: user, Email: "attacker@evil.example", Locale: "en"}),
+	} {
+		if err := h.handle(t, e); err != nil {
+			t.Errorf("%s: %v, want acknowledged", name, err)
+		}
+	}
+	h.mustHandle(t, registered(t, user, "attacker@evil.example", "en", ""))
+	var addr string
+	if err := h.db.QueryRow(context.Background(), `SELECT email FROM notification_contact WHERE user_id = $1`, user).Scan(&addr); err != nil || addr != "listener@example.com" {
+		t.Fatalf("contact %q (%v), want the account's own address", addr, err)
+	}
+	var n int
+	if err := h.db.QueryRow(context.Background(), `SELECT count(*) FROM notification_contact WHERE user_id = $1`, unconfirmed).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d contacts for an unconfirmed account (%v)", n, err)
 	}
 }

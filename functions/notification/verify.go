@@ -118,3 +118,23 @@ func (n *Notifier) verifyIngestionFailed(ctx context.Context, d eventtype.Ingest
 	f.locale = string(Locale(f.locale))
 	return f, nil
 }
+
+// verifyConfirmedAccount checks a registration without a link (an external
+// provider verified the address) against auth: it must come from auth and
+// name an account whose address auth has confirmed; that address and locale
+// are the contact, whatever the event says.
+func (n *Notifier) verifyConfirmedAccount(ctx context.Context, e event.Event, userID string) (account, error) {
+	if e.Source() != auth.Source {
+		return account{}, fmt.Errorf("%w: %s from %q, not auth", ErrUnverified, e.Type(), e.Source())
+	}
+	var a account
+	err := n.pool.QueryRow(ctx, `SELECT email, locale FROM auth_account WHERE id::text = $1 AND confirmed_at IS NOT NULL`, userID).
+		Scan(&a.email, &a.locale)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return account{}, fmt.Errorf("%w: auth holds no confirmed account %s", ErrUnverified, userID)
+	}
+	if err != nil {
+		return account{}, fmt.Errorf("look up account %s: %w", userID, err)
+	}
+	return a, nil
+}
