@@ -17,7 +17,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
 
@@ -226,19 +225,8 @@ func TestPlaybackWithHLSJS(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is required (hack/deps installs it)")
 	}
-	ep, access, secret := testenv.S3(t)
 	const id = "00000000-0000-4000-8000-0000000000ab"
-	prefix := "tracks/" + id + "/v1/"
-	objs := map[string]string{}
-	for k, v := range makeTrack(t) {
-		objs[prefix+k] = string(v)
-	}
-	putObjects(t, ep, access, secret, objs)
-	f := newFixtureS3(t, ep, access, secret)
-	addTrack(t, f.catalog, id, "published",
-		rendition{kind: "hls-aac-64", key: prefix + "aac64/index.m3u8", codec: "mp4a.40.2", bitrate: 64000},
-		rendition{kind: "hls-aac-128", key: prefix + "aac128/index.m3u8", codec: "mp4a.40.2", bitrate: 128000},
-		rendition{kind: "hls-aac-256", key: prefix + "aac256/index.m3u8", codec: "mp4a.40.2", bitrate: 256000, premium: true})
+	f, _, _ := publishedTrack(t, id)
 	f.rounds(1)
 	api := httptest.NewServer(f.svc)
 	defer api.Close()

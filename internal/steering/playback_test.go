@@ -89,21 +89,8 @@ func TestPlaybackWithFFmpeg(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is required (hack/deps installs it)")
 	}
-	ep, access, secret := testenv.S3(t)
 	const id = "00000000-0000-4000-8000-0000000000aa"
-	prefix := "tracks/" + id + "/v1/"
-	objs := map[string]string{}
-	for k, v := range makeTrack(t) {
-		objs[prefix+k] = string(v)
-	}
-	putObjects(t, ep, access, secret, objs)
-	f := newFixtureS3(t, ep, access, secret)
-	addTrack(t, f.catalog, id, "published",
-		rendition{kind: "hls-aac-64", key: prefix + "aac64/index.m3u8", codec: "mp4a.40.2", bitrate: 64000},
-		rendition{kind: "hls-aac-128", key: prefix + "aac128/index.m3u8", codec: "mp4a.40.2", bitrate: 128000},
-		// The catalog's flag alone makes these premium: nothing in the keys says so.
-		rendition{kind: "hls-aac-256", key: prefix + "aac256/index.m3u8", codec: "mp4a.40.2", bitrate: 256000, premium: true},
-		rendition{kind: "flac", key: prefix + "flac/track.flac", codec: "fLaC", premium: true})
+	f, prefix, objs := publishedTrack(t, id, rendition{kind: "flac", key: "flac/track.flac", codec: "fLaC", premium: true})
 	_, err := f.catalog.Pool.Exec(context.Background(), `UPDATE track SET replay_gain_db = -3.5, cover_key = $2, peaks_key = $3 WHERE id = $1`,
 		id, prefix+"cover/600.jpg", prefix+"peaks.json")
 	require.NoError(t, err)
@@ -235,4 +222,33 @@ func body(t *testing.T, u string) string {
 	require.NoError(t, err)
 	require.Equal(t, 200, r.StatusCode, "%s: %s", u, b)
 	return string(b)
+}
+
+// publishedTrack makes a track with ffmpeg (makeTrack), puts it into a
+// private S3 under tracks/<id>/v1/ and records it published in the catalog
+// of a fixture reading that S3: the three AAC HLS renditions — the catalog's
+// flag alone makes the 256k one premium, nothing in the keys says so — and
+// extra (their keys relative to the track's prefix). It returns the fixture,
+// the prefix and the objects stored.
+func publishedTrack(t *testing.T, id string, extra ...rendition) (*fixture, string, map[string]string) {
+	t.Helper()
+	ep, access, secret := testenv.S3(t)
+	prefix := "tracks/" + id + "/v1/"
+	objs := map[string]string{}
+	for k, v := range makeTrack(t) {
+		objs[prefix+k] = string(v)
+	}
+	putObjects(t, ep, access, secret, objs)
+	f := newFixtureS3(t, ep, access, secret)
+	rs := []rendition{
+		{kind: "hls-aac-64", key: prefix + "aac64/index.m3u8", codec: "mp4a.40.2", bitrate: 64000},
+		{kind: "hls-aac-128", key: prefix + "aac128/index.m3u8", codec: "mp4a.40.2", bitrate: 128000},
+		{kind: "hls-aac-256", key: prefix + "aac256/index.m3u8", codec: "mp4a.40.2", bitrate: 256000, premium: true},
+	}
+	for _, r := range extra {
+		r.key = prefix + r.key
+		rs = append(rs, r)
+	}
+	addTrack(t, f.catalog, id, "published", rs...)
+	return f, prefix, objs
 }
