@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	paymentfn "github.com/overture-music/overture/functions/payment"
 	"github.com/overture-music/overture/internal/eventtype"
@@ -26,13 +27,7 @@ func TestModesAndDuplicates(t *testing.T) {
 	t.Parallel()
 	sagatest.EachMode(t, func(t *testing.T, mode saga.Mode, cfg map[string]string) {
 		ctx := context.Background()
-		sb := sandbox.New(sandbox.Config{})
-		srv := httptest.NewServer(sb)
-		t.Cleanup(func() { srv.Close(); sb.Close() })
-		f := paymentfn.New()
-		cfg["PAYMENT_PROVIDER_URL"] = srv.URL + "/v3"
-		cfg["PAYMENT_SHOP_ID"], cfg["PAYMENT_SECRET_KEY"] = "sandbox-shop", "sandbox-secret" // the sandbox's own test credentials
-		pool := functiontest.Start(t, f, cfg)
+		f, sb, pool := start(t, cfg)
 		pending(t, pool, "sub-1", "u")
 		pending(t, pool, "sub-2", "u2")
 		req, _ := saga.NewEvent("/overture/subscription", eventtype.SubscriptionRequested, "req-1", "sub-1",
@@ -61,6 +56,19 @@ func TestModesAndDuplicates(t *testing.T) {
 	})
 }
 
+// start runs the payment function against a private payment sandbox (with
+// the sandbox's own test credentials).
+func start(t *testing.T, cfg map[string]string) (*paymentfn.Function, *sandbox.Sandbox, *pgxpool.Pool) {
+	t.Helper()
+	sb := sandbox.New(sandbox.Config{})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	f := paymentfn.New()
+	cfg["PAYMENT_PROVIDER_URL"] = srv.URL + "/v3"
+	cfg["PAYMENT_SHOP_ID"], cfg["PAYMENT_SECRET_KEY"] = "sandbox-shop", "sandbox-secret"
+	return f, sb, functiontest.Start(t, f, cfg)
+}
+
 // pending records subscription id of user as the subscription API does: a
 // pending monthly purchase at 299 RUB.
 func pending(t *testing.T, db interface {
@@ -81,13 +89,7 @@ func TestForgedChargesMoveNoMoney(t *testing.T) {
 	t.Parallel()
 	sagatest.EachMode(t, func(t *testing.T, mode saga.Mode, cfg map[string]string) {
 		ctx := context.Background()
-		sb := sandbox.New(sandbox.Config{})
-		srv := httptest.NewServer(sb)
-		t.Cleanup(func() { srv.Close(); sb.Close() })
-		f := paymentfn.New()
-		cfg["PAYMENT_PROVIDER_URL"] = srv.URL + "/v3"
-		cfg["PAYMENT_SHOP_ID"], cfg["PAYMENT_SECRET_KEY"] = "sandbox-shop", "sandbox-secret"
-		pool := functiontest.Start(t, f, cfg)
+		f, sb, pool := start(t, cfg)
 		pending(t, pool, "sub-real", "u")
 		charge := func(id string, d eventtype.RenewalDueData) {
 			t.Helper()
