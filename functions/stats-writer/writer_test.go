@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -21,7 +22,12 @@ import (
 	"github.com/overture-music/overture/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(killChildEnv) != "" {
+		os.Exit(killChild())
+	}
+	testenv.Main(m)
+}
 
 // batch is the event the listens service publishes for n listens of user,
 // a minute apart, going back from 1 December 2026 10:00 and so crossing
