@@ -346,3 +346,82 @@ func (s *PG) Rebuild(ctx context.Context) error {
 	}
 	return nil
 }
+
+// filterSQL is f as conditions on stats_listen, with its arguments
+// numbered after the first n.
+func filterSQL(f Filter, n int) (string, []any) {
+	var where string
+	var args []any
+	if len(f.TrackIDs) > 0 {
+		args = append(args, f.TrackIDs)
+		where += fmt.Sprintf(" AND track_id = ANY($%d)", n+len(args))
+	}
+	if f.Artist != "" {
+		args = append(args, f.Artist)
+		where += fmt.Sprintf(" AND artist_name = $%d", n+len(args))
+	}
+	return where, args
+}
+
+// StreamsPerDay implements Store.
+func (s *PG) StreamsPerDay(ctx context.Context, f Filter, from, to time.Time) ([]TrackDay, error) {
+	where, args := filterSQL(f, 2)
+	rows, err := s.Pool.Query(ctx, `
+		SELECT to_char(date_trunc('day', listened_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS d, track_id, count(*), count(DISTINCT user_id)
+		FROM stats_listen WHERE stream AND track_id <> '' AND listened_at >= $1 AND listened_at < $2`+where+`
+		GROUP BY d, track_id ORDER BY d, track_id`, append([]any{from, to}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("streams per day: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TrackDay, error) {
+		var d TrackDay
+		err := r.Scan(&d.Date, &d.TrackID, &d.Streams, &d.Listeners)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("streams per day: %w", err)
+	}
+	return out, nil
+}
+
+// Audience implements Store (the definitions are Audience's).
+func (s *PG) Audience(ctx context.Context, f Filter, from, to time.Time) (Audience, error) {
+	where, args := filterSQL(f, 3)
+	var a Audience
+	var measured, completed, skipped, premium int64
+	err := s.Pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE stream), count(DISTINCT user_id) FILTER (WHERE stream),
+		       count(*) FILTER (WHERE played_ms > 0),
+		       count(*) FILTER (WHERE played_ms > 0 AND NOT skipped AND duration_ms > 0 AND played_ms >= $3 * duration_ms),
+		       count(*) FILTER (WHERE played_ms > 0 AND skipped),
+		       count(*) FILTER (WHERE stream AND premium)
+		FROM stats_listen WHERE listened_at >= $1 AND listened_at < $2`+where,
+		append([]any{from, to, CompletedShare}, args...)...).
+		Scan(&a.Plays, &a.Streams, &a.Listeners, &measured, &completed, &skipped, &premium)
+	if err != nil {
+		return a, fmt.Errorf("audience: %w", err)
+	}
+	a.CompletionRate, a.SkipRate, a.PremiumShare = ratio(completed, measured), ratio(skipped, measured), ratio(premium, a.Streams)
+	return a, nil
+}
+
+// StreamCounts implements Store.
+func (s *PG) StreamCounts(ctx context.Context, trackIDs []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(trackIDs))
+	for _, id := range trackIDs {
+		out[id] = 0
+	}
+	if len(trackIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT track_id, count(*) FROM stats_listen WHERE stream AND track_id = ANY($1) GROUP BY track_id`, trackIDs)
+	if err != nil {
+		return nil, fmt.Errorf("stream counts: %w", err)
+	}
+	var id string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { out[id] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("stream counts: %w", err)
+	}
+	return out, nil
+}

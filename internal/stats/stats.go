@@ -131,7 +131,60 @@ type Store interface {
 	Rollup(ctx context.Context, from, to time.Time) error
 	// Rebuild recomputes every chart from the raw listens.
 	Rebuild(ctx context.Context) error
+
+	// StreamsPerDay is the streams and unique listeners per UTC day per
+	// track (listens with an Overture track id) in from .. to (to
+	// excluded), ordered by day then track id; days without streams are
+	// absent.
+	StreamsPerDay(ctx context.Context, f Filter, from, to time.Time) ([]TrackDay, error)
+	// Audience is the plays, streams, unique listeners, completion and skip
+	// rates and the premium share of streams in from .. to (to excluded).
+	Audience(ctx context.Context, f Filter, from, to time.Time) (Audience, error)
+	// StreamCounts is every given track's all-time streams (0 for a track
+	// never streamed), for track and album cards.
+	StreamCounts(ctx context.Context, trackIDs []string) (map[string]int64, error)
 }
+
+// Filter selects listens for dashboards: by track ids, or by artist name;
+// empty = the whole catalogue. Both set: listens matching both.
+type Filter struct {
+	TrackIDs []string
+	Artist   string
+}
+
+// TrackDay is one track's streams on one UTC day.
+type TrackDay struct {
+	Date      string `json:"date"` // YYYY-MM-DD
+	TrackID   string `json:"track_id"`
+	Streams   int64  `json:"streams"`
+	Listeners int64  `json:"listeners"`
+}
+
+// Audience is a dashboard's summary of a period.
+//
+// Plays counts every listen (any length); Streams those of at least 30 s;
+// Listeners the distinct users with at least one stream. The rates are
+// over the measured plays — listens whose player reported how much it
+// played (played_ms > 0; ListenBrainz scrobblers report nothing and are
+// left out): CompletionRate is the share of them that were completed
+// (played at least CompletedShare of the track's length and not ended by a
+// skip), SkipRate the share ended by a skip. PremiumShare is the share of
+// streams by premium listeners (free = 1 − PremiumShare). A rate without
+// a denominator is 0.
+type Audience struct {
+	Plays          int64   `json:"plays"`
+	Streams        int64   `json:"streams"`
+	Listeners      int64   `json:"listeners"`
+	CompletionRate float64 `json:"completion_rate"`
+	SkipRate       float64 `json:"skip_rate"`
+	PremiumShare   float64 `json:"premium_share"`
+}
+
+// CompletedShare is the part of a track's length a play must reach to
+// count as completed (end_reason completed is sent at the track's end, so
+// it always qualifies; 90 % also counts a player that stops during the
+// last seconds' silence).
+const CompletedShare = 0.9
 
 // DayStart is the UTC day of t.
 func DayStart(t time.Time) time.Time {
@@ -143,4 +196,12 @@ func DayStart(t time.Time) time.Time {
 func WeekStart(t time.Time) time.Time {
 	d := DayStart(t)
 	return d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
+}
+
+// ratio is n/d, 0 without a denominator.
+func ratio(n, d int64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
 }
