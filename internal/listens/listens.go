@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -272,7 +273,7 @@ func (s *Service) build() {
 			if fn, ok := bearer[rt.Pattern()]; ok {
 				mux.Handle(rt.Pattern(), s.Verifier.Middleware(s.Log, s.wrap(fn)))
 			} else if fn, ok := listenToken[rt.Pattern()]; ok {
-				mux.Handle(rt.Pattern(), s.wrap(fn))
+				mux.Handle(rt.Pattern(), s.wrap(listenBrainzErrors(fn)))
 			} else {
 				panic("listens: route without a handler: " + rt.Pattern())
 			}
@@ -291,6 +292,27 @@ func (s *Service) wrap(fn func(http.ResponseWriter, *http.Request) error) http.H
 			problem.Error(w, r, err)
 		}
 	})
+}
+
+// listenBrainzErrors gives the problems of ListenBrainz's own endpoints
+// ListenBrainz's error members too, "code" (the status) and "error" (the
+// detail): ListenBrainz clients show "error" to their user (liblistenbrainz
+// raises it as the exception's message), so a refused listen says why there.
+func listenBrainzErrors(fn func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := fn(w, r)
+		var p *problem.Problem
+		if err == nil || !errors.As(err, &p) {
+			return err
+		}
+		q := *p
+		q.Extra = maps.Clone(p.Extra)
+		if q.Extra == nil {
+			q.Extra = map[string]any{}
+		}
+		q.Extra["code"], q.Extra["error"] = p.Status, cmp.Or(p.Detail, p.Title)
+		return &q
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
