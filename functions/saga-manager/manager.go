@@ -348,22 +348,3 @@ func (f *Function) Sweep(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// Counts returns how many sagas are in each state (for tests and metrics).
-func Counts(ctx context.Context, pool *pgxpool.Pool) (map[string]int, error) {
-	rows, err := pool.Query(ctx, `SELECT state, count(*) FROM saga_instance GROUP BY state`)
-	if err != nil {
-		return nil, fmt.Errorf("saga counts: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var c int
-		if err := rows.Scan(&s, &c); err != nil {
-			return nil, err
-		}
-		out[s] = c
-	}
-	return out, rows.Err()
-}

@@ -43,7 +43,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/overture-music/overture/internal/server"
 )
 
 // Flavor selects which provider the server behaves like.
@@ -532,12 +531,6 @@ func randString(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// Run serves s on addr (the local IdP: 127.0.0.1:8089) until ctx ends.
-func Run(ctx context.Context, addr string, s *Server, log *slog.Logger) error {
-	log.Info("local identity provider listening", "address", addr, "issuer", s.issuer())
-	return server.Listen(ctx, addr, s, log, nil)
 }
 
 // DefaultLocalAddr is where `make run` serves the local IdP.

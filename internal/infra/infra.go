@@ -10,7 +10,6 @@
 package infra
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -103,24 +102,6 @@ func FreePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// WaitTCP waits until addr accepts connections, the process exits, or ctx ends.
-func WaitTCP(ctx context.Context, p *Process, addr string) error {
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not listening on %s: %w", p.Name, addr, ctx.Err())
-		case <-p.done:
-			return fmt.Errorf("%s exited before listening on %s: %v (see its log)", p.Name, addr, p.err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // Group stops a set of processes in reverse start order.

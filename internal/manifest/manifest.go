@@ -287,10 +287,6 @@ type Func struct {
 			} `json:"scale,omitempty"`
 			Resources json.RawMessage `json:"resources,omitempty"`
 		} `json:"options,omitempty"`
-		Subscriptions []struct {
-			Source  string            `json:"source"`
-			Filters map[string]string `json:"filters,omitempty"`
-		} `json:"subscriptions,omitempty"`
 	} `json:"deploy,omitempty"`
 	File string `json:"-"`
 }

@@ -90,9 +90,6 @@ run:
 deploy:
   options:
     scale: {min: 0, max: 5, metric: concurrency, target: 50}
-  subscriptions:
-    - source: default
-      filters: {type: music.overture.subscription.payment.completed.v1}
 `,
 		"functions/notifier/testdata/ignored.yaml": "not: [valid",
 	})

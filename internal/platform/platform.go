@@ -478,9 +478,6 @@ func (p *Platform) waitReady(ctx context.Context) error {
 	}
 }
 
-// Failed delivers the error of a part that stopped on its own.
-func (p *Platform) Failed() <-chan error { return p.failed }
-
 // Stop stops everything in reverse start order: gateway, services, ingress,
 // relay, broker, functions, then the database pool and the dependencies.
 // It is safe to call more than once.
