@@ -392,7 +392,7 @@ func (s *PG) Audience(ctx context.Context, f Filter, from, to time.Time) (Audien
 	err := s.Pool.QueryRow(ctx, `
 		SELECT count(*), count(*) FILTER (WHERE stream), count(DISTINCT user_id) FILTER (WHERE stream),
 		       count(*) FILTER (WHERE played_ms > 0),
-		       count(*) FILTER (WHERE played_ms > 0 AND NOT skipped AND duration_ms > 0 AND played_ms >= $3 * duration_ms),
+		       count(*) FILTER (WHERE played_ms > 0 AND NOT skipped AND duration_ms > 0 AND played_ms >= $3::float8 * duration_ms),
 		       count(*) FILTER (WHERE played_ms > 0 AND skipped),
 		       count(*) FILTER (WHERE stream AND premium)
 		FROM stats_listen WHERE listened_at >= $1 AND listened_at < $2`+where,
