@@ -7,7 +7,10 @@
 //	Handle(ctx context.Context, e event.Event) (*event.Event, error)
 //
 // and, optionally, the lifecycle methods Knative func also recognises: Start,
-// Stop, Ready and Alive. The same value runs in two places without knowing
+// Stop, Ready and Alive. Every host starts a function the one way
+// internal/lifecycle defines: it hands in the logger, metrics registry,
+// database pools and publisher (a function embeds lifecycle.Base to receive
+// them), and a failed Start releases what it acquired. The same value runs in two places without knowing
 // which: standalone, behind the HTTP server in [Serve] (what a Knative Service
 // runs), or in process, invoked by the embedded broker. A returned event is a
 // reply: the host puts it back into the broker. Everything else a function wants
@@ -19,6 +22,8 @@ import (
 	"context"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/overture-music/overture/internal/lifecycle"
 )
 
 // Handler is the one method every function has.
@@ -26,33 +31,20 @@ type Handler interface {
 	Handle(ctx context.Context, e event.Event) (*event.Event, error)
 }
 
-// Starter is implemented by functions that need set-up (pools, clients). cfg is
-// the process environment plus host-provided settings, as Knative func passes it.
-type Starter interface {
-	Start(ctx context.Context, cfg map[string]string) error
-}
-
-// Stopper is implemented by functions that hold resources to release.
-type Stopper interface {
-	Stop(ctx context.Context) error
-}
-
-// ReadinessReporter reports whether a function can take events.
-type ReadinessReporter interface {
-	Ready(ctx context.Context) (bool, error)
-}
-
-// LivenessReporter reports whether a function is still healthy.
-type LivenessReporter interface {
-	Alive(ctx context.Context) (bool, error)
-}
+// Starter, Stopper, ReadinessReporter and LivenessReporter are the optional
+// lifecycle, the same for functions and services (internal/lifecycle): a
+// function that embeds lifecycle.Base gets Stop and Ready from it.
+type (
+	Starter           = lifecycle.Starter
+	Stopper           = lifecycle.Stopper
+	ReadinessReporter = lifecycle.Readier
+	LivenessReporter  = lifecycle.Aliver
+)
 
 // Publisher sends events into the broker. It is the one publishing interface
 // functions use: over HTTP to K_SINK when standalone, in process when embedded.
 // Publish returns only after the broker has durably accepted every event.
-type Publisher interface {
-	Publish(ctx context.Context, events ...event.Event) error
-}
+type Publisher = lifecycle.Publisher
 
 // PublisherFunc adapts a function to [Publisher].
 type PublisherFunc func(ctx context.Context, events ...event.Event) error
@@ -62,48 +54,27 @@ func (f PublisherFunc) Publish(ctx context.Context, events ...event.Event) error
 	return f(ctx, events...)
 }
 
-type publisherKey struct{}
-
 // WithPublisher returns a context carrying p; hosts call it for the contexts they
 // pass to Start and Handle.
 func WithPublisher(ctx context.Context, p Publisher) context.Context {
-	return context.WithValue(ctx, publisherKey{}, p)
+	return lifecycle.WithPublisher(ctx, p)
 }
 
 // PublisherFrom returns the publisher the host put into ctx, or nil.
-func PublisherFrom(ctx context.Context) Publisher {
-	p, _ := ctx.Value(publisherKey{}).(Publisher)
-	return p
+func PublisherFrom(ctx context.Context) Publisher { return lifecycle.PublisherFrom(ctx) }
+
+// Start hands env to h and starts it (see lifecycle.Start): a failed start
+// has released whatever h acquired.
+func Start(ctx context.Context, h Handler, env lifecycle.Env, cfg map[string]string) error {
+	return lifecycle.Start(ctx, h, env, cfg)
 }
 
-// Start calls h.Start when h implements [Starter].
-func Start(ctx context.Context, h Handler, cfg map[string]string) error {
-	if s, ok := h.(Starter); ok {
-		return s.Start(ctx, cfg)
-	}
-	return nil
-}
+// Stop stops h and releases what it holds (see lifecycle.Stop).
+func Stop(ctx context.Context, h Handler) error { return lifecycle.Stop(ctx, h) }
 
-// Stop calls h.Stop when h implements [Stopper].
-func Stop(ctx context.Context, h Handler) error {
-	if s, ok := h.(Stopper); ok {
-		return s.Stop(ctx)
-	}
-	return nil
-}
-
-// Ready reports h's readiness; functions without [ReadinessReporter] are ready.
-func Ready(ctx context.Context, h Handler) (bool, error) {
-	if r, ok := h.(ReadinessReporter); ok {
-		return r.Ready(ctx)
-	}
-	return true, nil
-}
+// Ready reports h's readiness: its held dependencies answer and its own
+// Ready agrees; a function with neither is ready.
+func Ready(ctx context.Context, h Handler) (bool, error) { return lifecycle.Ready(ctx, h) }
 
 // Alive reports h's liveness; functions without [LivenessReporter] are alive.
-func Alive(ctx context.Context, h Handler) (bool, error) {
-	if r, ok := h.(LivenessReporter); ok {
-		return r.Alive(ctx)
-	}
-	return true, nil
-}
+func Alive(ctx context.Context, h Handler) (bool, error) { return lifecycle.Alive(ctx, h) }

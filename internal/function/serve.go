@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +19,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/overture-music/overture/internal/identity"
+	"github.com/overture-music/overture/internal/lifecycle"
+	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -64,18 +68,23 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	if addr == "" {
 		addr = DefaultListenAddress
 	}
+	var pub Publisher
 	if cfg["K_SINK"] != "" {
 		if cfg[identity.TokenFileKey] == "" {
 			log.Warn("K_SINK is set but "+identity.TokenFileKey+" is not: the broker refuses events without a sender identity", "function", name)
 		}
-		ctx = WithPublisher(ctx, NewSinkPublisher(cfg))
+		pub = NewSinkPublisher(cfg)
+		ctx = WithPublisher(ctx, pub)
 	}
-	startCtx := ctx
-	if err := Start(startCtx, h, maps.Clone(cfg)); err != nil {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pools := &postgres.Pools{}
+	defer pools.Close()
+	env := lifecycle.Env{Name: name, Log: log.With("function", name), Metrics: reg, Pools: pools, Publisher: pub}
+	if err := Start(ctx, h, env, maps.Clone(cfg)); err != nil {
 		return fmt.Errorf("start function %s: %w", name, err)
 	}
 
-	reg := prometheus.NewRegistry()
 	m := newHandlerMetrics(reg, name)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/readiness", func(w http.ResponseWriter, r *http.Request) {
@@ -87,28 +96,31 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	server.Metrics(mux, reg, cfg[server.KeyMetricsToken])
 	mux.Handle("/", &ceHandler{h: h, log: log, metrics: m, base: ctx})
 
+	stop := func() error {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := Stop(stopCtx, h); err != nil {
+			return fmt.Errorf("stop function %s: %w", name, err)
+		}
+		return nil
+	}
 	guard, err := server.GuardFromConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("function %s: %w", name, err)
+		return errors.Join(fmt.Errorf("function %s: %w", name, err), stop())
 	}
 	srv := server.NewHTTPServer(mux, guard)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return errors.Join(fmt.Errorf("listen on %s: %w", addr, err), stop())
 	}
 	log.Info("function listening", "function", name, "address", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
 	if err := server.Serve(ctx, srv, ln, log.With("function", name)); err != nil {
-		return fmt.Errorf("function %s: %w", name, err)
+		return errors.Join(fmt.Errorf("function %s: %w", name, err), stop())
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := Stop(stopCtx, h); err != nil {
-		return fmt.Errorf("stop function %s: %w", name, err)
-	}
-	return nil
+	return stop()
 }
 
 func healthAnswer(w http.ResponseWriter, r *http.Request, h Handler, check func(context.Context, Handler) (bool, error)) {

@@ -38,6 +38,7 @@ import (
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/infra"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -79,6 +80,7 @@ type Platform struct {
 	deps  []dependency
 	pops  []dependency
 
+	pools    postgres.Pools // the pools every hosted component shares
 	pool     *postgres.Pool
 	broker   *broker.Broker
 	issuer   *identity.Issuer // the platform's workload identity issuer
@@ -186,7 +188,7 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	}
 	p.log.Info("dependencies ready", "data_dir", o.DataDir)
 
-	if p.pool, err = postgres.Open(ctx, p.cfg[KeyDatabaseURL]); err != nil {
+	if p.pool, err = p.pools.Open(ctx, p.cfg[KeyDatabaseURL]); err != nil {
 		return p, fmt.Errorf("platform database: %w", err)
 	}
 	objects, err := manifest.LoadDir(o.ManifestDirs...)
@@ -360,8 +362,7 @@ func (p *Platform) startFunctions(ctx context.Context) error {
 	var errs []error
 	for name, h := range hs {
 		wg.Go(func() {
-			sctx := function.WithPublisher(fctx, p.broker.As(identity.Subject(name)))
-			if err := function.Start(sctx, h, maps.Clone(p.cfg)); err != nil {
+			if err := function.Start(fctx, h, p.env("function", name), maps.Clone(p.cfg)); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("start function %s: %w", name, err))
 				mu.Unlock()
@@ -409,10 +410,10 @@ func (p *Platform) startServices(ctx context.Context) error {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		ready := make(chan string, 1)
 		cfg := maps.Clone(p.cfg)
-		log := p.log
-		pub := p.broker.As(identity.Subject(s.Name()))
+		env := p.env("service", s.Name())
+		gather := prometheus.Gatherers{p.registry, prometheus.DefaultGatherer}
 		p.spawn("service "+s.Name(), func(ctx context.Context) error {
-			return server.Run(function.WithPublisher(ctx, pub), s, addr, cfg, log, ready)
+			return server.RunEnv(ctx, s, addr, cfg, env, gather, ready)
 		})
 		select {
 		case a := <-ready:
@@ -424,6 +425,21 @@ func (p *Platform) startServices(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// env is what the platform hands the function or service name (kind says
+// which) at start: its logger, the platform's registry with the component's
+// name on every series, the shared pools and a publisher bound to its
+// identity, checked against the EventPolicies as its token would be on
+// Knative.
+func (p *Platform) env(kind, name string) lifecycle.Env {
+	return lifecycle.Env{
+		Name:      name,
+		Log:       p.log.With(kind, name),
+		Metrics:   prometheus.WrapRegistererWith(prometheus.Labels{kind: name}, p.registry),
+		Pools:     &p.pools,
+		Publisher: p.broker.As(identity.Subject(name)),
+	}
 }
 
 // Ready reports nil when the database answers and every function and service
@@ -440,10 +456,8 @@ func (p *Platform) Ready(ctx context.Context) error {
 		}
 	}
 	for _, s := range p.opts.Services {
-		if r, ok := s.(server.Readier); ok {
-			if ok, err := r.Ready(ctx); !ok || err != nil {
-				errs = append(errs, fmt.Errorf("service %s not ready: %v", s.Name(), err))
-			}
+		if ok, err := lifecycle.Ready(ctx, s); !ok || err != nil {
+			errs = append(errs, fmt.Errorf("service %s not ready: %v", s.Name(), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -508,6 +522,7 @@ func (p *Platform) Stop(ctx context.Context) error {
 	if p.pool != nil {
 		p.pool.Close()
 	}
+	p.pools.Close()
 	if err := p.group.Stop(); err != nil {
 		errs = append(errs, err)
 	}

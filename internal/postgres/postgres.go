@@ -5,8 +5,12 @@
 // files); Migrate keeps one goose version table per owner, so owners migrate
 // independently and in any order, in one database or in separate ones.
 //
-// In the embedded platform many functions share one process; Open hands them
-// one pool per URL so they do not multiply connections.
+// Pools are owned by whoever hosts the components, never by the process: a
+// host (the embedded platform, a standalone function or service) makes one
+// [Pools] and hands it to every component it starts (internal/lifecycle), so
+// the many functions `make run` hosts share one pool per database URL instead
+// of multiplying connections, and the host closes them all when it stops. A
+// command that needs one connection pool for itself calls [Open].
 package postgres
 
 import (
@@ -29,40 +33,99 @@ import (
 // DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
 const DefaultMaxConns = 32
 
-var (
-	poolsMu sync.Mutex
-	pools   = map[string]*shared{}
-)
+// Pools is a host's set of pools, one per database URL, shared by the
+// components it starts. The zero value is ready to use.
+type Pools struct {
+	mu     sync.Mutex
+	m      map[string]*shared
+	closed bool
+}
 
 type shared struct {
 	pool *pgxpool.Pool
 	refs int
 }
 
-// Pool is a shared connection pool; Close releases this holder's reference.
+// Pool is a connection pool; Close releases this holder's reference (the
+// last holder of a shared pool closes it).
 type Pool struct {
 	*pgxpool.Pool
-	url  string
-	once sync.Once
+	once    sync.Once
+	release func()
 }
 
-// Open returns a pool for url, shared with every other holder in the process.
+// Open returns a pool for url of the holder's own, closed by its Close.
 func Open(ctx context.Context, url string) (*Pool, error) {
+	p, err := connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{Pool: p, release: p.Close}, nil
+}
+
+// Open returns the pool for url shared with every other holder of s,
+// connecting on first use.
+func (s *Pools) Open(ctx context.Context, url string) (*Pool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("postgres: the host's pools are closed")
+	}
+	sh, ok := s.m[url]
+	if !ok {
+		p, err := connect(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		if s.m == nil {
+			s.m = map[string]*shared{}
+		}
+		sh = &shared{pool: p}
+		s.m[url] = sh
+	}
+	sh.refs++
+	return &Pool{Pool: sh.pool, release: func() { s.release(url, sh) }}, nil
+}
+
+func (s *Pools) release(url string, sh *shared) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh.refs--
+	if sh.refs == 0 && s.m[url] == sh {
+		delete(s.m, url)
+		sh.pool.Close()
+	}
+}
+
+// Held reports how many pools s has open (each shared by its holders).
+func (s *Pools) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// Close closes every pool of s, whoever still holds it; later Opens fail.
+// The host calls it after every component stopped.
+func (s *Pools) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for url, sh := range s.m {
+		sh.pool.Close()
+		delete(s.m, url)
+	}
+}
+
+func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, errors.New("postgres: empty database URL (set DATABASE_URL)")
-	}
-	poolsMu.Lock()
-	defer poolsMu.Unlock()
-	if s, ok := pools[url]; ok {
-		s.refs++
-		return &Pool{Pool: s.pool, url: url}, nil
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database URL: %w", redact(err))
 	}
 	if !strings.Contains(url, "pool_max_conns") {
-		// One pool serves every function of the process (the embedded platform
+		// One pool serves every function of a host (the embedded platform
 		// hosts them all), so pgx's default of max(4, cores) would queue them
 		// behind each other. A URL's pool_max_conns still wins.
 		cfg.MaxConns = DefaultMaxConns
@@ -75,34 +138,20 @@ func Open(ctx context.Context, url string) (*Pool, error) {
 		p.Close()
 		return nil, fmt.Errorf("postgres: ping %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	pools[url] = &shared{pool: p, refs: 1}
-	return &Pool{Pool: p, url: url}, nil
+	return p, nil
 }
 
-// Close releases the reference; the last holder closes the pool. Closing a
-// nil Pool (a function stopped before it started) does nothing.
+// Close releases the reference. Closing a nil Pool (a function stopped
+// before it started) does nothing.
 func (p *Pool) Close() {
 	if p == nil {
 		return
 	}
-	p.once.Do(func() {
-		poolsMu.Lock()
-		defer poolsMu.Unlock()
-		s, ok := pools[p.url]
-		if !ok {
-			return
-		}
-		s.refs--
-		if s.refs == 0 {
-			delete(pools, p.url)
-			s.pool.Close()
-		}
-	})
+	p.once.Do(p.release)
 }
 
 // Ready reports whether the database answers; a nil Pool (not started yet)
-// is not ready. It is the readiness of a function whose only dependency that
-// must be up is its database.
+// is not ready.
 func (p *Pool) Ready(ctx context.Context) (bool, error) {
 	if p == nil {
 		return false, errors.New("postgres: not started")
@@ -117,9 +166,9 @@ func (p *Pool) Ready(ctx context.Context) (bool, error) {
 // exported Migrate has this type.
 type Migrator func(ctx context.Context, pool *pgxpool.Pool) error
 
-// OpenMigrated is how a function that owns tables starts: the shared pool for
-// url (see Open), then migrate run on it. When migrate fails the pool is
-// released, so a function whose Start failed holds no connection.
+// OpenMigrated opens a pool of the caller's own for url (see Open) and runs
+// migrate on it. When migrate fails the pool is closed, so a failed start
+// holds no connection.
 func OpenMigrated(ctx context.Context, url string, migrate Migrator) (*Pool, error) {
 	pool, err := Open(ctx, url)
 	if err != nil {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
 
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
@@ -28,11 +30,10 @@ func tableExists(ctx context.Context, t *testing.T, pool *pgxpool.Pool, table st
 	return ok
 }
 
-func held(url string) bool {
-	poolsMu.Lock()
-	defer poolsMu.Unlock()
-	_, ok := pools[url]
-	return ok
+// noSessions waits until nothing is connected to the database at url.
+func noSessions(t *testing.T, url, why string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return postgrestest.Connections(t, url) == 0 }, 2*time.Minute, 50*time.Millisecond, why)
 }
 
 // MigrateOwner applies the owner's migrations/ directory first, then the
@@ -126,9 +127,7 @@ func TestOpenMigrated(t *testing.T) {
 	if !errors.Is(err, errMigrate) {
 		t.Fatalf("OpenMigrated error %v, want %v", err, errMigrate)
 	}
-	if held(url) {
-		t.Fatal("a failed OpenMigrated still holds its pool")
-	}
+	noSessions(t, url, "a failed OpenMigrated still holds connections")
 
 	pool, err := OpenMigrated(ctx, url, func(ctx context.Context, p *pgxpool.Pool) error {
 		_, err := p.Exec(ctx, `CREATE TABLE sprocket (id int)`)
@@ -144,9 +143,7 @@ func TestOpenMigrated(t *testing.T) {
 		t.Fatalf("Ready on an open pool: %v, %v", ok, err)
 	}
 	pool.Close()
-	if held(url) {
-		t.Fatal("the only holder closed, but the pool is still open")
-	}
+	noSessions(t, url, "the pool was closed, but its connections remain")
 
 	if _, err := OpenMigrated(ctx, "", func(context.Context, *pgxpool.Pool) error {
 		t.Error("migrate ran without a database")
@@ -154,6 +151,47 @@ func TestOpenMigrated(t *testing.T) {
 	}); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("OpenMigrated without a URL: %v, want an error naming DATABASE_URL", err)
 	}
+}
+
+// A host's Pools hands every holder of one URL the same pool, keeps it open
+// while anyone holds it, and closes it with the last holder (or when the host
+// closes the set, whoever still holds it); each host has its own.
+func TestPoolsShareAndRelease(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := testenv.Postgres(t)
+
+	var host, other Pools
+	a, err := host.Open(ctx, url)
+	require.NoError(t, err)
+	b, err := host.Open(ctx, url)
+	require.NoError(t, err)
+	require.Same(t, a.Pool, b.Pool, "two holders of one URL on one host got different pools")
+	c, err := other.Open(ctx, url)
+	require.NoError(t, err)
+	require.NotSame(t, a.Pool, c.Pool, "two hosts share a pool: the registry is process-global")
+	c.Close()
+	require.Equal(t, 0, other.Held())
+
+	a.Close()
+	a.Close() // a second Close of one holder releases nothing more
+	require.Equal(t, 1, host.Held(), "the pool closed while b still holds it")
+	_, err = b.Exec(ctx, `SELECT 1`)
+	require.NoError(t, err, "b's pool is unusable after a's Close")
+	b.Close()
+	require.Equal(t, 0, host.Held())
+	noSessions(t, url, "every holder closed, but connections remain")
+
+	d, err := host.Open(ctx, url)
+	require.NoError(t, err)
+	host.Close()
+	_, err = d.Exec(ctx, `SELECT 1`)
+	require.Error(t, err, "a pool outlived its host's Close")
+	d.Close()
+	_, err = host.Open(ctx, url)
+	require.Error(t, err, "a closed host opened a pool")
+	noSessions(t, url, "the host closed its pools, but connections remain")
 }
 
 // A function stopped or probed before it started has a nil pool: Close does

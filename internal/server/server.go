@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/overture-music/overture/internal/lifecycle"
+	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
 )
 
@@ -43,17 +45,12 @@ type Service interface {
 }
 
 // Starter, Stopper and Readier are the optional lifecycle of a service, the
-// same shape as a function's.
+// same as a function's (internal/lifecycle): a service that embeds
+// lifecycle.Base gets Stop and Ready from it.
 type (
-	Starter interface {
-		Start(ctx context.Context, cfg map[string]string) error
-	}
-	Stopper interface {
-		Stop(ctx context.Context) error
-	}
-	Readier interface {
-		Ready(ctx context.Context) (bool, error)
-	}
+	Starter = lifecycle.Starter
+	Stopper = lifecycle.Stopper
+	Readier = lifecycle.Readier
 )
 
 // Health adds /health/readiness and /health/liveness to mux.
@@ -145,35 +142,42 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Log
 	return nil
 }
 
-// Run starts s (if it has Start), serves it standalone on addr with health and
-// metrics (METRICS_TOKEN) behind a Guard (TRUSTED_PROXIES), and stops it when
-// ctx ends.
+// Run serves s standalone (`overture serve NAME`, a Knative Service): it is
+// RunEnv with an environment of the service's own — log named after the
+// service, a registry of its own (served with the default one, which holds
+// the Go and process collectors), its own database pools and the publisher
+// found in ctx.
 func Run(ctx context.Context, s Service, addr string, cfg map[string]string, log *slog.Logger, ready chan<- string) error {
+	reg := prometheus.NewRegistry()
+	pools := &postgres.Pools{}
+	defer pools.Close()
+	env := lifecycle.Env{Name: s.Name(), Log: log.With("service", s.Name()), Metrics: reg, Pools: pools,
+		Publisher: lifecycle.PublisherFrom(ctx)}
+	return RunEnv(ctx, s, addr, cfg, env, prometheus.Gatherers{reg, prometheus.DefaultGatherer}, ready)
+}
+
+// RunEnv starts s with env (lifecycle.Start: a failed start has released
+// what s acquired), serves it on addr with health and the metrics of gather
+// (METRICS_TOKEN) behind a Guard (TRUSTED_PROXIES), and stops it when ctx
+// ends. The host owns env's pools and registry.
+func RunEnv(ctx context.Context, s Service, addr string, cfg map[string]string, env lifecycle.Env, gather prometheus.Gatherer, ready chan<- string) error {
 	g, err := GuardFromConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Name(), err)
 	}
-	if st, ok := s.(Starter); ok {
-		if err := st.Start(ctx, cfg); err != nil {
-			return fmt.Errorf("start %s: %w", s.Name(), err)
-		}
+	if err := lifecycle.Start(ctx, s, env, cfg); err != nil {
+		return fmt.Errorf("start %s: %w", s.Name(), err)
 	}
 	mux := http.NewServeMux()
-	var readyFn func(context.Context) (bool, error)
-	if r, ok := s.(Readier); ok {
-		readyFn = r.Ready
-	}
-	Health(mux, readyFn)
-	Metrics(mux, nil, cfg[KeyMetricsToken])
+	Health(mux, func(ctx context.Context) (bool, error) { return lifecycle.Ready(ctx, s) })
+	Metrics(mux, gather, cfg[KeyMetricsToken])
 	mux.Handle("/", s)
-	log.Info("service listening", "service", s.Name(), "address", addr)
-	err = ListenGuarded(ctx, addr, mux, g, log, ready)
-	if st, ok := s.(Stopper); ok {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if serr := st.Stop(sctx); serr != nil {
-			err = errors.Join(err, fmt.Errorf("stop %s: %w", s.Name(), serr))
-		}
+	env.Log.Info("service listening", "service", s.Name(), "address", addr)
+	err = ListenGuarded(ctx, addr, mux, g, env.Log, ready)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if serr := lifecycle.Stop(sctx, s); serr != nil {
+		err = errors.Join(err, fmt.Errorf("stop %s: %w", s.Name(), serr))
 	}
 	return err
 }

@@ -9,12 +9,16 @@ package functiontest
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/lifecycle"
+	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -26,7 +30,8 @@ type Function interface {
 	function.Stopper
 }
 
-// Start starts f with cfg plus the DATABASE_URL of a fresh test database
+// Start starts f the way a host does (lifecycle.Start, with a discarding
+// logger unless f has its own, a private registry and pools) with cfg plus the DATABASE_URL of a fresh test database
 // (unless cfg names one), stops f when the test ends, and returns a pool on
 // f's database for the test's own queries.
 func Start(t testing.TB, f Function, cfg map[string]string) *pgxpool.Pool {
@@ -38,11 +43,14 @@ func Start(t testing.TB, f Function, cfg map[string]string) *pgxpool.Pool {
 	if cfg["DATABASE_URL"] == "" {
 		cfg["DATABASE_URL"] = testenv.Postgres(t)
 	}
-	if err := f.Start(context.Background(), cfg); err != nil {
+	pools := &postgres.Pools{}
+	t.Cleanup(pools.Close)
+	env := lifecycle.Env{Name: t.Name(), Log: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry(), Pools: pools}
+	if err := function.Start(context.Background(), f, env, cfg); err != nil {
 		t.Fatalf("start the function: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := f.Stop(context.Background()); err != nil {
+		if err := function.Stop(context.Background(), f); err != nil {
 			t.Errorf("stop the function: %v", err)
 		}
 	})
