@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -128,8 +129,9 @@ type Service struct {
 	// Stats is the statistics store the read API answers from (default:
 	// PostgreSQL on the service's database).
 	Stats stats.Store
-	// extra (access token) and public (no token) are the read API's routes.
-	extra, public map[string]func(http.ResponseWriter, *http.Request) error
+	// extra (access token), admin (access token with the admin role) and
+	// public (no token) are the read API's routes.
+	extra, admin, public map[string]func(http.ResponseWriter, *http.Request) error
 }
 
 // New returns an unstarted service.
@@ -151,7 +153,7 @@ var submitRoutes = []server.Route{
 
 // Routes implements server.Service.
 func (s *Service) Routes() []server.Route {
-	return append(append([]server.Route(nil), submitRoutes...), readRoutes...)
+	return slices.Concat(submitRoutes, readRoutes, dashboardRoutes)
 }
 
 // Start reads ReadConfig's settings, opens the database (migrating the
@@ -272,6 +274,8 @@ func (s *Service) build() {
 		for _, rt := range s.Routes() {
 			if fn, ok := bearer[rt.Pattern()]; ok {
 				mux.Handle(rt.Pattern(), s.Verifier.Middleware(s.Log, s.wrap(fn)))
+			} else if fn, ok := s.admin[rt.Pattern()]; ok {
+				mux.Handle(rt.Pattern(), s.Verifier.Middleware(s.Log, token.RequireRole(token.RoleAdmin, s.wrap(fn))))
 			} else if fn, ok := listenToken[rt.Pattern()]; ok {
 				mux.Handle(rt.Pattern(), s.wrap(listenBrainzErrors(fn)))
 			} else {

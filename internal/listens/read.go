@@ -50,8 +50,13 @@ func (s *Service) startRead(ctx context.Context, _ map[string]string) error {
 		"GET /v1/me/top/{kind}":     s.top,
 		"GET /v1/me/listening-time": s.listeningTime,
 	}
+	s.admin = map[string]func(http.ResponseWriter, *http.Request) error{
+		"GET /v1/dashboard/streams":  s.dashboardStreams,
+		"GET /v1/dashboard/audience": s.dashboardAudience,
+	}
 	s.public = map[string]func(http.ResponseWriter, *http.Request) error{
 		"GET /v1/charts/{kind}": s.chart,
+		"GET /v1/stream-counts": s.streamCounts,
 	}
 	return nil
 }
