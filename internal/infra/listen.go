@@ -86,22 +86,40 @@ func freePorts(n int) ([]int, error) {
 }
 
 // waitListening waits until p holds a listening TCP socket on every port. It
-// fails at once with ErrPortTaken when another process listens on one of
-// them, and when p exits or ctx ends.
+// fails with ErrPortTaken when another process listens on one of them, and
+// when p exits or ctx ends.
+//
+// A socket that looks like another process's may be p's own while p exits:
+// its descriptors are gone before its socket leaves the kernel's table (a
+// server that bound its port and then refused to start — PostgreSQL over a
+// lock file — looked exactly so, and was reported as "port taken"). So the
+// verdict waits for p to settle: when p exits meanwhile, its exit (and its
+// log) is the error.
 func waitListening(ctx context.Context, p *Process, ports []int) error {
 	for {
 		owned, err := listenersOf(p.Pid(), ports)
 		if err != nil {
 			return err
 		}
-		missing := 0
+		missing, taken := 0, 0
 		for _, port := range ports {
 			switch owned[port] {
 			case ownerOther:
-				return fmt.Errorf("%s: 127.0.0.1:%d: %w", p.Name, port, ErrPortTaken)
+				taken = port
 			case ownerNone:
 				missing++
 			}
+		}
+		if taken != 0 {
+			select {
+			case <-p.done:
+				return fmt.Errorf("%s exited before listening on %v: %v (see its log)", p.Name, ports, p.err)
+			case <-time.After(500 * time.Millisecond):
+			}
+			if owned, err := listenersOf(p.Pid(), ports); err == nil && owned[taken] == ownerOther {
+				return fmt.Errorf("%s: 127.0.0.1:%d: %w", p.Name, taken, ErrPortTaken)
+			}
+			continue
 		}
 		if missing == 0 {
 			return nil

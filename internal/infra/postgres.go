@@ -2,6 +2,7 @@ package infra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -114,8 +115,9 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	if err := chownTree(o.Dir, cred); err != nil {
 		return nil, fmt.Errorf("postgres: chown data: %w", err)
 	}
-	locks, _ := filepath.Glob(filepath.Join(sock, ".s.PGSQL.*.lock"))
-	clearStaleLocks(append(locks, filepath.Join(data, "postmaster.pid"))...)
+	if err := clearStaleLocks(ctx, data, sock); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
 		"unix_socket_directories": sock,
@@ -161,15 +163,25 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	return pg, nil
 }
 
+// ErrDataDirInUse means a live PostgreSQL server still uses the data
+// directory (or its socket): another `overture dev`, or one not yet stopped.
+var ErrDataDirInUse = errors.New("PostgreSQL data directory in use")
+
 // clearStaleLocks removes the lock files a killed server left behind: the
 // data directory's postmaster.pid and the socket directory's
 // .s.PGSQL.<port>.lock. PostgreSQL refuses to start while the PID written in
-// one exists, and a SIGKILLed postmaster stays a zombie until its parent
-// reaps it (1–2 s after `make run` was killed), so a restart issued at once
-// failed. A lock is kept only while its PID is a live (not zombie) postgres:
-// then the server's own refusal names the real cause.
-func clearStaleLocks(paths ...string) {
-	for _, p := range paths {
+// one exists, and a SIGKILLed postmaster stays a zombie until whoever
+// adopted it reaps it (1–2 s after `make run` was killed), so a restart
+// issued at once failed — three times in fourteen as "port taken", because
+// the refused server had bound its TCP port before it read the socket lock.
+//
+// A lock whose PID is a live (not zombie) postgres is kept, and the error
+// names that process. The killed postmaster's backends outlive it briefly
+// (they exit when they notice its death); the new server would refuse the
+// shared memory they still hold, so this waits until they are gone.
+func clearStaleLocks(ctx context.Context, data, sock string) error {
+	locks, _ := filepath.Glob(filepath.Join(sock, ".s.PGSQL.*.lock"))
+	for _, p := range append(locks, filepath.Join(data, "postmaster.pid")) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue
@@ -177,10 +189,44 @@ func clearStaleLocks(paths ...string) {
 		line, _, _ := strings.Cut(string(b), "\n")
 		pid, err := strconv.Atoi(strings.TrimSpace(line))
 		if err == nil && pid > 0 && livePostgres(pid) {
-			continue
+			return fmt.Errorf("%w: PostgreSQL process %d holds %s (is another `overture dev` running? stop it first)", ErrDataDirInUse, pid, p)
 		}
 		_ = os.Remove(p)
 	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		left := processesIn(data)
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("%w: processes %v of a killed server still run in %s after 30 s", ErrDataDirInUse, left, data)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// processesIn lists the live postgres processes whose working directory is
+// data: a server's postmaster and backends all run there.
+func processesIn(data string) []int {
+	want, err := filepath.EvalSymlinks(data)
+	if err != nil {
+		return nil
+	}
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == want && livePostgres(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // livePostgres reports whether pid is a running (not zombie) postgres.
