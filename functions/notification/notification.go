@@ -109,6 +109,9 @@ const DefaultSendLease = 30 * time.Second
 //	PUBLIC_BASE_URL  where auth's links point: <base>/v1/auth/confirm?token=  required
 //	AUTH_RESET_LINK  the reset link up to the token, as auth reads it; default
 //	                 <base>/v1/auth/password/reset?token=
+//	AUTH_CONFIRM_LINK the confirmation link up to the token (a web app's
+//	                 page, e.g. <base>/confirm?token=); default
+//	                 <base>/v1/auth/confirm?token=
 //
 // It migrates the auth and subscription tables it checks events against.
 func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
@@ -142,7 +145,7 @@ func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
 	if base == "" {
 		return errors.New("notification: PUBLIC_BASE_URL is required to build confirmation and reset links")
 	}
-	n.confirmLink, n.resetLink = base+"/v1/auth/confirm?token=", cmp.Or(cfg["AUTH_RESET_LINK"], base+"/v1/auth/password/reset?token=")
+	n.confirmLink, n.resetLink = cmp.Or(cfg["AUTH_CONFIRM_LINK"], base+"/v1/auth/confirm?token="), cmp.Or(cfg["AUTH_RESET_LINK"], base+"/v1/auth/password/reset?token=")
 	if api := cfg["MAILPIT_URL"]; api != "" {
 		n.checker = &Mailpit{BaseURL: api}
 	}

@@ -108,6 +108,10 @@ var defaults = map[string]string{
 	"CDN_ADMIN_SECRET":       devCDNAdminSecret,      // the POPs' purge/warm secret (cdn-warm, cdn-purge)
 	"METRICS_TOKEN":          devMetricsToken,        // bearer token for /metrics and the POPs' /stats
 	"TRUSTED_PROXIES":        "127.0.0.1/32,::1/128", // loopback proxies (the gateway) may name the client
+
+	// The emailed links open the web app's pages (internal/webapp).
+	"AUTH_CONFIRM_LINK": "${PUBLIC_BASE_URL}/confirm?token=",
+	"AUTH_RESET_LINK":   "${PUBLIC_BASE_URL}/reset-password?token=",
 }
 
 // cdnDefaults apply only when CDN_POPS is unset: the three loopback POPs

@@ -13,6 +13,7 @@ import (
 	"github.com/overture-music/overture/internal/api"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
+	"github.com/overture-music/overture/internal/webapp"
 )
 
 // GatewayRoutes are the gateway's own public routes (documented in
@@ -89,10 +90,16 @@ func newGateway(services []server.Service, ready func(context.Context) error, ga
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("GET /metrics", server.Protected(cfg[server.KeyMetricsToken], promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.requests.WithLabelValues("", "404").Inc()
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no-route", fmt.Sprintf("no service serves %s %s; see /openapi.json", r.Method, r.URL.Path)))
 	})
+	// The web app (H7, issue 15): its pages and assets, else the 404 above.
+	app, err := webapp.New(cfg, notFound)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	mux.Handle("/", app)
 	return guard.Wrap(mux), nil
 }
 
