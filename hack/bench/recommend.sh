@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Recommendation benchmark: a full recompute at 100,000 listeners × 50,000
+# tracks × 10 million planted listens on 2 workers — per model (popularity,
+# track and artist co-occurrence, ALS) the time to fold the listens, train and
+# rank every listener's top 50, the peak resident memory of a process doing
+# only that model, and the offline evaluation (precision@10, recall@50,
+# NDCG@10, coverage) against popularity. Writes docs/bench/recommend.md. Run
+# from the repository root (make bench does). Bounded: about 10 minutes on 2
+# cores; OVERTURE_BENCH_RECOMMEND_LISTENS etc. shrink it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out="docs/bench/recommend.md"
+mkdir -p docs/bench
+tmp="$(mktemp)"
+bin="$(mktemp)"
+trap 'rm -f "$tmp" "$bin"' EXIT
+go build -o "$bin" ./hack/bench/recommend
+args=(-listeners "${OVERTURE_BENCH_RECOMMEND_LISTENERS:-100000}" -tracks "${OVERTURE_BENCH_RECOMMEND_TRACKS:-50000}" -artists 5000 -listens "${OVERTURE_BENCH_RECOMMEND_LISTENS:-10000000}" -weeks 12 -clusters 20 -workers 2)
+start=$(date +%s)
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+GOMAXPROCS=2 timeout 1800 "$bin" "${args[@]}" > "$tmp"
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+{
+  echo "# Recommendations: full recompute"
+  echo
+  echo "Command: \`bash hack/bench/recommend.sh\` (runs \`go run ./hack/bench/recommend ${args[*]}\`, GOMAXPROCS=2), $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(go env GOVERSION), gonum v0.17.0. Took $(( $(date +%s) - start )) s. Load average (1/5/15 min) before: ${load_before}, after: ${load_after} — the machine is shared with other work: wall times are upper bounds, the evaluation figures do not depend on load."
+  echo
+  cat "$tmp"
+} > "$out"
+echo "wrote $out"
