@@ -40,11 +40,31 @@ var (
 // Main runs the package's tests and then stops every server they started.
 func Main(m *testing.M) {
 	code := m.Run()
+	exitMu.Lock()
+	for i := len(atExit) - 1; i >= 0; i-- {
+		atExit[i]()
+	}
+	exitMu.Unlock()
 	_ = group.Stop()
 	if root != "" {
 		_ = os.RemoveAll(root)
 	}
 	os.Exit(code)
+}
+
+var (
+	exitMu sync.Mutex
+	atExit []func()
+)
+
+// AtExit registers f to run once the package's tests have ended, before
+// Main stops the servers (last registered, first run): for what lives in
+// the test process itself, such as the embedded ClickHouse (chDB) session,
+// which must be closed before a -race binary exits.
+func AtExit(f func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	atExit = append(atExit, f)
 }
 
 // Dir returns a private directory for this test package's servers.
