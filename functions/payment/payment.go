@@ -19,6 +19,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/saga"
@@ -38,15 +39,20 @@ func New() *Function { return &Function{} }
 // SAGA_MODE, PAYMENT_PROVIDER_URL, PAYMENT_SHOP_ID, PAYMENT_SECRET_KEY,
 // PAYMENT_TIMEOUT).
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if err := f.Join(ctx, cfg, "payment", migrate); err != nil {
+	var provider payment.ClientConfig
+	if err := f.Join(ctx, cfg, "payment", migrate, provider.Read); err != nil {
 		return err
 	}
-	client, err := payment.FromConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("payment: %w", err)
-	}
-	f.Processor = &payment.Processor{Pool: f.Pool.Pool, Provider: client, Log: f.Log}
+	f.Processor = &payment.Processor{Pool: f.Pool.Pool, Provider: provider.Client(), Log: f.Log}
 	return nil
+}
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) {
+		new(saga.Config).Read(r)
+		new(payment.ClientConfig).Read(r)
+	})
 }
 
 // migrate applies the payment ledger's schema and the subscription store's,

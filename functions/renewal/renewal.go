@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/saga"
 	sub "github.com/overture-music/overture/internal/subscription"
@@ -35,6 +36,9 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.Store, err = sub.Join(ctx, &f.Participant, cfg, "renewal")
 	return err
 }
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key { return sub.ParticipantKeys() }
 
 // Handle implements function.Handler: every ping runs one sweep.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {

@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/functions/user"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -102,20 +103,25 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Start reads DATABASE_URL, SAGA_MODE, SAGA_STEP_TIMEOUT, SAGA_MAX_CHARGE_ATTEMPTS.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	f.StepTimeout = 30 * time.Second
-	if v := cfg[KeyStepTimeout]; v != "" {
-		var err error
-		if f.StepTimeout, err = time.ParseDuration(v); err != nil {
-			return fmt.Errorf("%s=%q: %w", KeyStepTimeout, v, err)
-		}
+	return f.Join(ctx, cfg, "saga-manager", Migrate, f.readConfig)
+}
+
+// readConfig reads the orchestrator's own settings.
+func (f *Function) readConfig(r *config.Reader) {
+	f.StepTimeout = r.DurationOr(KeyStepTimeout, 30*time.Second)
+	n := r.Int64Or(KeyMaxChargeAttempts, 5)
+	if n < 1 {
+		r.Fail(KeyMaxChargeAttempts, "%d: want a positive integer", n)
 	}
-	f.MaxChargeAttempts = 5
-	if v := cfg[KeyMaxChargeAttempts]; v != "" {
-		if _, err := fmt.Sscan(v, &f.MaxChargeAttempts); err != nil || f.MaxChargeAttempts < 1 {
-			return fmt.Errorf("%s=%q: want a positive integer", KeyMaxChargeAttempts, v)
-		}
-	}
-	return f.Join(ctx, cfg, "saga-manager", Migrate)
+	f.MaxChargeAttempts = int(n)
+}
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) {
+		new(saga.Config).Read(r)
+		new(Function).readConfig(r)
+	})
 }
 
 func (f *Function) now() time.Time {

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/inbox"
 	"github.com/overture-music/overture/internal/outbox"
@@ -46,6 +47,9 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.Store, err = sub.Join(ctx, &f.Participant, cfg, "subscription")
 	return err
 }
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key { return sub.ParticipantKeys() }
 
 // Handle implements function.Handler.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {

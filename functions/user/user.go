@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -58,6 +59,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	return f.Join(ctx, cfg, "user", Migrate)
 }
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key { return saga.Keys() }
 
 // Handle implements function.Handler.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {

@@ -104,12 +104,44 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.mask()), nil }
 // LogValue implements slog.LogValuer.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.mask()) }
 
+// Key is one setting a component reads, as its Reader saw it.
+type Key struct {
+	Name     string
+	Required bool // the component does not start without it
+	Secret   bool // read with Secret or Key32: never printed
+}
+
 // Reader reads typed settings from a cfg map and collects every problem, so
 // that one failed start names every key that needs fixing, not only the
-// first.
+// first. It also records every key it was asked for (Keys), so a
+// component's parse function is its declaration of the keys it reads.
 type Reader struct {
 	m    map[string]string
 	errs []error
+	keys []Key
+}
+
+// Keys returns every key read so far, in the order first read.
+func (r *Reader) Keys() []Key { return append([]Key(nil), r.keys...) }
+
+// KeysOf runs parse on an empty cfg map and returns the keys it read: the
+// settings a component declares by the one function that parses them.
+// Keys read only when another key has some value are not among them.
+func KeysOf(parse func(*Reader)) []Key {
+	r := NewReader(nil)
+	parse(r)
+	return r.Keys()
+}
+
+func (r *Reader) note(key string, required, secret bool) {
+	for i, k := range r.keys {
+		if k.Name == key {
+			r.keys[i].Required = k.Required || required
+			r.keys[i].Secret = k.Secret || secret
+			return
+		}
+	}
+	r.keys = append(r.keys, Key{Name: key, Required: required, Secret: secret})
 }
 
 // NewReader reads from m (which it does not change).
@@ -125,13 +157,20 @@ func (r *Reader) Fail(key, format string, args ...any) {
 }
 
 // Has reports whether key is set (to anything but blanks).
-func (r *Reader) Has(key string) bool { return strings.TrimSpace(r.m[key]) != "" }
+func (r *Reader) Has(key string) bool {
+	r.note(key, false, false)
+	return strings.TrimSpace(r.m[key]) != ""
+}
 
 func (r *Reader) get(key string) string { return strings.TrimSpace(r.m[key]) }
 
+// optional reads an optional key; required, a required one.
+func (r *Reader) optional(key string) string { r.note(key, false, false); return r.get(key) }
+func (r *Reader) required(key string) string { r.note(key, true, false); return r.get(key) }
+
 // String returns the required setting key.
 func (r *Reader) String(key string) string {
-	v := r.get(key)
+	v := r.required(key)
 	if v == "" {
 		r.errs = append(r.errs, missing(key))
 	}
@@ -140,7 +179,7 @@ func (r *Reader) String(key string) string {
 
 // StringOr returns key, or def when unset.
 func (r *Reader) StringOr(key, def string) string {
-	if v := r.get(key); v != "" {
+	if v := r.optional(key); v != "" {
 		return v
 	}
 	return def
@@ -148,7 +187,7 @@ func (r *Reader) StringOr(key, def string) string {
 
 // URL returns the required absolute http(s) URL key, without a trailing slash.
 func (r *Reader) URL(key string) string {
-	v := r.get(key)
+	v := r.required(key)
 	if v == "" {
 		r.errs = append(r.errs, missing(key))
 		return ""
@@ -158,7 +197,7 @@ func (r *Reader) URL(key string) string {
 
 // URLOr returns the absolute http(s) URL key, or def when unset.
 func (r *Reader) URLOr(key, def string) string {
-	v := r.get(key)
+	v := r.optional(key)
 	if v == "" {
 		return def
 	}
@@ -177,7 +216,7 @@ func (r *Reader) checkURL(key, v string) string {
 // DurationOr returns the Go duration key (e.g. "10s", "1m30s"), or def when
 // unset; zero and negative durations are refused.
 func (r *Reader) DurationOr(key string, def time.Duration) time.Duration {
-	v := r.get(key)
+	v := r.optional(key)
 	if v == "" {
 		return def
 	}
@@ -196,7 +235,7 @@ func (r *Reader) DurationOr(key string, def time.Duration) time.Duration {
 // Int64Or returns the integer key, or def when unset; negative values are
 // refused.
 func (r *Reader) Int64Or(key string, def int64) int64 {
-	v := r.get(key)
+	v := r.optional(key)
 	if v == "" {
 		return def
 	}
@@ -211,6 +250,7 @@ func (r *Reader) Int64Or(key string, def int64) int64 {
 // Secret returns the required secret key. The value is never part of an
 // error message.
 func (r *Reader) Secret(key string) Secret {
+	r.note(key, true, true)
 	v := r.get(key)
 	if v == "" {
 		r.errs = append(r.errs, missing(key))
@@ -219,11 +259,15 @@ func (r *Reader) Secret(key string) Secret {
 }
 
 // SecretOptional returns the secret key, or the zero Secret when unset.
-func (r *Reader) SecretOptional(key string) Secret { return Secret{v: r.get(key)} }
+func (r *Reader) SecretOptional(key string) Secret {
+	r.note(key, false, true)
+	return Secret{v: r.get(key)}
+}
 
 // Key32 returns the required base64 (standard or URL alphabet, padded or
 // not) 32-byte key, e.g. an AES-256 key.
 func (r *Reader) Key32(key string) []byte {
+	r.note(key, true, true)
 	v := r.get(key)
 	if v == "" {
 		r.errs = append(r.errs, missing(key))

@@ -134,16 +134,35 @@ const (
 	KeyWebhookSecret = "PAYMENT_WEBHOOK_SECRET" // HMAC key of webhook signatures
 )
 
+// ClientConfig is the provider adapter's settings.
+type ClientConfig struct {
+	URL       string        // PAYMENT_PROVIDER_URL
+	ShopID    string        // PAYMENT_SHOP_ID
+	SecretKey config.Secret // PAYMENT_SECRET_KEY
+	Timeout   time.Duration // PAYMENT_TIMEOUT, default 10s
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *ClientConfig) Read(r *config.Reader) {
+	c.URL = r.URL(KeyProviderURL)
+	c.ShopID = r.String(KeyShopID)
+	c.SecretKey = r.Secret(KeySecretKey)
+	c.Timeout = r.DurationOr(KeyTimeout, 10*time.Second)
+}
+
+// Client returns the provider client c describes.
+func (c ClientConfig) Client() *Client {
+	return NewClient(c.URL, c.ShopID, c.SecretKey.Reveal(), c.Timeout)
+}
+
 // FromConfig builds a client from cfg; a missing or malformed key is an error
 // that names it (every such key at once).
 func FromConfig(cfg map[string]string) (*Client, error) {
 	r := config.NewReader(cfg)
-	u := r.URL(KeyProviderURL)
-	shop := r.String(KeyShopID)
-	secret := r.Secret(KeySecretKey)
-	timeout := r.DurationOr(KeyTimeout, 10*time.Second)
+	var c ClientConfig
+	c.Read(r)
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("payment provider: %w", err)
 	}
-	return NewClient(u, shop, secret.Reveal(), timeout), nil
+	return c.Client(), nil
 }

@@ -23,6 +23,7 @@ import (
 	userfn "github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -146,7 +147,7 @@ func startRuntimeFaulty(ctx context.Context, cfg map[string]string, addr string,
 		rt.fns["notification"] = notification.New()
 	}
 	for name, h := range rt.fns {
-		if err := function.Start(ctx, h, cfg); err != nil {
+		if err := function.Start(ctx, h, lifecycle.Env{Name: name, Log: log.With("function", name)}, cfg); err != nil {
 			return nil, nil, fmt.Errorf("start %s: %w", name, err)
 		}
 	}

@@ -29,18 +29,6 @@ const (
 // ConfigKey is the cfg key naming the mode.
 const ConfigKey = "SAGA_MODE"
 
-// ParseMode reads cfg[SAGA_MODE]; empty means choreography.
-func ParseMode(cfg map[string]string) (Mode, error) {
-	switch m := Mode(cfg[ConfigKey]); m {
-	case "":
-		return Choreography, nil
-	case Choreography, Orchestration:
-		return m, nil
-	default:
-		return "", fmt.Errorf("%s=%q: want choreography or orchestration", ConfigKey, string(m))
-	}
-}
-
 // Steps of an orchestrated saga (SagaCommand.Step).
 const (
 	StepCharge  = "charge"  // pivot: capture the payment

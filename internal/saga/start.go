@@ -3,52 +3,61 @@ package saga
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 )
 
-// Open is how every saga participant starts: the mode from cfg, the
-// process-shared pool for DATABASE_URL, and its own migrations run on it.
-// name prefixes the errors. The caller closes the pool in Stop.
-func Open(ctx context.Context, cfg map[string]string, name string, migrate postgres.Migrator) (Mode, *postgres.Pool, error) {
-	mode, err := ParseMode(cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], migrate)
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return mode, pool, nil
+// Config is what every saga participant reads: its database and the mode.
+type Config struct {
+	DatabaseURL string // DATABASE_URL, required
+	Mode        Mode   // SAGA_MODE, choreography when unset
 }
 
-// Participant is what every saga function holds: its mode, its logger and
-// the pool Open gave it. Embedding it gives the function Stop.
+// KeyDatabaseURL is the participants' database.
+const KeyDatabaseURL = "DATABASE_URL"
+
+// Read fills c from r (see config.Reader): every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(KeyDatabaseURL)
+	switch m := Mode(r.StringOr(ConfigKey, string(Choreography))); m {
+	case Choreography, Orchestration:
+		c.Mode = m
+	default:
+		r.Fail(ConfigKey, "%q: want choreography or orchestration", string(m))
+	}
+}
+
+// Keys are the settings every participant reads.
+func Keys() []config.Key { return config.KeysOf(new(Config).Read) }
+
+// Participant is what every saga function embeds: the lifecycle base (the
+// host's logger, the pool it holds, Stop and Ready, which follow the
+// database) and its mode.
 type Participant struct {
+	lifecycle.Base
 	Mode Mode
-	Log  *slog.Logger
 	Pool *postgres.Pool
 }
 
-// Join opens the participant named name (see Open) and names its logger
-// unless one was set.
-func (p *Participant) Join(ctx context.Context, cfg map[string]string, name string, migrate postgres.Migrator) error {
-	if p.Log == nil {
-		p.Log = slog.Default().With("function", name)
+// Join reads the participant's Config from cfg (plus whatever more reads
+// on the same Reader), opens its database through the base and runs migrate
+// on it. name prefixes the errors. A failed Join has released the pool.
+func (p *Participant) Join(ctx context.Context, cfg map[string]string, name string, migrate postgres.Migrator, more ...func(*config.Reader)) error {
+	r := config.NewReader(cfg)
+	var c Config
+	c.Read(r)
+	for _, m := range more {
+		m(r)
 	}
-	mode, pool, err := Open(ctx, cfg, name, migrate)
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	pool, err := p.OpenPool(ctx, c.DatabaseURL, migrate)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	p.Mode, p.Pool = mode, pool
-	return nil
-}
-
-// Stop releases the pool.
-func (p *Participant) Stop(context.Context) error {
-	if p.Pool != nil {
-		p.Pool.Close()
-	}
+	p.Mode, p.Pool = c.Mode, pool
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
@@ -32,8 +33,7 @@ import (
 
 // Configuration keys the service reads.
 const (
-	KeyJWKSURL        = "AUTH_JWKS_URL"
-	KeyIssuer         = "AUTH_ISSUER"
+	KeyDatabaseURL    = "DATABASE_URL"
 	KeyPendingTimeout = "SUBSCRIPTION_PENDING_TIMEOUT" // default 23h
 	KeyDunning        = "DUNNING_SCHEDULE"             // default 24h,72h,120h
 )
@@ -41,15 +41,36 @@ const (
 // Audience is the access-token audience the API requires.
 const Audience = "overture"
 
+// Config is the service's settings.
+type Config struct {
+	DatabaseURL   string               // DATABASE_URL
+	Store         StoreConfig          // SUBSCRIPTION_PENDING_TIMEOUT, DUNNING_SCHEDULE
+	Token         token.VerifierConfig // AUTH_JWKS_URL, AUTH_ISSUER (or PUBLIC_BASE_URL)
+	Provider      payment.ClientConfig // PAYMENT_PROVIDER_URL, PAYMENT_SHOP_ID, PAYMENT_SECRET_KEY, PAYMENT_TIMEOUT
+	WebhookSecret config.Secret        // PAYMENT_WEBHOOK_SECRET: verifies provider webhooks
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(KeyDatabaseURL)
+	c.Store.Read(r)
+	c.Token = token.ReadVerifierConfig(r)
+	c.Provider.Read(r)
+	c.WebhookSecret = r.Secret(payment.KeyWebhookSecret)
+}
+
+// ConfigKeys lists the settings the service reads.
+func (s *Service) ConfigKeys() []config.Key { return config.KeysOf(new(Config).Read) }
+
 // Service is the subscription HTTP API, a server.Service named
 // "subscription-api": the Knative Service name "subscription" belongs to the
 // saga function that records paid periods, and the two must differ.
 type Service struct {
+	lifecycle.Base
 	Store    *Store
 	Verifier *token.Verifier
 	Payments *payment.Processor
 	Secret   string // PAYMENT_WEBHOOK_SECRET
-	Log      *slog.Logger
 	pool     *postgres.Pool
 	mux      *http.ServeMux
 }
@@ -70,86 +91,61 @@ func (s *Service) Routes() []server.Route {
 	}
 }
 
-// Start opens the database, migrates, and builds the token verifier and the
-// payment processor from cfg.
+// Start reads Config, opens and migrates the database (the subscription
+// tables and the payment ledger) and builds the token verifier and the
+// payment processor. A failed Start holds nothing (lifecycle.Start releases
+// the pool).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = slog.Default()
+	r := config.NewReader(cfg)
+	var c Config
+	c.Read(r)
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("subscription: %w", err)
 	}
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	pool, err := s.OpenPool(ctx, c.DatabaseURL, Migrate, payment.Migrate)
 	if err != nil {
 		return fmt.Errorf("subscription: %w", err)
 	}
 	s.pool = pool
-	if err := Migrate(ctx, pool.Pool); err != nil {
-		return fmt.Errorf("subscription: %w", err)
-	}
-	if err := payment.Migrate(ctx, pool.Pool); err != nil {
-		return fmt.Errorf("subscription: %w", err)
-	}
-	store, err := NewStore(pool.Pool, cfg)
-	if err != nil {
-		return err
-	}
-	s.Store = store
+	s.Store = c.Store.Store(pool.Pool)
 	if s.Verifier == nil {
-		jwks, iss := cfg[KeyJWKSURL], cfg[KeyIssuer]
-		if base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/"); base != "" {
-			if jwks == "" {
-				jwks = base + "/.well-known/jwks.json"
-			}
-			if iss == "" {
-				iss = base
-			}
-		}
-		if jwks == "" || iss == "" {
-			return fmt.Errorf("subscription: %s and %s (or PUBLIC_BASE_URL) are required to verify listeners", KeyJWKSURL, KeyIssuer)
-		}
-		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: Audience}
+		s.Verifier = c.Token.Verifier()
 	}
-	client, err := payment.FromConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("subscription: %w", err)
-	}
-	s.Payments = &payment.Processor{Pool: pool.Pool, Provider: client, Log: s.Log}
-	s.Secret = cfg[payment.KeyWebhookSecret]
-	if s.Secret == "" {
-		return fmt.Errorf("subscription: %s is required to verify provider webhooks", payment.KeyWebhookSecret)
-	}
+	s.Payments = &payment.Processor{Pool: pool.Pool, Provider: c.Provider.Client(), Log: s.Log}
+	s.Secret = c.WebhookSecret.Reveal()
 	return nil
+}
+
+// StoreConfig is the write model's settings.
+type StoreConfig struct {
+	PendingTimeout time.Duration   // SUBSCRIPTION_PENDING_TIMEOUT, default 23h
+	Dunning        []time.Duration // DUNNING_SCHEDULE, default 24h,72h,120h
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *StoreConfig) Read(r *config.Reader) {
+	c.PendingTimeout = r.DurationOr(KeyPendingTimeout, 0)
+	d, err := ParseSchedule(r.StringOr(KeyDunning, ""))
+	if err != nil {
+		r.Fail(KeyDunning, "%s", strings.TrimPrefix(err.Error(), KeyDunning+" "))
+	}
+	c.Dunning = d
+}
+
+// Store returns the write model on pool with c's settings.
+func (c StoreConfig) Store(pool *pgxpool.Pool) *Store {
+	return &Store{Pool: pool, Dunning: c.Dunning, PendingTimeout: c.PendingTimeout}
 }
 
 // NewStore builds a Store from cfg (pending timeout, dunning schedule).
 func NewStore(pool *pgxpool.Pool, cfg map[string]string) (*Store, error) {
-	dunning, err := ParseSchedule(cfg[KeyDunning])
-	if err != nil {
+	r := config.NewReader(cfg)
+	var c StoreConfig
+	c.Read(r)
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
-	st := &Store{Pool: pool, Dunning: dunning}
-	if v := cfg[KeyPendingTimeout]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s=%q: %w", KeyPendingTimeout, v, err)
-		}
-		st.PendingTimeout = d
-	}
-	return st, nil
-}
-
-// Stop releases the pool.
-func (s *Service) Stop(context.Context) error {
-	if s.pool != nil {
-		s.pool.Close()
-	}
-	return nil
-}
-
-// Ready implements server.Readier.
-func (s *Service) Ready(ctx context.Context) (bool, error) {
-	if s.pool == nil {
-		return false, nil
-	}
-	return s.pool.Ping(ctx) == nil, nil
+	return c.Store(pool), nil
 }
 
 func (s *Service) handler() http.Handler {

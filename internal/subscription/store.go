@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/inbox"
 	"github.com/overture-music/overture/internal/outbox"
@@ -52,18 +53,22 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Join starts p, a saga participant that works on the subscription write
 // model (the subscription and renewal functions, named name): p joins with
-// Migrate, and the Store on its pool is configured from cfg (see NewStore).
-// A bad setting releases p's pool again.
+// Migrate, and the Store on its pool is configured from cfg (StoreConfig).
+// A bad setting is found before anything is opened.
 func Join(ctx context.Context, p *saga.Participant, cfg map[string]string, name string) (*Store, error) {
-	if err := p.Join(ctx, cfg, name, Migrate); err != nil {
+	var c StoreConfig
+	if err := p.Join(ctx, cfg, name, Migrate, c.Read); err != nil {
 		return nil, err
 	}
-	st, err := NewStore(p.Pool.Pool, cfg)
-	if err != nil {
-		_ = p.Stop(ctx)
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return st, nil
+	return c.Store(p.Pool.Pool), nil
+}
+
+// ParticipantKeys are the settings Join reads.
+func ParticipantKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) {
+		new(saga.Config).Read(r)
+		new(StoreConfig).Read(r)
+	})
 }
 
 // Store is the subscription write model.
