@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Listening-statistics benchmark (issue 13): 10 million generated listens
+# (internal/listengen, fixed seed) bulk-loaded into PostgreSQL and into
+# ClickHouse (chDB, in process) side by side — load rate, bytes per listen,
+# p50/p95 of every query the product runs, client and server side — then end
+# to end from POST /v1/listens (batches of 100, through the embedded
+# platform's gateway, listens service, broker and stats-writer) until the
+# listens are queryable, beside the bare store's bulk insert of the same rows.
+# Writes docs/bench/stats.md. Run from the repository root (make bench does).
+# Bounded: about 15 minutes on 2 cores and ~6 GB of disk in a temporary
+# directory (removed after). OVERTURE_BENCH_STATS_LISTENS=200000 makes a quick
+# run (its figures are not the committed ones).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash hack/deps/chdb.sh
+out="docs/bench/stats.md"
+mkdir -p docs/bench
+tmp="$(mktemp)"
+trap 'rm -f "$tmp"' EXIT
+listens="${OVERTURE_BENCH_STATS_LISTENS:-10000000}"
+cmd=(go run ./hack/bench/stats -listens "$listens" -backends "${OVERTURE_BENCH_STATS_BACKENDS:-postgres,clickhouse}" -e2e "${OVERTURE_BENCH_STATS_E2E:-300000}")
+start=$(date +%s)
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+disk_before="$(df -h --output=avail "${TMPDIR:-/tmp}" | tail -1 | xargs)"
+timeout 1700 "${cmd[@]}" > "$tmp"
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+{
+  echo "# Listening statistics: PostgreSQL or ClickHouse"
+  echo
+  echo "Command: \`bash hack/bench/stats.sh\` (runs \`${cmd[*]}\`), $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(go env GOVERSION), PostgreSQL $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}'), chDB 26.7.3-stable.1 (ClickHouse 26.7). ${disk_before} free on the temporary directory's disk before. Everything — generator, stores, platform, clients — shares the machine. Took $(( $(date +%s) - start )) s. Load average (1/5/15 min) before: ${load_before}, after: ${load_after} — on a machine shared with other work, read the figures with that in mind; the ratios within one run are the comparable part."
+  echo
+  cat "$tmp"
+} > "$out"
+echo "wrote $out"
