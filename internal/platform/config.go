@@ -108,10 +108,17 @@ var defaults = map[string]string{
 	"CDN_ADMIN_SECRET":       devCDNAdminSecret,      // the POPs' purge/warm secret (cdn-warm, cdn-purge)
 	"METRICS_TOKEN":          devMetricsToken,        // bearer token for /metrics and the POPs' /stats
 	"TRUSTED_PROXIES":        "127.0.0.1/32,::1/128", // loopback proxies (the gateway) may name the client
+	"LISTENS_URL":            "${PUBLIC_BASE_URL}",   // the query API asks the listens service for cards' stream counts, through the gateway
 
 	// The emailed links open the web app's pages (internal/webapp).
 	"AUTH_CONFIRM_LINK": "${PUBLIC_BASE_URL}/confirm?token=",
 	"AUTH_RESET_LINK":   "${PUBLIC_BASE_URL}/reset-password?token=",
+
+	// STATS_BACKEND=clickhouse without CLICKHOUSE_URL: the embedded chDB
+	// (hack/deps/chdb.sh fetches the library; `make run` runs from the
+	// repository root).
+	"CHDB_LIB_PATH": ".cache/chdb/26.7.3-stable.1/libchdb.so",
+	"CHDB_DATA_DIR": "${OVERTURE_DATA_DIR}/chdb",
 }
 
 // cdnDefaults apply only when CDN_POPS is unset: the three loopback POPs

@@ -53,6 +53,9 @@ type Service struct {
 	WaitTimeout time.Duration
 	// PollInterval is how often a waiting request rereads the watermark.
 	PollInterval time.Duration
+	// Streams puts stream counts on track, album and artist cards (nil:
+	// cards without them); see streams.go.
+	Streams *StreamCounts
 
 	owned bool // Start opened the resources (Stop closes them)
 	mux   *http.ServeMux
@@ -117,6 +120,9 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
 		}
 	}
+	if err := s.startStreams(cfg); err != nil {
+		return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
+	}
 	return nil
 }
 
@@ -131,6 +137,9 @@ func (s *Service) Stop(context.Context) error {
 	}
 	if s.cache != nil {
 		errs = append(errs, s.cache.Close())
+	}
+	if s.Streams != nil && s.Streams.Redis != nil {
+		errs = append(errs, s.Streams.Redis.Close())
 	}
 	if s.pool != nil {
 		s.pool.Close()
@@ -386,14 +395,19 @@ func (s *Service) track(ctx context.Context, r *http.Request) (answer, error) {
 		}
 		return t, nil
 	})
-	return answer{t, outcome}, err
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{trackCards([]search.Track{t}, s.Streams.Counts(ctx, []string{id}))[0], outcome}, nil
 }
 
-// AlbumCard is an album as its published tracks describe it.
+// AlbumCard is an album as its published tracks describe it. Streams is
+// the sum of its tracks' streams, absent when any of them is unknown.
 type AlbumCard struct {
 	search.Album
 	Artists []search.Artist `json:"artists"`
-	Tracks  []search.Track  `json:"tracks"`
+	Tracks  []TrackCard     `json:"tracks"`
+	Streams *int64          `json:"streams,omitempty"`
 }
 
 func (s *Service) album(ctx context.Context, r *http.Request) (answer, error) {
@@ -419,18 +433,44 @@ func (s *Service) album(ctx context.Context, r *http.Request) (answer, error) {
 					c.Artists = append(c.Artists, a)
 				}
 			}
-			c.Tracks = append(c.Tracks, h.Track)
+			c.Tracks = append(c.Tracks, TrackCard{Track: h.Track})
 		}
 		return c, nil
 	})
-	return answer{c, outcome}, err
+	if err != nil {
+		return answer{}, err
+	}
+	// The cached card has no counts; the answer gets its own copy with them.
+	c.Tracks, c.Streams = s.countTracks(ctx, c.Tracks)
+	return answer{c, outcome}, nil
+}
+
+// countTracks is a copy of cards with their stream counts, and their sum
+// when every count is known.
+func (s *Service) countTracks(ctx context.Context, cards []TrackCard) ([]TrackCard, *int64) {
+	ts := make([]search.Track, len(cards))
+	for i, c := range cards {
+		ts[i] = c.Track
+	}
+	out := trackCards(ts, s.Streams.Counts(ctx, trackIDs(ts)))
+	var sum int64
+	for _, c := range out {
+		if c.Streams == nil {
+			return out, nil
+		}
+		sum += *c.Streams
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	return out, &sum
 }
 
 // ArtistCard is an artist with their most popular tracks and their albums.
 type ArtistCard struct {
 	search.Artist
 	TrackCount int            `json:"track_count"`
-	TopTracks  []search.Track `json:"top_tracks"`
+	TopTracks  []TrackCard    `json:"top_tracks"`
 	Albums     []search.Album `json:"albums"`
 }
 
@@ -455,7 +495,7 @@ func (s *Service) artist(ctx context.Context, r *http.Request) (answer, error) {
 				}
 			}
 			if i < 10 {
-				c.TopTracks = append(c.TopTracks, h.Track)
+				c.TopTracks = append(c.TopTracks, TrackCard{Track: h.Track})
 			}
 			if h.Album != nil && !slices.Contains(c.Albums, *h.Album) {
 				c.Albums = append(c.Albums, *h.Album)
@@ -463,7 +503,11 @@ func (s *Service) artist(ctx context.Context, r *http.Request) (answer, error) {
 		}
 		return c, nil
 	})
-	return answer{c, outcome}, err
+	if err != nil {
+		return answer{}, err
+	}
+	c.TopTracks, _ = s.countTracks(ctx, c.TopTracks)
+	return answer{c, outcome}, nil
 }
 
 func (s *Service) genre(ctx context.Context, r *http.Request) (answer, error) {
