@@ -65,7 +65,10 @@ func setup(t *testing.T) *bundle { return setupWith(t, nil) }
 // setupWith is setup with the stats-writer behind its own Triggers
 // (triggers/stats-writer.yaml) when w is non-nil, storing into the
 // service's database.
-func setupWith(t *testing.T, w *statswriter.Writer) *bundle {
+func setupWith(t *testing.T, w *statswriter.Writer) *bundle { return setupWithObjects(t, w, "") }
+
+// setupWithObjects is setupWith with more broker objects (YAML documents).
+func setupWithObjects(t *testing.T, w *statswriter.Writer, extra string) *bundle {
 	t.Helper()
 	b := &bundle{auth: tokentest.New(t), rec: &functiontest.Recorder{}, now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
 	b.pool = postgrestest.Pool(t)
@@ -85,6 +88,9 @@ func setupWith(t *testing.T, w *statswriter.Writer) *bundle {
 		w.Store, w.Log = stats.NewPG(b.pool), slog.New(slog.DiscardHandler)
 		handlers[statswriter.Name] = w
 		handlers["dead-letter"] = &functiontest.Recorder{}
+	}
+	if extra != "" {
+		objects += "---\n" + extra
 	}
 	br := functiontest.RunBroker(t, broker.Config{Pool: b.pool, Objects: functiontest.Objects(t, objects),
 		Log: slog.New(slog.DiscardHandler), Poll: 50 * time.Millisecond}, handlers)
