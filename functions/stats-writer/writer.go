@@ -15,9 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
-	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/stats"
 )
 
@@ -35,13 +33,14 @@ type Writer struct {
 	// Now is the clock of the rollup (tests); nil is time.Now.
 	Now func() time.Time
 
-	pool *postgres.Pool
+	opened *stats.Opened
 }
 
 // New returns an unstarted writer.
 func New() *Writer { return &Writer{} }
 
-// Start opens the PostgreSQL store at DATABASE_URL (migrating its tables).
+// Start opens the statistics store (stats.Open: STATS_BACKEND, postgres
+// at DATABASE_URL or ClickHouse), creating or migrating its tables.
 func (w *Writer) Start(ctx context.Context, cfg map[string]string) error {
 	if w.Log == nil {
 		w.Log = slog.Default()
@@ -50,37 +49,29 @@ func (w *Writer) Start(ctx context.Context, cfg map[string]string) error {
 	if w.Store != nil {
 		return nil
 	}
-	r := config.NewReader(cfg)
-	url := r.String("DATABASE_URL")
-	if backend := r.StringOr("STATS_BACKEND", "postgres"); backend != "postgres" {
-		r.Fail("STATS_BACKEND", "only postgres is built (not %q); see docs/stats.md", backend)
-	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
-	}
-	p, err := postgres.OpenMigrated(ctx, url, stats.Migrate)
+	o, err := stats.Open(ctx, cfg, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	w.pool, w.Store = p, stats.NewPG(p.Pool)
+	w.opened, w.Store = o, o
 	return nil
 }
 
-// Stop closes the store's pool.
+// Stop closes what Start opened.
 func (w *Writer) Stop(context.Context) error {
-	if w.pool != nil {
-		w.pool.Close()
+	if w.opened != nil {
+		w.opened.Close()
 	}
 	return nil
 }
 
-// Ready reports whether the store's database answers.
+// Ready reports whether the store answers.
 func (w *Writer) Ready(ctx context.Context) (bool, error) {
 	if w.Store == nil {
 		return false, errors.New(Name + ": not started")
 	}
-	if w.pool != nil {
-		return w.pool.Ready(ctx)
+	if w.opened != nil {
+		return w.opened.Ready(ctx)
 	}
 	return true, nil
 }

@@ -5,21 +5,24 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/overture-music/overture/internal/function"
-	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/stats"
 )
 
 // runStats is `overture stats rebuild`: the charts are a read model of the
-// raw listens, recomputed from them in one transaction (readers keep the old
-// charts until it commits).
+// raw listens, recomputed from them (PostgreSQL: in one transaction, readers
+// keep the old charts until it commits; ClickHouse: a new version of each
+// chart, readers see the old one until the new one is in). The store is the
+// one stats.Open names (STATS_BACKEND and its settings).
 func runStats(ctx context.Context, args []string) error {
 	cfg := function.Config()
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
-	dbURL := fs.String("database-url", cfg["DATABASE_URL"], "statistics database (DATABASE_URL)")
+	dbURL := fs.String("database-url", cfg["DATABASE_URL"], "statistics database (DATABASE_URL; backend postgres)")
+	backend := fs.String("backend", cfg[stats.KeyBackend], "postgres or clickhouse ("+stats.KeyBackend+"; default postgres)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: overture stats rebuild [flags]\n\nRecomputes every global chart (daily and weekly top 50 tracks and artists)\nfrom the raw listens in stats_listen.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: overture stats rebuild [flags]\n\nRecomputes every global chart (daily and weekly top 50 tracks and artists)\nfrom the raw listens. ClickHouse: CLICKHOUSE_URL for a server, else the embedded\nchDB at CHDB_LIB_PATH with CHDB_DATA_DIR (not while a platform holds that directory).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || args[0] != "rebuild" {
@@ -29,22 +32,21 @@ func runStats(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if *dbURL == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "overture stats rebuild: set DATABASE_URL or --database-url")
+	if fs.NArg() > 0 {
+		fs.Usage()
 		return errUsage
 	}
-	pool, err := postgres.OpenMigrated(ctx, *dbURL, stats.Migrate)
+	cfg["DATABASE_URL"], cfg[stats.KeyBackend] = *dbURL, *backend
+	o, err := stats.Open(ctx, cfg, nil)
 	if err != nil {
+		fmt.Fprintf(os.Stderr, "overture stats rebuild: %v\n", err)
+		return errUsage
+	}
+	defer o.Close()
+	began := time.Now()
+	if err := o.Rebuild(ctx); err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := stats.NewPG(pool.Pool).Rebuild(ctx); err != nil {
-		return err
-	}
-	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stats_chart`).Scan(&n); err != nil {
-		return fmt.Errorf("count chart rows: %w", err)
-	}
-	fmt.Printf("charts rebuilt: %d chart rows\n", n)
+	fmt.Printf("charts rebuilt (%s) in %s\n", o.Backend, time.Since(began).Round(time.Millisecond))
 	return nil
 }

@@ -34,15 +34,16 @@ var readRoutes = []server.Route{
 	{Method: http.MethodGet, Path: "/v1/charts/{kind}"},
 }
 
-// startRead opens the statistics store on the service's database (the
-// stats-writer owns and migrates the same tables; migrating here too lets
-// either start first).
-func (s *Service) startRead(ctx context.Context, _ map[string]string) error {
+// startRead opens the statistics store (stats.Open: STATS_BACKEND; for
+// postgres, on the service's database). The stats-writer owns and migrates
+// the same tables; migrating here too lets either start first.
+func (s *Service) startRead(ctx context.Context, cfg map[string]string) error {
 	if s.Stats == nil {
-		if err := stats.Migrate(ctx, s.Pool); err != nil {
+		o, err := stats.Open(ctx, cfg, s.Pool)
+		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.Stats = stats.NewPG(s.Pool)
+		s.Stats = o
 	}
 	s.extra = map[string]func(http.ResponseWriter, *http.Request) error{
 		"GET /v1/me/listens":        s.history,

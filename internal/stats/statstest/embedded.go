@@ -39,16 +39,33 @@ func Embedded(t testing.TB) (stats.Executor, string) {
 		}
 	})
 	require.NoError(t, chdbErr, "chDB data directory")
-	lib := os.Getenv("CHDB_LIB_PATH")
-	if lib == "" {
-		lib = stats.CHDBLibPath()
-	}
-	x, err := stats.Embedded(lib, chdbDir)
+	x, err := stats.Embedded(Lib(), chdbDir)
 	if errors.Is(err, stats.ErrNoCHDB) {
 		t.Fatalf("%v — the ClickHouse backend's tests need chDB: run `make deps` (or bash hack/deps/chdb.sh)", err)
 	}
 	require.NoError(t, err)
 	return x, chdbDir
+}
+
+// Lib is the chDB library the tests load: CHDB_LIB_PATH, else
+// stats.CHDBLibPath() (where `make deps` puts it).
+func Lib() string {
+	if lib := os.Getenv("CHDB_LIB_PATH"); lib != "" {
+		return lib
+	}
+	return stats.CHDBLibPath()
+}
+
+// Config is the settings that make stats.Open open the ClickHouse backend
+// on the test process's chDB session, in a new database dropped when the
+// test ends.
+func Config(t testing.TB) map[string]string {
+	t.Helper()
+	x, dir := Embedded(t)
+	db := Database()
+	t.Cleanup(func() { _, _ = x.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" SYNC") })
+	return map[string]string{stats.KeyBackend: stats.ClickHouse, stats.KeyCHDBLibPath: Lib(),
+		stats.KeyCHDBDataDir: dir, stats.KeyClickHouseDatabase: db}
 }
 
 // Database is a new database name for a test in the shared session.
