@@ -1,0 +1,4 @@
+package stats
+
+// Lit is lit, for the fuzz test.
+var Lit = lit
