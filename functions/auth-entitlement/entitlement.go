@@ -17,21 +17,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/overture-music/overture/functions/user"
 	"github.com/overture-music/overture/internal/auth"
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
 // Entitlement is the function.
 type Entitlement struct {
-	Log  *slog.Logger
+	lifecycle.Base
 	pool *postgres.Pool
 	rdb  *redis.Client
 }
@@ -39,57 +40,44 @@ type Entitlement struct {
 // New returns the function.
 func New() *Entitlement { return &Entitlement{} }
 
+// Config is the function's settings.
+type Config struct {
+	DatabaseURL string         // DATABASE_URL: auth's and the user function's tables
+	Redis       *redis.Options // REDIS_URL: where the entitlement versions live
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(postgres.KeyDatabaseURL)
+	if u := r.String("REDIS_URL"); u != "" {
+		var err error
+		if c.Redis, err = redis.ParseURL(u); err != nil {
+			r.Fail("REDIS_URL", "not a redis:// URL")
+		}
+	}
+}
+
+// ConfigKeys lists the settings the function reads.
+func (f *Entitlement) ConfigKeys() []config.Key { return config.KeysFor[Config]() }
+
 // Start opens PostgreSQL (DATABASE_URL) and Redis (REDIS_URL) and migrates
 // auth's tables and the user function's, which events are checked against.
+// Ready follows both.
 func (f *Entitlement) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv())
-	}
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	c, err := config.Parse[Config](cfg)
 	if err != nil {
 		return fmt.Errorf("auth-entitlement: %w", err)
 	}
-	if err := auth.Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return err
-	}
-	if err := user.Migrate(ctx, pool.Pool); err != nil {
-		pool.Close()
+	pool, err := f.OpenPool(ctx, c.DatabaseURL, func(ctx context.Context, p *pgxpool.Pool) error {
+		return auth.Migrate(ctx, &postgres.Pool{Pool: p})
+	}, user.Migrate)
+	if err != nil {
 		return fmt.Errorf("auth-entitlement: %w", err)
 	}
-	if cfg["REDIS_URL"] == "" {
-		pool.Close()
-		return errors.New("auth-entitlement: REDIS_URL is not set")
-	}
-	opt, err := redis.ParseURL(cfg["REDIS_URL"])
-	if err != nil {
-		pool.Close()
-		return fmt.Errorf("auth-entitlement: parse REDIS_URL: %w", err)
-	}
-	f.pool, f.rdb = pool, redis.NewClient(opt)
+	rdb := redis.NewClient(c.Redis)
+	f.Hold("redis", rdb.Close, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	f.pool, f.rdb = pool, rdb
 	return nil
-}
-
-// Stop releases the clients.
-func (f *Entitlement) Stop(context.Context) error {
-	if f.rdb != nil {
-		_ = f.rdb.Close()
-	}
-	if f.pool != nil {
-		f.pool.Close()
-	}
-	return nil
-}
-
-// Ready reports whether PostgreSQL and Redis answer.
-func (f *Entitlement) Ready(ctx context.Context) (bool, error) {
-	if f.pool == nil {
-		return false, nil
-	}
-	if err := f.pool.Ping(ctx); err != nil {
-		return false, err
-	}
-	return f.rdb.Ping(ctx).Err() == nil, nil
 }
 
 // Handle applies one UserUpdated event. An unusable event is logged and

@@ -32,6 +32,7 @@ import (
 
 	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/popadmin"
 	"github.com/overture-music/overture/internal/postgres"
@@ -50,14 +51,15 @@ type Purge struct {
 // New returns the function.
 func New() *Purge { return &Purge{} }
 
-// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET (unset, the
-// three loopback POPs of `make run`) and DATABASE_URL, the catalog database
+// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET (both
+// required, popadmin.Driver.Read) and DATABASE_URL, the catalog database
 // purges are checked against (its tables are migrated).
 func (f *Purge) Start(ctx context.Context, cfg map[string]string) error {
-	if err := f.Join(cfg, Name); err != nil {
+	var url string
+	if err := f.Join(cfg, Name, func(r *config.Reader) { url = databaseURL(r) }); err != nil {
 		return err
 	}
-	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], catalog.Migrate)
+	pool, err := f.OpenPool(ctx, url, catalog.Migrate)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
@@ -65,13 +67,13 @@ func (f *Purge) Start(ctx context.Context, cfg map[string]string) error {
 	return nil
 }
 
-// Stop releases the database pool.
-func (f *Purge) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
-	return nil
+// ConfigKeys lists the settings the function reads.
+func (f *Purge) ConfigKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) { new(popadmin.Driver).Read(r); databaseURL(r) })
 }
+
+// databaseURL reads the catalog database purges are checked against.
+func databaseURL(r *config.Reader) string { return r.String(postgres.KeyDatabaseURL) }
 
 // Request builds the purge a replacement proposes: its old keys, and the
 // directories of its old HLS playlists. Plan decides what of it is done.

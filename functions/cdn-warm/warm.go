@@ -19,6 +19,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/popadmin"
 	"github.com/overture-music/overture/internal/steering"
@@ -36,11 +37,14 @@ type Warm struct {
 // New returns the function.
 func New() *Warm { return &Warm{} }
 
-// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET; unset,
-// they default to the three loopback POPs of `make run`.
+// Start reads CDN_POPS (name=region=url,…) and CDN_ADMIN_SECRET, both
+// required (popadmin.Driver.Read).
 func (f *Warm) Start(_ context.Context, cfg map[string]string) error {
 	return f.Join(cfg, Name)
 }
+
+// ConfigKeys lists the settings the function reads.
+func (f *Warm) ConfigKeys() []config.Key { return popadmin.Keys() }
 
 // Handle warms the track's renditions, standard ones before premium ones,
 // on the owning POP of each region.

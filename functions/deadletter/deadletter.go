@@ -21,7 +21,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 )
 
@@ -45,30 +47,39 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Function is the dead-letter sink.
 type Function struct {
+	lifecycle.Base
 	pool *postgres.Pool
 }
 
 // New returns the function; Start connects it.
 func New() *Function { return &Function{} }
 
+// Config is the function's settings.
+type Config struct {
+	DatabaseURL string // DATABASE_URL
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) { c.DatabaseURL = r.String(postgres.KeyDatabaseURL) }
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key { return config.KeysOf(new(Config).Read) }
+
 // Start opens DATABASE_URL and migrates.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], Migrate)
+	r := config.NewReader(cfg)
+	var c Config
+	c.Read(r)
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	pool, err := f.OpenPool(ctx, c.DatabaseURL, Migrate)
 	if err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	f.pool = pool
 	return nil
 }
-
-// Stop releases the pool.
-func (f *Function) Stop(context.Context) error {
-	f.pool.Close()
-	return nil
-}
-
-// Ready reports whether the database answers.
-func (f *Function) Ready(ctx context.Context) (bool, error) { return f.pool.Ready(ctx) }
 
 // Handle stores e. It never replies: a dead letter goes nowhere else.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {

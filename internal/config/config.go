@@ -295,3 +295,24 @@ func DecodeKey32(v string) ([]byte, error) {
 	}
 	return nil, errors.New("not base64 (want 32 random bytes, e.g. `openssl rand -base64 32`)")
 }
+
+// Settings is implemented by a component's settings struct: Read fills it
+// from r, recording every problem on r.
+type Settings[T any] interface {
+	*T
+	Read(r *Reader)
+}
+
+// Parse reads a T from cfg with its Read method and returns it with every
+// problem found, each naming its key:
+//
+//	c, err := config.Parse[Config](cfg)
+func Parse[T any, P Settings[T]](cfg map[string]string) (T, error) {
+	var c T
+	r := NewReader(cfg)
+	P(&c).Read(r)
+	return c, r.Err()
+}
+
+// KeysFor returns the keys T's Read reads (see KeysOf).
+func KeysFor[T any, P Settings[T]]() []Key { return KeysOf(P(new(T)).Read) }

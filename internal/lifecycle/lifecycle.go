@@ -139,6 +139,16 @@ func (b *Base) defaults() {
 	}
 }
 
+// Begin fills what no host handed in (a test calling Start directly): a
+// discarding logger, a private registry, pools of the base's own. A host's
+// Start has done it already; a component whose Start may log before it
+// acquires anything calls it first.
+func (b *Base) Begin() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.defaults()
+}
+
 // OpenPool acquires the host's pool for url and runs migrate on it in order
 // (an owner's Migrate, then shared schemas such as outbox.Migrate). The pool
 // is held: Ready pings it, Stop releases it. When a migration fails the pool

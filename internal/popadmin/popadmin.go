@@ -9,41 +9,47 @@ package popadmin
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/overture-music/overture/edge"
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/steering"
-	"github.com/overture-music/overture/internal/telemetry"
 )
 
 // Driver is embedded by a function that drives the POPs; Join fills it in
-// the function's Start.
+// the function's Start. It carries the function's lifecycle base (the
+// host's logger, what the function holds).
 type Driver struct {
-	// Log receives the function's logs; a JSON logger on stderr named after
-	// the function when nil.
-	Log    *slog.Logger
+	lifecycle.Base
 	POPs   []steering.POP
 	Client edge.AdminClient
 	name   string
 }
 
-// Join configures the driver of the function named name from cfg: CDN_POPS
-// (name=region=url,…) and CDN_ADMIN_SECRET, both required (see
-// steering.AdminConfig); there is no development fallback, so the function
-// does not start without them.
-func (d *Driver) Join(cfg map[string]string, name string) error {
+// Read reads the driver's settings from r: CDN_POPS (name=region=url,…)
+// and CDN_ADMIN_SECRET, both required (see steering.ReadAdminConfig); there
+// is no development fallback, so the function does not start without them.
+func (d *Driver) Read(r *config.Reader) { d.POPs, d.Client = steering.ReadAdminConfig(r) }
+
+// Keys are the settings Read reads.
+func Keys() []config.Key { return config.KeysOf(new(Driver).Read) }
+
+// Join configures the driver of the function named name from cfg (see
+// Read), together with more of the function's own settings read from the
+// same cfg, so one failed start names every bad key.
+func (d *Driver) Join(cfg map[string]string, name string, more ...func(*config.Reader)) error {
 	d.name = name
-	if d.Log == nil {
-		d.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("function", name)
+	d.Begin()
+	r := config.NewReader(cfg)
+	d.Read(r)
+	for _, m := range more {
+		m(r)
 	}
-	pops, client, err := steering.AdminConfig(cfg)
-	if err != nil {
+	if err := r.Err(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	d.POPs, d.Client = pops, client
 	return nil
 }
 

@@ -32,7 +32,8 @@ func TestJoin(t *testing.T) {
 
 	var buf bytes.Buffer
 	given := slog.New(slog.NewJSONHandler(&buf, nil))
-	d = popadmin.Driver{Log: given}
+	d = popadmin.Driver{}
+	d.Log = given
 	cfg := map[string]string{"CDN_POPS": "a=eu=http://127.0.0.1:1,b=us=http://127.0.0.1:2", "CDN_ADMIN_SECRET": "adm"}
 	if err := d.Join(cfg, "cdn-warm"); err != nil {
 		t.Fatalf("Join: %v", err)

@@ -30,6 +30,9 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
+// KeyDatabaseURL is the cfg key of a component's database.
+const KeyDatabaseURL = "DATABASE_URL"
+
 // DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
 const DefaultMaxConns = 32
 
@@ -144,7 +147,7 @@ func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // Close releases the reference. Closing a nil Pool (a function stopped
 // before it started) does nothing.
 func (p *Pool) Close() {
-	if p == nil {
+	if p == nil || p.release == nil {
 		return
 	}
 	p.once.Do(p.release)

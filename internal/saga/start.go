@@ -45,6 +45,7 @@ type Participant struct {
 // on the same Reader), opens its database through the base and runs migrate
 // on it. name prefixes the errors. A failed Join has released the pool.
 func (p *Participant) Join(ctx context.Context, cfg map[string]string, name string, migrate postgres.Migrator, more ...func(*config.Reader)) error {
+	p.Begin()
 	r := config.NewReader(cfg)
 	var c Config
 	c.Read(r)

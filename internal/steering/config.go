@@ -98,6 +98,16 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 // (cdn-warm, cdn-purge): CDN_POPS and CDN_ADMIN_SECRET, both required.
 func AdminConfig(cfg map[string]string) ([]POP, edge.AdminClient, error) {
 	r := config.NewReader(cfg)
+	pops, client := ReadAdminConfig(r)
+	if err := r.Err(); err != nil {
+		return nil, edge.AdminClient{}, fmt.Errorf("steering: %w", err)
+	}
+	return pops, client, nil
+}
+
+// ReadAdminConfig reads CDN_POPS and CDN_ADMIN_SECRET from r, recording
+// every problem on r.
+func ReadAdminConfig(r *config.Reader) ([]POP, edge.AdminClient) {
 	var pops []POP
 	if list := r.String(KeyPOPs); list != "" {
 		var err error
@@ -105,11 +115,7 @@ func AdminConfig(cfg map[string]string) ([]POP, edge.AdminClient, error) {
 			r.Fail(KeyPOPs, "%w", err)
 		}
 	}
-	secret := r.Secret(KeyAdminSecret)
-	if err := r.Err(); err != nil {
-		return nil, edge.AdminClient{}, fmt.Errorf("steering: %w", err)
-	}
-	return pops, edge.AdminClient{Secret: secret.Reveal()}, nil
+	return pops, edge.AdminClient{Secret: r.Secret(KeyAdminSecret).Reveal()}
 }
 
 // ParsePOPs reads "name=region=url,…".
