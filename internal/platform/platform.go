@@ -217,7 +217,18 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 	if err := p.startFunctions(ctx); err != nil {
 		return p, err
 	}
-	p.spawn("broker", p.broker.Run)
+	// Dispatch waits until the platform is ready (or gave up waiting): after
+	// a restart, queued deliveries would otherwise race ahead of what their
+	// subscribers call (the CDN POPs, the payment sandbox) and burn their
+	// retries on refused connections. Publishing works meanwhile.
+	dispatch := make(chan struct{})
+	p.spawn("broker", func(ctx context.Context) error {
+		select {
+		case <-dispatch:
+		case <-ctx.Done(): // Run with a cancelled context only shuts down
+		}
+		return p.broker.Run(ctx)
+	})
 
 	if err := outbox.Migrate(ctx, p.pool.Pool); err != nil {
 		return p, fmt.Errorf("outbox: %w", err)
@@ -259,7 +270,9 @@ func Start(ctx context.Context, o Options) (res *Platform, err error) {
 
 	rctx, cancel := context.WithTimeout(ctx, cmp.Or(o.ReadyTimeout, time.Minute))
 	defer cancel()
-	if err := p.waitReady(rctx); err != nil {
+	err = p.waitReady(rctx)
+	close(dispatch)
+	if err != nil {
 		if ctx.Err() != nil || !errors.Is(err, errNotReady) {
 			return p, err
 		}
