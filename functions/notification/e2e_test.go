@@ -16,6 +16,7 @@ import (
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/function/functiontest"
 	"github.com/overture-music/overture/internal/infra/smtptest"
 	"github.com/overture-music/overture/internal/manifest"
@@ -55,7 +56,7 @@ func TestThroughTheEmbeddedBroker(t *testing.T) {
 	nf.Log = slog.New(slog.DiscardHandler)
 	handlers := map[string]function.Handler{notification.Name: nf, deadletter.Name: deadletter.New()}
 	for name, h := range handlers {
-		if err := function.Start(ctx, h, cfg); err != nil {
+		if err := function.Start(ctx, h, lifecycle.Env{Name: name}, cfg); err != nil {
 			t.Fatalf("start %s: %v", name, err)
 		}
 		t.Cleanup(func() { _ = function.Stop(context.Background(), h) })

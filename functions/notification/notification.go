@@ -16,7 +16,6 @@
 package notification
 
 import (
-	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -34,6 +33,8 @@ import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/ingest"
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 	sub "github.com/overture-music/overture/internal/subscription"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -69,11 +70,10 @@ type deliveryChecker interface {
 	Delivered(ctx context.Context, messageID string) (bool, error)
 }
 
-// Notifier is the notification function.
+// Notifier is the notification function. Its base's logger receives the
+// function's logs; email bodies, links and addresses are never logged.
 type Notifier struct {
-	// Log receives the function's logs; slog.Default() when nil. Email
-	// bodies, links and addresses are never logged.
-	Log *slog.Logger
+	lifecycle.Base
 
 	pool    *postgres.Pool
 	mailer  *mailer
@@ -97,7 +97,7 @@ func New() *Notifier { return &Notifier{lease: DefaultSendLease} }
 // most this much (plus the broker's backoff).
 const DefaultSendLease = 30 * time.Second
 
-// Start reads cfg:
+// Config is the function's settings:
 //
 //	DATABASE_URL     PostgreSQL (contacts and the email ledger)          required
 //	SMTP_URL         smtp://[user:pass@]host:port[?tls=…] or smtps://…   required
@@ -112,75 +112,77 @@ const DefaultSendLease = 30 * time.Second
 //	AUTH_CONFIRM_LINK the confirmation link up to the token (a web app's
 //	                 page, e.g. <base>/confirm?token=); default
 //	                 <base>/v1/auth/confirm?token=
-//
-// It migrates the auth and subscription tables it checks events against.
-func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
-	if n.Log == nil {
-		n.Log = slog.Default()
+type Config struct {
+	DatabaseURL string
+	SMTP        smtpConfig
+	From        string
+	MailpitURL  string
+	Lease       time.Duration // 0: the function's own (DefaultSendLease)
+	ConfirmLink string
+	ResetLink   string
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(postgres.KeyDatabaseURL)
+	if raw := r.Secret("SMTP_URL"); !raw.IsZero() { // may carry a password
+		var err error
+		if c.SMTP, err = parseSMTPURL(raw.Reveal()); err != nil {
+			r.Fail("SMTP_URL", "%w", err)
+		}
 	}
-	n.Log = n.Log.With("function", Name)
+	c.From = r.StringOr("MAIL_FROM", DefaultFrom)
+	if err := validFrom(c.From); err != nil {
+		r.Fail("MAIL_FROM", "%q: %w", c.From, err)
+	}
+	c.MailpitURL = r.URLOr("MAILPIT_URL", "")
+	if c.Lease = r.DurationOr("MAIL_SEND_LEASE", 0); c.Lease != 0 && c.Lease <= sendTimeout {
+		r.Fail("MAIL_SEND_LEASE", "want a duration above %s", sendTimeout)
+	}
+	base := r.URL("PUBLIC_BASE_URL")
+	c.ConfirmLink = r.StringOr("AUTH_CONFIRM_LINK", base+"/v1/auth/confirm?token=")
+	c.ResetLink = r.StringOr("AUTH_RESET_LINK", base+"/v1/auth/password/reset?token=")
+}
+
+// ConfigKeys lists the settings the function reads.
+func (n *Notifier) ConfigKeys() []config.Key { return config.KeysFor[Config]() }
+
+// Start reads Config and opens the database, migrating the function's
+// tables and the auth, subscription and ingest tables it checks events
+// against. Ready follows the database; SMTP is not checked, because an SMTP
+// outage is handled by retries, not by taking the function out.
+func (n *Notifier) Start(ctx context.Context, cfg map[string]string) error {
+	c, err := config.Parse[Config](cfg)
+	if err != nil {
+		return fmt.Errorf("notification: %w", err)
+	}
 	if n.lease == 0 {
 		n.lease = DefaultSendLease
 	}
-	if v := cfg["MAIL_SEND_LEASE"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= sendTimeout {
-			return fmt.Errorf("MAIL_SEND_LEASE %q: want a duration above %s", v, sendTimeout)
-		}
-		n.lease = d
+	if c.Lease != 0 {
+		n.lease = c.Lease
 	}
-	smtpCfg, err := parseSMTPURL(cfg["SMTP_URL"])
-	if err != nil {
-		return err
-	}
-	from := cfg["MAIL_FROM"]
-	if from == "" {
-		from = DefaultFrom
-	}
-	if err := validFrom(from); err != nil {
-		return fmt.Errorf("MAIL_FROM %q: %w", from, err)
-	}
-	n.mailer = &mailer{cfg: smtpCfg, from: from}
-	base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/")
-	if base == "" {
-		return errors.New("notification: PUBLIC_BASE_URL is required to build confirmation and reset links")
-	}
-	n.confirmLink, n.resetLink = cmp.Or(cfg["AUTH_CONFIRM_LINK"], base+"/v1/auth/confirm?token="), cmp.Or(cfg["AUTH_RESET_LINK"], base+"/v1/auth/password/reset?token=")
-	if api := cfg["MAILPIT_URL"]; api != "" {
-		n.checker = &Mailpit{BaseURL: api}
+	n.mailer = &mailer{cfg: c.SMTP, from: c.From}
+	n.confirmLink, n.resetLink = c.ConfirmLink, c.ResetLink
+	if c.MailpitURL != "" {
+		n.checker = &Mailpit{BaseURL: c.MailpitURL}
 	}
 	if _, err := templates(); err != nil {
 		return fmt.Errorf("notification templates: %w", err)
 	}
-	pool, err := postgres.OpenMigrated(ctx, cfg["DATABASE_URL"], func(ctx context.Context, p *pgxpool.Pool) error {
-		return postgres.MigrateOwner(ctx, p, Name, migrations, sub.Migrate)
+	pool, err := n.OpenPool(ctx, c.DatabaseURL, func(ctx context.Context, p *pgxpool.Pool) error {
+		return postgres.MigrateOwner(ctx, p, Name, migrations, sub.Migrate, ingest.Migrate)
+	}, func(ctx context.Context, p *pgxpool.Pool) error {
+		// The owners' records the facts are checked against (verify.go).
+		return auth.Migrate(ctx, &postgres.Pool{Pool: p})
 	})
 	if err != nil {
 		return fmt.Errorf("notification: %w", err)
 	}
-	// The owners' records the facts are checked against (verify.go).
-	if err := auth.Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return fmt.Errorf("notification: %w", err)
-	}
-	if err := ingest.Migrate(ctx, pool.Pool); err != nil {
-		pool.Close()
-		return fmt.Errorf("notification: %w", err)
-	}
 	n.pool = pool
-	n.Log.Info("notification started", "smtp", smtpCfg.addr(), "query_before_retry", n.checker != nil)
+	n.Log.Info("notification started", "smtp", c.SMTP.addr(), "query_before_retry", n.checker != nil)
 	return nil
 }
-
-// Stop releases the database pool.
-func (n *Notifier) Stop(context.Context) error {
-	n.pool.Close()
-	return nil
-}
-
-// Ready reports whether the database answers; SMTP is not checked, because
-// an SMTP outage is handled by retries, not by taking the function out.
-func (n *Notifier) Ready(ctx context.Context) (bool, error) { return n.pool.Ready(ctx) }
 
 // email is what an event asks to send.
 type email struct {
