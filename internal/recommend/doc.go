@@ -13,8 +13,9 @@
 // [Builder] folds listens into a sparse listener × track matrix ([Matrix],
 // compressed sparse rows with int32 column indices and float32 values: 10
 // million listens by 100,000 listeners over 50,000 tracks is a few hundred
-// MB). The counting rules are the statistics' ones ([listens.Counts]): a
-// scrobble (played at least half the track or four minutes) adds one, a skip
+// MB). The counting rules are the statistics' ones, whose flags
+// the statistics store keeps with every listen: a scrobble (played at least
+// half the track or four minutes) adds one, a skip
 // that did not reach a scrobble subtracts [Weighting.Skip] (a weak negative),
 // anything else (a stream that was neither) adds nothing. Every contribution
 // is decayed by its age with a half-life, so last month's taste weighs more

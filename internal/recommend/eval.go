@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
-
-	"github.com/overture-music/overture/internal/listens"
 )
 
 // Split is a time split of listens: the training matrix of everything
@@ -73,7 +71,7 @@ func (s *Splitter) Add(l Listen) {
 		s.b.Add(l)
 	case test:
 		i := s.b.AddTrack(l.Track, l.Artist)
-		if !isScrobble(l) {
+		if !l.Scrobble {
 			return
 		}
 		s.tu = append(s.tu, s.b.AddUser(l.User))
@@ -82,12 +80,6 @@ func (s *Splitter) Add(l Listen) {
 	default:
 		s.b.AddTrack(l.Track, l.Artist)
 	}
-}
-
-// isScrobble applies the statistics' scrobble rule.
-func isScrobble(l Listen) bool {
-	_, scrobble := listens.Counts(l.DurationMS, l.PlayedMS)
-	return scrobble
 }
 
 // Build finishes the split.

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/overture-music/overture/internal/listens"
 )
 
 // Listen is one play as the recommender needs it: who, what, when, and how
@@ -18,12 +16,10 @@ type Listen struct {
 	Track  string
 	Artist string
 	At     time.Time
-	// PlayedMS and DurationMS classify the play with the statistics'
-	// counting rules; PlayedMS 0 means "counted as a scrobble" (a scrobbler
-	// submits after the rule held, and rated items in a public data set are
-	// consumed items).
-	PlayedMS   int64
-	DurationMS int64
+	// Scrobble is the statistics' flag (internal/stats stores it with every
+	// listen, by listens.Counts: played at least half the track or four
+	// minutes).
+	Scrobble bool
 	// Skipped is the player's report that the listener skipped the track.
 	Skipped bool
 }
@@ -47,10 +43,9 @@ func DefaultWeighting(now time.Time) Weighting {
 
 // weight returns the signed value a listen adds, and whether it adds any.
 func (w Weighting) weight(l Listen) (float32, bool) {
-	_, scrobble := listens.Counts(l.DurationMS, l.PlayedMS)
 	var v float32
 	switch {
-	case scrobble:
+	case l.Scrobble:
 		v = 1
 	case l.Skipped:
 		v = -w.Skip

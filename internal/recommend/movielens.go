@@ -56,7 +56,7 @@ func ReadInter(r io.Reader, fn func(Listen) error) error {
 		if err != nil || ts < 0 || ts > 1e11 {
 			return fmt.Errorf("line %d: timestamp %q is not Unix seconds", line, f[col["timestamp"]])
 		}
-		if err := fn(Listen{User: user, Track: item, At: time.Unix(int64(ts), 0).UTC()}); err != nil {
+		if err := fn(Listen{User: user, Track: item, At: time.Unix(int64(ts), 0).UTC(), Scrobble: true}); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/internal/listengen"
+	"github.com/overture-music/overture/internal/listens"
 )
 
 // plantedConfig is the planted data at test size: big enough that the
@@ -32,7 +33,7 @@ func plantedSplit(t testing.TB, cfg listengen.Config, test time.Duration) (*list
 		s.AddTrack(tr.ID, tr.ArtistID)
 	}
 	require.NoError(t, g.Each(context.Background(), func(l listengen.Listen) error {
-		s.Add(Listen{User: l.UserID, Track: l.TrackID, Artist: tracks[l.Track].ArtistID, At: l.At, PlayedMS: l.PlayedMS, DurationMS: l.DurationMS, Skipped: l.Skipped})
+		s.Add(Listen{User: l.UserID, Track: l.TrackID, Artist: tracks[l.Track].ArtistID, At: l.At, Scrobble: scrobble(l), Skipped: l.Skipped})
 		return nil
 	}))
 	return g, s.Build()
@@ -160,4 +161,10 @@ func TestTrainingIsDeterministic(t *testing.T) {
 	cancel()
 	_, err = TrainALS(ctx, s.Data.R, cfg)
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// scrobble applies the statistics' counting rule to a generated play.
+func scrobble(l listengen.Listen) bool {
+	_, s := listens.Counts(l.DurationMS, l.PlayedMS)
+	return s
 }

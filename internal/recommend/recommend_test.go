@@ -79,24 +79,24 @@ func TestTopN(t *testing.T) {
 	}
 }
 
-// TestBuilderCountsScrobblesAndSkips checks the statistics' counting rules
-// and the decay: a scrobble adds one halved per half-life of age, a skip
+// TestBuilderCountsScrobblesAndSkips checks how the statistics' flags
+// become weights: a scrobble adds one halved per half-life of age, a skip
 // subtracts, a stream that is neither adds nothing.
 func TestBuilderCountsScrobblesAndSkips(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	b := NewBuilder(Weighting{Now: now, HalfLife: 10 * day, Skip: 0.25})
-	add := func(user, track string, ago time.Duration, played, dur int64, skipped bool) bool {
-		return b.Add(Listen{User: user, Track: track, At: now.Add(-ago), PlayedMS: played, DurationMS: dur, Skipped: skipped})
+	add := func(user, track string, ago time.Duration, scrobble, skipped bool) bool {
+		return b.Add(Listen{User: user, Track: track, At: now.Add(-ago), Scrobble: scrobble, Skipped: skipped})
 	}
-	require.True(t, add("u", "x", 10*day, 150_000, 300_000, false), "half the track is a scrobble")
-	require.True(t, add("u", "x", 0, 10_000, 300_000, true), "a skip counts, against")
-	require.False(t, add("u", "y", 0, 40_000, 300_000, false), "a stream that is no scrobble adds nothing")
-	require.True(t, add("v", "y", 20*day, 0, 0, false), "a scrobbler's listen (nothing played said) is a scrobble")
-	require.True(t, add("v", "z", 0, 240_000, 600_000, false), "four minutes of a ten-minute track is a scrobble")
-	require.False(t, add("v", "w", 0, 239_000, 600_000, false), "one second less is not")
-	require.True(t, add("v", "z", 0, 300_000, 300_000, true), "a skip after the scrobble point is a scrobble")
+	require.True(t, add("u", "x", 10*day, true, false), "a scrobble counts")
+	require.True(t, add("u", "x", 0, false, true), "a skip counts, against")
+	require.False(t, add("u", "y", 0, false, false), "a stream that is no scrobble adds nothing")
+	require.True(t, add("v", "y", 20*day, true, false))
+	require.True(t, add("v", "z", -day, true, false), "a listen after Now is not decayed up")
+	require.False(t, add("v", "w", 0, false, false))
+	require.True(t, add("v", "z", 0, true, true), "a skip after the scrobble point is a scrobble")
 	d := b.Build()
 
 	require.Equal(t, 2, d.Users.Len())
@@ -128,7 +128,7 @@ func TestCooccurrenceExplains(t *testing.T) {
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	b := NewBuilder(Weighting{Now: now})
 	for _, p := range [][2]string{{"a", "x"}, {"a", "y"}, {"b", "x"}, {"b", "y"}, {"c", "x"}, {"c", "z"}, {"d", "x"}} {
-		b.Add(Listen{User: p[0], Track: p[1], At: now})
+		b.Add(Listen{User: p[0], Track: p[1], At: now, Scrobble: true})
 	}
 	d := b.Build()
 	c := TrainCooccurrence(d.R, CooccurrenceConfig{K: 10, Workers: 2})
@@ -174,7 +174,7 @@ func TestReadInterRefusesBadInput(t *testing.T) {
 	}
 	var got []Listen
 	require.NoError(t, ReadInter(strings.NewReader("item_id:token\trating:float\ttimestamp:float\tuser_id:token\n242\t3\t881250949\t196\n"), func(l Listen) error { got = append(got, l); return nil }))
-	require.Equal(t, []Listen{{User: "196", Track: "242", At: time.Unix(881250949, 0).UTC()}}, got, "columns in any order")
+	require.Equal(t, []Listen{{User: "196", Track: "242", At: time.Unix(881250949, 0).UTC(), Scrobble: true}}, got, "columns in any order")
 }
 
 func FuzzReadInter(f *testing.F) {
@@ -195,7 +195,7 @@ func TestRecommendAllStopsOnError(t *testing.T) {
 	t.Parallel()
 	b := NewBuilder(Weighting{})
 	for u := range 50 {
-		b.Add(Listen{User: string(rune('A' + u)), Track: "t", At: time.Unix(0, 0)})
+		b.Add(Listen{User: string(rune('A' + u)), Track: "t", At: time.Unix(0, 0), Scrobble: true})
 	}
 	b.AddTrack("other", "")
 	d := b.Build()

@@ -28,9 +28,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/overture-music/overture/internal/listengen"
+	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/recommend"
 )
 
@@ -38,7 +40,7 @@ var (
 	listeners = flag.Int("listeners", 100_000, "listeners")
 	tracks    = flag.Int("tracks", 50_000, "catalogue tracks")
 	artists   = flag.Int("artists", 5_000, "artists")
-	listens   = flag.Int64("listens", 10_000_000, "listens")
+	nListens  = flag.Int64("listens", 10_000_000, "listens")
 	weeks     = flag.Int("weeks", 12, "weeks of listening generated; the last one is the test window")
 	clusters  = flag.Int("clusters", 20, "planted taste clusters")
 	seed      = flag.Int64("seed", 1, "generator seed")
@@ -66,6 +68,7 @@ type figures struct {
 	P10, R50, N10 float64
 	Coverage      float64
 	PeakRSSMB     float64
+	CPUS          float64
 	ModelMB       float64
 	ColdUsers     int
 }
@@ -110,7 +113,7 @@ func spawn(self, model string) (figures, error) {
 
 func run(ctx context.Context, model string) (figures, error) {
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	cfg := listengen.Config{Seed: *seed, Listeners: *listeners, Artists: *artists, Tracks: *tracks, Listens: *listens,
+	cfg := listengen.Config{Seed: *seed, Listeners: *listeners, Artists: *artists, Tracks: *tracks, Listens: *nListens,
 		Start: start, End: start.AddDate(0, 0, 7**weeks), Clusters: *clusters}
 	g, err := listengen.New(cfg)
 	if err != nil {
@@ -123,6 +126,7 @@ func run(ctx context.Context, model string) (figures, error) {
 		err := g.Each(ctx, func(listengen.Listen) error { n++; return nil })
 		f.GenerateFoldS = time.Since(t0).Seconds()
 		f.PeakRSSMB = peakRSS()
+		f.CPUS = cpuSeconds()
 		return f, err
 	}
 	test := 7 * 24 * time.Hour
@@ -145,7 +149,7 @@ func run(ctx context.Context, model string) (figures, error) {
 		batch = batch[:0]
 	}
 	err = g.Each(ctx, func(l listengen.Listen) error {
-		batch = append(batch, recommend.Listen{User: l.UserID, Track: l.TrackID, Artist: gt[l.Track].ArtistID, At: l.At, PlayedMS: l.PlayedMS, DurationMS: l.DurationMS, Skipped: l.Skipped})
+		batch = append(batch, recommend.Listen{User: l.UserID, Track: l.TrackID, Artist: gt[l.Track].ArtistID, At: l.At, Scrobble: scrobble(l), Skipped: l.Skipped})
 		if len(batch) == cap(batch) {
 			flush()
 		}
@@ -220,7 +224,19 @@ func run(ctx context.Context, model string) (figures, error) {
 	f.EvalS = time.Since(t0).Seconds()
 	f.Users, f.P10, f.R50, f.N10, f.Coverage = r.Users, r.PrecisionAt10, r.RecallAt50, r.NDCGAt10, r.Coverage
 	f.PeakRSSMB = peakRSS()
+	f.CPUS = cpuSeconds()
 	return f, nil
+}
+
+// cpuSeconds is the user and system CPU time the process has used: on a
+// machine shared with other work, wall time depends on the load, CPU time
+// much less.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // peakRSS is the process's peak resident set (VmHWM) in MB.
@@ -241,17 +257,17 @@ func peakRSS() float64 {
 }
 
 func report(gen figures, rows []figures) {
-	fmt.Printf("## Full recompute: %d listeners × %d tracks × %d listens\n\n", *listeners, *tracks, *listens)
+	fmt.Printf("## Full recompute: %d listeners × %d tracks × %d listens\n\n", *listeners, *tracks, *nListens)
 	if len(rows) > 0 {
 		r := rows[0]
-		fmt.Printf("Planted listening from internal/listengen (seed %d, %d artists, %d taste clusters, %d weeks); the last week is held out: %d listens train the models (scrobbles and skips; streams that are neither count for nothing), the matrix has %d listeners × %d tracks with %d entries (%.0f MB in CSR). Each model runs in a child process of its own on %d workers: the peak RSS is that whole process (generator, split, matrix, model, every listener's top 50, evaluation). The generator alone takes %.1f s and %.0f MB; its listens reach the fold in batches of 100,000, and only the folding (and building the matrix) is timed.\n\n",
-			*seed, *artists, *clusters, *weeks, r.TrainListens, r.Listeners, r.Tracks, r.Entries, r.MatrixMB, *workers, gen.GenerateFoldS, gen.PeakRSSMB)
+		fmt.Printf("Planted listening from internal/listengen (seed %d, %d artists, %d taste clusters, %d weeks); the last week is held out: %d listens train the models (scrobbles and skips; streams that are neither count for nothing), the matrix has %d listeners × %d tracks with %d entries (%.0f MB in CSR). Each model runs in a child process of its own on %d workers: the peak RSS is that whole process (generator, split, matrix, model, every listener's top 50, evaluation). The generator alone takes %.1f s (%.0f s CPU) and %.0f MB; its listens reach the fold in batches of 100,000, and only the folding (and building the matrix) is timed.\n\n",
+			*seed, *artists, *clusters, *weeks, r.TrainListens, r.Listeners, r.Tracks, r.Entries, r.MatrixMB, *workers, gen.GenerateFoldS, gen.CPUS, gen.PeakRSSMB)
 	}
-	fmt.Println("| model | fold listens | train | top 50 for every listener | recompute (fold + train + top 50) | peak RSS | model size | listeners served |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| model | fold listens | train | top 50 for every listener | recompute (fold + train + top 50) | peak RSS | model size | listeners served | CPU time of the whole child (incl. generator and evaluation) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		fold := r.FoldS
-		fmt.Printf("| %s | %.1f s | %.1f s | %.1f s | **%.1f s** | **%.0f MB** | %.0f MB | %d |\n", r.Model, fold, r.TrainS, r.RecommendS, fold+r.TrainS+r.RecommendS, r.PeakRSSMB, r.ModelMB, r.Recommended)
+		fmt.Printf("| %s | %.1f s | %.1f s | %.1f s | **%.1f s** | **%.0f MB** | %.0f MB | %d | %.0f s |\n", r.Model, fold, r.TrainS, r.RecommendS, fold+r.TrainS+r.RecommendS, r.PeakRSSMB, r.ModelMB, r.Recommended, r.CPUS)
 	}
 	fmt.Println()
 	var base figures
@@ -296,4 +312,10 @@ func must(err error) {
 		fmt.Fprintln(os.Stderr, "recommend bench:", err)
 		os.Exit(1)
 	}
+}
+
+// scrobble applies the statistics' counting rule to a generated play.
+func scrobble(l listengen.Listen) bool {
+	_, s := listens.Counts(l.DurationMS, l.PlayedMS)
+	return s
 }
