@@ -21,6 +21,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/postgres"
@@ -79,6 +80,9 @@ type Relay struct {
 	Batch int
 	// Poll is the fallback polling interval when no notification arrives (default 1 s).
 	Poll time.Duration
+	// Clock paces the fallback poll and the retries of LISTEN (default:
+	// the real clock). Tests pass a fake one to make time pass at will.
+	Clock clockwork.Clock
 }
 
 // Run relays until ctx ends.
@@ -88,6 +92,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	if r.Poll == 0 {
 		r.Poll = time.Second
+	}
+	if r.Clock == nil {
+		r.Clock = clockwork.NewRealClock()
 	}
 	wake := make(chan struct{}, 1)
 	go r.listen(ctx, wake)
@@ -99,12 +106,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		if n == r.Batch {
 			continue
 		}
+		poll := r.Clock.NewTimer(r.Poll)
 		select {
 		case <-ctx.Done():
+			poll.Stop()
 			return nil
 		case <-wake:
-		case <-time.After(r.Poll):
+		case <-poll.Chan():
 		}
+		poll.Stop()
 	}
 }
 
@@ -158,16 +168,24 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// listen forwards NOTIFYs to wake; while the database refuses, it tries
+// again every second (the fallback poll covers the gap).
 func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	retry := func() {
+		select {
+		case <-ctx.Done():
+		case <-r.Clock.After(time.Second):
+		}
+	}
 	for ctx.Err() == nil {
 		conn, err := r.Pool.Acquire(ctx)
 		if err != nil {
-			time.Sleep(time.Second)
+			retry()
 			continue
 		}
 		if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 			conn.Release()
-			time.Sleep(time.Second)
+			retry()
 			continue
 		}
 		for {

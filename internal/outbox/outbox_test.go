@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/internal/function"
@@ -172,6 +174,61 @@ func TestRunWakesOnNotify(t *testing.T) {
 		require.Equal(t, "notified", id)
 	case <-time.After(10 * time.Second):
 		t.Fatal("relay did not wake on NOTIFY")
+	}
+}
+
+// TestRunPollsWhenNoNotifyArrives: a row whose NOTIFY never reached the
+// relay (its session was reconnecting, say) is published at the next poll,
+// and not before: the poll interval is passed on a fake clock.
+func TestRunPollsWhenNoNotifyArrives(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.Pool(t, outbox.Migrate)
+	// The row is committed before the relay starts: its NOTIFY is gone.
+	write(t, pool, true, ev("missed"))
+	got := make(chan string, 10)
+	pub := function.PublisherFunc(func(_ context.Context, events ...event.Event) error {
+		for _, e := range events {
+			got <- e.ID()
+		}
+		return nil
+	})
+	clock := clockwork.NewFakeClock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	r := &outbox.Relay{Pool: pool, Publisher: pub, Log: quietLog(), Poll: time.Minute, Clock: clock}
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	// The first round publishes what is there at start.
+	select {
+	case id := <-got:
+		require.Equal(t, "missed", id)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("relay did not publish the row present at start")
+	}
+	// A row committed behind the relay's back: no NOTIFY (outbox.Write
+	// would send one).
+	body, err := json.Marshal(ev("silent"))
+	require.NoError(t, err)
+	_, err = pool.Exec(context.Background(), `INSERT INTO outbox (event_id, event_type, event_source, event) VALUES ('silent', 'music.overture.test.changed.v1', '/overture/outbox-test', $1)`, body)
+	require.NoError(t, err)
+	// Nothing happens until the poll interval passes: the relay waits on
+	// its poll timer, the fake clock's one waiter (LISTEN's retry waits only
+	// while the database refuses).
+	require.NoError(t, clock.BlockUntilContext(ctx, 1))
+	select {
+	case id := <-got:
+		t.Fatalf("published %s before the poll interval passed", id)
+	default:
+	}
+	clock.Advance(time.Minute)
+	select {
+	case id := <-got:
+		require.Equal(t, "silent", id)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("relay did not poll after its interval")
 	}
 }
 
