@@ -41,7 +41,7 @@ func Embedded(t testing.TB) (stats.Executor, string) {
 	require.NoError(t, chdbErr, "chDB data directory")
 	x, err := stats.Embedded(Lib(), chdbDir)
 	if errors.Is(err, stats.ErrNoCHDB) {
-		t.Fatalf("%v — the ClickHouse backend's tests need chDB: run `make deps` (or bash hack/deps/chdb.sh)", err)
+		t.Fatalf("%v — the ClickHouse backend's tests need chDB (CI runs make deps first)", err)
 	}
 	require.NoError(t, err)
 	return x, chdbDir
