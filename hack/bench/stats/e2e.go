@@ -54,7 +54,7 @@ type e2eResult struct {
 
 func (e *e2eResult) rate() float64 { return float64(e.accepted) / e.wall.Seconds() }
 
-var lastE2E *e2eResult
+var e2eResults []*e2eResult
 
 // startPlatform starts the embedded platform as `make run` does (its own
 // durable PostgreSQL, Redis, the broker with brokers/ and
@@ -89,17 +89,37 @@ func startPlatform(ctx context.Context, dir string, env map[string]string) (*pla
 	})
 }
 
-func endToEnd(ctx context.Context, dir string, _ *dataset) *e2eResult {
-	res := &e2eResult{backend: "postgres"}
-	pdir := filepath.Join(dir, "platform")
+// probe is how the benchmark looks into the store the platform's writer
+// fills: which batches are queryable, how many listens are stored, and a
+// fresh store of the same kind on the same server for the references.
+type probe struct {
+	visible func(ctx context.Context, look []*e2eBatch) (map[string]bool, error)
+	stored  func(ctx context.Context) (int64, error)
+	fresh   func(ctx context.Context, name string) stats.Store
+}
+
+func endToEnd(ctx context.Context, dir, backend string) *e2eResult {
+	res := &e2eResult{backend: backend}
+	pdir := filepath.Join(dir, "platform-"+backend)
 	must(os.MkdirAll(pdir, 0o755))
-	p, err := startPlatform(ctx, pdir, map[string]string{"STATS_BACKEND": res.backend})
+	env := map[string]string{stats.KeyBackend: backend}
+	chdbDir := filepath.Join(dir, "chdb") // the process's one chDB session (ch.go opens the same)
+	if backend == stats.ClickHouse {
+		lib, err := filepath.Abs(stats.CHDBLibPath())
+		must(err)
+		env[stats.KeyCHDBLibPath], env[stats.KeyCHDBDataDir], env[stats.KeyClickHouseDatabase] = lib, chdbDir, "e2e"
+	}
+	p, err := startPlatform(ctx, pdir, env)
 	must(err)
 	defer func() { _ = p.Stop(context.Background()) }()
 	dbURL := p.Config()[platform.KeyDatabaseURL]
 	pool, err := pgxpool.New(ctx, dbURL)
 	must(err)
 	defer pool.Close()
+	pr := pgProbe(pool, dbURL)
+	if backend == stats.ClickHouse {
+		pr = chProbe(ctx, chdbDir)
+	}
 
 	// Listeners: confirmed accounts, signed in through the gateway.
 	k := *e2eConc
@@ -179,25 +199,12 @@ func endToEnd(ctx context.Context, dir string, _ *dataset) *e2eResult {
 		if len(look) == 0 {
 			return
 		}
-		ids, ats := make([]string, len(look)), make([]time.Time, len(look))
-		for i, b := range look {
-			ids[i], ats[i] = b.lastID, b.lastAt
-		}
-		rows, err := pool.Query(ctx, `SELECT l.listen_id FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
-			JOIN stats_listen l ON l.listen_id = u.id AND l.listened_at = u.at`, ids, ats)
+		seen, err := pr.visible(ctx, look)
 		if err != nil {
 			slog.Warn("poll", "error", err)
 			return
 		}
 		now := time.Now()
-		seen := map[string]bool{}
-		for rows.Next() {
-			var id string
-			if rows.Scan(&id) == nil {
-				seen[id] = true
-			}
-		}
-		rows.Close()
 		mu.Lock()
 		pending = slices.DeleteFunc(pending, func(b *e2eBatch) bool {
 			if seen[b.lastID] {
@@ -251,21 +258,13 @@ func endToEnd(ctx context.Context, dir string, _ *dataset) *e2eResult {
 	res.wall = last.Sub(start)
 	slices.Sort(res.post)
 	slices.Sort(res.visible)
-	must(pool.QueryRow(ctx, `SELECT count(*) FROM stats_listen`).Scan(&res.stored))
+	res.stored, err = pr.stored(ctx)
+	must(err)
 	step(fmt.Sprintf("end to end: %d listens accepted, %d stored, %.0f/s", res.accepted, res.stored, res.rate()))
 
 	// The references on the same server: the bare store, fresh tables.
-	ref := func(db string, size, conc int, batched bool) loadResult {
-		u, err := url.Parse(dbURL)
-		must(err)
-		_, err = pool.Exec(ctx, `CREATE DATABASE `+db)
-		must(err)
-		u.Path = "/" + db
-		rp, err := pgxpool.New(ctx, u.String())
-		must(err)
-		defer rp.Close()
-		must(stats.Migrate(ctx, rp))
-		st := stats.NewPG(rp)
+	ref := func(name string, size, conc int, batched bool) loadResult {
+		st := pr.fresh(ctx, name)
 		if !batched {
 			return bulkLoad(ctx, st, int64(len(rows)), size, conc, func(i, j int64) []stats.Row { return rows[i:j] })
 		}
@@ -281,8 +280,103 @@ func endToEnd(ctx context.Context, dir string, _ *dataset) *e2eResult {
 	res.ref = ref("bench_ref_bulk", *batch, *writers, false)
 	res.ref100 = ref("bench_ref_batches", 0, 16, true)
 	res.ref100.n = res.accepted
-	lastE2E = res
+	e2eResults = append(e2eResults, res)
 	return res
+}
+
+func pgProbe(pool *pgxpool.Pool, dbURL string) probe {
+	return probe{
+		visible: func(ctx context.Context, look []*e2eBatch) (map[string]bool, error) {
+			ids, ats := make([]string, len(look)), make([]time.Time, len(look))
+			for i, b := range look {
+				ids[i], ats[i] = b.lastID, b.lastAt
+			}
+			rows, err := pool.Query(ctx, `SELECT l.listen_id FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+				JOIN stats_listen l ON l.listen_id = u.id AND l.listened_at = u.at`, ids, ats)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			seen := map[string]bool{}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return nil, err
+				}
+				seen[id] = true
+			}
+			return seen, rows.Err()
+		},
+		stored: func(ctx context.Context) (int64, error) {
+			var n int64
+			err := pool.QueryRow(ctx, `SELECT count(*) FROM stats_listen`).Scan(&n)
+			return n, err
+		},
+		fresh: func(ctx context.Context, name string) stats.Store {
+			u, err := url.Parse(dbURL)
+			must(err)
+			_, err = pool.Exec(ctx, `CREATE DATABASE `+name)
+			must(err)
+			u.Path = "/" + name
+			rp, err := pgxpool.New(ctx, u.String())
+			must(err)
+			cleanups = append(cleanups, rp.Close)
+			must(stats.Migrate(ctx, rp))
+			return stats.NewPG(rp)
+		},
+	}
+}
+
+// chProbe reads the platform's ClickHouse store (database e2e) through the
+// process's chDB session — the one the writer uses: its statements queue
+// behind the writer's.
+func chProbe(ctx context.Context, dir string) probe {
+	lib, err := filepath.Abs(stats.CHDBLibPath())
+	must(err)
+	x, err := stats.Embedded(lib, dir)
+	must(err)
+	st, err := stats.NewCH(ctx, x, "e2e")
+	must(err)
+	return probe{
+		visible: func(ctx context.Context, look []*e2eBatch) (map[string]bool, error) {
+			ids := make([]string, len(look))
+			for i, b := range look {
+				ids[i] = "'" + b.lastID + "'" // hex: nothing to quote
+			}
+			out, err := st.Exec(ctx, "SELECT listen_id FROM e2e.stats_listen WHERE listen_id IN ("+strings.Join(ids, ",")+")")
+			if err != nil {
+				return nil, err
+			}
+			seen := map[string]bool{}
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				var r struct {
+					ID string `json:"listen_id"`
+				}
+				if json.Unmarshal([]byte(line), &r) == nil {
+					seen[r.ID] = true
+				}
+			}
+			return seen, nil
+		},
+		stored: func(ctx context.Context) (int64, error) {
+			out, err := st.Exec(ctx, "SELECT count() AS n FROM e2e.stats_listen FINAL")
+			if err != nil {
+				return 0, err
+			}
+			var r struct {
+				N json.Number `json:"n"`
+			}
+			if err := json.Unmarshal(out, &r); err != nil {
+				return 0, err
+			}
+			return r.N.Int64()
+		},
+		fresh: func(ctx context.Context, name string) stats.Store {
+			s, err := stats.NewCH(ctx, x, name)
+			must(err)
+			return s
+		},
+	}
 }
 
 // e2eBatches generates the end-to-end listens (a generator of its own, one
@@ -349,7 +443,7 @@ func e2eBatches(ctx context.Context, users []string) []*e2eBatch {
 }
 
 func writeE2E(md *strings.Builder, e *e2eResult) {
-	fmt.Fprintf(md, "## End to end: `POST /v1/listens` to queryable\n\n")
+	fmt.Fprintf(md, "## End to end on %s: `POST /v1/listens` to queryable\n\n", e.backend)
 	fmt.Fprintf(md, "The embedded platform as `make run` starts it: its own **durable** PostgreSQL (fsync on, the platform's settings), Redis, the broker with `brokers/` and `triggers/stats-writer.yaml` (delivery parallelism 16), the gateway, the auth and listens services and the stats-writer function (`STATS_BACKEND=%s`), all in this process but PostgreSQL and Redis. %d listeners (accounts signed in through `POST /v1/auth/login`) each submit their listens (a generator of their own: seed 2, the last 180 days) as ListenBrainz `import` bodies of 100 through the gateway, one after the other, all listeners at once, for at most %s. The service validates, publishes one event per batch and answers after the broker's acknowledgement (the event is then in PostgreSQL); the writer stores each batch in one transaction. A poller checks every 100 ms which answered batches have their last listen in `stats_listen`.\n\n",
 		e.backend, *e2eConc, *e2eTime)
 	fmt.Fprintf(md, "| | listens | wall | listens/s | latency p50 / p99 |\n| --- | ---: | ---: | ---: | --- |\n")

@@ -29,9 +29,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/overture-music/overture/internal/eventtype"
@@ -51,6 +53,7 @@ var (
 	samples   = flag.Int("samples", 200, "timed calls per query (fewer when -query-budget runs out)")
 	budget    = flag.Duration("query-budget", 30*time.Second, "most time spent timing one query on one store")
 	e2eN      = flag.Int("e2e", 200_000, "listens submitted end to end (0: skip)")
+	e2eOn     = flag.String("e2e-backends", "postgres,clickhouse", "STATS_BACKEND values to run end to end with, comma-separated")
 	e2eConc   = flag.Int("e2e-clients", 32, "concurrent submitting clients end to end")
 	e2eTime   = flag.Duration("e2e-time", 90*time.Second, "most time spent submitting end to end")
 	workDir   = flag.String("dir", "", "working directory for the stores' data (default: a new temporary one, removed after)")
@@ -71,8 +74,14 @@ func main() {
 		must(err)
 		dir = d
 		defer os.RemoveAll(dir)
+		cleanups = append(cleanups, func() { _ = os.RemoveAll(d) })
 	}
 	must(os.Chmod(dir, 0o755)) // PostgreSQL runs as its own user
+	go func() {                // interrupted (timeout sends TERM): clean up as a failure does
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		must(fmt.Errorf("interrupted: %v", <-sig))
+	}()
 
 	var md strings.Builder
 	step(fmt.Sprintf("generating %d listens", *nListens))
@@ -89,6 +98,8 @@ func main() {
 		}
 		b, err := openBackend(ctx, name, dir)
 		must(err)
+		b.close = sync.OnceFunc(b.close)
+		cleanups = append(cleanups, b.close)
 		r := &result{name: b.name}
 		results = append(results, r)
 		step(fmt.Sprintf("%s: bulk load", b.name))
@@ -101,8 +112,12 @@ func main() {
 	writeLoad(&md, results)
 	writeQueries(&md, results)
 	if *e2eN > 0 {
-		step("end to end")
-		writeE2E(&md, endToEnd(ctx, dir, ds))
+		for _, name := range strings.Split(*e2eOn, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				step("end to end on " + name)
+				writeE2E(&md, endToEnd(ctx, dir, name))
+			}
+		}
 	}
 	writeGoals(&md, results)
 	fmt.Print(md.String())
@@ -200,13 +215,13 @@ func bulkLoad(ctx context.Context, store stats.Store, n int64, size, conc int, r
 				}
 				rows := rowsOf(i, min(i+int64(size), n))
 				t := time.Now()
-				n, err := store.Write(ctx, rows)
+				stored, err := store.Write(ctx, rows)
 				inWrite.Add(int64(time.Since(t)))
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
-				added.Add(int64(n))
+				added.Add(int64(stored))
 				if done := i / 1_000_000; done > lastReport.Load() && n >= 2_000_000 {
 					lastReport.Store(done)
 					slog.Info("loading", "listens", i, "rate", fmt.Sprintf("%.0f/s", float64(i)/time.Since(start).Seconds()))
@@ -235,9 +250,16 @@ type storage struct {
 
 func step(s string) { slog.Info(s) }
 
+// cleanups run before a failed run exits (deferred calls do not run on
+// os.Exit): the stores are stopped and the working directory removed.
+var cleanups []func()
+
 func must(err error) {
 	if err != nil {
 		slog.Error("bench failed", "error", err)
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
 		os.Exit(1)
 	}
 }

@@ -79,8 +79,8 @@ func writeGoals(md *strings.Builder, rs []*result) {
 		}
 		fmt.Fprintf(md, "- %s, bulk load ≥ 50,000 listens/s: **%s** (%s/s).\n", r.name, metOr(r.load.rate() >= goalIngest), count(int64(r.load.rate())))
 	}
-	if lastE2E != nil {
-		fmt.Fprintf(md, "- End to end through `POST /v1/listens`, ≥ 50,000 listens/s durably ingested: **%s** (%s/s).\n", metOr(lastE2E.rate() >= goalIngest), count(int64(lastE2E.rate())))
+	for _, e := range e2eResults {
+		fmt.Fprintf(md, "- End to end through `POST /v1/listens` on %s, ≥ 50,000 listens/s durably ingested: **%s** (%s/s).\n", e.backend, metOr(e.rate() >= goalIngest), count(int64(e.rate())))
 	}
 	md.WriteString("\n")
 }
