@@ -21,7 +21,7 @@ nsop() { awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { print $3 }' "$TMP/bench.txt"; }
 handle=$(metric BenchmarkHandleNewEvent emails/s)
 ref=$(metric BenchmarkSMTPSendReference emails/s)
 dup=$(metric BenchmarkHandleDuplicate deliveries/s)
-test -n "$handle" && test -n "$ref" && test -n "$dup" || { echo "benchmark output incomplete:" >&2; cat "$TMP/bench.txt" >&2; exit 1; }
+if [ -z "$handle" ] || [ -z "$ref" ] || [ -z "$dup" ]; then echo "benchmark output incomplete:" >&2; cat "$TMP/bench.txt" >&2; exit 1; fi
 ratio=$(awk -v a="$handle" -v b="$ref" 'BEGIN { printf "%.2f", a / b }')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
 

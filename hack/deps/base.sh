@@ -26,6 +26,7 @@ need chromium command -v chromium  # hls.js plays HLS in a real browser (interna
 need npm command -v npm  # hack/deps/hlsjs.sh fetches hls.js with npm pack
 need ca-certificates dpkg -s ca-certificates
 need openjdk-17-jre-headless command -v java
+need shellcheck command -v shellcheck  # go test ./internal/deploy lints every hack/**/*.sh
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -34,6 +34,7 @@ func commands() []command {
 		{"stats", "listening statistics: `stats rebuild` recomputes every chart from the raw listens", runStats},
 		{"watermark", "how far search has applied the catalog, and what holds ?after= reads back", runWatermark},
 		{"edge", "run one CDN edge POP standalone", runEdge},
+		{"s3-source", "run the S3 event source standalone (versitygw's webhook; posts to K_SINK)", runS3Source},
 	}
 }
 

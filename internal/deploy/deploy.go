@@ -1,8 +1,12 @@
-// Package deploy renders the Knative objects that run Overture on a cluster
-// from the same sources the embedded platform reads: one Knative Service per
-// func.yaml (`overture func NAME`) and per HTTP service (`overture serve
-// NAME`), a SinkBinding that gives every one of them K_SINK (the broker), and
-// the CDC ContainerSource.
+// Package deploy renders everything `make deploy` applies from the same
+// sources the embedded platform reads: one Knative Service per func.yaml
+// (`overture func NAME`) and per HTTP service (`overture serve NAME`), the S3
+// event source (`overture s3-source`), a SinkBinding that gives every one of
+// them K_SINK (the broker), the CDC relay (a Deployment with its own
+// SinkBinding), the CDN edge POPs (StatefulSets with a disk-cache volume),
+// brokers/ and triggers/ moved into the target namespace, and — from
+// deploy/config.yaml, the one list of settings — every Secret and ConfigMap
+// those objects reference (settings.go).
 //
 // Each of them runs as its own ServiceAccount (rendered too), named after it:
 // that is its sender identity, which brokers/eventpolicies.yaml names. A
@@ -61,6 +65,10 @@ type Options struct {
 	Broker    string // the broker K_SINK points at; default "default"
 	// LookupEnv resolves '{{ env:NAME }}' in func.yaml envs (default os.LookupEnv).
 	LookupEnv func(string) (string, bool)
+	// Config is deploy/config.yaml: every workload gets the settings that
+	// name it in readBy, and the POPs are rendered. Nil renders the
+	// functions and services with their func.yaml envs only.
+	Config *Config
 }
 
 func (o *Options) defaults() {
@@ -97,7 +105,7 @@ func Render(funcs []*manifest.Func, services []server.Service, o Options) ([]Obj
 			errs = append(errs, fmt.Errorf("%s: %w", f.File, err))
 			continue
 		}
-		account(functionAccount(f), cmp.Or(f.Deploy.Namespace, f.Namespace, o.Namespace), "function")
+		account(functionAccount(f), o.Namespace, "function")
 		objs = append(objs, obj)
 	}
 	names := map[string]bool{}
@@ -113,11 +121,27 @@ func Render(funcs []*manifest.Func, services []server.Service, o Options) ([]Obj
 		account(s.Name(), o.Namespace, "service")
 		objs = append(objs, httpService(s.Name(), o))
 	}
+	if names[S3SourceName] {
+		errs = append(errs, fmt.Errorf("%s is the S3 event source's name; no function or service may take it", S3SourceName))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	account(S3SourceName, o.Namespace, "source")
+	objs = append(objs, s3Source(o))
+	objs = append(objs, sinkBinding(o))
 	account(CDCServiceAccount, o.Namespace, "source")
-	objs = append(objs, sinkBinding(o), cdcSource(o))
+	objs = append(objs, cdcDeployment(o), cdcSinkBinding(o))
+	if o.Config != nil && len(o.Config.POPs) > 0 {
+		account(EdgeServiceAccount, o.Namespace, "edge")
+		for _, p := range o.Config.POPs {
+			ss, err := popStatefulSet(p, o)
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, popService(p, o), ss)
+		}
+	}
 	return objs, nil
 }
 
@@ -185,6 +209,9 @@ func knativeService(name, namespace, role string, annotations map[string]string,
 	container["readinessProbe"] = map[string]any{"httpGet": map[string]any{"path": "/health/readiness"}}
 	container["livenessProbe"] = map[string]any{"httpGet": map[string]any{"path": "/health/liveness"}}
 	podSpec := map[string]any{"containers": []any{container}}
+	if sc, ok := Scaling[name]; ok && sc.ContainerConcurrency > 0 {
+		podSpec["containerConcurrency"] = sc.ContainerConcurrency
+	}
 	withIdentity(podSpec, container, serviceAccount, o)
 	tmplMeta := map[string]any{"labels": map[string]any{PartOfLabel: PartOf, RoleLabel: role}}
 	if len(annotations) > 0 {
@@ -221,28 +248,70 @@ func functionService(f *manifest.Func, o Options) (Object, error) {
 			env = append(env, v)
 		}
 	}
+	env = settingsEnv(env, o.Config.For(f.Name, "function"))
 	container := map[string]any{"image": o.Image, "args": []any{"func", f.Name}, "env": env}
 	if len(envFrom) > 0 {
 		container["envFrom"] = envFrom
 	}
 	ann := scaleAnnotations(f)
+	if sc, ok := Scaling[f.Name]; ok {
+		maps.Copy(ann, sc.Annotations)
+	}
 	maps.Copy(ann, f.Deploy.Annotations)
-	ns := cmp.Or(f.Deploy.Namespace, f.Namespace, o.Namespace)
+	// One namespace for the whole platform (NAMESPACE): the broker, its
+	// EventPolicies and the SinkBindings are namespaced, so func.yaml's
+	// deploy.namespace, written for the default, does not move a function.
+	ns := o.Namespace
 	return knativeService(f.Name, ns, "function", ann, container, functionAccount(f), o), nil
 }
 
+// httpService runs `overture serve NAME` with the settings that name it (or
+// every service) in deploy/config.yaml: each one an env entry referencing
+// its Secret or ConfigMap key, never an optional envFrom that would start
+// the service without them.
 func httpService(name string, o Options) Object {
 	container := map[string]any{
-		"image": o.Image, "args": []any{"serve", name}, "env": []any{listenEnv},
-		// Services read the same configuration functions do: one ConfigMap and
-		// one Secret the operator creates (docs/deploy.md).
-		"envFrom": []any{
-			map[string]any{"configMapRef": map[string]any{"name": "overture-config", "optional": true}},
-			map[string]any{"secretRef": map[string]any{"name": "overture-secrets", "optional": true}},
-		},
+		"image": o.Image, "args": []any{"serve", name},
+		"env": settingsEnv([]any{listenEnv}, o.Config.For(name, "service")),
 	}
 	ann := map[string]string{"autoscaling.knative.dev/min-scale": "0", "autoscaling.knative.dev/max-scale": "10"}
+	if sc, ok := Scaling[name]; ok {
+		maps.Copy(ann, sc.Annotations)
+	}
 	return knativeService(name, o.Namespace, "service", ann, container, name, o)
+}
+
+// settingsEnv appends to env an entry per setting whose key env does not
+// set yet (func.yaml's own envs win), referencing the setting's Secret or
+// ConfigMap key; an optional setting's reference is optional, so the
+// variable is unset when the operator left it empty.
+func settingsEnv(env []any, settings []Setting) []any {
+	set := map[string]bool{}
+	for _, e := range env {
+		if m, ok := e.(map[string]any); ok {
+			set[fmt.Sprint(m["name"])] = true
+		}
+	}
+	for _, s := range settings {
+		if set[s.Key] {
+			continue
+		}
+		set[s.Key] = true
+		env = append(env, refEnv(s.Key, s.Ref(), s.Optional))
+	}
+	return env
+}
+
+func refEnv(name string, r Ref, optional bool) map[string]any {
+	kind := "secretKeyRef"
+	if r.Kind == "configMap" {
+		kind = "configMapKeyRef"
+	}
+	sel := map[string]any{"name": r.Name, "key": r.Key}
+	if optional {
+		sel["optional"] = true
+	}
+	return map[string]any{"name": name, "valueFrom": map[string]any{kind: sel}}
 }
 
 // scaleAnnotations turns deploy.options.scale into Knative autoscaling
@@ -348,27 +417,152 @@ func sinkBinding(o Options) Object {
 	}
 }
 
-// cdcSource runs `overture cdc` (cdc.Run) as a ContainerSource: one replica
-// reading the WAL and posting to K_SINK with the identity of ServiceAccount
-// cdc. It must not scale beyond one: a replication slot has one reader.
-func cdcSource(o Options) Object {
-	container := map[string]any{
-		"name":  "cdc",
-		"image": o.Image,
-		"args":  []any{"cdc"},
-		"env": []any{map[string]any{"name": "DATABASE_URL", "valueFrom": map[string]any{
-			"secretKeyRef": map[string]any{"name": "overture-postgres", "key": "url"},
-		}}},
+// cdcDeployment runs `overture cdc` (cdc.Run): one replica reading the WAL
+// and posting to K_SINK (cdcSinkBinding) with the identity of ServiceAccount
+// cdc.
+//
+// It is a Deployment with strategy Recreate, not a ContainerSource: a
+// ContainerSource makes a Deployment with the default RollingUpdate (max
+// surge 25%, rounded up to one pod), so every rollout would start the new
+// relay while the old one still streams. A replication slot has one reader:
+// the second would fail with "replication slot is active" and crash-loop,
+// or, had the old one just let go, both could publish the same window.
+// Recreate waits until the old pod has terminated (its slot released)
+// before it creates the new one; replicas is 1 and nothing scales it.
+func cdcDeployment(o Options) Object {
+	env := settingsEnv([]any{listenEnv}, o.Config.For(CDCServiceAccount, "source"))
+	if o.Config == nil {
+		env = append(env, refEnv("DATABASE_URL", Ref{"secret", "overture-postgres", "url"}, false))
 	}
-	podSpec := map[string]any{"containers": []any{container}}
+	container := map[string]any{
+		"name":           "cdc",
+		"image":          o.Image,
+		"args":           []any{"cdc"},
+		"env":            env,
+		"ports":          []any{map[string]any{"name": "http", "containerPort": 8080}},
+		"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/health/readiness", "port": 8080}},
+		"livenessProbe":  map[string]any{"httpGet": map[string]any{"path": "/health/liveness", "port": 8080}},
+	}
+	podSpec := map[string]any{"containers": []any{container}, "terminationGracePeriodSeconds": 30}
 	withIdentity(podSpec, container, CDCServiceAccount, o)
+	labels := map[string]any{PartOfLabel: PartOf, RoleLabel: "source", NameLabel: "cdc"}
 	return Object{
-		"apiVersion": manifest.SourcesV1,
-		"kind":       "ContainerSource",
+		"apiVersion": "apps/v1",
+		"kind":       "Deployment",
 		"metadata":   meta("cdc", o.Namespace, "source"),
 		"spec": map[string]any{
-			"template": map[string]any{"spec": podSpec},
-			"sink":     brokerRef(o),
+			"replicas": 1,
+			"strategy": map[string]any{"type": "Recreate"},
+			"selector": map[string]any{"matchLabels": map[string]any{NameLabel: "cdc"}},
+			"template": map[string]any{"metadata": map[string]any{"labels": labels}, "spec": podSpec},
 		},
 	}
+}
+
+// cdcSinkBinding gives the cdc Deployment K_SINK (the broker).
+func cdcSinkBinding(o Options) Object {
+	return Object{
+		"apiVersion": manifest.SourcesV1,
+		"kind":       "SinkBinding",
+		"metadata":   meta("cdc", o.Namespace, "binding"),
+		"spec": map[string]any{
+			"subject": map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "cdc"},
+			"sink":    brokerRef(o),
+		},
+	}
+}
+
+// S3SourceName is the S3 event source's Knative Service and identity
+// (ingest.SourceName; brokers/eventpolicies.yaml allows it).
+const S3SourceName = "ingest-source"
+
+// s3Source runs `overture s3-source`: versitygw's webhook target, which
+// turns ObjectCreated notifications of the uploads bucket into events. It
+// is a Knative Service like the others (K_SINK from overture-publishers),
+// kept at one pod at least: versitygw posts each notification once with a
+// 3 s timeout and exits at start when the URL refuses connections.
+func s3Source(o Options) Object {
+	container := map[string]any{
+		"image": o.Image, "args": []any{"s3-source"},
+		"env": settingsEnv([]any{listenEnv}, o.Config.For(S3SourceName, "source")),
+	}
+	ann := map[string]string{}
+	maps.Copy(ann, Scaling[S3SourceName].Annotations)
+	return knativeService(S3SourceName, o.Namespace, "source", ann, container, S3SourceName, o)
+}
+
+// EdgeServiceAccount is the POPs' ServiceAccount: they publish nothing, so
+// it has no token at all.
+const EdgeServiceAccount = "edge"
+
+// NameLabel names a workload's pods for its selector.
+const NameLabel = "app.kubernetes.io/name"
+
+// EdgeCacheDir is where a POP keeps its disk tier (a PersistentVolume).
+const EdgeCacheDir = "/var/cache/overture-edge"
+
+func popService(p POP, o Options) Object {
+	return Object{
+		"apiVersion": "v1",
+		"kind":       "Service",
+		"metadata":   meta(p.Name, o.Namespace, "edge"),
+		"spec": map[string]any{
+			"selector": map[string]any{NameLabel: p.Name},
+			"ports":    []any{map[string]any{"name": "http", "port": 8080, "targetPort": 8080}},
+		},
+	}
+}
+
+// popStatefulSet runs one POP (`overture edge`) with a PersistentVolume for
+// its disk tier, so a restarted POP comes back warm (docs/cdn.md): a
+// StatefulSet keeps the claim across restarts and reschedules, which a
+// Deployment or a Knative Service (no volumes claims) would not. The disk
+// tier is bounded to 90% of the volume.
+func popStatefulSet(p POP, o Options) (Object, error) {
+	disk, err := p.DiskBytes()
+	if err != nil {
+		return nil, err
+	}
+	env := []any{
+		map[string]any{"name": "EDGE_DISK_BYTES", "value": strconv.FormatInt(disk/10*9, 10)},
+		map[string]any{"name": "EDGE_MEMORY_BYTES", "value": strconv.FormatInt(p.MemoryBytes, 10)},
+	}
+	env = settingsEnv(env, o.Config.For(EdgeServiceAccount, "edge"))
+	container := map[string]any{
+		"name":           "edge",
+		"image":          o.Image,
+		"args":           []any{"edge", "-name", p.Name, "-region", p.Region, "-addr", "0.0.0.0:8080", "-disk-dir", EdgeCacheDir},
+		"env":            env,
+		"ports":          []any{map[string]any{"name": "http", "containerPort": 8080}},
+		"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/health/readiness", "port": 8080}},
+		"livenessProbe":  map[string]any{"httpGet": map[string]any{"path": "/health/liveness", "port": 8080}},
+		"volumeMounts":   []any{map[string]any{"name": "cache", "mountPath": EdgeCacheDir}},
+	}
+	labels := map[string]any{PartOfLabel: PartOf, RoleLabel: "edge", NameLabel: p.Name}
+	return Object{
+		"apiVersion": "apps/v1",
+		"kind":       "StatefulSet",
+		"metadata":   meta(p.Name, o.Namespace, "edge"),
+		"spec": map[string]any{
+			"replicas":    1,
+			"serviceName": p.Name,
+			"selector":    map[string]any{"matchLabels": map[string]any{NameLabel: p.Name}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": labels},
+				"spec": map[string]any{
+					"serviceAccountName":            EdgeServiceAccount,
+					"automountServiceAccountToken":  false,
+					"terminationGracePeriodSeconds": 30,
+					"containers":                    []any{container},
+				},
+			},
+			"volumeClaimTemplates": []any{map[string]any{
+				"metadata": map[string]any{"name": "cache"},
+				"spec": map[string]any{
+					"accessModes": []any{"ReadWriteOnce"},
+					"resources":   map[string]any{"requests": map[string]any{"storage": p.Disk}},
+				},
+			}},
+		},
+	}, nil
 }

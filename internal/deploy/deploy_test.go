@@ -13,9 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/overture-music/overture/internal/deploy"
-	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
-	"github.com/overture-music/overture/internal/platform"
 )
 
 var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -123,9 +121,31 @@ func wellFormed(obj map[string]any) error {
 		if (str(obj, "spec.subject.name") == "") == !sel {
 			errs = append(errs, errors.New("spec.subject needs exactly one of name and selector"))
 		}
-	case "sources.knative.dev/v1 ContainerSource":
-		errs = append(errs, checkDestination(obj, "spec.sink"))
+	case "apps/v1 Deployment", "apps/v1 StatefulSet":
+		errs = append(errs, checkWorkload(obj))
+	case "batch/v1 Job":
 		errs = append(errs, checkContainers(obj, "spec.template.spec.containers"))
+		if p := str(obj, "spec.template.spec.restartPolicy"); p != "OnFailure" && p != "Never" {
+			errs = append(errs, fmt.Errorf("a Job's restartPolicy must be OnFailure or Never, not %q", p))
+		}
+	case "v1 Service":
+		if len(mapAt(obj, "spec.selector")) == 0 {
+			errs = append(errs, errors.New("spec.selector is required (a Service without one routes nowhere)"))
+		}
+		for i, p := range list(obj, "spec.ports") {
+			pm, _ := p.(map[string]any)
+			if _, ok := pm["port"].(float64); !ok {
+				if _, ok := pm["port"].(int); !ok {
+					errs = append(errs, fmt.Errorf("spec.ports[%d].port is not a number", i))
+				}
+			}
+		}
+	case "v1 Secret":
+		for k, v := range mapAt(obj, "stringData") {
+			if _, ok := v.(string); !ok {
+				errs = append(errs, fmt.Errorf("stringData.%s is not a string", k))
+			}
+		}
 	case "v1 ServiceAccount":
 	case "eventing.knative.dev/v1alpha1 EventPolicy":
 		if len(list(obj, "spec.from")) == 0 {
@@ -139,6 +159,47 @@ func wellFormed(obj map[string]any) error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unexpected kind %s %s", api, kind))
+	}
+	return errors.Join(errs...)
+}
+
+// checkWorkload is the structural check of a Deployment or StatefulSet: what
+// the API server's validation of apps/v1 refuses (a selector that does not
+// select the template's labels, containers without name or image, a mount
+// of an undeclared volume).
+func checkWorkload(obj map[string]any) error {
+	var errs []error
+	sel := mapAt(obj, "spec.selector.matchLabels")
+	labels := mapAt(obj, "spec.template.metadata.labels")
+	if len(sel) == 0 {
+		errs = append(errs, errors.New("spec.selector.matchLabels is required"))
+	}
+	for k, v := range sel {
+		if labels[k] != v {
+			errs = append(errs, fmt.Errorf("selector %s=%v does not match the template's labels", k, v))
+		}
+	}
+	errs = append(errs, checkContainers(obj, "spec.template.spec.containers"))
+	volumes := map[string]bool{}
+	for _, v := range list(obj, "spec.template.spec.volumes") {
+		volumes[str(v.(map[string]any), "name")] = true
+	}
+	for _, v := range list(obj, "spec.volumeClaimTemplates") {
+		volumes[str(v.(map[string]any), "metadata.name")] = true
+	}
+	for _, c := range list(obj, "spec.template.spec.containers") {
+		cm := c.(map[string]any)
+		if !dns1123.MatchString(str(cm, "name")) {
+			errs = append(errs, fmt.Errorf("container name %q is not a DNS-1123 label", str(cm, "name")))
+		}
+		for _, m := range list(cm, "volumeMounts") {
+			if n := str(m.(map[string]any), "name"); !volumes[n] {
+				errs = append(errs, fmt.Errorf("container %s mounts volume %s, which is not declared", str(cm, "name"), n))
+			}
+		}
+	}
+	if str(obj, "kind") == "StatefulSet" && str(obj, "spec.serviceName") == "" {
+		errs = append(errs, errors.New("a StatefulSet needs spec.serviceName"))
 	}
 	return errors.Join(errs...)
 }
@@ -172,117 +233,6 @@ func stripComments(doc string) string {
 		}
 	}
 	return b.String()
-}
-
-// Everything `make deploy` applies is a well-formed Knative object: the
-// rendered Services, SinkBinding and ContainerSource, and brokers/*.yaml and
-// triggers/*.yaml as they are.
-func TestEverythingDeployedIsWellFormed(t *testing.T) {
-	set, err := manifest.LoadDir("../../functions")
-	require.NoError(t, err)
-	objs, err := deploy.Render(set.Funcs, platform.Services(), deploy.Options{LookupEnv: func(string) (string, bool) { return "x", true }})
-	require.NoError(t, err)
-	stream, err := deploy.YAML(objs)
-	require.NoError(t, err)
-	rendered := parseStream(t, "rendered", stream)
-	// A ServiceAccount and a Knative Service per function and service, CDC's
-	// ServiceAccount and ContainerSource, the SinkBinding.
-	require.Len(t, rendered, 2*(len(set.Funcs)+len(platform.Services()))+3)
-
-	all := map[string][]map[string]any{"rendered": rendered}
-	for _, dir := range []string{"../../brokers", "../../triggers"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			require.NoError(t, err)
-			all[f] = parseStream(t, f, b)
-		}
-	}
-	seen := map[string]string{}
-	for where, objs := range all {
-		for _, obj := range objs {
-			id := fmt.Sprintf("%s %s/%s", str(obj, "kind"), str(obj, "metadata.namespace"), str(obj, "metadata.name"))
-			if err := wellFormed(obj); err != nil {
-				t.Errorf("%s: %s: %v", where, id, err)
-			}
-			if prev, ok := seen[id]; ok {
-				t.Errorf("%s: %s is also defined in %s", where, id, prev)
-			}
-			seen[id] = where
-		}
-	}
-	// Every function in the repository becomes a Knative Service running it.
-	for _, f := range set.Funcs {
-		var found bool
-		for _, obj := range rendered {
-			if str(obj, "kind") == "Service" && str(obj, "metadata.name") == f.Name {
-				found = true
-				c := list(obj, "spec.template.spec.containers")[0].(map[string]any)
-				require.Equal(t, []any{"func", f.Name}, c["args"])
-				require.Equal(t, "ko://"+deploy.ImportPath, c["image"])
-			}
-		}
-		require.True(t, found, "no Knative Service for function %s", f.Name)
-	}
-}
-
-// Every workload sends with its own identity: its own ServiceAccount, a
-// projected token for the broker's audience, OVERTURE_IDENTITY_TOKEN_FILE
-// naming it; and every subject brokers/eventpolicies.yaml allows is an
-// identity the render creates (or a PingSource of triggers/), so no policy
-// names someone who does not exist.
-func TestEveryWorkloadHasItsOwnIdentity(t *testing.T) {
-	set, err := manifest.LoadDir("../../functions", "../../brokers", "../../triggers")
-	require.NoError(t, err)
-	objs, err := deploy.Render(set.Funcs, platform.Services(), deploy.Options{LookupEnv: func(string) (string, bool) { return "x", true }})
-	require.NoError(t, err)
-	accounts := map[string]bool{}
-	for _, obj := range objs {
-		if str(obj, "kind") == "ServiceAccount" {
-			require.Equal(t, false, obj["automountServiceAccountToken"], "ServiceAccount %s mounts the API token", str(obj, "metadata.name"))
-			accounts[identity.ServiceAccount(str(obj, "metadata.namespace"), str(obj, "metadata.name"))] = true
-		}
-	}
-	used := map[string]string{}
-	for _, obj := range objs {
-		var spec string
-		switch str(obj, "kind") {
-		case "Service":
-			spec = "spec.template.spec"
-		case "ContainerSource":
-			spec = "spec.template.spec"
-		default:
-			continue
-		}
-		name := str(obj, "metadata.name")
-		sa := str(obj, spec+".serviceAccountName")
-		require.NotEmpty(t, sa, "%s runs without its own ServiceAccount", name)
-		require.True(t, accounts[identity.ServiceAccount(str(obj, "metadata.namespace"), sa)], "%s runs as %s, which is not rendered", name, sa)
-		if prev, ok := used[sa]; ok {
-			t.Errorf("%s and %s share ServiceAccount %s: one identity per workload", prev, name, sa)
-		}
-		used[sa] = name
-		vol := list(obj, spec+".volumes")[0].(map[string]any)
-		src := list(vol, "projected.sources")[0].(map[string]any)
-		require.Equal(t, "eventing.knative.dev/broker/overture/default", str(src, "serviceAccountToken.audience"), name)
-		c := list(obj, spec+".containers")[0].(map[string]any)
-		require.Equal(t, str(vol, "name"), str(list(c, "volumeMounts")[0].(map[string]any), "name"), name)
-		require.Contains(t, list(c, "env"), map[string]any{"name": identity.TokenFileKey, "value": deploy.TokenPath}, name)
-	}
-	require.Equal(t, deploy.CDCServiceAccount, str(objs[len(objs)-1], "spec.template.spec.serviceAccountName"))
-	pings := map[string]bool{}
-	for _, ps := range set.PingSources {
-		pings[manifest.RefSubject(manifest.KReference{APIVersion: manifest.SourcesV1, Kind: "PingSource", Name: ps.Metadata.Name}, ps.Metadata.Namespace)] = true
-	}
-	// The S3 event source runs inside make run's platform only; until it is
-	// rendered for the cluster its policy names an identity render does not
-	// create (docs/deploy.md, "Not rendered yet").
-	notRendered := map[string]bool{identity.Subject("ingest-source"): true}
-	for _, p := range set.EventPolicies {
-		for _, sub := range p.Subjects() {
-			require.True(t, accounts[sub] || pings[sub] || notRendered[sub], "EventPolicy %s allows %s, which is neither a rendered ServiceAccount nor a PingSource", p.Metadata.Name, sub)
-		}
-	}
 }
 
 func TestWellFormedRejectsBrokenObjects(t *testing.T) {
