@@ -67,12 +67,12 @@ func TestDeadLetterListAndRedrive(t *testing.T) {
 	}
 	var entries []deadletter.Entry
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); len(entries) < 3 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
+	testenv.Poll(5*time.Minute, func() bool {
 		if entries, err = deadletter.List(ctx, pool, 10); err != nil {
 			t.Fatal(err)
 		}
-	}
+		return len(entries) >= 3
+	})
 	if len(entries) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(entries))
 	}

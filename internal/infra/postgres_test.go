@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A restart issued the moment after a crash comes up (issue 16): a
@@ -53,12 +55,13 @@ func TestRestartOverAZombiesLockFiles(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = zombie.Wait() })
 	pid := zombie.Process.Pid
-	deadline := time.Now().Add(time.Minute)
-	for !isZombie(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d did not become a zombie", pid)
-		}
-		time.Sleep(10 * time.Millisecond) // polling /proc for a state change; nothing to wait on
+	// Wait for it to exit without reaping it (WNOWAIT): it stays a zombie.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatalf("wait for process %d to exit: %v", pid, err)
+	}
+	if !isZombie(pid) {
+		t.Fatalf("process %d did not become a zombie", pid)
 	}
 	lock := fmt.Sprintf("%d\n%s\n", pid, filepath.Join(dir, "data"))
 	for _, p := range []string{filepath.Join(dir, "data", "postmaster.pid"), filepath.Join(dir, "sock", fmt.Sprintf(".s.PGSQL.%d.lock", port))} {

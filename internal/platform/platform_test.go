@@ -398,10 +398,7 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	_, err = http.Post(b.p.IngressURL(), "application/json", nil)
 	require.Error(t, err, "ingress still answers after Stop")
 
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > b.baseline && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Poll(2*time.Minute, func() bool { return runtime.NumGoroutine() <= b.baseline })
 	if n := runtime.NumGoroutine(); n > b.baseline {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]

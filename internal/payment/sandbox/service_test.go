@@ -11,6 +11,7 @@ import (
 
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/payment/sandbox"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // The service listens on its own address and delivers signed webhooks, some
@@ -36,10 +37,7 @@ func TestServiceDeliversSignedWebhooks(t *testing.T) {
 	if _, err := c.CreatePayment(context.Background(), "k1", payment.CreateRequest{Amount: payment.MinorAmount(100, "RUB"), Capture: true}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for got.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Poll(5*time.Minute, func() bool { return got.Load() >= 2 })
 	if got.Load() != 2 || bad.Load() != 0 {
 		t.Fatalf("webhooks: %d delivered (%d badly signed), want 2 (duplicate rate 1)", got.Load(), bad.Load())
 	}
