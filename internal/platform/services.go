@@ -3,6 +3,7 @@ package platform
 import (
 	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/feed"
 	"github.com/overture-music/overture/internal/ingest"
 	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/payment/sandbox"
@@ -24,6 +25,7 @@ func Services() []server.Service {
 		sandbox.NewService(),
 		ingest.NewService(),
 		listens.New(),
+		feed.New(),
 	}
 }
 
