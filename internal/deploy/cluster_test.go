@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/edge"
+	"github.com/overture-music/overture/functions"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/deploy"
 	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
@@ -380,6 +382,65 @@ func TestEveryComponentGetsItsSettings(t *testing.T) {
 		require.NoError(t, err, fn)
 		require.Len(t, pops, len(c.cfg.POPs), fn)
 	}
+}
+
+// keyLister is what a function or service implements when its typed
+// configuration declares its keys (config.KeysOf over its Read).
+type keyLister interface{ ConfigKeys() []config.Key }
+
+// Every key a component declares (ConfigKeys) reaches it on the cluster:
+// a required key is set to a non-empty value in its rendered environment,
+// resolved from what the deploy creates; an optional one is rendered (as
+// an optional reference the operator fills in deploy/config.yaml) or is in
+// notListed with its reason. Components without ConfigKeys yet are listed
+// in the log: for them TestEveryComponentGetsItsSettings (readBy) and
+// TestEveryKeyTheCodeReadsIsListed (the scan) are the check.
+func TestEveryDeclaredKeyIsSet(t *testing.T) {
+	c := loadCluster(t, "overture")
+	type comp struct {
+		name, kind string
+		v          any
+	}
+	var comps []comp
+	for _, e := range functions.All() {
+		comps = append(comps, comp{e.Name, "function", e.New()})
+	}
+	for _, s := range platform.Services() {
+		comps = append(comps, comp{s.Name(), "service", s})
+	}
+	var checked, without []string
+	for _, cp := range comps {
+		kl, ok := cp.v.(keyLister)
+		if !ok {
+			without = append(without, cp.name)
+			continue
+		}
+		checked = append(checked, cp.name)
+		containers := c.containersOf(cp.name, cp.kind)
+		require.Len(t, containers, 1, cp.name)
+		env, err := c.env(containers[0])
+		require.NoError(t, err, cp.name)
+		rendered := map[string]bool{}
+		for _, e := range list(containers[0], "env") {
+			rendered[str(e.(map[string]any), "name")] = true
+		}
+		for _, k := range kl.ConfigKeys() {
+			_, excused := c.cfg.NotListed[k.Name]
+			switch {
+			case k.Required:
+				// KeysOf reads with an empty map, so a key required only in
+				// another mode (SEARCH_DIR, bleve's) shows as required:
+				// notListed gives the reason it is not set here.
+				if env[k.Name] == "" && !excused {
+					t.Errorf("%s %s requires %s, which its rendered environment does not set", cp.kind, cp.name, k.Name)
+				}
+			case !rendered[k.Name] && !excused:
+				t.Errorf("%s %s reads %s, which is neither rendered for it (add it to readBy in deploy/config.yaml) nor in notListed", cp.kind, cp.name, k.Name)
+			}
+		}
+	}
+	require.NotEmpty(t, checked)
+	t.Logf("checked by ConfigKeys: %v; without ConfigKeys yet: %v", checked, without)
 }
 
 // configKeyRE is what a configuration key looks like in the code.
