@@ -117,6 +117,7 @@ func setupStreams(t *testing.T, listensURL string) (*env, *redis.Client) {
 // album its tracks' sum) from the listens service: one request per answer
 // for all its tracks, then from Redis for a minute.
 func TestCardsCarryStreamCounts(t *testing.T) {
+	t.Parallel()
 	listensURL, asked := listensService(t)
 	e, rdb := setupStreams(t, listensURL)
 
