@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
@@ -78,6 +79,33 @@ type Config struct {
 	// reported position.
 	ProgressEvery time.Duration
 }
+
+// Configuration keys of a standalone relay (`overture cdc`).
+const (
+	KeyDatabaseURL = "DATABASE_URL"
+	KeySlot        = "CDC_SLOT"        // default overture_cdc
+	KeyPublication = "CDC_PUBLICATION" // default overture_cdc
+)
+
+// ReadConfig reads the settings a host takes from its cfg map (DATABASE_URL
+// required; CDC_SLOT and CDC_PUBLICATION optional) from r, recording every
+// problem on r. The host adds the publisher, logger and registry.
+func ReadConfig(r *config.Reader) Config {
+	c := Config{
+		DatabaseURL: r.String(KeyDatabaseURL),
+		Slot:        r.StringOr(KeySlot, ""),
+		Publication: r.StringOr(KeyPublication, ""),
+	}
+	for key, v := range map[string]string{KeySlot: c.Slot, KeyPublication: c.Publication} {
+		if v != "" && !identRE.MatchString(v) {
+			r.Fail(key, "%q: want a lower-case SQL identifier", v)
+		}
+	}
+	return c
+}
+
+// Keys lists the settings ReadConfig reads.
+func Keys() []config.Key { return config.KeysOf(func(r *config.Reader) { ReadConfig(r) }) }
 
 // ErrConfig marks a configuration Run cannot work with (it returns instead of
 // retrying).

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
-	"strings"
 
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/config"
@@ -45,6 +44,19 @@ const (
 // from the embedded platform's defaults (internal/platform).
 func ConfigFromMap(m map[string]string) (Config, error) {
 	r := config.NewReader(m)
+	c := ReadConfig(r)
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("edge: %w", err)
+	}
+	return c, nil
+}
+
+// Keys lists the settings a POP reads.
+func Keys() []config.Key { return config.KeysOf(func(r *config.Reader) { ReadConfig(r) }) }
+
+// ReadConfig reads ConfigFromMap's settings from r, recording every
+// problem on r.
+func ReadConfig(r *config.Reader) Config {
 	c := Config{
 		S3Endpoint:  r.URL("S3_ENDPOINT"),
 		S3AccessKey: r.String("S3_ACCESS_KEY"),
@@ -63,11 +75,7 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 		}
 	}
 	c.MetricsToken = r.Secret(server.KeyMetricsToken).Reveal()
-	if g, err := server.GuardFromConfig(m); err != nil {
-		r.Fail(server.KeyTrustedProxies, "%s", strings.TrimPrefix(err.Error(), server.KeyTrustedProxies+": "))
-	} else {
-		c.TrustedProxies = g.TrustedProxies
-	}
+	c.TrustedProxies = server.ReadGuard(r).TrustedProxies
 	if v := r.StringOr("CDN_TAG_PATTERN", ""); v != "" {
 		re, err := regexp.Compile(v)
 		if err != nil || re.NumSubexp() < 1 {
@@ -82,12 +90,9 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 	}
 	iss := r.StringOr("AUTH_ISSUER", base)
 	if jwks != "" {
-		c.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
+		c.Verifier = (token.VerifierConfig{JWKSURL: jwks, Issuer: iss}).Verifier()
 	}
-	if err := r.Err(); err != nil {
-		return c, fmt.Errorf("edge: %w", err)
-	}
-	return c, nil
+	return c
 }
 
 // StartDev starts the three POPs of `make run` from cfg, each with a disk

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,7 +27,11 @@ func TestPresignedMultipartUpload(t *testing.T) {
 	auth := tokentest.New(t)
 	svc := ing.NewService()
 	svc.Pool, svc.Verifier = b.pool, auth.Verifier()
-	if err := svc.Start(context.Background(), b.cfg); err != nil {
+	// The service's configuration names auth's keys even when a test hands
+	// it a verifier: the settings are checked the same way everywhere.
+	cfg := maps.Clone(b.cfg)
+	cfg["PUBLIC_BASE_URL"] = "http://overture.test"
+	if err := svc.Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	api := httptest.NewServer(svc)

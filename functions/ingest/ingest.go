@@ -17,7 +17,6 @@
 package ingest
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,12 +30,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/catalog"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
 	ing "github.com/overture-music/overture/internal/ingest"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/media"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -55,8 +55,7 @@ var ErrInProgress = errors.New("ingest: another attempt is processing this uploa
 
 // Function is the ingest function.
 type Function struct {
-	// Log may be set before Start.
-	Log *slog.Logger
+	lifecycle.Base
 
 	cfg     ing.Config
 	pool    *postgres.Pool
@@ -78,34 +77,37 @@ type Function struct {
 // New returns the function; Start configures it.
 func New() *Function { return &Function{} }
 
-// Start reads the settings of ingest.ReadConfig plus INGEST_LEASE (how long
-// an attempt's lease lasts between heartbeats, default 1m) and INGEST_TMPDIR,
-// opens and migrates the database (catalog and ingest tables), removes the
-// temporary files of dead processes and makes this process's own directory.
+// Config is the function's settings: ingest.Config's, INGEST_LEASE (how
+// long an attempt's lease lasts between heartbeats, default 1m, at least
+// 1s) and INGEST_TMPDIR (default the system's temporary directory).
+type Config struct {
+	ing.Config
+	Lease  time.Duration
+	TmpDir string
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.Config.Read(r)
+	if c.Lease = r.DurationOr("INGEST_LEASE", time.Minute); c.Lease < time.Second {
+		r.Fail("INGEST_LEASE", "want a duration of at least 1s")
+	}
+	c.TmpDir = r.StringOr("INGEST_TMPDIR", os.TempDir())
+}
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key { return config.KeysFor[Config]() }
+
+// Start reads Config, opens and migrates the database (catalog and ingest
+// tables), removes the temporary files of dead processes and makes this
+// process's own directory, removed again at Stop.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default()
-	}
-	f.Log = f.Log.With("function", Name)
-	c, err := ing.ReadConfig(cfg)
+	c, err := config.Parse[Config](cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", Name, err)
 	}
-	f.cfg = c
-	f.lease = time.Minute
-	if v := cfg["INGEST_LEASE"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second {
-			return fmt.Errorf("%s: INGEST_LEASE: want a duration of at least 1s, not %q", Name, v)
-		}
-		f.lease = d
-	}
-	f.pool, err = postgres.OpenMigrated(ctx, c.DatabaseURL, func(ctx context.Context, p *pgxpool.Pool) error {
-		if err := catalog.Migrate(ctx, p); err != nil {
-			return err
-		}
-		return ing.Migrate(ctx, p)
-	})
+	f.cfg, f.lease = c.Config, c.Lease
+	f.pool, err = f.OpenPool(ctx, c.DatabaseURL, catalog.Migrate, ing.Migrate)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
@@ -113,27 +115,16 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.S3 = c.S3.Client()
 	f.media = media.New(media.Config{MaxDuration: c.MaxDuration, Timeout: c.Timeout})
 	f.sweeper = &ing.Sweeper{Store: f.Store, S3: f.S3, Bucket: c.UploadsBucket}
-	if f.work, f.lock, err = openWorkDir(cmp.Or(cfg["INGEST_TMPDIR"], os.TempDir()), f.Log); err != nil {
-		f.pool.Close()
+	if f.work, f.lock, err = openWorkDir(c.TmpDir, f.Log); err != nil {
 		return err
 	}
+	work, lock := f.work, f.lock
+	f.Hold("work directory", func() error {
+		_ = os.RemoveAll(work)
+		return lock.Close()
+	}, nil)
 	return nil
 }
-
-// Stop releases the pool and removes the process's temporary directory.
-func (f *Function) Stop(context.Context) error {
-	if f.pool != nil {
-		f.pool.Close()
-	}
-	if f.lock != nil {
-		_ = os.RemoveAll(f.work)
-		_ = f.lock.Close()
-	}
-	return nil
-}
-
-// Ready reports whether the database answers.
-func (f *Function) Ready(ctx context.Context) (bool, error) { return f.pool.Ready(ctx) }
 
 // Handle ingests an announced object, or sweeps on a ping.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {

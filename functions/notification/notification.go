@@ -31,9 +31,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/auth"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/ingest"
-	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 	sub "github.com/overture-music/overture/internal/subscription"

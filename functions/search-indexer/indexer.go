@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -35,7 +34,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/lsn"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/search"
@@ -53,10 +54,10 @@ const cdcPrefix = "music.overture.cdc."
 
 // Function is the search indexer.
 type Function struct {
+	lifecycle.Base
 	pool  *postgres.Pool
 	store search.Store
 	cache *hotcache.Cache
-	log   *slog.Logger
 
 	// MaxBatch and Linger bound a batch: at most MaxBatch changes, collected
 	// for at most Linger after the first. Workers batches are applied at once.
@@ -70,7 +71,6 @@ type Function struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
-	stopErr  error
 
 	// Rebuilds after a new CDC snapshot (see rebuildLoop).
 	rebuildCh    chan struct{}
@@ -104,32 +104,47 @@ func New() *Function {
 // it will not help.
 var ErrBadEvent = errors.New("search-indexer: not a valid change event")
 
-// Start opens DATABASE_URL, the search store (SEARCH_BACKEND, SEARCH_DIR,
-// OPENSEARCH_URL, OPENSEARCH_INDEX) and, when REDIS_URL is set, the hot cache
-// it invalidates.
+// Config is the indexer's settings: DATABASE_URL, the search store
+// (backend.Config: SEARCH_BACKEND, SEARCH_DIR, OPENSEARCH_URL,
+// OPENSEARCH_INDEX) and REDIS_URL, the hot cache it invalidates (optional).
+type Config struct {
+	DatabaseURL string
+	Search      backend.Config
+	RedisURL    string
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(postgres.KeyDatabaseURL)
+	c.Search.Read(r)
+	c.RedisURL = r.StringOr("REDIS_URL", "")
+}
+
+// ConfigKeys lists the settings the function reads.
+func (f *Function) ConfigKeys() []config.Key { return config.KeysFor[Config]() }
+
+// Start reads Config, opens the database, the search store and, when
+// REDIS_URL is set, the hot cache, and starts the apply, rebuild and purge
+// loops (stopped by Stop before what they use is released).
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.log == nil {
-		f.log = slog.Default().With("function", Name)
-	}
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	c, err := config.Parse[Config](cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if err := applied.Migrate(ctx, pool.Pool); err != nil {
-		pool.Close()
-		return fmt.Errorf("%s: %w", Name, err)
-	}
-	store, err := backend.Open(ctx, cfg)
+	pool, err := f.OpenPool(ctx, c.DatabaseURL, applied.Migrate)
 	if err != nil {
-		pool.Close()
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if u := cfg["REDIS_URL"]; u != "" {
-		if f.cache, err = hotcache.Open(ctx, u); err != nil {
-			store.Close()
-			pool.Close()
+	store, err := c.Search.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	f.Hold("search store", store.Close, func(ctx context.Context) error { _, err := store.Count(ctx); return err })
+	if c.RedisURL != "" {
+		if f.cache, err = hotcache.Open(ctx, c.RedisURL); err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
+		f.Hold("hot cache", f.cache.Close, nil)
 	}
 	f.pool, f.store = pool, store
 	f.reqs = make(chan *request, 4*f.MaxBatch)
@@ -151,9 +166,9 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	// that found its index in an older format serves nothing until one ran.
 	if r, ok := store.(interface{ NeedsRebuild() bool }); ok && r.NeedsRebuild() {
 		if err := applied.RequestRebuild(ctx, pool.Pool); err != nil {
-			f.log.Error("record the rebuild a stale index needs", "error", err)
+			f.Log.Error("record the rebuild a stale index needs", "error", err)
 		}
-		f.log.Warn("the search index was replaced (older format): rebuilding it from the write model")
+		f.Log.Warn("the search index was replaced (older format): rebuilding it from the write model")
 	}
 	if needed, _, err := applied.RebuildNeeded(ctx, pool.Pool); err == nil && needed {
 		f.requestRebuild()
@@ -180,11 +195,11 @@ func (f *Function) rebuildLoop(ctx context.Context) {
 		needed, snap, err := applied.RebuildNeeded(ctx, f.pool.Pool)
 		if err != nil || !needed {
 			if err != nil && ctx.Err() == nil {
-				f.log.Error("read rebuild request", "error", err)
+				f.Log.Error("read rebuild request", "error", err)
 			}
 			continue
 		}
-		st, err := reindex.Run(ctx, f.pool.Pool, f.store, f.log)
+		st, err := reindex.Run(ctx, f.pool.Pool, f.store, f.Log)
 		if err == nil {
 			err = applied.Rebuilt(ctx, f.pool.Pool, snap)
 		}
@@ -196,11 +211,11 @@ func (f *Function) rebuildLoop(ctx context.Context) {
 			if ctx.Err() == nil {
 				// The request stays recorded: the next start (or snapshot)
 				// tries again.
-				f.log.Error("rebuild after a CDC snapshot failed; run `overture reindex`", "error", err)
+				f.Log.Error("rebuild after a CDC snapshot failed; run `overture reindex`", "error", err)
 			}
 			continue
 		}
-		f.log.Info("rebuilt the read model after a CDC snapshot", "index", st.Index, "documents", st.Live, "duration", st.Duration.String())
+		f.Log.Info("rebuilt the read model after a CDC snapshot", "index", st.Index, "documents", st.Live, "duration", st.Duration.String())
 	}
 }
 
@@ -215,36 +230,17 @@ func (f *Function) requestRebuild() {
 // Stop finishes the batch in progress and releases the store, cache and
 // pool. Changes still queued fail (the broker redelivers them). Calling it
 // again does nothing.
-func (f *Function) Stop(context.Context) error {
-	if f.stop == nil {
-		return nil
+func (f *Function) Stop(ctx context.Context) error {
+	if f.stop != nil {
+		f.stopOnce.Do(func() {
+			close(f.stop)
+			<-f.done
+			f.cancel()
+			<-f.rebuildDone
+			<-f.purgeDone
+		})
 	}
-	f.stopOnce.Do(func() {
-		close(f.stop)
-		<-f.done
-		f.cancel()
-		<-f.rebuildDone
-		<-f.purgeDone
-		var errs []error
-		errs = append(errs, f.store.Close())
-		if f.cache != nil {
-			errs = append(errs, f.cache.Close())
-		}
-		f.pool.Close()
-		f.stopErr = errors.Join(errs...)
-	})
-	return f.stopErr
-}
-
-// Ready reports whether the database answers.
-func (f *Function) Ready(ctx context.Context) (bool, error) {
-	if f.pool == nil {
-		return false, nil
-	}
-	if err := f.pool.Ping(ctx); err != nil {
-		return false, err
-	}
-	return true, nil
+	return f.Base.Stop(ctx)
 }
 
 // Handle applies one change event; it returns once the change is searchable
@@ -351,7 +347,7 @@ func (f *Function) loop(ctx context.Context) {
 		}
 		err := f.Apply(ctx, changes)
 		if err != nil {
-			f.log.Error("apply changes", "changes", len(batch), "error", err)
+			f.Log.Error("apply changes", "changes", len(batch), "error", err)
 		}
 		for _, r := range batch {
 			r.result <- err
@@ -392,7 +388,7 @@ func (f *Function) Apply(ctx context.Context, changes []change) error {
 				return err
 			}
 			if isNew {
-				f.log.Warn("a new CDC snapshot started: the read model will be rebuilt", "snapshot_lsn", c.version)
+				f.Log.Warn("a new CDC snapshot started: the read model will be rebuilt", "snapshot_lsn", c.version)
 				f.requestRebuild()
 			}
 		}

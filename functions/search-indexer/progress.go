@@ -103,9 +103,9 @@ func (f *Function) skip(ctx context.Context, e event.Event, cause error) {
 	if err != nil || i < 0 {
 		return
 	}
-	f.log.Error("change event cannot be applied; counted as done for read-your-writes", "id", e.ID(), "type", e.Type(), "error", cause)
+	f.Log.Error("change event cannot be applied; counted as done for read-your-writes", "id", e.ID(), "type", e.Type(), "error", cause)
 	if err := f.applied(ctx, []applied.Change{{CommitLSN: v, Index: i}}); err != nil {
-		f.log.Warn("record a skipped change", "id", e.ID(), "error", err)
+		f.Log.Warn("record a skipped change", "id", e.ID(), "error", err)
 	}
 }
 
@@ -115,7 +115,7 @@ func (f *Function) truncated(ctx context.Context, c change) error {
 	if err := applied.RequestRebuild(ctx, f.pool.Pool); err != nil {
 		return err
 	}
-	f.log.Warn("a catalog table was truncated: rebuilding the read model", "table", c.table, "commit_lsn", c.version)
+	f.Log.Warn("a catalog table was truncated: rebuilding the read model", "table", c.table, "commit_lsn", c.version)
 	f.requestRebuild()
 	return nil
 }
@@ -157,9 +157,9 @@ func (f *Function) purgeLoop(ctx context.Context) {
 		if prev > 0 {
 			n, err := f.store.PurgeTombstones(ctx, prev)
 			if err != nil && ctx.Err() == nil {
-				f.log.Warn("purge tombstones (retried next time)", "below", prev, "error", err)
+				f.Log.Warn("purge tombstones (retried next time)", "below", prev, "error", err)
 			} else if n > 0 {
-				f.log.Info("purged tombstones", "below", prev, "purged", n)
+				f.Log.Info("purged tombstones", "below", prev, "purged", n)
 			}
 		}
 		w, err := applied.Load(ctx, f.pool.Pool)
@@ -186,7 +186,7 @@ func (f *Function) waitVisible(ctx context.Context, changes []change) error {
 	xids = slices.Compact(xids)
 	err := writemodel.WaitVisible(ctx, f.pool, xids, 2*time.Second)
 	if errors.Is(err, writemodel.ErrNotVisible) {
-		f.log.Warn("committed transactions are not visible yet; the batch is retried", "error", err)
+		f.Log.Warn("committed transactions are not visible yet; the batch is retried", "error", err)
 	}
 	return err
 }

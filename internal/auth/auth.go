@@ -13,23 +13,22 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/inbox"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/server"
-	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -47,9 +46,9 @@ const MaxAccessTTL = 15 * time.Minute
 
 // Service is the auth HTTP service (server.Service).
 type Service struct {
-	// Log receives structured logs; secrets are never logged. Defaults to
-	// JSON on stderr.
-	Log *slog.Logger
+	// Base holds the host's logger (secrets are never logged), the pool and
+	// the Redis client.
+	lifecycle.Base
 	// Argon2 are the password hashing parameters (DefaultArgon2 when zero).
 	Argon2 Argon2Params
 	// HTTPClient talks to external providers (http.DefaultClient when nil).
@@ -71,6 +70,14 @@ type Service struct {
 }
 
 type settings struct {
+	databaseURL  string
+	redis        *redis.Options
+	rotate       time.Duration // AUTH_KEY_ROTATE
+	refreshTTL   time.Duration // AUTH_REFRESH_TTL
+	grace        time.Duration // AUTH_REFRESH_GRACE
+	reuse        time.Duration // AUTH_REFRESH_REUSE_WINDOW
+	seedKey      []byte        // AUTH_KEY_ENCRYPTION_KEY
+	oldSeedKeys  [][]byte      // AUTH_KEY_ENCRYPTION_OLD_KEYS
 	baseURL      string
 	issuer       string
 	accessTTL    time.Duration
@@ -161,86 +168,43 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serv
 // AUTH_KEY_ENCRYPTION_OLD_KEYS (see seal.go) and the provider keys (see
 // providers.go).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv())
-	}
-	s.Log = s.Log.With("service", Name)
 	if s.Argon2 == (Argon2Params{}) {
 		s.Argon2 = DefaultArgon2
 	}
-	st, err := parseSettings(cfg)
-	if err != nil {
-		return err
+	r := config.NewReader(cfg)
+	var st settings
+	st.Read(r)
+	provs := configureProviders(r, st.baseURL, s.HTTPClient)
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("auth: %w", err)
 	}
-	s.cfg = st
-	pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+	s.cfg, s.provs = st, provs
+	seeds, err := NewSeedCipher(st.seedKey, st.oldSeedKeys...)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	pool, err := s.OpenPool(ctx, st.databaseURL, func(ctx context.Context, p *pgxpool.Pool) error {
+		return Migrate(ctx, &postgres.Pool{Pool: p})
+	})
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
 	s.pool = pool
-	if err := Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return err
-	}
-	if cfg["REDIS_URL"] == "" {
-		pool.Close()
-		return errors.New("auth: REDIS_URL is not set")
-	}
-	opt, err := redis.ParseURL(cfg["REDIS_URL"])
-	if err != nil {
-		pool.Close()
-		return fmt.Errorf("auth: parse REDIS_URL: %w", err)
-	}
-	// Fail fast when Redis is down: a login should answer 503 in
-	// milliseconds, not after go-redis's default 5 dial attempts × retries.
-	opt.DialerRetries = 2
-	if !strings.Contains(cfg["REDIS_URL"], "max_retries") {
-		opt.MaxRetries = 1
-	}
-	s.rdb = redis.NewClient(opt)
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		s.closeClients()
+	s.rdb = redis.NewClient(st.redis)
+	rdb := s.rdb
+	s.Hold("redis", rdb.Close, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("auth: redis ping: %w", err)
 	}
-	rotate, err := durationOr(cfg, "AUTH_KEY_ROTATE", 24*time.Hour)
-	if err != nil {
-		s.closeClients()
-		return err
-	}
-	seeds, err := SeedCipherFromConfig(cfg)
-	if err != nil {
-		s.closeClients()
-		return fmt.Errorf("auth: %w", err)
-	}
+	rotate, refreshTTL, grace, reuse := st.rotate, st.refreshTTL, st.grace, st.reuse
 	s.keys = &Keyring{Pool: pool.Pool, Seeds: seeds, RotateEvery: rotate, TokenTTL: st.accessTTL}
 	if err := s.keys.Ensure(ctx); err != nil {
-		s.closeClients()
 		return fmt.Errorf("auth: signing keys: %w", err)
-	}
-	refreshTTL, err := durationOr(cfg, "AUTH_REFRESH_TTL", 30*24*time.Hour)
-	if err != nil {
-		s.closeClients()
-		return err
-	}
-	grace, err := durationOr(cfg, "AUTH_REFRESH_GRACE", 10*time.Second)
-	if err != nil {
-		s.closeClients()
-		return err
-	}
-	reuse, err := durationOr(cfg, "AUTH_REFRESH_REUSE_WINDOW", 24*time.Hour)
-	if err != nil {
-		s.closeClients()
-		return err
 	}
 	s.sessions = &Sessions{Redis: s.rdb, TTL: refreshTTL, Grace: grace, ReuseWindow: reuse}
 	s.limiter = Limiter{Redis: s.rdb}
 	s.verifier = &token.Verifier{Keys: s.keys, Issuer: st.issuer, Audience: Audience}
-	if s.provs, err = configureProviders(cfg, st.baseURL, s.HTTPClient); err != nil {
-		s.closeClients()
-		return err
-	}
 	if s.dummy, err = HashPassword("not a password", s.Argon2); err != nil {
-		s.closeClients()
 		return err
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -290,31 +254,17 @@ func (s *Service) Stop(ctx context.Context) error {
 		}
 	}
 	s.Settle()
-	s.closeClients()
-	return nil
+	return s.Base.Stop(ctx)
 }
 
-func (s *Service) closeClients() {
-	if s.rdb != nil {
-		_ = s.rdb.Close()
-	}
-	if s.pool != nil {
-		s.pool.Close()
-	}
-}
-
-// Ready reports whether PostgreSQL and Redis answer.
-func (s *Service) Ready(ctx context.Context) (bool, error) {
-	if s.pool == nil || s.rdb == nil {
-		return false, nil
-	}
-	if err := s.pool.Ping(ctx); err != nil {
-		return false, err
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return false, err
-	}
-	return true, nil
+// ConfigKeys lists the settings the service reads (the providers' only
+// when their client id is set).
+func (s *Service) ConfigKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) {
+		var st settings
+		st.Read(r)
+		configureProviders(r, "", nil)
+	})
 }
 
 // Keys exposes the keyring (tests, the admin CLI, benchmarks).
@@ -326,37 +276,40 @@ func (s *Service) Verifier() *token.Verifier { return s.verifier }
 // Issuer is the iss of this service's tokens.
 func (s *Service) Issuer() string { return s.cfg.issuer }
 
-func parseSettings(cfg map[string]string) (settings, error) {
-	var st settings
-	st.baseURL = strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/")
-	if st.baseURL == "" {
-		return st, errors.New("auth: PUBLIC_BASE_URL is not set")
+// Read fills st from r; every problem is recorded on r.
+func (st *settings) Read(r *config.Reader) {
+	st.databaseURL = r.String(postgres.KeyDatabaseURL)
+	if u := r.Secret("REDIS_URL"); !u.IsZero() { // may carry a password
+		opt, err := redis.ParseURL(u.Reveal())
+		if err != nil {
+			r.Fail("REDIS_URL", "not a redis:// URL")
+		} else {
+			// Fail fast when Redis is down: a login should answer 503 in
+			// milliseconds, not after go-redis's default 5 dial attempts × retries.
+			opt.DialerRetries = 2
+			if !strings.Contains(u.Reveal(), "max_retries") {
+				opt.MaxRetries = 1
+			}
+			st.redis = opt
+		}
 	}
-	st.issuer = cfg["AUTH_ISSUER"]
-	if st.issuer == "" {
-		st.issuer = st.baseURL
-	}
+	st.seedKey, st.oldSeedKeys = readSeedKeys(r)
+	st.baseURL = r.URL("PUBLIC_BASE_URL")
+	st.issuer = r.StringOr("AUTH_ISSUER", st.baseURL)
 	st.secureCookie = strings.HasPrefix(st.baseURL, "https://")
 	// Where the emailed reset link points: by default the API itself (a
 	// client POSTs the token from it to /v1/auth/password/reset); a web app
 	// with a "choose a new password" page sets AUTH_RESET_LINK to its own URL.
-	st.resetLink = cfg["AUTH_RESET_LINK"]
-	if st.resetLink == "" {
-		st.resetLink = st.baseURL + "/v1/auth/password/reset?token="
+	st.resetLink = r.StringOr("AUTH_RESET_LINK", st.baseURL+"/v1/auth/password/reset?token=")
+	if st.accessTTL = r.DurationOr("AUTH_ACCESS_TTL", MaxAccessTTL); st.accessTTL > MaxAccessTTL {
+		r.Fail("AUTH_ACCESS_TTL", "must be in (0, %s]", MaxAccessTTL)
 	}
-	var err error
-	if st.accessTTL, err = durationOr(cfg, "AUTH_ACCESS_TTL", MaxAccessTTL); err != nil {
-		return st, err
-	}
-	if st.accessTTL <= 0 || st.accessTTL > MaxAccessTTL {
-		return st, fmt.Errorf("auth: AUTH_ACCESS_TTL must be in (0, %s]", MaxAccessTTL)
-	}
-	if st.confirmTTL, err = durationOr(cfg, "AUTH_CONFIRM_TTL", 48*time.Hour); err != nil {
-		return st, err
-	}
-	if st.resetTTL, err = durationOr(cfg, "AUTH_RESET_TTL", time.Hour); err != nil {
-		return st, err
-	}
+	st.confirmTTL = r.DurationOr("AUTH_CONFIRM_TTL", 48*time.Hour)
+	st.resetTTL = r.DurationOr("AUTH_RESET_TTL", time.Hour)
+	st.rotate = r.DurationOr("AUTH_KEY_ROTATE", 24*time.Hour)
+	st.refreshTTL = r.DurationOr("AUTH_REFRESH_TTL", 30*24*time.Hour)
+	st.grace = r.DurationOr("AUTH_REFRESH_GRACE", 10*time.Second)
+	st.reuse = r.DurationOr("AUTH_REFRESH_REUSE_WINDOW", 24*time.Hour)
 	for _, l := range []struct {
 		dst  *Limit
 		name string
@@ -368,17 +321,12 @@ func parseSettings(cfg map[string]string) (settings, error) {
 		{&st.refreshAcct, "refresh-account", "AUTH_REFRESH_LIMIT_ACCOUNT", "60/1m"},
 		{&st.refreshIP, "refresh-ip", "AUTH_REFRESH_LIMIT_IP", "300/1m"},
 	} {
-		v := cfg[l.key]
-		if v == "" {
-			v = l.def
-		}
-		lim, err := parseLimit(l.name, v)
+		lim, err := parseLimit(l.name, r.StringOr(l.key, l.def))
 		if err != nil {
-			return st, fmt.Errorf("auth: %s: %w", l.key, err)
+			r.Fail(l.key, "%w", err)
 		}
 		*l.dst = lim
 	}
-	return st, nil
 }
 
 func parseLimit(name, v string) (Limit, error) {
@@ -395,16 +343,4 @@ func parseLimit(name, v string) (Limit, error) {
 		return Limit{}, fmt.Errorf("%q: bad window", v)
 	}
 	return Limit{Name: name, Max: max, Window: win}, nil
-}
-
-func durationOr(cfg map[string]string, key string, def time.Duration) (time.Duration, error) {
-	v := cfg[key]
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("auth: %s: %w", key, err)
-	}
-	return d, nil
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/overture-music/overture/internal/config"
 )
 
 // External identity providers. Each differs in a way that matters:
@@ -101,53 +103,46 @@ func providerNames(m map[string]provider) []string {
 // /v1/auth/oauth/<name>/callback); GOOGLE_ISSUER / LOCAL_OIDC_ISSUER;
 // YANDEX_AUTH_URL, YANDEX_TOKEN_URL, YANDEX_INFO_URL; VK_AUTH_URL,
 // VK_TOKEN_URL, VK_USERINFO_URL.
-func configureProviders(cfg map[string]string, base string, client *http.Client) (map[string]provider, error) {
+func configureProviders(r *config.Reader, base string, client *http.Client) map[string]provider {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
 	redirect := func(prefix, name string) string {
-		if v := cfg[prefix+"_REDIRECT_URL"]; v != "" {
-			return v
-		}
-		return base + "/v1/auth/oauth/" + name + "/callback"
+		return r.URLOr(prefix+"_REDIRECT_URL", base+"/v1/auth/oauth/"+name+"/callback")
 	}
-	or := func(k, def string) string {
-		if v := cfg[k]; v != "" {
-			return v
-		}
-		return def
-	}
+	or := r.StringOr
+	secret := func(k string) string { return r.SecretOptional(k).Reveal() }
 	ps := map[string]provider{}
-	if id := cfg["GOOGLE_CLIENT_ID"]; id != "" {
+	if id := or("GOOGLE_CLIENT_ID", ""); id != "" {
 		ps["google"] = &oidcProvider{name: "google", issuer: or("GOOGLE_ISSUER", "https://accounts.google.com"),
-			clientID: id, secret: cfg["GOOGLE_CLIENT_SECRET"], redirect: redirect("GOOGLE", "google"), client: client}
+			clientID: id, secret: secret("GOOGLE_CLIENT_SECRET"), redirect: redirect("GOOGLE", "google"), client: client}
 	}
-	if iss := cfg["LOCAL_OIDC_ISSUER"]; iss != "" {
+	if iss := or("LOCAL_OIDC_ISSUER", ""); iss != "" {
 		ps["local"] = &oidcProvider{name: "local", issuer: iss, clientID: or("LOCAL_OIDC_CLIENT_ID", "overture-local"),
-			secret: cfg["LOCAL_OIDC_CLIENT_SECRET"], redirect: redirect("LOCAL_OIDC", "local"), client: client}
+			secret: secret("LOCAL_OIDC_CLIENT_SECRET"), redirect: redirect("LOCAL_OIDC", "local"), client: client}
 	}
-	if id := cfg["YANDEX_CLIENT_ID"]; id != "" {
+	if id := or("YANDEX_CLIENT_ID", ""); id != "" {
 		ps["yandex"] = &yandexProvider{client: client, infoURL: or("YANDEX_INFO_URL", "https://login.yandex.ru/info"),
-			conf: oauth2.Config{ClientID: id, ClientSecret: cfg["YANDEX_CLIENT_SECRET"], RedirectURL: redirect("YANDEX", "yandex"),
+			conf: oauth2.Config{ClientID: id, ClientSecret: secret("YANDEX_CLIENT_SECRET"), RedirectURL: redirect("YANDEX", "yandex"),
 				Scopes: []string{"login:email", "login:info"},
 				Endpoint: oauth2.Endpoint{AuthURL: or("YANDEX_AUTH_URL", "https://oauth.yandex.ru/authorize"),
 					TokenURL: or("YANDEX_TOKEN_URL", "https://oauth.yandex.ru/token"), AuthStyle: oauth2.AuthStyleInParams}}}
 	}
-	if id := cfg["VK_CLIENT_ID"]; id != "" {
+	if id := or("VK_CLIENT_ID", ""); id != "" {
 		ps["vk"] = &vkProvider{client: client, userInfoURL: or("VK_USERINFO_URL", "https://id.vk.com/oauth2/user_info"),
-			conf: oauth2.Config{ClientID: id, ClientSecret: cfg["VK_CLIENT_SECRET"], RedirectURL: redirect("VK", "vk"),
+			conf: oauth2.Config{ClientID: id, ClientSecret: secret("VK_CLIENT_SECRET"), RedirectURL: redirect("VK", "vk"),
 				Scopes: []string{"email"},
 				Endpoint: oauth2.Endpoint{AuthURL: or("VK_AUTH_URL", "https://id.vk.com/authorize"),
 					TokenURL: or("VK_TOKEN_URL", "https://id.vk.com/oauth2/auth"), AuthStyle: oauth2.AuthStyleInParams}}}
 	}
 	for name, p := range ps {
 		if o, ok := p.(*oidcProvider); ok {
-			if _, err := url.Parse(o.issuer); err != nil {
-				return nil, fmt.Errorf("auth: provider %s issuer: %w", name, err)
+			if u, err := url.Parse(o.issuer); err != nil || u.Host == "" {
+				r.Fail(map[string]string{"google": "GOOGLE_ISSUER", "local": "LOCAL_OIDC_ISSUER"}[name], "%q is not an issuer URL", o.issuer)
 			}
 		}
 	}
-	return ps, nil
+	return ps
 }
 
 // oidcProvider is Google or any OIDC issuer (the local IdP). Discovery is

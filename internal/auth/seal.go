@@ -68,8 +68,17 @@ func NewSeedCipher(current []byte, old ...[]byte) (*SeedCipher, error) {
 // AUTH_KEY_ENCRYPTION_OLD_KEYS; errors name the key, never a value.
 func SeedCipherFromConfig(cfg map[string]string) (*SeedCipher, error) {
 	r := config.NewReader(cfg)
-	current := r.Key32(KeyKeyEncryption)
-	var old [][]byte
+	current, old := readSeedKeys(r)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	return NewSeedCipher(current, old...)
+}
+
+// readSeedKeys reads the current and old seed keys from r, recording every
+// problem on r.
+func readSeedKeys(r *config.Reader) (current []byte, old [][]byte) {
+	current = r.Key32(KeyKeyEncryption)
 	for i, v := range strings.Split(r.SecretOptional(KeyKeyEncryptionOld).Reveal(), ",") {
 		if v = strings.TrimSpace(v); v == "" {
 			continue
@@ -81,10 +90,7 @@ func SeedCipherFromConfig(cfg map[string]string) (*SeedCipher, error) {
 		}
 		old = append(old, k)
 	}
-	if err := r.Err(); err != nil {
-		return nil, err
-	}
-	return NewSeedCipher(current, old...)
+	return current, old
 }
 
 // sealKeyID names a key without revealing it: the first 8 bytes of a

@@ -19,13 +19,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
@@ -44,13 +44,12 @@ const HeaderConsistencyToken = "X-Consistency-Token"
 
 // Service is the admin write API. Create it with New and Start it.
 type Service struct {
-	// Pool and Verifier may be set before Start (tests, the platform); Start
-	// fills in what is missing from its configuration.
+	lifecycle.Base
+	// Pool and Verifier may be set before Start (tests); Start fills in
+	// what is missing from its configuration.
 	Pool     *pgxpool.Pool
 	Verifier *token.Verifier
-	Log      *slog.Logger
 
-	owned   *postgres.Pool
 	once    sync.Once
 	handler http.Handler
 }
@@ -80,51 +79,48 @@ var routes = []server.Route{
 // Routes implements server.Service.
 func (s *Service) Routes() []server.Route { return append([]server.Route(nil), routes...) }
 
-// Start connects to DATABASE_URL, migrates the catalog and outbox tables and
-// sets up token verification: AUTH_JWKS_URL (default
-// PUBLIC_BASE_URL/.well-known/jwks.json), AUTH_ISSUER (default
-// PUBLIC_BASE_URL), audience "overture"; the admin role is required.
+// Config is the service's settings: DATABASE_URL and the token settings
+// (AUTH_JWKS_URL, default PUBLIC_BASE_URL/.well-known/jwks.json;
+// AUTH_ISSUER, default PUBLIC_BASE_URL).
+type Config struct {
+	DatabaseURL string
+	Token       token.VerifierConfig
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(postgres.KeyDatabaseURL)
+	c.Token = token.ReadVerifierConfig(r)
+}
+
+// ConfigKeys lists the settings the service reads.
+func (s *Service) ConfigKeys() []config.Key { return config.KeysFor[Config]() }
+
+// Start reads Config, migrates the catalog and outbox tables and sets up
+// token verification (audience "overture"; the admin role is required).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = slog.Default()
+	c, err := config.Parse[Config](cfg)
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
 	}
-	s.Log = s.Log.With("service", Name)
 	if s.Pool == nil {
-		p, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+		p, err := s.OpenPool(ctx, c.DatabaseURL, outbox.Migrate, Migrate)
 		if err != nil {
 			return fmt.Errorf("catalog: %w", err)
 		}
-		s.owned, s.Pool = p, p.Pool
-	}
-	if err := outbox.Migrate(ctx, s.Pool); err != nil {
-		return fmt.Errorf("catalog: %w", err)
-	}
-	if err := Migrate(ctx, s.Pool); err != nil {
-		return fmt.Errorf("catalog: %w", err)
+		s.Pool = p.Pool
+	} else {
+		if err := outbox.Migrate(ctx, s.Pool); err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+		if err := Migrate(ctx, s.Pool); err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
 	}
 	if s.Verifier == nil {
-		base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/")
-		jwks, iss := cfg["AUTH_JWKS_URL"], cfg["AUTH_ISSUER"]
-		if jwks == "" && base != "" {
-			jwks = base + "/.well-known/jwks.json"
-		}
-		if iss == "" {
-			iss = base
-		}
-		if jwks == "" || iss == "" {
-			return errors.New("catalog: AUTH_JWKS_URL and AUTH_ISSUER (or PUBLIC_BASE_URL) are required to verify admins")
-		}
-		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
+		s.Verifier = c.Token.Verifier()
 	}
 	s.build()
-	return nil
-}
-
-// Stop releases the pool the service opened.
-func (s *Service) Stop(context.Context) error {
-	if s.owned != nil {
-		s.owned.Close()
-	}
 	return nil
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/cdc"
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/telemetry"
@@ -25,27 +25,25 @@ func runCDC(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	cfg := function.Config()
-	if cfg["DATABASE_URL"] == "" || cfg["K_SINK"] == "" {
-		return errors.New("overture cdc: DATABASE_URL and K_SINK are required")
+	r := config.NewReader(cfg)
+	c := cdc.ReadConfig(r)
+	r.URL("K_SINK") // where NewSinkPublisher posts: checked here
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("overture cdc: %w", err)
 	}
 	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("component", "cdc")
 	reg := prometheus.NewRegistry()
-	if addr := cfg["LISTEN_ADDRESS"]; addr != "" {
+	if addr := r.StringOr("LISTEN_ADDRESS", ""); addr != "" {
 		mux := http.NewServeMux()
 		server.Health(mux, nil)
-		server.Metrics(mux, reg, cfg[server.KeyMetricsToken])
+		server.Metrics(mux, reg, r.SecretOptional(server.KeyMetricsToken).Reveal())
 		go func() {
 			if err := server.Listen(ctx, addr, mux, log, nil); err != nil {
 				log.Error("cdc health server", "error", err)
 			}
 		}()
 	}
-	return cdc.Run(ctx, cdc.Config{
-		DatabaseURL: cfg["DATABASE_URL"],
-		Slot:        cfg["CDC_SLOT"],
-		Publication: cfg["CDC_PUBLICATION"],
-		Publisher:   function.NewSinkPublisher(cfg), // K_SINK, with the token of OVERTURE_IDENTITY_TOKEN_FILE
-		Log:         log,
-		Registerer:  reg,
-	})
+	c.Publisher = function.NewSinkPublisher(cfg) // K_SINK, with the token of OVERTURE_IDENTITY_TOKEN_FILE
+	c.Log, c.Registerer = log, reg
+	return cdc.Run(ctx, c)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"path"
 	"strconv"
@@ -22,7 +21,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/token"
@@ -39,13 +39,12 @@ const PresignTTL = time.Hour
 // completing the upload makes versitygw notify the S3 event source, and
 // ingestion takes it from there. GET shows each upload's state.
 type Service struct {
-	// Pool, Verifier and Log may be set before Start (tests).
+	lifecycle.Base
+	// Pool and Verifier may be set before Start (tests).
 	Pool     *pgxpool.Pool
 	Verifier *token.Verifier
-	Log      *slog.Logger
 
 	cfg     Config
-	owned   *postgres.Pool
 	store   *Store
 	s3      *s3.Client
 	presign *s3.PresignClient
@@ -69,59 +68,52 @@ var apiRoutes = []server.Route{
 // Routes implements server.Service.
 func (s *Service) Routes() []server.Route { return append([]server.Route(nil), apiRoutes...) }
 
-// Start reads ReadConfig's settings and the token settings the catalog
-// admin API reads (AUTH_JWKS_URL, AUTH_ISSUER or PUBLIC_BASE_URL);
-// S3_PUBLIC_ENDPOINT (default S3_ENDPOINT) is the endpoint presigned URLs
-// name, the one clients reach.
+// APIConfig is the admin API's settings: the ingestion settings (Config),
+// the token settings (token.ReadVerifierConfig) and S3_PUBLIC_ENDPOINT
+// (default S3_ENDPOINT), the endpoint presigned URLs name, the one clients
+// reach.
+type APIConfig struct {
+	Config
+	Token          token.VerifierConfig
+	PublicEndpoint string
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *APIConfig) Read(r *config.Reader) {
+	c.Config.Read(r)
+	c.Token = token.ReadVerifierConfig(r)
+	c.PublicEndpoint = r.URLOr("S3_PUBLIC_ENDPOINT", c.S3.Endpoint)
+}
+
+// ConfigKeys lists the settings the service reads.
+func (s *Service) ConfigKeys() []config.Key { return config.KeysFor[APIConfig]() }
+
+// Start reads APIConfig and opens and migrates the database (unless a test
+// set Pool).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = slog.Default()
-	}
-	s.Log = s.Log.With("service", Name)
-	c, err := ReadConfig(cfg)
+	c, err := config.Parse[APIConfig](cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", Name, err)
 	}
-	s.cfg = c
+	s.cfg = c.Config
 	if s.Pool == nil {
-		p, err := postgres.OpenMigrated(ctx, c.DatabaseURL, Migrate)
+		p, err := s.OpenPool(ctx, c.DatabaseURL, Migrate)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.owned, s.Pool = p, p.Pool
+		s.Pool = p.Pool
 	} else if err := Migrate(ctx, s.Pool); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	s.store = &Store{Pool: s.Pool}
 	s.s3 = c.S3.Client()
 	pub := c.S3
-	if v := strings.TrimSpace(cfg["S3_PUBLIC_ENDPOINT"]); v != "" {
-		pub.Endpoint = v
-	}
+	pub.Endpoint = c.PublicEndpoint
 	s.presign = s3.NewPresignClient(pub.Client())
 	if s.Verifier == nil {
-		base := strings.TrimRight(cfg["PUBLIC_BASE_URL"], "/")
-		jwks, iss := cfg["AUTH_JWKS_URL"], cfg["AUTH_ISSUER"]
-		if jwks == "" && base != "" {
-			jwks = base + "/.well-known/jwks.json"
-		}
-		if iss == "" {
-			iss = base
-		}
-		if jwks == "" || iss == "" {
-			return errors.New(Name + ": AUTH_JWKS_URL and AUTH_ISSUER (or PUBLIC_BASE_URL) are required to verify admins")
-		}
-		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
+		s.Verifier = c.Token.Verifier()
 	}
 	s.build()
-	return nil
-}
-
-// Stop releases the pool the service opened.
-func (s *Service) Stop(context.Context) error {
-	if s.owned != nil {
-		s.owned.Close()
-	}
 	return nil
 }
 

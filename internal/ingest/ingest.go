@@ -76,12 +76,21 @@ type S3Config struct {
 	SecretKey        config.Secret
 }
 
-// ReadConfig reads DATABASE_URL, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,
-// S3_REGION, INGEST_BUCKET, CDN_BUCKET, INGEST_AUTO_PUBLISH, INGEST_TIMEOUT,
-// INGEST_MAX_DURATION, INGEST_MAX_BYTES and INGEST_PART_SIZE.
+// ReadConfig reads Config from cfg (see Config.Read).
 func ReadConfig(cfg map[string]string) (Config, error) {
-	r := config.NewReader(cfg)
-	c := Config{
+	c, err := config.Parse[Config](cfg)
+	if err != nil {
+		return c, fmt.Errorf("ingest: %w", err)
+	}
+	return c, nil
+}
+
+// Read reads DATABASE_URL, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,
+// S3_REGION, INGEST_BUCKET, CDN_BUCKET, INGEST_AUTO_PUBLISH, INGEST_TIMEOUT,
+// INGEST_MAX_DURATION, INGEST_MAX_BYTES and INGEST_PART_SIZE from r,
+// recording every problem on r.
+func (c *Config) Read(r *config.Reader) {
+	*c = Config{
 		DatabaseURL: r.String("DATABASE_URL"),
 		S3: S3Config{
 			Endpoint:  r.URL("S3_ENDPOINT"),
@@ -106,13 +115,6 @@ func ReadConfig(cfg map[string]string) (Config, error) {
 	if c.PartSize < 5<<20 {
 		r.Fail("INGEST_PART_SIZE", "must be at least 5 MiB (S3's smallest part), not %d", c.PartSize)
 	}
-	if c.Timeout <= 0 {
-		r.Fail("INGEST_TIMEOUT", "must be positive")
-	}
-	if err := r.Err(); err != nil {
-		return c, fmt.Errorf("ingest: %w", err)
-	}
-	return c, nil
 }
 
 // Client returns an S3 client for c (path-style, as versitygw and the CDN

@@ -31,6 +31,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/lsn"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
@@ -46,6 +47,7 @@ const Name = "query"
 
 // Service is the query API.
 type Service struct {
+	lifecycle.Base
 	store search.Store
 	pool  *postgres.Pool
 	cache *hotcache.Cache
@@ -108,10 +110,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	}
 	s.store, s.owned = store, true
 	if u := cfg["DATABASE_URL"]; u != "" {
-		if s.pool, err = postgres.Open(ctx, u); err != nil {
-			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
-		}
-		if err := applied.Migrate(ctx, s.pool.Pool); err != nil {
+		if s.pool, err = s.OpenPool(ctx, u, applied.Migrate); err != nil {
 			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
 		}
 	}
@@ -127,7 +126,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 }
 
 // Stop releases what Start opened.
-func (s *Service) Stop(context.Context) error {
+func (s *Service) Stop(ctx context.Context) error {
 	if !s.owned {
 		return nil
 	}
@@ -141,10 +140,8 @@ func (s *Service) Stop(context.Context) error {
 	if s.Streams != nil && s.Streams.Redis != nil {
 		errs = append(errs, s.Streams.Redis.Close())
 	}
-	if s.pool != nil {
-		s.pool.Close()
-	}
-	return errors.Join(errs...)
+	s.owned = false
+	return errors.Join(append(errs, s.Base.Stop(ctx))...)
 }
 
 // Ready reports whether the read model answers.

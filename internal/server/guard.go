@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/problem"
 )
 
@@ -56,8 +56,15 @@ type Guard struct {
 
 // GuardFromConfig reads TRUSTED_PROXIES from cfg.
 func GuardFromConfig(cfg map[string]string) (Guard, error) {
+	r := config.NewReader(cfg)
+	g := ReadGuard(r)
+	return g, r.Err()
+}
+
+// ReadGuard reads TRUSTED_PROXIES from r, recording a bad entry on r.
+func ReadGuard(r *config.Reader) Guard {
 	var g Guard
-	for _, s := range strings.Split(cfg[KeyTrustedProxies], ",") {
+	for _, s := range strings.Split(r.StringOr(KeyTrustedProxies, ""), ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
 			continue
@@ -66,13 +73,14 @@ func GuardFromConfig(cfg map[string]string) (Guard, error) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return g, fmt.Errorf("%s: %q is not a CIDR or an address", KeyTrustedProxies, s)
+				r.Fail(KeyTrustedProxies, "%q is not a CIDR or an address", s)
+				continue
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		g.TrustedProxies = append(g.TrustedProxies, p.Masked())
 	}
-	return g, nil
+	return g
 }
 
 // NewHTTPServer returns the http.Server every Overture HTTP server runs: h

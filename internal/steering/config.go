@@ -39,8 +39,18 @@ const (
 // service at start, naming the key. `make run`'s values (three loopback POPs,
 // a development signing key) are the embedded platform's defaults.
 func ConfigFromMap(m map[string]string) (Config, error) {
-	var c Config
 	r := config.NewReader(m)
+	c := ReadConfig(r)
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("steering: %w", err)
+	}
+	return c, nil
+}
+
+// ReadConfig reads ConfigFromMap's settings from r, recording every problem
+// on r.
+func ReadConfig(r *config.Reader) Config {
+	var c Config
 	if pops := r.String(KeyPOPs); pops != "" {
 		var err error
 		if c.POPs, err = ParsePOPs(pops); err != nil {
@@ -78,20 +88,8 @@ func ConfigFromMap(m map[string]string) (Config, error) {
 	c.KeyPrefix = r.StringOr("CDN_KEY_PREFIX", "") // default "tracks/"
 	c.URLTTL = r.DurationOr("CDN_URL_TTL", 0)
 	c.MinDwell = r.DurationOr("CDN_MIN_DWELL", 0)
-	base := r.URLOr("PUBLIC_BASE_URL", "")
-	jwks := r.URLOr("AUTH_JWKS_URL", "")
-	if jwks == "" && base != "" {
-		jwks = base + "/.well-known/jwks.json"
-	}
-	iss := r.StringOr("AUTH_ISSUER", base)
-	if jwks == "" && r.Err() == nil {
-		r.Fail("AUTH_JWKS_URL", "or PUBLIC_BASE_URL is required to verify listeners")
-	}
-	if err := r.Err(); err != nil {
-		return c, fmt.Errorf("steering: %w", err)
-	}
-	c.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: jwks}, Issuer: iss, Audience: "overture"}
-	return c, nil
+	c.Verifier = token.ReadVerifierConfig(r).Verifier()
+	return c
 }
 
 // AdminConfig reads what a function that drives the POPs' admin API needs

@@ -24,10 +24,11 @@ import (
 	"time"
 
 	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
-	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/token"
 )
 
@@ -146,6 +147,7 @@ func positiveOr[T int | float64 | time.Duration](v *T, def T) {
 
 // Service is the steering service (server.Service "steering").
 type Service struct {
+	lifecycle.Base
 	cfg    Config
 	log    *slog.Logger
 	client *http.Client
@@ -155,8 +157,6 @@ type Service struct {
 	pops    []*popState
 	choices map[string]*choice
 	polled  bool
-
-	pool *postgres.Pool // the catalog pool Start opened, released by Stop
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -217,25 +217,32 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// ConfigKeys lists the settings Start reads: ReadConfig's and
+// DATABASE_URL, the catalog.
+func (s *Service) ConfigKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) { ReadConfig(r); r.String(postgres.KeyDatabaseURL) })
+}
+
 // Start configures the service from cfg (unless NewWithConfig did) and
 // starts polling the POPs.
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if s.mux == nil {
-		c, err := ConfigFromMap(cfg)
-		if err != nil {
-			return err
+		r := config.NewReader(cfg)
+		c := ReadConfig(r)
+		url := r.String(postgres.KeyDatabaseURL)
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("steering: %w", err)
 		}
-		c.Logger = telemetry.NewLogger(nil, telemetry.LevelFromEnv()).With("service", "steering")
-		pool, err := postgres.Open(ctx, cfg["DATABASE_URL"])
+		s.Begin()
+		c.Logger = s.Log
+		pool, err := s.OpenPool(ctx, url)
 		if err != nil {
 			return fmt.Errorf("steering: catalog: %w", err)
 		}
 		c.Catalog = &Catalog{Pool: pool.Pool}
 		if err := s.configure(c); err != nil {
-			pool.Close()
 			return err
 		}
-		s.pool = pool
 	}
 	s.Poll(ctx)
 	if s.cfg.PollInterval < 0 {
@@ -261,16 +268,15 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 
 // Stop ends polling and releases the catalog pool Start opened.
 func (s *Service) Stop(ctx context.Context) error {
-	defer s.pool.Close()
 	if s.cancel != nil {
 		s.cancel()
 		select {
 		case <-s.done:
 		case <-ctx.Done():
-			return ctx.Err()
+			return errors.Join(ctx.Err(), s.Base.Stop(ctx))
 		}
 	}
-	return nil
+	return s.Base.Stop(ctx)
 }
 
 // Ready reports whether the service is configured and has polled the POPs

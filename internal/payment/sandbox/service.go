@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/payment"
 	"github.com/overture-music/overture/internal/server"
 )
@@ -27,10 +28,10 @@ const (
 // it. It has no public routes on the gateway — its API is the provider's, not
 // Overture's.
 type Service struct {
+	lifecycle.Base
 	sb  *Sandbox
 	ln  net.Listener
 	srv *http.Server
-	Log *slog.Logger
 }
 
 // NewService returns the sandbox service; Start configures and starts it.
@@ -51,35 +52,54 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.sb.ServeHTTP(w, r)
 }
 
-// Start builds the sandbox from cfg and listens on PAYMENT_SANDBOX_ADDR.
-func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = slog.Default().With("service", s.Name())
-	}
-	addr := cfg[KeyAddr]
-	if addr == "off" {
-		return nil
-	}
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	c := Config{WebhookURL: cfg[KeyWebhookURL], WebhookSecret: cfg[payment.KeyWebhookSecret], WebhookDupRate: 0.1,
-		WebhookDelay: 2 * time.Second, ShopID: cfg[payment.KeyShopID], SecretKey: cfg[payment.KeySecretKey],
-		Seed: uint64(time.Now().UnixNano()), Log: s.Log}
-	if v := cfg[KeyDupRate]; v != "" {
+// ServiceConfig is the service's settings. The credentials and webhook
+// secret are what the sandbox accepts and signs with; `make run` sets them
+// to the same development values the adapter sends (internal/platform).
+type ServiceConfig struct {
+	Addr           string // PAYMENT_SANDBOX_ADDR: default 127.0.0.1:8095, "off" disables
+	WebhookURL     string
+	WebhookSecret  config.Secret
+	ShopID         string
+	SecretKey      config.Secret
+	WebhookDupRate float64
+	WebhookDelay   time.Duration
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *ServiceConfig) Read(r *config.Reader) {
+	c.Addr = r.StringOr(KeyAddr, DefaultAddr)
+	c.WebhookURL = r.URLOr(KeyWebhookURL, "")
+	c.WebhookSecret = r.SecretOptional(payment.KeyWebhookSecret)
+	c.ShopID = r.StringOr(payment.KeyShopID, "")
+	c.SecretKey = r.SecretOptional(payment.KeySecretKey)
+	c.WebhookDupRate = 0.1
+	if v := r.StringOr(KeyDupRate, ""); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 || f > 1 {
-			return fmt.Errorf("%s=%q: want a probability", KeyDupRate, v)
+			r.Fail(KeyDupRate, "%q: want a probability", v)
 		}
 		c.WebhookDupRate = f
 	}
-	if v := cfg[KeyWebhookWait]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("%s=%q: %w", KeyWebhookWait, v, err)
-		}
-		c.WebhookDelay = d
+	c.WebhookDelay = r.DurationOr(KeyWebhookWait, 2*time.Second)
+}
+
+// ConfigKeys lists the settings the service reads.
+func (s *Service) ConfigKeys() []config.Key { return config.KeysFor[ServiceConfig]() }
+
+// Start builds the sandbox from cfg and listens on PAYMENT_SANDBOX_ADDR.
+func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
+	sc, err := config.Parse[ServiceConfig](cfg)
+	if err != nil {
+		return fmt.Errorf("payment sandbox: %w", err)
 	}
+	if sc.Addr == "off" {
+		return nil
+	}
+	s.Begin()
+	addr := sc.Addr
+	c := Config{WebhookURL: sc.WebhookURL, WebhookSecret: sc.WebhookSecret.Reveal(), WebhookDupRate: sc.WebhookDupRate,
+		WebhookDelay: sc.WebhookDelay, ShopID: sc.ShopID, SecretKey: sc.SecretKey.Reveal(),
+		Seed: uint64(time.Now().UnixNano()), Log: s.Log}
 	s.sb = New(c)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -107,9 +127,10 @@ func (s *Service) Addr() string {
 // Stop closes the listener and pending webhook deliveries.
 func (s *Service) Stop(ctx context.Context) error {
 	if s.srv == nil {
-		return nil
+		return s.Base.Stop(ctx)
 	}
 	err := s.srv.Shutdown(ctx)
 	s.sb.Close()
-	return err
+	s.srv = nil
+	return errors.Join(err, s.Base.Stop(ctx))
 }

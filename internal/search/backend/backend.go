@@ -3,37 +3,61 @@
 // same keys:
 //
 //	SEARCH_BACKEND   bleve (default) | opensearch
-//	SEARCH_DIR       Bleve store directory (default .data/search)
-//	OPENSEARCH_URL   OpenSearch base URL (default http://127.0.0.1:9200)
+//	SEARCH_DIR       Bleve store directory (required for bleve)
+//	OPENSEARCH_URL   OpenSearch base URL (required for opensearch)
 //	OPENSEARCH_INDEX alias readers use (default overture-tracks)
+//
+// There are no development defaults here: `make run` sets SEARCH_DIR under
+// its data directory (internal/platform), and anywhere else a missing
+// directory or URL stops the component at start, naming the key.
 package backend
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/search/bleve"
 	"github.com/overture-music/overture/internal/search/opensearch"
 )
 
+// Config names the store.
+type Config struct {
+	Backend string // SEARCH_BACKEND: bleve or opensearch
+	Dir     string // SEARCH_DIR (bleve)
+	URL     string // OPENSEARCH_URL (opensearch)
+	Index   string // OPENSEARCH_INDEX (opensearch; empty: the package's default)
+}
+
+// Read fills c from r; every problem is recorded on r. Only the chosen
+// backend's keys are required.
+func (c *Config) Read(r *config.Reader) {
+	c.Backend = r.StringOr("SEARCH_BACKEND", "bleve")
+	switch c.Backend {
+	case "bleve":
+		c.Dir = r.String("SEARCH_DIR")
+	case "opensearch":
+		c.URL = r.URL("OPENSEARCH_URL")
+		c.Index = r.StringOr("OPENSEARCH_INDEX", "")
+	default:
+		r.Fail("SEARCH_BACKEND", "%q: want bleve or opensearch", c.Backend)
+	}
+}
+
 // Open returns the configured store. In one process every Bleve user shares
 // one store per directory.
-func Open(ctx context.Context, cfg map[string]string) (search.Store, error) {
-	switch b := cfg["SEARCH_BACKEND"]; b {
-	case "", "bleve":
-		dir := cfg["SEARCH_DIR"]
-		if dir == "" {
-			dir = ".data/search"
-		}
-		return bleve.Open(dir)
-	case "opensearch":
-		url := cfg["OPENSEARCH_URL"]
-		if url == "" {
-			url = "http://127.0.0.1:9200"
-		}
-		return opensearch.Open(ctx, url, cfg["OPENSEARCH_INDEX"])
-	default:
-		return nil, fmt.Errorf("SEARCH_BACKEND %q: want bleve or opensearch", b)
+func (c Config) Open(ctx context.Context) (search.Store, error) {
+	if c.Backend == "opensearch" {
+		return opensearch.Open(ctx, c.URL, c.Index)
 	}
+	return bleve.Open(c.Dir)
+}
+
+// Open reads Config from cfg and opens the store.
+func Open(ctx context.Context, cfg map[string]string) (search.Store, error) {
+	c, err := config.Parse[Config](cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.Open(ctx)
 }
