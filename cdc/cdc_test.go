@@ -93,17 +93,11 @@ func (r *recorder) snapshot() []event.Event {
 // waitFor polls until cond holds on the recorded events.
 func (r *recorder) waitFor(t *testing.T, what string, cond func([]event.Event) bool) []event.Event {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		evs := r.snapshot()
-		if cond(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; got %d events:\n%s", what, len(evs), dump(evs))
-		}
-		time.Sleep(20 * time.Millisecond)
+	var evs []event.Event
+	if !testenv.Poll(5*time.Minute, func() bool { evs = r.snapshot(); return cond(evs) }) {
+		t.Fatalf("timed out waiting for %s; got %d events:\n%s", what, len(evs), dump(evs))
 	}
+	return evs
 }
 
 func dump(evs []event.Event) string {
@@ -206,6 +200,19 @@ func (b *bundle) exec(t *testing.T, sql string, args ...any) {
 	t.Helper()
 	_, err := b.pool.Exec(context.Background(), sql, args...)
 	require.NoError(t, err, sql)
+}
+
+// replyTime is when the slot's walsender last heard a status update from
+// CDC ("" while none streams).
+func (b *bundle) replyTime(t *testing.T) string {
+	t.Helper()
+	var s *string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT max(r.reply_time)::text FROM pg_stat_replication r
+	  JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1`, b.slot).Scan(&s))
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func (b *bundle) confirmed(t *testing.T) uint64 {
@@ -462,10 +469,12 @@ func TestConfirmsOnlyAcknowledged(t *testing.T) {
 	}
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT (pg_current_wal_lsn() - '0/0')::numeric::bigint`).Scan(&lastCommit))
 	require.Eventually(t, func() bool { return b.rec.refused.Load() > 0 }, 10*time.Second, 20*time.Millisecond)
-	// For a while, with status updates flowing every 100 ms, the slot never
-	// confirms the first transaction the broker refused.
+	// Through ten status updates (CDC sends one every 100 ms; each moves
+	// pg_stat_replication.reply_time), the slot never confirms the first
+	// transaction the broker refused.
 	for range 10 {
-		time.Sleep(100 * time.Millisecond)
+		before := b.replyTime(t)
+		testenv.WaitFor(t, 5*time.Minute, "a status update from CDC", func() bool { return b.replyTime(t) != before })
 		require.Less(t, b.confirmed(t), b.rec.minRefused.Load(), "confirmed_flush_lsn passed an event the broker refused")
 	}
 
@@ -492,11 +501,15 @@ func TestResumesFromConfirmedPosition(t *testing.T) {
 	stop()
 	b.exec(t, `INSERT INTO genre (id, name) VALUES ('two', '2')`)
 	b.run(t)
-	b.rec.waitFor(t, "two", func(evs []event.Event) bool { return len(evs) >= 2 })
-	time.Sleep(300 * time.Millisecond) // a replay would arrive meanwhile: the absence of events has no event to wait on
-	evs := b.rec.snapshot()
+	// A marker written after the restart: CDC delivers in commit order, so
+	// a replay or re-snapshot of "one" would arrive before it.
+	b.exec(t, `INSERT INTO genre (id, name) VALUES ('three', '3')`)
+	evs := b.rec.waitFor(t, "three", func(evs []event.Event) bool {
+		g := changes(evs, "genre")
+		return len(g) > 0 && g[len(g)-1].After["id"] == "three"
+	})
 	g := changes(evs, "genre")
-	require.Len(t, g, 2, "a clean restart neither re-snapshots nor replays: %s", dump(evs))
+	require.Len(t, g, 3, "a clean restart neither re-snapshots nor replays: %s", dump(evs))
 	require.Equal(t, "two", g[1].After["id"])
 	require.Equal(t, "c", g[1].Op)
 }

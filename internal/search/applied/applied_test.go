@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -343,13 +344,15 @@ func TestAdvanceNeverPassesAReportRecordedMeanwhile(t *testing.T) {
 		from, to := w, w+10
 		stop := make(chan struct{})
 		var advanced sync.WaitGroup
-		var failed error
+		var failed atomic.Pointer[error]
+		var advances atomic.Int64
 		advanced.Go(func() {
 			for {
 				if _, err := applied.Advance(ctx, pool); err != nil {
-					failed = err
+					failed.Store(&err)
 					return
 				}
+				advances.Add(1)
 				select {
 				case <-stop:
 					return
@@ -357,15 +360,19 @@ func TestAdvanceNeverPassesAReportRecordedMeanwhile(t *testing.T) {
 				}
 			}
 		})
-		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		// The report lands after 0–2 finished Advance calls (at a varying
+		// point of the next one), and one more Advance runs after it.
+		ahead := int64(rand.IntN(3))
+		testenv.WaitFor(t, 5*time.Minute, "Advance calls", func() bool { return advances.Load() >= ahead || failed.Load() != nil })
 		if err := applied.RecordProgress(ctx, pool, *rep(from, to, tx(from+5, 1))); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		after := advances.Load() + 2 // the one running now may have started before the report
+		testenv.WaitFor(t, 5*time.Minute, "an Advance after the report", func() bool { return advances.Load() >= after || failed.Load() != nil })
 		close(stop)
 		advanced.Wait()
-		if failed != nil {
-			t.Fatal(failed)
+		if err := failed.Load(); err != nil {
+			t.Fatal(*err)
 		}
 		got, err := applied.Load(ctx, pool)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/search/bleve"
 	"github.com/overture-music/overture/internal/search/searchtest"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // TestReadersCountFailures: the no-downtime checks of the conformance suite
@@ -33,8 +34,8 @@ func TestReadersCountFailures(t *testing.T) {
 		{"TooFewHits", 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stop := searchtest.Readers(st, search.Query{Q: "reader", Size: 5}, tc.atLeast, 2)
-			time.Sleep(20 * time.Millisecond)
+			stop, count := searchtest.ReadersCounting(st, search.Query{Q: "reader", Size: 5}, tc.atLeast, 2)
+			testenv.WaitFor(t, 5*time.Minute, "some reads", func() bool { return count() >= 10 })
 			r := stop()
 			switch {
 			case r.Total == 0:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/overture-music/overture/internal/search"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // Opener returns a fresh, empty store private to the test.
@@ -181,21 +182,14 @@ func purge(t *testing.T, open Opener) {
 	// a deleted document's version for index.gc_deletes, so this may take
 	// until then.
 	late := doc(3, "Purge accepted late")
-	deadline := time.Now().Add(acceptWithin)
-	for {
+	testenv.WaitFor(t, acceptWithin, "a write at v15 below the purged tombstone (v20) to be accepted", func() bool {
 		must(search.Upsert(late, 15))
 		got, err := st.Get(ctx, ID(3))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got[ID(3)].Version == 15 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a write at v15 below the purged tombstone (v20) was not accepted within %s: %+v", acceptWithin, got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return got[ID(3)].Version == 15
+	})
 	if res, err := st.Search(ctx, search.Query{Q: "accepted"}); err != nil || res.Total != 1 {
 		t.Errorf("the accepted write is not searchable: %+v, %v", res, err)
 	}
@@ -574,6 +568,12 @@ type Reads struct {
 // documents. stop waits for the readers and reports their reads. Tests run
 // it across a rebuild's swap to show that reads never go without answers.
 func Readers(idx search.Index, q search.Query, atLeast, n int) (stop func() Reads) {
+	stop, _ = readers(idx, q, atLeast, n)
+	return stop
+}
+
+// readers is Readers that also tells how many reads were made so far.
+func readers(idx search.Index, q search.Query, atLeast, n int) (stop func() Reads, count func() int64) {
 	done := make(chan struct{})
 	var reads, failures atomic.Int64
 	var first atomic.Value
@@ -601,7 +601,7 @@ func Readers(idx search.Index, q search.Query, atLeast, n int) (stop func() Read
 		r := Reads{Total: reads.Load(), Failed: failures.Load()}
 		r.First, _ = first.Load().(string)
 		return r
-	}
+	}, reads.Load
 }
 
 func rebuild(t *testing.T, open Opener) {
@@ -613,7 +613,13 @@ func rebuild(t *testing.T, open Opener) {
 	}
 	load(t, st, docs)
 
-	stop := Readers(st, search.Query{Q: "swap", Size: 50}, 30, 3)
+	stop, count := readers(st, search.Query{Q: "swap", Size: 50}, 30, 3)
+	// Reads go on before, during and after the swap: some before it…
+	readMore := func() {
+		t.Helper()
+		target := count() + 20
+		testenv.WaitFor(t, 5*time.Minute, "20 more reads", func() bool { return count() >= target })
+	}
 	rb, err := st.BeginRebuild(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -632,11 +638,11 @@ func rebuild(t *testing.T, open Opener) {
 	if err := rb.Apply(ctx, snap); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	readMore()
 	if err := rb.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	readMore() // …and some after it
 	if reads := stop(); reads.Failed > 0 {
 		t.Errorf("%d of %d reads failed during the swap: %s", reads.Failed, reads.Total, reads.First)
 	}
