@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -346,17 +347,10 @@ func TestNewSnapshotRebuilds(t *testing.T) {
 	// Waits for the rebuild the first snapshot started.
 	waitCount := func(want int) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		testenv.WaitFor(t, 5*time.Minute, fmt.Sprintf("the read model to hold %d documents", want), func() bool {
 			n, err := e.store.Count(ctx)
-			if err == nil && n == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("read model holds %d documents, want %d (err %v)", n, want, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err == nil && n == want
+		})
 	}
 	waitCount(2)
 	// The gap: a delete no event will ever announce.
@@ -391,18 +385,11 @@ func TestTruncateRebuilds(t *testing.T) {
 	if _, err := e.f.Handle(ctx, ev); err != nil {
 		t.Fatalf("truncate event: %v", err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testenv.WaitFor(t, 5*time.Minute, "the rebuild after TRUNCATE to empty the read model", func() bool {
 		n, err := e.store.Count(ctx)
 		needed, _, err2 := applied.RebuildNeeded(ctx, e.pool)
-		if err == nil && err2 == nil && n == 0 && !needed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after TRUNCATE: %d documents, rebuild still needed %v (%v %v)", n, needed, err, err2)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && err2 == nil && n == 0 && !needed
+	})
 }
 
 // TestInvisibleTransactionIsRetried: CDC can hand over a commit a moment
