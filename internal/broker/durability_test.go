@@ -27,6 +27,7 @@ import (
 	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/telemetry"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // crashChildEnv makes the test binary act as a broker process for the
@@ -178,37 +179,43 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 			for i := range perPublisher {
 				id := fmt.Sprintf("p%d-%d", p, i)
 				body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"type":"music.overture.crash.v1","source":"/test/crash","partitionkey":"p%d"}`, id, p)
-				for attempt := 0; ; attempt++ {
+				// Sent again while the broker is down or restarting.
+				ok := testenv.Poll(5*time.Minute, func() bool {
 					req, _ := http.NewRequest(http.MethodPost, "http://"+current.Load().addr+"/overture/default", strings.NewReader(body))
 					req.Header.Set("Content-Type", "application/cloudevents+json")
 					req.Header.Set("Authorization", "Bearer "+token)
 					resp, err := client.Do(req)
-					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode == http.StatusAccepted {
-							acked.Store(id, true)
-							ackedN.Add(1)
-							break
-						}
+					if err != nil {
+						return false
 					}
-					if attempt > 500 {
-						t.Errorf("event %s never acknowledged", id)
-						return
-					}
-					time.Sleep(10 * time.Millisecond) // broker is down or restarting
+					resp.Body.Close()
+					return resp.StatusCode == http.StatusAccepted
+				})
+				if !ok {
+					t.Errorf("event %s never acknowledged", id)
+					return
 				}
+				acked.Store(id, true)
+				ackedN.Add(1)
 			}
 		}()
 	}
 	published := make(chan struct{})
 	go func() { wg.Wait(); close(published) }()
 
+	// Each kill comes after a random number of further acknowledgements
+	// (a pace that follows the machine's speed).
 	kills := 0
 	for kills < 4 {
-		select {
-		case <-published:
-		case <-time.After(time.Duration(250+rand.IntN(200)) * time.Millisecond):
-		}
+		next := ackedN.Load() + int64(20+rand.IntN(100))
+		testenv.Poll(5*time.Minute, func() bool {
+			select {
+			case <-published:
+				return true
+			default:
+				return ackedN.Load() >= next
+			}
+		})
 		select {
 		case <-published:
 		default:
@@ -229,17 +236,14 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	current.Store(startChild(t, dbURL, keyFile))
 
 	want := int(ackedN.Load())
-	deadline := time.Now().Add(90 * time.Second)
+	// Judged by progress: deliveries must keep coming until all are in.
 	var delivered, duplicates int
-	for {
+	testenv.PollProgress(2*time.Minute, func() (bool, int) {
 		if err := pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(n - 1), 0) FROM crash_delivered`).Scan(&delivered, &duplicates); err != nil {
 			t.Fatal(err)
 		}
-		if delivered >= want || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return delivered >= want, delivered
+	})
 	var missing []string
 	acked.Range(func(k, _ any) bool {
 		var n int

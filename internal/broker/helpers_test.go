@@ -204,16 +204,11 @@ func newEvent(id, typ string) event.Event {
 	return e
 }
 
-// eventually polls cond until it holds or the timeout passes.
+// eventually waits until cond holds (testenv.WaitFor), for at least two
+// minutes whatever timeout says: the tests run with -race beside others.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, max(timeout, 2*time.Minute), what, cond)
 }
 
 func (tb *testBroker) pending(t *testing.T) int {

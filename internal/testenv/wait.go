@@ -59,6 +59,13 @@ func WaitProgress[P comparable](t testing.TB, stall time.Duration, what string, 
 	}
 }
 
+// PollProgress is WaitProgress for a caller that reports the failure itself
+// (with what it observed): it returns whether check reported done before its
+// progress stood still for stall.
+func PollProgress[P comparable](stall time.Duration, check func() (done bool, progress P)) bool {
+	return waitProgress(stall, check) == nil
+}
+
 func waitProgress[P comparable](stall time.Duration, check func() (bool, P)) error {
 	done, last := check()
 	moved := time.Now()
