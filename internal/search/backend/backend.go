@@ -29,17 +29,21 @@ type Config struct {
 	Index   string // OPENSEARCH_INDEX (opensearch; empty: the package's default)
 }
 
-// Read fills c from r; every problem is recorded on r. Only the chosen
-// backend's keys are required.
+// Read fills c from r; every problem is recorded on r.
+// Every key is read whatever the backend (so the keys a component declares
+// do not depend on the values it is given); the chosen backend's key is
+// then required.
 func (c *Config) Read(r *config.Reader) {
 	c.Backend = r.StringOr("SEARCH_BACKEND", "bleve")
-	switch c.Backend {
-	case "bleve":
-		c.Dir = r.String("SEARCH_DIR")
-	case "opensearch":
-		c.URL = r.URL("OPENSEARCH_URL")
-		c.Index = r.StringOr("OPENSEARCH_INDEX", "")
-	default:
+	c.Dir = r.StringOr("SEARCH_DIR", "")
+	c.URL = r.URLOr("OPENSEARCH_URL", "")
+	c.Index = r.StringOr("OPENSEARCH_INDEX", "")
+	switch {
+	case c.Backend == "bleve" && c.Dir == "":
+		r.Fail("SEARCH_DIR", "is required with SEARCH_BACKEND=bleve (the index directory)")
+	case c.Backend == "opensearch" && c.URL == "":
+		r.Fail("OPENSEARCH_URL", "is required with SEARCH_BACKEND=opensearch")
+	case c.Backend != "bleve" && c.Backend != "opensearch":
 		r.Fail("SEARCH_BACKEND", "%q: want bleve or opensearch", c.Backend)
 	}
 }
