@@ -13,6 +13,7 @@ import (
 	"github.com/overture-music/overture/functions/noop"
 	"github.com/overture-music/overture/functions/notification"
 	paymentfn "github.com/overture-music/overture/functions/payment"
+	recommendfn "github.com/overture-music/overture/functions/recommend"
 	renewalfn "github.com/overture-music/overture/functions/renewal"
 	sagamanager "github.com/overture-music/overture/functions/saga-manager"
 	searchindexer "github.com/overture-music/overture/functions/search-indexer"
@@ -47,6 +48,7 @@ func All() []Entry {
 		{Name: cdnpurge.Name, New: func() function.Handler { return cdnpurge.New() }},
 		{Name: ingestfn.Name, New: func() function.Handler { return ingestfn.New() }},
 		{Name: statswriter.Name, New: func() function.Handler { return statswriter.New() }},
+		{Name: recommendfn.Name, New: func() function.Handler { return recommendfn.New() }},
 	}
 }
 

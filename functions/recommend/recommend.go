@@ -1,0 +1,244 @@
+// Package recommendfn is the recommend function: the batch recompute of
+// every listener's recommendations (issue 14). Each tick of the
+// recommend-recompute PingSource reads the listens of the training window
+// from the statistics store, folds them into the interaction matrix, trains
+// track co-occurrence and ALS (internal/recommend) and stores each listener's
+// result (internal/recommend/result) for the feed service to serve as is.
+//
+// Idempotent and resumable: the models are deterministic for their input
+// and seed, the result's time is the tick's (the event's time, not the
+// clock's), and a stored result is only replaced by a later one — so a
+// redelivered tick, or one re-run after the function was killed half-way,
+// rewrites nothing it had already written and finishes the rest. Memory is
+// the matrix and the models: under 500 MB at 10 million listens
+// (docs/bench/recommend.md). It never touches the listener-facing path: the
+// feed service only reads what this stored.
+package recommendfn
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/overture-music/overture/internal/config"
+	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/recommend"
+	"github.com/overture-music/overture/internal/recommend/result"
+	"github.com/overture-music/overture/internal/stats"
+)
+
+// Name is the function's name (func.yaml, Triggers).
+const Name = "recommend"
+
+// RecomputeSource is the CloudEvents source of the recommend-recompute
+// PingSource.
+const RecomputeSource = "/apis/v1/namespaces/overture/pingsources/recommend-recompute"
+
+// Batch is how many listeners' results one statement stores.
+const Batch = 1000
+
+// Defaults of the recompute: the training window (the weights' half-life
+// is 30 days), the goroutines that train and rank, the tracks per section.
+const (
+	Window  = 90 * 24 * time.Hour
+	Workers = 2
+	Size    = 50
+)
+
+// Config is what the function reads from the cfg map.
+type Config struct {
+	DatabaseURL string
+}
+
+func (c *Config) read(r *config.Reader) {
+	c.DatabaseURL = r.String("DATABASE_URL")
+	if b := r.StringOr(stats.KeyBackend, stats.Postgres); b != stats.Postgres {
+		r.Fail(stats.KeyBackend, "is %q: the recompute reads listens from PostgreSQL's stats_listen only (a ClickHouse reader is not built)", b)
+	}
+}
+
+// ReadConfig reads DATABASE_URL and STATS_BACKEND (postgres only: the
+// listens are read from stats_listen).
+func ReadConfig(cfg map[string]string) (Config, error) {
+	var c Config
+	r := config.NewReader(cfg)
+	c.read(r)
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("%s: %w", Name, err)
+	}
+	return c, nil
+}
+
+// Function is the recommend function.
+type Function struct {
+	// Pool and Log may be set before Start (tests).
+	Pool *pgxpool.Pool
+	Log  *slog.Logger
+	// Window, Workers and Size default to the constants of the same name.
+	Window  time.Duration
+	Workers int
+	Size    int
+
+	owned *postgres.Pool
+}
+
+// New returns an unstarted function.
+func New() *Function { return &Function{} }
+
+// ConfigKeys lists the keys ReadConfig reads.
+func (f *Function) ConfigKeys() []config.Key {
+	return config.KeysOf(func(r *config.Reader) { new(Config).read(r) })
+}
+
+// Start reads the configuration and opens the database (migrating the
+// results table; the statistics tables are the stats-writer's).
+func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if f.Log == nil {
+		f.Log = slog.Default()
+	}
+	f.Log = f.Log.With("function", Name)
+	c, err := ReadConfig(cfg)
+	if err != nil {
+		return err
+	}
+	f.Window = cmp.Or(f.Window, Window)
+	f.Workers = cmp.Or(f.Workers, Workers)
+	f.Size = cmp.Or(f.Size, Size)
+	if f.Pool == nil {
+		p, err := postgres.OpenMigrated(ctx, c.DatabaseURL, result.Migrate)
+		if err != nil {
+			return fmt.Errorf("%s: %w", Name, err)
+		}
+		f.owned, f.Pool = p, p.Pool
+	} else if err := result.Migrate(ctx, f.Pool); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+// Stop closes what Start opened.
+func (f *Function) Stop(context.Context) error {
+	if f.owned != nil {
+		f.owned.Close()
+	}
+	return nil
+}
+
+// Ready reports whether the database answers.
+func (f *Function) Ready(ctx context.Context) (bool, error) {
+	if f.Pool == nil {
+		return false, errors.New(Name + ": not started")
+	}
+	if err := f.Pool.Ping(ctx); err != nil {
+		return false, fmt.Errorf("%s: database: %w", Name, err)
+	}
+	return true, nil
+}
+
+// Handle runs the recompute for a tick.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	if e.Type() != eventtype.Ping {
+		return nil, fmt.Errorf("%s: unexpected event type %s", Name, e.Type())
+	}
+	at := e.Time().UTC()
+	if at.IsZero() {
+		return nil, fmt.Errorf("%s: tick %s has no time", Name, e.ID())
+	}
+	_, err := f.Recompute(ctx, at)
+	return nil, err
+}
+
+// Run is what one recompute did.
+type Run struct {
+	Version   string
+	Listens   int
+	Listeners int
+	Stored    int64
+	Took      time.Duration
+}
+
+// Recompute trains on the window ending at `at` and stores every listener's
+// result made at `at`.
+func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
+	start := time.Now()
+	run := Run{Version: "recompute-" + at.Format("20060102T150405Z")}
+	b := recommend.NewBuilder(recommend.DefaultWeighting(at))
+	rows, err := f.Pool.Query(ctx, `
+		SELECT user_id, track_id, artist_name, listened_at, scrobble, skipped
+		FROM stats_listen
+		WHERE listened_at >= $1 AND listened_at < $2 AND track_id <> '' AND (scrobble OR skipped)`,
+		at.Add(-f.Window), at)
+	if err != nil {
+		return run, fmt.Errorf("%s: reading listens: %w", Name, err)
+	}
+	var l recommend.Listen
+	for rows.Next() {
+		if err := rows.Scan(&l.User, &l.Track, &l.Artist, &l.At, &l.Scrobble, &l.Skipped); err != nil {
+			rows.Close()
+			return run, fmt.Errorf("%s: reading listens: %w", Name, err)
+		}
+		b.Add(l)
+	}
+	if err := rows.Err(); err != nil {
+		return run, fmt.Errorf("%s: reading listens: %w", Name, err)
+	}
+	run.Listens = b.Listens()
+	d := b.Build()
+	als, err := recommend.TrainALS(ctx, d.R, recommend.DefaultALS(f.Workers))
+	if err != nil {
+		return run, fmt.Errorf("%s: %w", Name, err)
+	}
+	m := result.Models{Data: d, Tracks: recommend.TrainCooccurrence(d.R, recommend.DefaultCooccurrence(f.Workers)), ALS: als}
+	out := make(chan result.Result, Batch)
+	stored := make(chan error, 1)
+	go func() {
+		batch := make([]result.Result, 0, Batch)
+		var err error
+		flush := func() {
+			if err == nil && len(batch) > 0 {
+				var n int64
+				n, err = result.Store{Pool: f.Pool}.Put(ctx, batch)
+				run.Stored += n
+			}
+			batch = batch[:0]
+		}
+		for r := range out {
+			batch = append(batch, r)
+			if len(batch) == Batch {
+				flush()
+			}
+		}
+		flush()
+		stored <- err
+	}()
+	err = result.Make(ctx, m, run.Version, at, f.Size, f.Workers, func(r result.Result) error {
+		select {
+		case out <- r:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(out)
+	if serr := <-stored; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return run, fmt.Errorf("%s: %w", Name, err)
+	}
+	for u := 0; u < d.R.Rows; u++ {
+		if d.R.Ptr[u+1] > d.R.Ptr[u] {
+			run.Listeners++
+		}
+	}
+	run.Took = time.Since(start)
+	f.Log.InfoContext(ctx, "recommendations recomputed", "version", run.Version, "listens", run.Listens, "listeners", run.Listeners, "stored", run.Stored, "took", run.Took)
+	return run, nil
+}
