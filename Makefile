@@ -70,13 +70,13 @@ bench-doc: ## Only rebuild docs/benchmarks.md from the docs/bench/*.md fragments
 ##@ Knative (needs Docker, kind, kubectl and ko; see docs/deploy.md)
 
 .PHONY: kind-up
-kind-up: ## Create a kind cluster with Knative Serving (Kourier), Eventing and the Kafka broker
+kind-up: ## Create a kind cluster with Knative Serving (Kourier), Eventing, the Kafka broker and Kafka (Strimzi)
 	bash hack/kind-up.sh
 
 .PHONY: deploy
-deploy: ## Build images with ko and apply functions, services, brokers, triggers and CDC
+deploy: ## Create the Secrets/ConfigMaps of deploy/config.yaml, the deps of DEPS, then build (ko) and apply everything into NAMESPACE
 	bash hack/deploy.sh
 
 .PHONY: render
-render: ## Print the Knative Services `make deploy` applies (no cluster needed)
-	$(GO) run ./cmd/overture deploy render
+render: ## Print what `make deploy` applies after the Secrets and dependencies (no cluster needed; NAMESPACE honoured)
+	$(GO) run ./cmd/overture deploy render -namespace "$${NAMESPACE:-overture}"

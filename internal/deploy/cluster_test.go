@@ -788,3 +788,87 @@ func TestImagesBuildForBothPlatforms(t *testing.T) {
 	require.Contains(t, string(sh), `ko resolve --platform="$KO_PLATFORMS"`)
 	require.Contains(t, string(sh), "KO_PLATFORMS=linux/amd64,linux/arm64")
 }
+
+// `overture deploy config`'s choice of values: what the operator gives
+// wins, then what the cluster holds, then a fresh random secret — never a
+// development value of `make run` — then the default; a required setting
+// left empty is an error naming its key and no value.
+func TestDeployConfigValues(t *testing.T) {
+	cfg, err := deploy.LoadConfig("../../deploy/config.yaml")
+	require.NoError(t, err)
+	none := func(string) (string, bool) { return "", false }
+	a, err := cfg.Values("overture", none, nil, nil)
+	require.NoError(t, err)
+	b, err := cfg.Values("overture", none, nil, nil)
+	require.NoError(t, err)
+	platformSrc, err := os.ReadFile("../../internal/platform/config.go")
+	require.NoError(t, err)
+	for _, s := range cfg.Settings {
+		if s.Generate == "" {
+			continue
+		}
+		require.NotEqual(t, a[s.Key], b[s.Key], "%s is not random", s.Key)
+		require.GreaterOrEqual(t, len(a[s.Key]), 32, "%s is shorter than 16 random bytes", s.Key)
+		require.NotContains(t, string(platformSrc), a[s.Key])
+	}
+	// Defaults are built from the generated values.
+	require.Equal(t, "postgres://overture:"+a["POSTGRES_PASSWORD"]+"@postgres:5432/overture?sslmode=disable", a["DATABASE_URL"])
+	require.Equal(t, "k1:"+a["CDN_SIGNING_SECRET"], a["CDN_SIGNING_KEYS"])
+
+	// The cluster's values are kept; the operator's win over them.
+	have := map[deploy.Ref]string{{Kind: "secret", Name: "overture-postgres", Key: "password"}: "kept-password"}
+	given := map[string]string{"REDIS_URL": "rediss://managed:6380/0"}
+	c, err := cfg.Values("music", func(k string) (string, bool) { v, ok := given[k]; return v, ok }, have, nil)
+	require.NoError(t, err)
+	require.Equal(t, "kept-password", c["POSTGRES_PASSWORD"])
+	require.Contains(t, c["DATABASE_URL"], ":kept-password@")
+	require.Equal(t, "rediss://managed:6380/0", c["REDIS_URL"])
+	require.Equal(t, "http://auth.music.127.0.0.1.sslip.io", c["PUBLIC_BASE_URL"])
+
+	// What the cluster holds comes back from kubectl's JSON.
+	back, err := deploy.ExistingValues([]byte(`{"items": [
+		{"kind": "Secret", "metadata": {"name": "overture-postgres"}, "data": {"password": "a2VwdA=="}},
+		{"kind": "ConfigMap", "metadata": {"name": "overture-s3"}, "data": {"region": "eu-north-1"}}]}`))
+	require.NoError(t, err)
+	require.Equal(t, map[deploy.Ref]string{
+		{Kind: "secret", Name: "overture-postgres", Key: "password"}: "kept",
+		{Kind: "configMap", Name: "overture-s3", Key: "region"}:      "eu-north-1",
+	}, back)
+
+	// A required setting without value, default or generator is refused by
+	// name, and the error carries no secret.
+	broken, err := deploy.ParseConfig([]byte("settings:\n- {key: A_URL, in: 'secret:x:url', readBy: [auth]}\n"))
+	require.ErrorContains(t, err, "A_URL")
+	require.NotNil(t, broken)
+	cfg2, err := deploy.ParseConfig([]byte("settings:\n- {key: A_URL, in: 'secret:x:url', value: '${B}', readBy: [auth]}\n- {key: B, in: 'secret:x:b', optional: true, readBy: [auth]}\n"))
+	require.NoError(t, err)
+	_, err = cfg2.Values("overture", none, nil, nil)
+	require.ErrorContains(t, err, "A_URL")
+
+	// The env file of OVERTURE_ENV.
+	env, err := deploy.ParseEnvFile(strings.NewReader("# managed\nDATABASE_URL=postgres://u:p=w@db/x\n\nexport REDIS_URL=redis://r\n"))
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"DATABASE_URL": "postgres://u:p=w@db/x", "REDIS_URL": "redis://r"}, env)
+	_, err = deploy.ParseEnvFile(strings.NewReader("not a line\n"))
+	require.ErrorContains(t, err, "line 1")
+}
+
+// deploy/config.yaml refuses what would deploy wrongly.
+func TestParseConfigRefuses(t *testing.T) {
+	for name, doc := range map[string]string{
+		"TwoSettingsOneKey":    "settings:\n- {key: A, in: 'secret:x:k', value: v, readBy: []}\n- {key: B, in: 'secret:x:k', value: v, readBy: []}\n",
+		"KeyListedTwice":       "settings:\n- {key: A, in: 'secret:x:a', value: v, readBy: []}\n- {key: A, in: 'secret:x:b', value: v, readBy: []}\n",
+		"GeneratedInConfigMap": "settings:\n- {key: A, in: 'configMap:x:a', generate: hex32, readBy: []}\n",
+		"UnknownGenerator":     "settings:\n- {key: A, in: 'secret:x:a', generate: dev, readBy: []}\n",
+		"BadRef":               "settings:\n- {key: A, in: 'vault:x:a', value: v, readBy: []}\n",
+		"UnknownVariable":      "settings:\n- {key: A, in: 'secret:x:a', value: '${NOPE}', readBy: []}\n",
+		"UnknownField":         "settings:\n- {key: A, in: 'secret:x:a', value: v, readers: []}\n",
+		"BadPOPDisk":           "pops:\n- {name: p, region: r, disk: lots}\n",
+		"ListedAndNotListed":   "settings:\n- {key: A, in: 'secret:x:a', value: v, readBy: []}\nnotListed: {A: why}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := deploy.ParseConfig([]byte(doc))
+			require.Error(t, err)
+		})
+	}
+}
