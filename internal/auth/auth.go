@@ -190,6 +190,9 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("auth: %w", err)
 	}
 	s.pool = pool
+	if err := registerMetrics(s.Metrics); err != nil {
+		return fmt.Errorf("auth: metrics: %w", err)
+	}
 	s.rdb = redis.NewClient(st.redis)
 	rdb := s.rdb
 	s.Hold("redis", rdb.Close, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })

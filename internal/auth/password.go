@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -38,7 +37,7 @@ var ErrBadHash = errors.New("stored password hash is not argon2id")
 // hashes counts argon2 derivations (hashing a new password or checking one):
 // the CPU an anonymous caller can make auth spend, so it shows on a
 // dashboard, and a test can check that a refused request cost none.
-var hashes = promauto.NewCounter(prometheus.CounterOpts{
+var hashes = prometheus.NewCounter(prometheus.CounterOpts{
 	Name: "overture_auth_password_hashes_total",
 	Help: "argon2id derivations: new password hashes and password checks.",
 })

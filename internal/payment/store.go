@@ -287,11 +287,14 @@ func (p *Processor) markFlagged(ctx context.Context, tx pgx.Tx, x *row, why stri
 	return outbox.Write(ctx, tx, events...)
 }
 
+// log is the logger its component handed in (the payment function and
+// subscription-api always do); a Processor built bare, in a test, logs
+// nowhere rather than choose a logger of its own.
 func (p *Processor) log() *slog.Logger {
 	if p.Log != nil {
 		return p.Log
 	}
-	return slog.Default()
+	return slog.New(slog.DiscardHandler)
 }
 
 func derefInt(p *int) int {
