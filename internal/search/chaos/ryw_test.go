@@ -65,7 +65,11 @@ func (s *scrambler) Publish(ctx context.Context, events ...event.Event) error {
 		for range n {
 			d := s.delay()
 			wg.Go(func() {
-				time.Sleep(d)
+				// The scrambler's injected delay (it reorders deliveries).
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+				}
 				if err := s.handle(ctx, e); err != nil {
 					failed.Store(true)
 				}
