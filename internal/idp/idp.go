@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
 )
 
 // Flavor selects which provider the server behaves like.
