@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/overture-music/overture/edge/urlsign"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // A cold stampede on one object costs the origin exactly one GET per slice.
@@ -521,16 +522,11 @@ func TestStatsAndHealth(t *testing.T) {
 // waitIdle waits until no origin fetch is running.
 func waitIdle(t *testing.T, s *Server) {
 	t.Helper()
-	for range 1000 {
+	testenv.WaitFor(t, 2*time.Minute, "origin fetches to end", func() bool {
 		s.flightMu.Lock()
-		n := len(s.flights)
-		s.flightMu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatal("origin fetches still running after 1 s")
+		defer s.flightMu.Unlock()
+		return len(s.flights) == 0
+	})
 }
 
 // The attack: a POP's /stats (load, traffic, cache figures) and /metrics

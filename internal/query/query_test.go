@@ -243,7 +243,9 @@ func TestNoStaleCardUnderConcurrency(t *testing.T) {
 		doc.Title = fmt.Sprintf("Version %d", v)
 		e.apply(v, doc)
 		committed.Store(v)
-		time.Sleep(time.Millisecond)
+		// Some reads see each version (and fill or hit the cache).
+		seen := reads.Load() + 3
+		testenv.WaitFor(t, 5*time.Minute, "reads of the new version", func() bool { return reads.Load() >= seen })
 	}
 	close(stop)
 	wg.Wait()
