@@ -12,6 +12,7 @@ import (
 	"github.com/overture-music/overture/internal/broker"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/manifest"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // Objects parses yaml, one or more Knative documents, as one manifest file.
@@ -86,17 +87,13 @@ func (r *Recorder) Events() []event.Event {
 // them; more than n, or fewer after within, fails the test.
 func (r *Recorder) Wait(t testing.TB, n int, within time.Duration) []event.Event {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := r.Events()
-		switch {
-		case len(got) > n:
-			t.Fatalf("%d events delivered, want %d", len(got), n)
-		case len(got) == n:
-			return got
-		case time.Now().After(deadline):
-			t.Fatalf("%d events delivered after %s, want %d", len(got), within, n)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got []event.Event
+	// At least two minutes: tests run with -race beside other packages.
+	if !testenv.Poll(max(within, 2*time.Minute), func() bool { got = r.Events(); return len(got) >= n }) {
+		t.Fatalf("%d events delivered after %s, want %d", len(got), max(within, 2*time.Minute), n)
 	}
+	if len(got) > n {
+		t.Fatalf("%d events delivered, want %d", len(got), n)
+	}
+	return got
 }
