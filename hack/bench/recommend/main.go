@@ -47,6 +47,9 @@ var (
 	workers   = flag.Int("workers", 2, "goroutines that train and rank")
 	models    = flag.String("models", "popularity,cooccurrence-tracks,cooccurrence-artists,als", "models, comma-separated")
 	child     = flag.String("child", "", "internal: run one model (or \"generate\") and print its figures as JSON")
+	serveN    = flag.Int("serve-listeners", 10_000, "listeners whose stored results the serving part reads (0: skip it)")
+	serveReqs = flag.Int("serve-requests", 5_000, "requests per way of reading in the serving part")
+	serveOnly = flag.Bool("serve-only", false, "run only the serving part")
 )
 
 // figures is what a child reports.
@@ -81,6 +84,12 @@ func main() {
 		must(json.NewEncoder(os.Stdout).Encode(f))
 		return
 	}
+	if *serveOnly {
+		rows, err := serve(context.Background(), *serveN, *serveReqs)
+		must(err)
+		reportServe(*serveN, rows)
+		return
+	}
 	self, err := os.Executable()
 	must(err)
 	gen, err := spawn(self, "generate")
@@ -92,6 +101,12 @@ func main() {
 		rows = append(rows, f)
 	}
 	report(gen, rows)
+	if *serveN > 0 {
+		fmt.Println()
+		srows, err := serve(context.Background(), *serveN, *serveReqs)
+		must(err)
+		reportServe(*serveN, srows)
+	}
 }
 
 // spawn runs one model in a child process and reads its figures.
@@ -104,6 +119,7 @@ func spawn(self, model string) (figures, error) {
 	if err != nil {
 		return figures{}, fmt.Errorf("child %s: %w", model, err)
 	}
+	fmt.Fprintf(os.Stderr, "recommend bench: %s: %s", model, out)
 	var f figures
 	if err := json.Unmarshal(out, &f); err != nil {
 		return figures{}, fmt.Errorf("child %s: %w (%q)", model, err, out)
