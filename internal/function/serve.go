@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/identity"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
@@ -64,16 +65,16 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	if cfg == nil {
 		cfg = Config()
 	}
-	addr := cfg["LISTEN_ADDRESS"]
-	if addr == "" {
-		addr = DefaultListenAddress
+	hc, err := config.Parse[HostConfig](cfg)
+	if err != nil {
+		return fmt.Errorf("function %s: %w", name, err)
 	}
 	var pub Publisher
-	if cfg["K_SINK"] != "" {
-		if cfg[identity.TokenFileKey] == "" {
+	if hc.Sink != "" {
+		if hc.TokenFile == "" {
 			log.Warn("K_SINK is set but "+identity.TokenFileKey+" is not: the broker refuses events without a sender identity", "function", name)
 		}
-		pub = NewSinkPublisher(cfg)
+		pub = hc.Publisher()
 		ctx = WithPublisher(ctx, pub)
 	}
 	reg := prometheus.NewRegistry()
@@ -93,7 +94,7 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, r *http.Request) {
 		healthAnswer(w, r, h, Alive)
 	})
-	server.Metrics(mux, reg, cfg[server.KeyMetricsToken])
+	server.Metrics(mux, reg, hc.MetricsToken.Reveal())
 	mux.Handle("/", &ceHandler{h: h, log: log, metrics: m, base: ctx})
 
 	stop := func() error {
@@ -104,14 +105,10 @@ func Serve(ctx context.Context, name string, h Handler, cfg map[string]string, l
 		}
 		return nil
 	}
-	guard, err := server.GuardFromConfig(cfg)
+	srv := server.NewHTTPServer(mux, hc.Guard)
+	ln, err := net.Listen("tcp", hc.ListenAddress)
 	if err != nil {
-		return errors.Join(fmt.Errorf("function %s: %w", name, err), stop())
-	}
-	srv := server.NewHTTPServer(mux, guard)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w", addr, err), stop())
+		return errors.Join(fmt.Errorf("listen on %s: %w", hc.ListenAddress, err), stop())
 	}
 	log.Info("function listening", "function", name, "address", ln.Addr().String())
 	if ready != nil {
@@ -221,16 +218,43 @@ func NewHTTPPublisher(url string, client *http.Client) *HTTPPublisher {
 	return &HTTPPublisher{url: url, client: client}
 }
 
-// NewSinkPublisher is the publisher of a standalone workload: it posts to
-// cfg's K_SINK with the token read (on every publish) from the file cfg's
-// OVERTURE_IDENTITY_TOKEN_FILE names; without that file it sends no token, and
-// the broker will refuse it.
-func NewSinkPublisher(cfg map[string]string) *HTTPPublisher {
-	p := NewHTTPPublisher(cfg["K_SINK"], nil)
-	if f := cfg[identity.TokenFileKey]; f != "" {
-		p = p.WithToken(identity.FileToken(f))
+// HostConfig is what a standalone function's host reads for itself:
+// LISTEN_ADDRESS (default DefaultListenAddress), K_SINK (where it
+// publishes), OVERTURE_IDENTITY_TOKEN_FILE (the sender identity it
+// publishes with) and the HTTP host's METRICS_TOKEN and TRUSTED_PROXIES.
+type HostConfig struct {
+	server.HostConfig
+	ListenAddress string
+	Sink          string
+	TokenFile     string
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *HostConfig) Read(r *config.Reader) {
+	c.HostConfig.Read(r)
+	c.ListenAddress = r.StringOr("LISTEN_ADDRESS", DefaultListenAddress)
+	c.Sink = r.URLOr("K_SINK", "")
+	c.TokenFile = r.StringOr(identity.TokenFileKey, "")
+}
+
+// Publisher is the publisher of a standalone workload: it posts to K_SINK
+// with the token read (on every publish) from the token file; without that
+// file it sends no token, and the broker will refuse it.
+func (c HostConfig) Publisher() *HTTPPublisher {
+	p := NewHTTPPublisher(c.Sink, nil)
+	if c.TokenFile != "" {
+		p = p.WithToken(identity.FileToken(c.TokenFile))
 	}
 	return p
+}
+
+// NewSinkPublisher is HostConfig.Publisher for cfg's K_SINK and
+// OVERTURE_IDENTITY_TOKEN_FILE.
+func NewSinkPublisher(cfg map[string]string) *HTTPPublisher {
+	r := config.NewReader(cfg)
+	var c HostConfig
+	c.Read(r)
+	return c.Publisher()
 }
 
 // WithToken returns a copy of p that authenticates every request with a token

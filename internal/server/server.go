@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
@@ -156,12 +157,26 @@ func Run(ctx context.Context, s Service, addr string, cfg map[string]string, log
 	return RunEnv(ctx, s, addr, cfg, env, prometheus.Gatherers{reg, prometheus.DefaultGatherer}, ready)
 }
 
+// HostConfig is what a standalone host reads for itself from the cfg map:
+// METRICS_TOKEN (the bearer token of /metrics; unset, /metrics is closed)
+// and TRUSTED_PROXIES (the Guard's proxies).
+type HostConfig struct {
+	MetricsToken config.Secret
+	Guard        Guard
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *HostConfig) Read(r *config.Reader) {
+	c.MetricsToken = r.SecretOptional(KeyMetricsToken)
+	c.Guard = ReadGuard(r)
+}
+
 // RunEnv starts s with env (lifecycle.Start: a failed start has released
 // what s acquired), serves it on addr with health and the metrics of gather
 // (METRICS_TOKEN) behind a Guard (TRUSTED_PROXIES), and stops it when ctx
 // ends. The host owns env's pools and registry.
 func RunEnv(ctx context.Context, s Service, addr string, cfg map[string]string, env lifecycle.Env, gather prometheus.Gatherer, ready chan<- string) error {
-	g, err := GuardFromConfig(cfg)
+	hc, err := config.Parse[HostConfig](cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Name(), err)
 	}
@@ -170,10 +185,10 @@ func RunEnv(ctx context.Context, s Service, addr string, cfg map[string]string, 
 	}
 	mux := http.NewServeMux()
 	Health(mux, func(ctx context.Context) (bool, error) { return lifecycle.Ready(ctx, s) })
-	Metrics(mux, gather, cfg[KeyMetricsToken])
+	Metrics(mux, gather, hc.MetricsToken.Reveal())
 	mux.Handle("/", s)
 	env.Log.Info("service listening", "service", s.Name(), "address", addr)
-	err = ListenGuarded(ctx, addr, mux, g, env.Log, ready)
+	err = ListenGuarded(ctx, addr, mux, hc.Guard, env.Log, ready)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if serr := lifecycle.Stop(sctx, s); serr != nil {
