@@ -35,6 +35,7 @@ func commands() []command {
 		{"watermark", "how far search has applied the catalog, and what holds ?after= reads back", runWatermark},
 		{"edge", "run one CDN edge POP standalone", runEdge},
 		{"s3-source", "run the S3 event source standalone (versitygw's webhook; posts to K_SINK)", runS3Source},
+		{"gateway", "run the public gateway on a cluster: every service's routes and the web app on one origin", runGateway},
 	}
 }
 

@@ -275,6 +275,7 @@ func (c *cluster) readers() map[string]string {
 	r[deploy.CDCServiceAccount] = "source"
 	r[deploy.S3SourceName] = "source"
 	r[deploy.EdgeServiceAccount] = "edge"
+	r[deploy.GatewayName] = "gateway"
 	for _, d := range c.deps {
 		if k := str(d, "kind"); k == "StatefulSet" || k == "Deployment" {
 			r[str(d, "metadata.name")] = "dependency"
@@ -823,7 +824,7 @@ func TestDeployConfigValues(t *testing.T) {
 	require.Equal(t, "kept-password", c["POSTGRES_PASSWORD"])
 	require.Contains(t, c["DATABASE_URL"], ":kept-password@")
 	require.Equal(t, "rediss://managed:6380/0", c["REDIS_URL"])
-	require.Equal(t, "http://auth.music.127.0.0.1.sslip.io", c["PUBLIC_BASE_URL"])
+	require.Equal(t, "http://gateway.music.127.0.0.1.sslip.io", c["PUBLIC_BASE_URL"])
 
 	// What the cluster holds comes back from kubectl's JSON.
 	back, err := deploy.ExistingValues([]byte(`{"items": [

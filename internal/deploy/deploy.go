@@ -4,7 +4,8 @@
 // event source (`overture s3-source`), a SinkBinding that gives every one of
 // them K_SINK (the broker), the CDC relay (a Deployment with its own
 // SinkBinding), the CDN edge POPs (StatefulSets with a disk-cache volume),
-// brokers/ and triggers/ moved into the target namespace, and — from
+// the public gateway (`overture gateway`), brokers/ and triggers/ moved
+// into the target namespace, and — from
 // deploy/config.yaml, the one list of settings — every Secret and ConfigMap
 // those objects reference (settings.go).
 //
@@ -121,14 +122,18 @@ func Render(funcs []*manifest.Func, services []server.Service, o Options) ([]Obj
 		account(s.Name(), o.Namespace, "service")
 		objs = append(objs, httpService(s.Name(), o))
 	}
-	if names[S3SourceName] {
-		errs = append(errs, fmt.Errorf("%s is the S3 event source's name; no function or service may take it", S3SourceName))
+	for _, reserved := range []string{S3SourceName, GatewayName} {
+		if names[reserved] {
+			errs = append(errs, fmt.Errorf("%s is a rendered workload's name; no function or service may take it", reserved))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	account(S3SourceName, o.Namespace, "source")
 	objs = append(objs, s3Source(o))
+	account(GatewayName, o.Namespace, "gateway")
+	objs = append(objs, gatewayService(o))
 	objs = append(objs, sinkBinding(o))
 	account(CDCServiceAccount, o.Namespace, "source")
 	objs = append(objs, cdcDeployment(o), cdcSinkBinding(o))
@@ -489,6 +494,22 @@ func s3Source(o Options) Object {
 	ann := map[string]string{}
 	maps.Copy(ann, Scaling[S3SourceName].Annotations)
 	return knativeService(S3SourceName, o.Namespace, "source", ann, container, S3SourceName, o)
+}
+
+// GatewayName is the public gateway's Knative Service.
+const GatewayName = "gateway"
+
+// gatewayService runs `overture gateway`: the one public origin of `make
+// run` on the cluster — every service's /v1 routes proxied to its Knative
+// Service, the web app, /openapi.json. PUBLIC_BASE_URL points here.
+func gatewayService(o Options) Object {
+	container := map[string]any{
+		"image": o.Image, "args": []any{"gateway"},
+		"env": settingsEnv([]any{listenEnv}, o.Config.For(GatewayName, "gateway")),
+	}
+	ann := map[string]string{}
+	maps.Copy(ann, Scaling[GatewayName].Annotations)
+	return knativeService(GatewayName, o.Namespace, "gateway", ann, container, GatewayName, o)
 }
 
 // EdgeServiceAccount is the POPs' ServiceAccount: they publish nothing, so

@@ -46,6 +46,8 @@ var Scaling = map[string]Scale{
 		Why: "the stand-in provider posts its notifications from the pod after a delay; scaling it to zero or out would lose or split them. Replace it by the real provider in production"},
 	"ingest-admin": {ContainerConcurrency: 4, Annotations: map[string]string{annMin: "0", annMax: "4"},
 		Why: "uploads stream large bodies to S3 in parts held in memory: 4 per pod bounds memory"},
+	GatewayName: {Annotations: map[string]string{annMin: "1", annMax: "10", annTarget: "200"},
+		Why: "every client request and the web app pass through it; it only proxies, so a high soft target and one warm pod"},
 	S3SourceName: {Annotations: map[string]string{annMin: "1", annMax: "3", annMetric: "concurrency", annTarget: "50"},
 		Why: "versitygw posts each notification once with a 3 s timeout, and exits at start when the webhook refuses: one pod stays up (a missed notification is left to the ingest sweep)"},
 }
