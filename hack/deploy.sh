@@ -22,6 +22,7 @@ cd "$(dirname "$0")/.."
 NAMESPACE="${NAMESPACE:-overture}"
 DEPS="${DEPS:-postgres redis s3 smtp opensearch clickhouse}"
 waits=()
+late_waits=()
 for tool in kubectl ko go; do
   command -v "$tool" >/dev/null || { echo "deploy: $tool is required (see docs/deploy.md)" >&2; exit 1; }
 done
@@ -65,7 +66,13 @@ for dep in $DEPS; do
     *) echo "deploy: no dependency $dep (DEPS takes postgres redis s3 smtp opensearch clickhouse)" >&2; exit 1 ;;
   esac
   kubectl apply -n "$NAMESPACE" -f "$file"
-  waits+=("$workload")
+  if [ "$dep" = s3 ]; then
+    # versitygw exits while its webhook (ingest-source, deployed below) does
+    # not answer: it is waited for at the end.
+    late_waits+=("$workload")
+  else
+    waits+=("$workload")
+  fi
 done
 for w in "${waits[@]}"; do
   kubectl rollout status -n "$NAMESPACE" "$w" --timeout=600s
@@ -79,5 +86,7 @@ overture deploy render -namespace "$NAMESPACE" "${RF_FLAG[@]}" |
 echo "== waiting"
 kubectl wait ksvc --all --for=condition=Ready --timeout=600s -n "$NAMESPACE"
 kubectl rollout status deployment/cdc -n "$NAMESPACE" --timeout=300s
-kubectl rollout status statefulset -n "$NAMESPACE" -l overture.music/role=edge --timeout=300s
+for w in $(kubectl get statefulset -n "$NAMESPACE" -l overture.music/role=edge -o name) "${late_waits[@]}"; do
+  kubectl rollout status -n "$NAMESPACE" "$w" --timeout=600s
+done
 kubectl get ksvc,deployment,statefulset -n "$NAMESPACE"
