@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -137,10 +138,12 @@ func loadCHDB(lib, dir string) (e *chdbEngine, err error) {
 	purego.RegisterLibFunc(&e.destroy, h, "chdb_destroy_query_result")
 	purego.RegisterLibFunc(&e.close, h, "chdb_close_conn")
 
-	// clickhouse-local's command line: the data directory, and no query
-	// profiler (its timer signals would land on threads Go does not know).
+	// clickhouse-local's command line: the data directory; no query
+	// profiler (its timer signals would land on threads Go does not know);
+	// statements as large as a batch's rows (MaxQuerySize).
 	args := []string{"clickhouse", "--path=" + dir,
-		"--query_profiler_real_time_period_ns=0", "--query_profiler_cpu_time_period_ns=0"}
+		"--query_profiler_real_time_period_ns=0", "--query_profiler_cpu_time_period_ns=0",
+		"--max_query_size=" + strconv.Itoa(MaxQuerySize)}
 	argv := make([]*byte, len(args)+1)
 	for i, a := range args {
 		b := append([]byte(a), 0)

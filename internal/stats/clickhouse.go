@@ -26,6 +26,11 @@ type Executor interface {
 	Exec(ctx context.Context, sql string) ([]byte, error)
 }
 
+// MaxQuerySize is the largest statement the store sends (ClickHouse's
+// max_query_size, 256 KiB by default, counts the rows of an INSERT … SELECT
+// FROM format()): 1,000 listens of up to 10 KiB each, escaped, with room.
+const MaxQuerySize = 64 << 20
+
 // Embedded is the process's chDB session as an Executor (see chdb.go: one
 // session per process, opened on first use; every caller must name the
 // same data directory).
@@ -60,6 +65,7 @@ func (h HTTPExecutor) Exec(ctx context.Context, sql string) ([]byte, error) {
 	}
 	q := u.Query()
 	q.Set("default_format", "JSONEachRow")
+	q.Set("max_query_size", strconv.Itoa(MaxQuerySize))
 	u.RawQuery = q.Encode()
 	user := u.User
 	u.User = nil
@@ -186,6 +192,10 @@ type chRow struct {
 // first (by the sorting key: users, time span, ids), and only the new rows
 // are inserted, as ONE INSERT: ClickHouse checks the constraints on the
 // whole block before writing, and writes each month's part atomically.
+// The rows travel inside the statement as a string (INSERT … SELECT FROM
+// format()), never as data after FORMAT: the embedded engine is
+// clickhouse-local, which reads such an INSERT's data from the process's
+// stdin too when stdin holds input (and refuses the INSERT).
 // The INSERT carries a deduplication token (a hash of its ids), so
 // retrying it after a lost answer inserts nothing twice; and copies that
 // still get in (racing writers) collapse by the replacing key and are
@@ -252,8 +262,7 @@ func (s *CH) Write(ctx context.Context, rows []Row) (int, error) {
 	if added == 0 {
 		return 0, nil
 	}
-	sql := fmt.Sprintf("INSERT INTO %s.stats_listen SETTINGS insert_deduplication_token = %s FORMAT JSONEachRow\n%s",
-		s.db, lit(hex.EncodeToString(tok.Sum(nil))), body.String())
+	sql := chInsert(s.db, hex.EncodeToString(tok.Sum(nil)), body.String())
 	if _, err := s.x.Exec(ctx, sql); err != nil {
 		return 0, fmt.Errorf("write listens: %w", err)
 	}

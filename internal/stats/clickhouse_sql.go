@@ -146,3 +146,17 @@ func chRollup(db, period, kind string, from, to time.Time) string {
 		) WHERE rank <= %[9]d`,
 		db, lit(period), lit(kind), start, cols, group, ts(from), ts(to), ChartSize, tname)
 }
+
+// chInsertCols and chInsertStructure are stats_listen's columns as Write
+// sends them (JSONEachRow, listened_at in Unix seconds).
+const (
+	chInsertCols      = "listen_id, user_id, listened_at, artist_name, track_name, release_name, track_id, duration_ms, played_ms, stream, scrobble, skipped, premium, client"
+	chInsertStructure = "listen_id String, user_id String, listened_at DateTime('UTC'), artist_name String, track_name String, release_name String, track_id String, duration_ms Int64, played_ms Int64, stream Bool, scrobble Bool, skipped Bool, premium Bool, client String"
+)
+
+// chInsert is the INSERT of rows (JSONEachRow lines) into db's listens
+// with a deduplication token.
+func chInsert(db, token, rows string) string {
+	return fmt.Sprintf("INSERT INTO %s.stats_listen (%s) SELECT %s FROM format(JSONEachRow, %s, %s) SETTINGS insert_deduplication_token = %s",
+		db, chInsertCols, chInsertCols, lit(chInsertStructure), lit(rows), lit(token))
+}

@@ -61,13 +61,13 @@ func TestClickHouseCollapsesCopies(t *testing.T) {
 	check()
 }
 
-// The same INSERT retried (its answer lost) with the same deduplication
+// The store's INSERT retried (its answer lost) with the same deduplication
 // token adds nothing: the block is recognised.
 func TestClickHouseRetriedInsertIsDeduplicated(t *testing.T) {
 	ctx := context.Background()
 	s := statstest.OpenCH(t)
-	insert := fmt.Sprintf("INSERT INTO %s.stats_listen SETTINGS insert_deduplication_token = 'batch-1' FORMAT JSONEachRow\n"+
-		`{"listen_id":"x1","user_id":"u","listened_at":1764583200,"artist_name":"A","track_name":"T","stream":true,"scrobble":true}`+"\n", s.Database())
+	insert := stats.CHInsert(s.Database(), "batch-1",
+		`{"listen_id":"x1","user_id":"u","listened_at":1764583200,"artist_name":"A","track_name":"T","stream":true,"scrobble":true}`+"\n")
 	for range 3 {
 		_, err := s.Exec(ctx, insert)
 		require.NoError(t, err)

@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) stats.Store) {
 	t.Run("RebuildEqualsIncremental", func(t *testing.T) { rebuild(t, open) })
 	t.Run("Duplicates", func(t *testing.T) { duplicates(t, open(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { allOrNothing(t, open(t)) })
+	t.Run("LargestBatch", func(t *testing.T) { largestBatch(t, open(t)) })
 	t.Run("StreamsPerDay", func(t *testing.T) { streamsPerDay(t, filled(t, open)) })
 	t.Run("Audience", func(t *testing.T) { audience(t, filled(t, open)) })
 	t.Run("StreamCounts", func(t *testing.T) { streamCounts(t, filled(t, open)) })
@@ -463,4 +464,28 @@ func streamCounts(t *testing.T, s stats.Store) {
 	got, err = s.StreamCounts(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// largestBatch: the listens service's largest batch — 1,000 listens with
+// long names (about 4.5 MB of rows, beyond ClickHouse's default
+// max_query_size) — is stored whole.
+func largestBatch(t *testing.T, s stats.Store) {
+	ctx := context.Background()
+	long := strings.Repeat("ä'\\x", 300) // quotes and backslashes too
+	var rows []stats.Row
+	for i := range 1000 {
+		tr := track{fmt.Sprintf("long-%d", i), "Artist " + long, fmt.Sprintf("Track %d %s", i, long), "Album " + long, 200_000}
+		r := play(fmt.Sprintf("l%04d", i), "lou", "2026-12-01 00:00", tr, 0, false, false)
+		r.ListenedAt += int64(i)
+		rows = append(rows, r)
+	}
+	n, err := s.Write(ctx, rows)
+	require.NoError(t, err)
+	require.Equal(t, 1000, n)
+	got, err := s.Recent(ctx, "lou", 1)
+	require.NoError(t, err)
+	require.Equal(t, "Track 999 "+long, got[0].TrackName)
+	counts, err := s.StreamCounts(ctx, []string{"long-0", "long-999"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"long-0": 1, "long-999": 1}, counts)
 }
