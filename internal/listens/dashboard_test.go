@@ -15,6 +15,7 @@ import (
 	statswriter "github.com/overture-music/overture/functions/stats-writer"
 	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/stats"
+	"github.com/overture-music/overture/internal/stats/statstest"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
 
@@ -53,9 +54,9 @@ func dashboardSeed(t *testing.T, b *bundle) {
 		require.Equal(t, http.StatusOK, st, "%s", raw)
 	}
 	require.Eventually(t, func() bool {
-		var n int
-		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM stats_listen`).Scan(&n))
-		return n == len(plays)
+		a, err := b.svc.Stats.Audience(context.Background(), stats.Filter{}, d(11, 1, 0), d(12, 8, 0))
+		require.NoError(t, err)
+		return a.Plays == int64(len(plays))
 	}, 2*time.Minute, 20*time.Millisecond, "the seeded plays stored")
 }
 
@@ -65,10 +66,24 @@ func (b *bundle) admin(t *testing.T) string {
 
 // The admins' dashboards: streams per day per track and the audience of a
 // track, an album's tracks, an artist and the whole catalogue, over a date
-// range; every number checked against the seeded plays.
+// range; every number checked against the seeded plays, on both statistics
+// backends (PostgreSQL, and ClickHouse on the embedded chDB).
 func TestDashboards(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, statswriter.New())
+	for _, backend := range []string{"PostgreSQL", "ClickHouse"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			w := statswriter.New()
+			if backend == "ClickHouse" {
+				w.Store = statstest.OpenCH(t)
+			}
+			testDashboards(t, w)
+		})
+	}
+}
+
+func testDashboards(t *testing.T, w *statswriter.Writer) {
+	b := setupWith(t, w)
 	dashboardSeed(t, b)
 	admin := b.admin(t)
 
@@ -190,13 +205,22 @@ func TestDashboardBadParameters(t *testing.T) {
 }
 
 // GET /v1/stream-counts: every track's all-time streams, public, for the
-// query API's cards.
+// query API's cards, on both backends.
 func TestStreamCounts(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, statswriter.New())
-	dashboardSeed(t, b)
-	var c listens.StreamCounts
-	st, raw := b.do(t, http.MethodGet, "/v1/stream-counts?track_id=trk-a1&track_id=trk-a2&track_id=trk-b1&track_id=never-played&track_id=trk-a1", "", nil, &c)
-	require.Equal(t, http.StatusOK, st, "%s", raw)
-	require.Equal(t, map[string]int64{"trk-a1": 4, "trk-a2": 1, "trk-b1": 2, "never-played": 0}, c.Counts)
+	for _, backend := range []string{"PostgreSQL", "ClickHouse"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			w := statswriter.New()
+			if backend == "ClickHouse" {
+				w.Store = statstest.OpenCH(t)
+			}
+			b := setupWith(t, w)
+			dashboardSeed(t, b)
+			var c listens.StreamCounts
+			st, raw := b.do(t, http.MethodGet, "/v1/stream-counts?track_id=trk-a1&track_id=trk-a2&track_id=trk-b1&track_id=never-played&track_id=trk-a1", "", nil, &c)
+			require.Equal(t, http.StatusOK, st, "%s", raw)
+			require.Equal(t, map[string]int64{"trk-a1": 4, "trk-a2": 1, "trk-b1": 2, "never-played": 0}, c.Counts)
+		})
+	}
 }

@@ -85,7 +85,10 @@ func setupWithObjects(t *testing.T, w *statswriter.Writer, extra string) *bundle
 		require.NoError(t, err)
 		objects += "---\n" + string(triggers)
 		require.NoError(t, stats.Migrate(context.Background(), b.pool))
-		w.Store, w.Log = stats.NewPG(b.pool), slog.New(slog.DiscardHandler)
+		if w.Store == nil {
+			w.Store = stats.NewPG(b.pool)
+		}
+		w.Log = slog.New(slog.DiscardHandler)
 		handlers[statswriter.Name] = w
 		handlers["dead-letter"] = &functiontest.Recorder{}
 	}
@@ -98,6 +101,9 @@ func setupWithObjects(t *testing.T, w *statswriter.Writer, extra string) *bundle
 	b.svc = listens.New()
 	b.svc.Pool, b.svc.Redis, b.svc.Verifier, b.svc.Log = b.pool, b.rdb, b.auth.Verifier(), slog.New(slog.DiscardHandler)
 	b.svc.Now = func() time.Time { return b.now }
+	if w != nil {
+		b.svc.Stats = w.Store // the service reads what the writer stores
+	}
 	ctx := function.WithPublisher(context.Background(), b.pub)
 	require.NoError(t, b.svc.Start(ctx, map[string]string{"DATABASE_URL": "unused", "REDIS_URL": "unused", "PUBLIC_BASE_URL": "http://overture.test"}))
 	t.Cleanup(func() { _ = b.svc.Stop(context.Background()) })
