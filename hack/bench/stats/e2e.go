@@ -442,10 +442,15 @@ func e2eBatches(ctx context.Context, users []string) []*e2eBatch {
 	return out
 }
 
+var (
+	writeHow = map[string]string{stats.Postgres: "one transaction per batch", stats.ClickHouse: "one existing-ids look-up and one INSERT per batch, one batch at a time in the process: chDB runs one statement at a time"}
+	pollHow  = map[string]string{stats.ClickHouse: " (through the same chDB session, so its statements queue with the writer's)"}
+)
+
 func writeE2E(md *strings.Builder, e *e2eResult) {
 	fmt.Fprintf(md, "## End to end on %s: `POST /v1/listens` to queryable\n\n", e.backend)
-	fmt.Fprintf(md, "The embedded platform as `make run` starts it: its own **durable** PostgreSQL (fsync on, the platform's settings), Redis, the broker with `brokers/` and `triggers/stats-writer.yaml` (delivery parallelism 16), the gateway, the auth and listens services and the stats-writer function (`STATS_BACKEND=%s`), all in this process but PostgreSQL and Redis. %d listeners (accounts signed in through `POST /v1/auth/login`) each submit their listens (a generator of their own: seed 2, the last 180 days) as ListenBrainz `import` bodies of 100 through the gateway, one after the other, all listeners at once, for at most %s. The service validates, publishes one event per batch and answers after the broker's acknowledgement (the event is then in PostgreSQL); the writer stores each batch in one transaction. A poller checks every 100 ms which answered batches have their last listen in `stats_listen`.\n\n",
-		e.backend, *e2eConc, *e2eTime)
+	fmt.Fprintf(md, "The embedded platform as `make run` starts it: its own **durable** PostgreSQL (fsync on, the platform's settings), Redis, the broker with `brokers/` and `triggers/stats-writer.yaml` (delivery parallelism 16), the gateway, the auth and listens services and the stats-writer function (`STATS_BACKEND=%s`), all in this process but PostgreSQL and Redis. %d listeners (accounts signed in through `POST /v1/auth/login`) each submit their listens (a generator of their own: seed 2, the last 180 days) as ListenBrainz `import` bodies of 100 through the gateway, one after the other, all listeners at once, for at most %s. The service validates, publishes one event per batch and answers after the broker's acknowledgement (the event is then in PostgreSQL); the writer stores each batch as it comes (%s). A poller checks every 100 ms which answered batches have their last listen in `stats_listen`%s.\n\n",
+		e.backend, *e2eConc, *e2eTime, writeHow[e.backend], pollHow[e.backend])
 	fmt.Fprintf(md, "| | listens | wall | listens/s | latency p50 / p99 |\n| --- | ---: | ---: | ---: | --- |\n")
 	fmt.Fprintf(md, "| end to end (POST → queryable) | %s accepted, %s stored | %.1f s | **%s** | POST answered: %s / %s ms; queryable: %s / **%s** ms |\n",
 		count(e.accepted), count(e.stored), e.wall.Seconds(), count(int64(e.rate())), ms(pct(e.post, 50)), ms(pct(e.post, 99)), ms(pct(e.visible, 50)), ms(pct(e.visible, 99)))
