@@ -3,11 +3,6 @@
 # with Kourier, Knative Eventing, the Kafka broker and a one-node Kafka
 # (Strimzi). Needs docker, kind and kubectl. Idempotent: an existing cluster
 # is reused and `kubectl apply` converges.
-#
-# No local registry: hack/deploy.sh builds the base image into the Docker
-# daemon (ko.local/overture-base) and ko (KO_DOCKER_REPO=kind.local) loads
-# each image it builds straight into the node; Knative Serving does not
-# resolve kind.local tags (its default registries-skipping-tag-resolving).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,9 +51,7 @@ wait_ns knative-eventing
 
 echo "== Kafka (Strimzi, one node)"
 kubectl create namespace kafka --dry-run=client -o yaml | kubectl apply -f -
-# Server-side: Strimzi's CRDs are too large for client-side apply's
-# last-applied annotation, and a rerun must converge, not fail.
-kubectl apply --server-side --force-conflicts -n kafka -f 'https://strimzi.io/install/latest?namespace=kafka'
+kubectl create -f 'https://strimzi.io/install/latest?namespace=kafka' -n kafka 2>/dev/null || true
 wait_ns kafka
 kubectl apply -n kafka -f https://strimzi.io/examples/latest/kafka/kafka-single-node.yaml
 kubectl wait kafka/my-cluster --for=condition=Ready --timeout=600s -n kafka

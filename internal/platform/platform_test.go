@@ -26,6 +26,7 @@ import (
 	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/platform"
 	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/telemetry"
 	"github.com/overture-music/overture/internal/testenv"
@@ -501,4 +502,90 @@ func TestUnreadyPartIsReportedNotFatal(t *testing.T) {
 	var buf bytes.Buffer
 	p.PrintURLs(&buf)
 	require.Contains(t, buf.String(), "NOT READY")
+}
+
+// gate is a service that publishes an event while it starts and is not
+// ready until the test opens it. It runs as the test producer, whom the
+// test EventPolicies let publish test events.
+type gate struct {
+	echo
+	open   chan struct{}
+	checks atomic.Int64 // readiness checks so far
+}
+
+func (*gate) Name() string           { return testProducer }
+func (*gate) Routes() []server.Route { return nil }
+func (g *gate) Start(ctx context.Context, _ map[string]string) error {
+	return function.PublisherFrom(ctx).Publish(ctx, testEvent("queued-before-ready", "music.overture.test.hello.v1"))
+}
+func (g *gate) Ready(context.Context) (bool, error) {
+	g.checks.Add(1)
+	select {
+	case <-g.open:
+		return true, nil
+	default:
+		return false, nil
+	}
+}
+
+// TestDispatchWaitsUntilReady (issue 16): after a restart, deliveries
+// queued in the broker wait until the platform is ready — what their
+// subscribers call (POPs, the payment sandbox) answers — instead of burning
+// their retries on refused connections; publishing works meanwhile.
+func TestDispatchWaitsUntilReady(t *testing.T) {
+	t.Parallel()
+	env := externalEnv(t)
+	rec := newRecorder()
+	g := &gate{open: make(chan struct{})}
+	type started struct {
+		p   *platform.Platform
+		err error
+	}
+	res := make(chan started, 1)
+	go func() {
+		p, err := platform.Start(context.Background(), platform.Options{Env: env, DataDir: t.TempDir(),
+			ManifestDirs: []string{"testdata/brokers", "testdata/triggers"},
+			Functions: []functions.Entry{
+				{Name: "recorder", New: func() function.Handler { return rec }},
+				{Name: "replier", New: func() function.Handler { return replier{} }},
+			},
+			Services: []server.Service{g}, ReadyTimeout: 10 * time.Minute,
+			Log: telemetry.NewLogger(io.Discard, nil)})
+		res <- started{p, err}
+	}()
+	var opened sync.Once
+	openGate := func() { opened.Do(func() { close(g.open) }) }
+	var r started
+	var got sync.Once
+	result := func() started { got.Do(func() { r = <-res }); return r }
+	t.Cleanup(func() {
+		openGate()
+		if p := result().p; p != nil {
+			_ = p.Stop(context.Background())
+		}
+	})
+	pool := postgrestest.Open(t, env[platform.KeyDatabaseURL])
+	queued := func() bool {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM broker_delivery WHERE convert_from(event, 'UTF8')::jsonb->>'id' = 'queued-before-ready'`).Scan(&n)
+		return err == nil && n > 0
+	}
+	testenv.WaitFor(t, 5*time.Minute, "the event published during start-up to be queued", func() bool {
+		select {
+		case r := <-res:
+			got.Do(func() {})
+			t.Fatalf("Start returned before the gate opened: %v", r.err)
+		default:
+		}
+		return queued() || rec.has("queued-before-ready") // delivered already: failed below
+	})
+	// The platform checks readiness again and again meanwhile; through ten
+	// of its checks the event stays queued and undelivered.
+	seen := g.checks.Load()
+	testenv.WaitFor(t, 5*time.Minute, "ten readiness checks", func() bool { return g.checks.Load() >= seen+10 })
+	require.False(t, rec.has("queued-before-ready"), "delivered before the platform was ready")
+	require.True(t, queued(), "the queued delivery is gone before the platform was ready")
+	openGate()
+	require.NoError(t, result().err)
+	rec.waitFor(t, "queued-before-ready", 5*time.Minute)
 }
