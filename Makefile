@@ -51,6 +51,12 @@ lint: ## staticcheck every package, then deadcode: exported functions nothing re
 build: ## Build the overture binary into bin/
 	$(GO) build -o $(BIN) ./cmd/overture
 
+##@ Web app
+
+.PHONY: screenshots
+screenshots: deps ## Refresh docs/screenshots/*.png by running the browser tests of internal/webapp (Chromium)
+	OVERTURE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -timeout 20m -run 'TestListenerJourney|TestAccessibility' ./internal/webapp/
+
 ##@ Benchmarks
 
 .PHONY: bench

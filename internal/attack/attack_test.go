@@ -3,7 +3,6 @@ package attack_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,94 +14,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/edge"
 	"github.com/overture-music/overture/edge/edgetest"
 	"github.com/overture-music/overture/edge/urlsign"
-	"github.com/overture-music/overture/internal/auth"
 	"github.com/overture-music/overture/internal/eventtype"
-	"github.com/overture-music/overture/internal/platform"
-	"github.com/overture-music/overture/internal/steering"
-	"github.com/overture-music/overture/internal/telemetry"
+	"github.com/overture-music/overture/internal/platformtest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// suite is one embedded platform with every function and service, a real
-// POP in front of the platform's S3, a listener, a victim address and an
-// admin: what an attacker outside the platform can reach.
+// suite is the whole platform (platformtest) with an object a POP holds in
+// its cache, a listener and an admin: what an attacker outside the platform
+// can reach.
 type suite struct {
-	p        *platform.Platform
-	db       *pgxpool.Pool
-	redis    *redis.Client
-	mailAPI  string
-	client   *http.Client
-	pop      string
+	*platformtest.Platform
 	popKey   string // an object the POP holds in its cache
-	signKey  []byte
-	listener account
-	admin    account
+	listener platformtest.Account
 }
-
-type account struct{ id, email, password, access string }
 
 func start(t *testing.T) *suite {
 	t.Helper()
 	const cached = "tracks/00000000-0000-4000-8000-000000000001/aac128/seg1.m4s"
-	origin := edgetest.NewOrigin(t, map[string]string{cached: "audio bytes a POP has cached"})
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	keys := urlsign.Keys{"k1": secret}
-	pops, _ := origin.StartPOPs(t, keys, steering.POP{Name: "pop-a", Region: "eu-west"})
-	smtpURL, mailAPI := testenv.SMTP(t)
-	dbURL, redisURL := testenv.Postgres(t), testenv.Redis(t)
-	env := map[string]string{
-		platform.KeyDatabaseURL: dbURL, platform.KeyRedisURL: redisURL,
-		platform.KeyS3Endpoint: origin.Endpoint, platform.KeyS3AccessKey: origin.AccessKey, platform.KeyS3SecretKey: origin.SecretKey,
-		platform.KeySMTPURL: smtpURL, platform.KeyMailpitURL: mailAPI,
-		// Replication slots are per server: one for each test.
-		platform.KeyCDCSlot: slot(t), platform.KeyCDCPublication: slot(t),
-		"CDN_POPS": edgetest.POPList(pops), "CDN_ADMIN_SECRET": edgetest.AdminSecret,
-		"CDN_SIGNING_KEYS": "k1:" + base64.RawURLEncoding.EncodeToString(secret),
-		// No payment moves here: the sandbox's fixed port stays free for others.
-		"PAYMENT_SANDBOX_ADDR": "off",
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p, err := platform.Start(ctx, platform.Options{Env: env, DataDir: t.TempDir(), Log: telemetry.NewLogger(io.Discard, nil),
-		ManifestDirs: []string{"../../brokers", "../../triggers"}})
+	p := platformtest.Start(t, platformtest.Options{})
+	_, err := p.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(edgetest.Bucket), Key: aws.String(cached),
+		Body: strings.NewReader("audio bytes a POP has cached")})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	db, err := pgxpool.New(context.Background(), dbURL)
-	require.NoError(t, err)
-	t.Cleanup(db.Close)
-	opt, err := redis.ParseURL(redisURL)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	s := &suite{p: p, db: db, redis: rdb, mailAPI: mailAPI, client: &http.Client{Timeout: 20 * time.Second},
-		pop: pops[0].URL, popKey: cached, signKey: secret}
-
+	s := &suite{Platform: p, popKey: cached}
 	// The listener signs up and confirms through the emailed link, as a person would.
-	s.listener = account{email: "listener@example.com", password: "listener password 1"}
-	s.call(t, "POST", "/v1/auth/register", "", map[string]string{"email": s.listener.email, "password": s.listener.password}, http.StatusCreated)
-	link := s.mailLink(t, s.listener.email, "/v1/auth/confirm?token=")
-	resp, err := s.client.Get(link)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	s.login(t, &s.listener)
-
-	s.admin = account{email: "admin@example.com", password: "admin password 1"}
-	s.admin.id, _, err = auth.CreateAdmin(context.Background(), db, s.admin.email, s.admin.password, auth.DefaultArgon2)
-	require.NoError(t, err)
-	s.login(t, &s.admin)
+	s.listener = p.Listener(t, "listener@example.com")
 
 	// The POP caches the object (a second read is a hit).
 	for range 2 {
@@ -111,116 +57,19 @@ func start(t *testing.T) *suite {
 	return s
 }
 
-func slot(t *testing.T) string {
-	return "attack_" + strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
-}
-
-func (s *suite) login(t *testing.T, a *account) {
-	t.Helper()
-	var lr struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.NoError(t, json.Unmarshal(s.call(t, "POST", "/v1/auth/login", "", map[string]string{"email": a.email, "password": a.password}, http.StatusOK), &lr))
-	a.access = lr.AccessToken
-	var me struct {
-		UserID string `json:"user_id"`
-	}
-	require.NoError(t, json.Unmarshal(s.call(t, "GET", "/v1/auth/me", a.access, nil, http.StatusOK), &me))
-	a.id = me.UserID
-	require.NotEmpty(t, a.id)
-}
-
 // call sends a JSON request through the gateway and checks the status.
 func (s *suite) call(t *testing.T, method, path, bearer string, body any, want int) []byte {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequest(method, s.p.GatewayURL()+path, rd)
-	require.NoError(t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := s.client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, out)
-	return out
-}
-
-// mailLink waits for the mail to addr and returns its link containing marker.
-func (s *suite) mailLink(t *testing.T, addr, marker string) string {
-	t.Helper()
-	var link string
-	require.Eventually(t, func() bool {
-		for _, m := range s.mails(t) {
-			if !strings.EqualFold(m.to, addr) {
-				continue
-			}
-			for _, f := range strings.Fields(m.text) {
-				if strings.Contains(f, marker) {
-					link = f
-					return true
-				}
-			}
-		}
-		return false
-	}, time.Minute, 100*time.Millisecond, "no mail to %s with %s", addr, marker)
-	return link
-}
-
-type mail struct{ to, text string }
-
-// mails reads every message mailpit holds, with its text.
-func (s *suite) mails(t *testing.T) []mail {
-	t.Helper()
-	var list struct {
-		Messages []struct {
-			ID string `json:"ID"`
-			To []struct {
-				Address string `json:"Address"`
-			} `json:"To"`
-		} `json:"messages"`
-	}
-	s.getJSON(t, s.mailAPI+"/api/v1/messages?limit=500", &list)
-	var out []mail
-	for _, m := range list.Messages {
-		var msg struct {
-			Text string `json:"Text"`
-			HTML string `json:"HTML"`
-		}
-		s.getJSON(t, s.mailAPI+"/api/v1/message/"+m.ID, &msg)
-		for _, to := range m.To {
-			out = append(out, mail{to: to.Address, text: msg.Text + " " + msg.HTML})
-		}
-	}
-	return out
-}
-
-func (s *suite) getJSON(t *testing.T, url string, into any) {
-	t.Helper()
-	resp, err := s.client.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, url)
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(into))
+	return s.Call(t, method, path, bearer, body, want)
 }
 
 // popGet reads the cached object through the POP with a valid signed URL.
 func (s *suite) popGet(t *testing.T) int {
 	t.Helper()
-	tok, err := urlsign.Sign(s.signKey, urlsign.Token{KeyID: "k1", Expires: time.Now().Add(time.Hour),
+	tok, err := urlsign.Sign(s.SigningKey, urlsign.Token{KeyID: platformtest.SigningKeyID, Expires: time.Now().Add(time.Hour),
 		Prefix: "tracks/00000000-0000-4000-8000-000000000001/"})
 	require.NoError(t, err)
-	resp, err := s.client.Get(s.pop + edge.MediaPrefix + s.popKey + "?" + urlsign.Param + "=" + url.QueryEscape(tok))
+	resp, err := s.Client.Get(s.POP.URL + edge.MediaPrefix + s.popKey + "?" + urlsign.Param + "=" + url.QueryEscape(tok))
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -245,17 +94,17 @@ func (s *suite) state(t *testing.T) state {
 	t.Helper()
 	ctx := context.Background()
 	var st state
-	require.NoError(t, s.db.QueryRow(ctx, `SELECT coalesce(bool_or(is_premium), false) FROM app_user WHERE user_id::text = $1`, s.listener.id).Scan(&st.Premium))
-	require.NoError(t, s.db.QueryRow(ctx, `SELECT count(*) FROM subscription_period`).Scan(&st.Periods))
-	require.NoError(t, s.db.QueryRow(ctx, `SELECT count(*) FROM payment`).Scan(&st.Payments))
-	require.NoError(t, s.db.QueryRow(ctx, `SELECT count(*) FROM subscription`).Scan(&st.Subscriptions))
-	for _, m := range s.mails(t) {
+	require.NoError(t, s.DB.QueryRow(ctx, `SELECT coalesce(bool_or(is_premium), false) FROM app_user WHERE user_id::text = $1`, s.listener.ID).Scan(&st.Premium))
+	require.NoError(t, s.DB.QueryRow(ctx, `SELECT count(*) FROM subscription_period`).Scan(&st.Periods))
+	require.NoError(t, s.DB.QueryRow(ctx, `SELECT count(*) FROM payment`).Scan(&st.Payments))
+	require.NoError(t, s.DB.QueryRow(ctx, `SELECT count(*) FROM subscription`).Scan(&st.Subscriptions))
+	for _, m := range s.Mails(t) {
 		st.Mails++
-		if strings.Contains(m.text, "attacker.example") || strings.EqualFold(m.to, "victim@example.com") {
+		if strings.Contains(m.Text, "attacker.example") || strings.EqualFold(m.To, "victim@example.com") {
 			st.AttackerMails++
 		}
 	}
-	n, err := s.redis.DBSize(ctx).Result()
+	n, err := s.Redis.DBSize(ctx).Result()
 	require.NoError(t, err)
 	st.RedisKeys = n
 	return st
@@ -265,8 +114,8 @@ func (s *suite) state(t *testing.T) state {
 func (s *suite) premiumClaim(t *testing.T) bool {
 	t.Helper()
 	a := s.listener
-	s.login(t, &a)
-	parts := strings.Split(a.access, ".")
+	s.Login(t, &a)
+	parts := strings.Split(a.Access, ".")
 	require.Len(t, parts, 3)
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	require.NoError(t, err)
@@ -294,17 +143,17 @@ func (s *suite) forged() []event.Event {
 		return e
 	}
 	evs := []event.Event{
-		mk(eventtype.UserUpdated, eventtype.UserUpdatedData{UserID: s.listener.id, IsPremium: true, PremiumUntil: &future, Version: 1 << 40}),
-		mk(eventtype.SubscriptionActivated, eventtype.SubscriptionData{SubscriptionID: sub, UserID: s.listener.id, Plan: "annual",
+		mk(eventtype.UserUpdated, eventtype.UserUpdatedData{UserID: s.listener.ID, IsPremium: true, PremiumUntil: &future, Version: 1 << 40}),
+		mk(eventtype.SubscriptionActivated, eventtype.SubscriptionData{SubscriptionID: sub, UserID: s.listener.ID, Plan: "annual",
 			Status: "active", PeriodStart: &now, PeriodEnd: &future, Period: 1}),
-		mk(eventtype.PasswordResetRequested, eventtype.PasswordResetRequestedData{UserID: s.listener.id, Email: "victim@example.com",
+		mk(eventtype.PasswordResetRequested, eventtype.PasswordResetRequestedData{UserID: s.listener.ID, Email: "victim@example.com",
 			Locale: "en", ResetURL: "https://attacker.example/reset?t=1", ExpiresAt: future}),
 		mk(eventtype.TrackRenditionsReplaced, eventtype.TrackRenditionsReplacedData{TrackID: "00000000-0000-4000-8000-000000000001",
 			Old: []eventtype.Rendition{{Kind: "aac128", StorageKey: s.popKey}}}),
 	}
 	for i := range 11 {
 		evs = append(evs, mk(eventtype.PaymentCompleted, eventtype.PaymentData{PaymentID: uuid.NewString(), SubscriptionID: sub,
-			UserID: s.listener.id, AmountMinor: 0, Currency: "RUB", Purpose: "renewal", Period: i + 2}))
+			UserID: s.listener.ID, AmountMinor: 0, Currency: "RUB", Purpose: "renewal", Period: i + 2}))
 	}
 	return evs
 }
@@ -315,13 +164,13 @@ func (s *suite) post(t *testing.T, e event.Event, bearer string) int {
 	t.Helper()
 	body, err := json.Marshal(e)
 	require.NoError(t, err)
-	req, err := http.NewRequest(http.MethodPost, s.p.IngressURL(), strings.NewReader(string(body)))
+	req, err := http.NewRequest(http.MethodPost, s.IngressURL(), strings.NewReader(string(body)))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/cloudevents+json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := s.client.Do(req)
+	resp, err := s.Client.Do(req)
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -338,7 +187,7 @@ func (s *suite) settled(t *testing.T, events []event.Event) {
 	}
 	require.Eventually(t, func() bool {
 		var pending int
-		err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM broker_delivery
+		err := s.DB.QueryRow(context.Background(), `SELECT count(*) FROM broker_delivery
 			WHERE attempt = 0 AND (convert_from(event, 'UTF8')::jsonb->>'id') = ANY($1)`, ids).Scan(&pending)
 		return err == nil && pending == 0
 	}, 2*time.Minute, 100*time.Millisecond, "the forged events were not delivered")
@@ -364,14 +213,14 @@ func TestForgedFactsChangeNothing(t *testing.T) {
 		}
 	})
 	t.Run("AnotherWorkload", func(t *testing.T) {
-		tok, err := s.p.Token("notification")
+		tok, err := s.Token("notification")
 		require.NoError(t, err)
 		for _, e := range forged {
 			require.Equal(t, http.StatusForbidden, s.post(t, e, tok), e.Type())
 		}
 	})
 	t.Run("ThroughTheRelaysIdentity", func(t *testing.T) {
-		require.NoError(t, s.p.PublisherAs("cdc").Publish(context.Background(), forged...))
+		require.NoError(t, s.PublisherAs("cdc").Publish(context.Background(), forged...))
 		s.settled(t, forged)
 	})
 
@@ -391,7 +240,7 @@ func (s *suite) popHits(t *testing.T) int64 {
 	var st struct {
 		Hits int64 `json:"hits"`
 	}
-	s.getJSON(t, s.pop+"/stats", &st)
+	s.GetJSON(t, s.POP.URL+"/stats", &st)
 	return st.Hits
 }
 
@@ -403,15 +252,15 @@ func TestHTTPFindingsChangeNothing(t *testing.T) {
 
 	t.Run("GenreFloodDoesNotFillRedis", func(t *testing.T) {
 		for i := range 200 {
-			req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/search?q=a&genre=%s-%d", s.p.GatewayURL(), strings.Repeat("x", 4000), i), nil)
+			req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/search?q=a&genre=%s-%d", s.GatewayURL(), strings.Repeat("x", 4000), i), nil)
 			require.NoError(t, err)
-			resp, err := s.client.Do(req)
+			resp, err := s.Client.Do(req)
 			require.NoError(t, err)
 			resp.Body.Close()
 			require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		}
 		for i := range 200 {
-			resp, err := s.client.Get(fmt.Sprintf("%s/v1/search?q=a&genre=made-up-%d", s.p.GatewayURL(), i))
+			resp, err := s.Client.Get(fmt.Sprintf("%s/v1/search?q=a&genre=made-up-%d", s.GatewayURL(), i))
 			require.NoError(t, err)
 			resp.Body.Close()
 		}
@@ -420,46 +269,46 @@ func TestHTTPFindingsChangeNothing(t *testing.T) {
 		s.call(t, "POST", "/v1/auth/password/reset", "", map[string]string{"token": "prt_forged", "password": "new password 123"}, http.StatusBadRequest)
 	})
 	t.Run("AuthBodiesAreStrict", func(t *testing.T) {
-		req, err := http.NewRequest(http.MethodPost, s.p.GatewayURL()+"/v1/auth/login", strings.NewReader(`{"email":"a@b.c","password":"x"}`))
+		req, err := http.NewRequest(http.MethodPost, s.GatewayURL()+"/v1/auth/login", strings.NewReader(`{"email":"a@b.c","password":"x"}`))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "text/plain")
-		resp, err := s.client.Do(req)
+		resp, err := s.Client.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
-		s.call(t, "POST", "/v1/auth/login", "", map[string]any{"email": s.listener.email, "password": s.listener.password, "is_admin": true}, http.StatusBadRequest)
+		s.call(t, "POST", "/v1/auth/login", "", map[string]any{"email": s.listener.Email, "password": s.listener.Password, "is_admin": true}, http.StatusBadRequest)
 	})
 	t.Run("CatalogRefusesTraversalAndInvisibleNames", func(t *testing.T) {
-		s.call(t, "POST", "/v1/admin/artists", s.admin.access, map[string]string{"name": "Evil\u202egnp.exe"}, http.StatusUnprocessableEntity)
+		s.call(t, "POST", "/v1/admin/artists", s.Admin.Access, map[string]string{"name": "Evil\u202egnp.exe"}, http.StatusUnprocessableEntity)
 		var artist struct {
 			ID string `json:"id"`
 		}
-		require.NoError(t, json.Unmarshal(s.call(t, "POST", "/v1/admin/artists", s.admin.access, map[string]string{"name": "Кино"}, http.StatusCreated), &artist))
+		require.NoError(t, json.Unmarshal(s.call(t, "POST", "/v1/admin/artists", s.Admin.Access, map[string]string{"name": "Кино"}, http.StatusCreated), &artist))
 		var track struct {
 			ID string `json:"id"`
 		}
-		require.NoError(t, json.Unmarshal(s.call(t, "POST", "/v1/admin/tracks", s.admin.access,
+		require.NoError(t, json.Unmarshal(s.call(t, "POST", "/v1/admin/tracks", s.Admin.Access,
 			map[string]any{"title": "Группа крови", "artist_ids": []string{artist.ID}}, http.StatusCreated), &track))
 		for _, key := range []string{"tracks/../../etc/passwd", "tracks/a\nb.m4s", "/abs/key"} {
-			s.call(t, "PUT", "/v1/admin/tracks/"+track.ID+"/renditions", s.admin.access,
+			s.call(t, "PUT", "/v1/admin/tracks/"+track.ID+"/renditions", s.Admin.Access,
 				map[string]any{"renditions": []map[string]string{{"kind": "aac128", "storage_key": key}}}, http.StatusUnprocessableEntity)
 		}
 	})
 	t.Run("MetricsAreTheOperators", func(t *testing.T) {
-		resp, err := s.client.Get(s.p.GatewayURL() + "/metrics")
+		resp, err := s.Client.Get(s.GatewayURL() + "/metrics")
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	})
 	t.Run("SecurityHeaders", func(t *testing.T) {
-		resp, err := s.client.Get(s.p.GatewayURL() + "/v1/search?q=a")
+		resp, err := s.Client.Get(s.GatewayURL() + "/v1/search?q=a")
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
 		require.NotEmpty(t, resp.Header.Get("Content-Security-Policy"))
 	})
 	t.Run("ContentLengthWithTransferEncodingClosesTheConnection", func(t *testing.T) {
-		addr := strings.TrimPrefix(s.p.GatewayURL(), "http://")
+		addr := strings.TrimPrefix(s.GatewayURL(), "http://")
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		require.NoError(t, err)
 		defer c.Close()

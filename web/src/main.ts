@@ -10,6 +10,12 @@ import { session } from './session';
 import { playerBar } from './playerbar';
 import { render } from './pages/routes';
 
+// Unhandled errors are kept for the browser tests' failure reports.
+const errors: string[] = [];
+(window as unknown as { overtureErrors: string[] }).overtureErrors = errors;
+window.addEventListener('error', (e) => errors.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => errors.push(String(e.reason)));
+
 const root = document.getElementById('app')!;
 const main = h('main', { id: 'main', tabindex: '-1' });
 const header = h('header', { class: 'top' });

@@ -27,6 +27,8 @@ class Player {
   error = '';
   levels: number[] = [];
   level = -1;
+  // reports counts the plays whose end was reported (a `single` listen).
+  reports = 0;
   private hls: Hls | null = null;
   private token = '';
   private renewTimer = 0;
@@ -277,6 +279,7 @@ class Player {
     if (!p || p.reported) return;
     p.reported = true;
     this.play = null;
+    this.reports++;
     void this.report('single', p.track, {
       listened_at: p.startedAt,
       played_ms: Math.round(p.playedMs),

@@ -11,9 +11,9 @@ interface Waveform { version: number; channels?: number; length: number; data: n
 
 export function playerBar(): HTMLElement {
   const region = h('section', { id: 'player', 'aria-label': t('player.region') });
-  const prev = h('button', { type: 'button', class: 'icon', id: 'prev' }, '⏮');
+  const prev = h('button', { type: 'button', class: 'icon', id: 'prev' }, '◀◀');
   const play = h('button', { type: 'button', class: 'icon primary', id: 'playpause' }, '▶');
-  const next = h('button', { type: 'button', class: 'icon', id: 'next' }, '⏭');
+  const next = h('button', { type: 'button', class: 'icon', id: 'next' }, '▶▶');
   const now = h('div', { class: 'now', 'aria-live': 'polite' });
   const volume = h('input', { type: 'range', class: 'volume', id: 'volume', min: '0', max: '1', step: '0.05', value: '1' });
   const canvas = h('canvas', { 'aria-hidden': 'true' });
@@ -77,7 +77,7 @@ export function playerBar(): HTMLElement {
     prev.setAttribute('aria-label', t('player.prev'));
     next.setAttribute('aria-label', t('player.next'));
     play.setAttribute('aria-label', paused ? t('player.play') : t('player.pause'));
-    play.textContent = paused ? '▶' : '⏸';
+    play.textContent = paused ? '▶' : '❚❚';
     volume.setAttribute('aria-label', t('player.volume'));
     seek.setAttribute('aria-label', t('player.seek'));
     const d = isFinite(player.audio.duration) ? player.audio.duration : (cur ? cur.track.duration_ms / 1000 : 0);
@@ -93,6 +93,8 @@ export function playerBar(): HTMLElement {
     region.dataset.level = String(player.level);
     region.dataset.premium = String(pb?.listener_premium ?? false);
     region.dataset.gain = player.gain.toFixed(3);
+    region.dataset.reports = String(player.reports);
+    region.dataset.queue = player.index + '/' + player.queue.length;
     if (cur) {
       replace(now,
         h('div', { class: 'title' }, cur.track.title),

@@ -49,9 +49,24 @@ class Session {
     const resp = await fetch('/v1/auth/me', { headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' } });
     if (resp.ok) {
       this.me = (await resp.json()) as Me;
+      // The access token carries the entitlement it was issued with; when
+      // the account's has changed since (a purchase, an expiry), get a new
+      // one so playback sees it at once.
+      if (this.me.premium !== this.tokenPremium()) await this.accessToken(true);
       this.changed();
     }
     return this.me;
+  }
+
+  // tokenPremium is the premium claim of the access token in memory.
+  private tokenPremium(): boolean {
+    try {
+      const part = (this.access ?? '').split('.')[1] ?? '';
+      const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+      return (JSON.parse(json) as { premium?: boolean }).premium === true;
+    } catch {
+      return false;
+    }
   }
 
   // accessToken is a valid access token, refreshed when it is about to

@@ -14,7 +14,6 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/evanw/esbuild/pkg/api"
@@ -172,14 +171,4 @@ func write(path string, b []byte) error {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	return nil
-}
-
-// Names lists the files of m in a stable order (for comparisons).
-func (m Manifest) Names() []string {
-	var out []string
-	for n := range m.Files {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -68,7 +68,7 @@ export async function accountPage(): Promise<Node> {
     h('h1', null, t('account.title')),
     h('section', { class: 'card' },
       h('dl', null, h('dt', null, t('account.email')), h('dd', { id: 'account-email' }, me.email),
-        h('dt', null, t('account.premium')), h('dd', { id: 'account-premium' },
+        h('dt', null, t('account.premium')), h('dd', { id: 'account-premium', 'data-premium': String(me.premium) },
           me.premium ? t('account.premium.yes', { date: fmtDate(me.premium_until) }) : [t('account.premium.no'), ' · ', h('a', { href: '/premium' }, t('premium.offer'))])),
       h('label', { for: 'account-lang' }, t('account.language')), lang),
     h('section', { class: 'card', 'aria-labelledby': 'tokens-h' },
@@ -101,7 +101,6 @@ export async function premiumPage(): Promise<Node> {
     h('p', { id: 'card-help', class: 'muted' }, t('premium.card.help')),
     h('p', null, h('button', { type: 'submit', class: 'primary' }, t('premium.pay'))));
   let timer = 0;
-  let lastPremium = session.me?.premium ?? false;
   const draw = (st: SubscriptionState | null) => {
     const s = st?.subscription;
     const running = !!s && ['pending', 'active', 'past_due', 'canceled'].includes(s.status) && !(s.status === 'canceled' && !st?.premium);
@@ -138,10 +137,6 @@ export async function premiumPage(): Promise<Node> {
     // The entitlement follows the payment through auth (an event later):
     // once auth says premium, a new access token carries it to playback.
     const me = await session.loadMe();
-    if (me && me.premium !== lastPremium) {
-      lastPremium = me.premium;
-      await session.accessToken(true);
-    }
     const settling = st && (st.subscription.status === 'pending' || (st.premium && !me?.premium));
     if (settling && statusBox.isConnected) timer = window.setTimeout(() => void poll(), 1000);
   };
