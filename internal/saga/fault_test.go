@@ -74,7 +74,15 @@ func TestSagaRuntimeChild(t *testing.T) {
 	case err := <-errc:
 		t.Fatalf("runtime stopped: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Let the runtime finish stopping: its broker, relay and API each
+	// report on errc when they have stopped.
+	for range 3 {
+		select {
+		case <-errc:
+		case <-time.After(time.Minute):
+			return
+		}
+	}
 }
 
 // TestSagaInvariantsUnderFaults runs SAGA_E2E_SAGAS purchases (default 500)
@@ -111,7 +119,10 @@ type purchase struct {
 }
 
 func runFaultScenario(t *testing.T, mode string, n int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// No deadline on the whole scenario: on a loaded machine it has taken
+	// longer than five minutes. Its waits judge progress (waitQuiet), and a
+	// hang is go test's -timeout's to catch.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dbURL := testenv.Postgres(t)
 	auth := tokentest.New(t)
@@ -224,8 +235,10 @@ func runFaultScenario(t *testing.T, mode string, n int) {
 	// paid period. The renewal sweep charges their saved methods (those of
 	// tok_renewal_insufficient now lack funds: past_due), under kills again.
 	renewing := timeTravel(ctx, t, pool)
+	// The renewal sweep runs through at least two more kills.
+	killed := sup.killed()
 	stopKiller = startKiller(sup, 8)
-	time.Sleep(6 * time.Second)
+	testenv.WaitFor(t, 5*time.Minute, "two kills during the renewals", func() bool { return sup.killed() >= killed+2 })
 	stopKiller()
 	sup.faulty.Store(false)
 	sup.kill() // the last child runs without self-kills or duplicates, to drain
@@ -254,14 +267,18 @@ func freeAddr(t *testing.T) string {
 // the first attempt committed (409), which then counts as bought.
 func buy(ctx context.Context, t *testing.T, addr, tok, card string, conflicts *atomic.Int64) string {
 	body, _ := json.Marshal(map[string]string{"plan": "monthly", "payment_method": card})
-	for ctx.Err() == nil {
+	var id string
+	// Again while the runtime is down or restarting.
+	testenv.Poll(10*time.Minute, func() bool {
+		if ctx.Err() != nil {
+			return true
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/subscriptions", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			time.Sleep(100 * time.Millisecond)
-			continue
+			return false
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -269,18 +286,19 @@ func buy(ctx context.Context, t *testing.T, addr, tok, card string, conflicts *a
 		case http.StatusAccepted:
 			var out struct{ ID string }
 			_ = json.Unmarshal(data, &out)
-			return out.ID
+			id = out.ID
+			return true
 		case http.StatusConflict:
 			conflicts.Add(1)
-			return ""
+			return true
 		case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusInternalServerError:
-			time.Sleep(100 * time.Millisecond)
+			return false
 		default:
 			t.Errorf("POST /v1/subscriptions: %d %s", resp.StatusCode, data)
-			return ""
+			return true
 		}
-	}
-	return ""
+	})
+	return id
 }
 
 // supervisor keeps one runtime child alive, restarting it whenever it dies.
@@ -379,7 +397,6 @@ func (s *supervisor) shutdown() {
 
 // waitQuiet waits until no saga is in flight and nothing is left to deliver.
 func waitQuiet(ctx context.Context, pool *pgxpool.Pool, mode string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
 	q := `SELECT
 		(SELECT count(*) FROM subscription WHERE status = 'pending') +
 		(SELECT count(*) FROM payment WHERE status = 'pending') +
@@ -389,23 +406,31 @@ func waitQuiet(ctx context.Context, pool *pgxpool.Pool, mode string, limit time.
 	if mode == "orchestration" {
 		q += ` + (SELECT count(*) FROM saga_instance WHERE completed_at IS NULL)`
 	}
-	stable := 0
+	// Quiet means nothing in flight for 2 s in a row (a sweep may start
+	// more); it fails only when the count stands still for limit.
 	var left int64
-	for time.Now().Before(deadline) {
-		if err := pool.QueryRow(ctx, q).Scan(&left); err != nil {
-			return fmt.Errorf("progress query: %w", err)
+	var qerr error
+	var quietSince time.Time
+	done := testenv.PollProgress(limit, func() (bool, int64) {
+		if qerr = pool.QueryRow(ctx, q).Scan(&left); qerr != nil {
+			return true, left
 		}
-		if left == 0 {
-			stable++
-			if stable >= 4 {
-				return nil
-			}
-		} else {
-			stable = 0
+		if left != 0 {
+			quietSince = time.Time{}
+			return false, left
 		}
-		time.Sleep(500 * time.Millisecond)
+		if quietSince.IsZero() {
+			quietSince = time.Now()
+		}
+		return time.Since(quietSince) >= 2*time.Second, left
+	})
+	if qerr != nil {
+		return fmt.Errorf("progress query: %w", qerr)
 	}
-	return fmt.Errorf("%d things still in flight after %s", left, limit)
+	if !done {
+		return fmt.Errorf("%d things still in flight, none finished for %s", left, limit)
+	}
+	return nil
 }
 
 func checkInvariants(ctx context.Context, t *testing.T, pool *pgxpool.Pool, sb *sandbox.Sandbox, mode string, purchases []purchase,
@@ -694,6 +719,13 @@ func tail(path string) string {
 
 // startKiller SIGKILLs the runtime every 1.5-3.5 s until the returned stop is
 // called.
+// killed is how many times the test has killed the runtime so far.
+func (s *supervisor) killed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kills
+}
+
 func startKiller(sup *supervisor, seed uint64) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
