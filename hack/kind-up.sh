@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Creates the kind cluster of kind-config.yaml and installs Knative Serving
 # with Kourier, Knative Eventing, the Kafka broker and a one-node Kafka
-# (Strimzi). Needs docker, kind and kubectl. Idempotent: an existing cluster
+# (Strimzi). Needs docker, kind, kubectl and curl. Idempotent: an existing cluster
 # is reused and `kubectl apply` converges.
+#
+# No local registry: hack/deploy.sh builds the base image into the Docker
+# daemon (ko.local/overture-base) and ko (KO_DOCKER_REPO=kind.local) loads
+# each image it builds straight into the node; Knative Serving does not
+# resolve kind.local tags (its default registries-skipping-tag-resolving).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KNATIVE_VERSION="${KNATIVE_VERSION:-knative-v1.18.0}"
+# The Strimzi release the Kafka broker of Knative v1.18 is tested with
+# (eventing-kafka-broker release-1.18, test/kafka/strimzi-cluster-operator.yaml).
+STRIMZI_VERSION="${STRIMZI_VERSION:-0.45.0}"
 CLUSTER=overture
 
-for tool in docker kind kubectl; do
+for tool in docker kind kubectl curl; do
   command -v "$tool" >/dev/null || { echo "kind-up: $tool is required (see docs/deploy.md)" >&2; exit 1; }
 done
 docker info >/dev/null 2>&1 || { echo "kind-up: no Docker engine is running" >&2; exit 1; }
@@ -51,9 +59,16 @@ wait_ns knative-eventing
 
 echo "== Kafka (Strimzi, one node)"
 kubectl create namespace kafka --dry-run=client -o yaml | kubectl apply -f -
-kubectl create -f 'https://strimzi.io/install/latest?namespace=kafka' -n kafka 2>/dev/null || true
+strimzi="https://github.com/strimzi/strimzi-kafka-operator/releases/download/$STRIMZI_VERSION"
+# The release's manifests name namespace myproject. Server-side: Strimzi's
+# CRDs are too large for client-side apply's last-applied annotation, and a
+# rerun must converge, not fail.
+curl -fsSL "$strimzi/strimzi-cluster-operator-$STRIMZI_VERSION.yaml" |
+  sed 's/namespace: .*/namespace: kafka/' |
+  kubectl apply --server-side --force-conflicts -n kafka -f -
 wait_ns kafka
-kubectl apply -n kafka -f https://strimzi.io/examples/latest/kafka/kafka-single-node.yaml
+# One dual-role KRaft node (KafkaNodePool + Kafka), replication factor 1.
+kubectl apply -n kafka -f "https://raw.githubusercontent.com/strimzi/strimzi-kafka-operator/$STRIMZI_VERSION/examples/kafka/kraft/kafka-single-node.yaml"
 kubectl wait kafka/my-cluster --for=condition=Ready --timeout=600s -n kafka
 
 echo "kind-up: cluster $CLUSTER is ready; next: make deploy"
