@@ -3,6 +3,7 @@ package stats
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/overture-music/overture/internal/eventtype"
 )
 
 // Executor runs one ClickHouse statement and returns its output (rows in
@@ -100,6 +103,10 @@ func (h HTTPExecutor) Exec(ctx context.Context, sql string) ([]byte, error) {
 // CH is the ClickHouse backend: the same tables and queries as PG (see
 // clickhouse_sql.go for the schema and why), on an Executor.
 type CH struct {
+	// Page is how many listens one query of Scan reads (0: ScanPage); tests
+	// set a small one to cross pages.
+	Page int
+
 	x  Executor
 	db string
 
@@ -573,4 +580,81 @@ func (s *CH) StreamCounts(ctx context.Context, trackIDs []string) (map[string]in
 		return nil, fmt.Errorf("stream counts: %w", err)
 	}
 	return out, nil
+}
+
+// ScanPage is how many listens one query of CH.Scan reads: its memory is
+// one page's answer and rows (about 40 MB at 50,000 listens).
+const ScanPage = 50_000
+
+// chScanRow is a listen as Scan reads it (64-bit numbers may come quoted).
+type chScanRow struct {
+	ListenID    string `json:"listen_id"`
+	UserID      string `json:"user_id"`
+	At          num    `json:"at"`
+	ArtistName  string `json:"artist_name"`
+	TrackName   string `json:"track_name"`
+	ReleaseName string `json:"release_name"`
+	TrackID     string `json:"track_id"`
+	DurationMS  num    `json:"duration_ms"`
+	PlayedMS    num    `json:"played_ms"`
+	Stream      bool   `json:"stream"`
+	Scrobble    bool   `json:"scrobble"`
+	Skipped     bool   `json:"skipped"`
+	Premium     bool   `json:"premium"`
+	Client      string `json:"client"`
+}
+
+// Scan implements Store: pages of ScanPage listens (s.Page, when set, in
+// tests), each a FINAL query — copies of a listen not yet merged are read
+// once — that starts after the last listen of the one before (keyset on
+// listened_at, listen_id: unique, as a listen id determines its time), so
+// memory stays one page whatever the window holds, and the month
+// partitions already read are pruned from the next pages.
+func (s *CH) Scan(ctx context.Context, from, to time.Time, fn func(Row) error) error {
+	page := cmp.Or(s.Page, ScanPage)
+	// listened_at holds whole seconds: >= from and < to are >= and < the
+	// next whole second of each.
+	from, to = ceilSecond(from), ceilSecond(to)
+	after := ""
+	for {
+		n := 0
+		var last Row
+		var fnErr error
+		err := s.query(ctx, fmt.Sprintf(`SELECT listen_id, user_id, toUnixTimestamp(listened_at) AS at, artist_name,
+				track_name, release_name, track_id, duration_ms, played_ms, stream, scrobble, skipped, premium, client
+			FROM %s.stats_listen FINAL WHERE listened_at >= %s AND listened_at < %s%s
+			ORDER BY listened_at, listen_id LIMIT %d`, s.db, ts(from), ts(to), after, page),
+			func(dec func(any) error) error {
+				var c chScanRow
+				if err := dec(&c); err != nil {
+					return err
+				}
+				n++
+				last = Row{UserID: c.UserID, Listen: eventtype.Listen{ID: c.ListenID, ListenedAt: int64(c.At),
+					ArtistName: c.ArtistName, TrackName: c.TrackName, ReleaseName: c.ReleaseName, TrackID: c.TrackID,
+					DurationMS: int64(c.DurationMS), PlayedMS: int64(c.PlayedMS), Stream: c.Stream, Scrobble: c.Scrobble,
+					Skipped: c.Skipped, Premium: c.Premium, Client: c.Client}}
+				fnErr = fn(last)
+				return fnErr
+			})
+		if fnErr != nil {
+			return fmt.Errorf("scan listens: %w", fnErr)
+		}
+		if err != nil {
+			return fmt.Errorf("scan listens: %w", err)
+		}
+		if n < page {
+			return nil
+		}
+		from = time.Unix(last.ListenedAt, 0)
+		after = fmt.Sprintf(" AND (listened_at, listen_id) > (%s, %s)", ts(from), lit(last.ID))
+	}
+}
+
+// ceilSecond is t rounded up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); r.Before(t) {
+		return r.Add(time.Second)
+	}
+	return t
 }

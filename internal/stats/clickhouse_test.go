@@ -16,7 +16,7 @@ import (
 
 // Copies of a listen that reach the table anyway (two writer processes
 // racing on one ClickHouse server, each finding the id new) are counted
-// once by every read: the replacing key collapses them (FINAL), before and
+// (and scanned) once by every read: the replacing key collapses them (FINAL), before and
 // after the background merge.
 func TestClickHouseCollapsesCopies(t *testing.T) {
 	ctx := context.Background()
@@ -49,6 +49,13 @@ func TestClickHouseCollapsesCopies(t *testing.T) {
 		a, err := s.Audience(ctx, stats.Filter{}, statstest.Now.AddDate(-5, 0, 0), statstest.Now.AddDate(0, 0, 1))
 		require.NoError(t, err)
 		require.Equal(t, int64(13), a.Plays)
+		// Scan, on one page and across pages of 1, 4 and 11 listens (11
+		// ends between a1 and a1b, in the same second): each listen once.
+		for _, page := range []int{0, 1, 4, 11} {
+			s.Page = page
+			require.Equal(t, statstest.ScanOrder, statstest.Scanned(t, s, statstest.Now.AddDate(-5, 0, 0), statstest.Now.AddDate(0, 0, 1)), "page %d", page)
+		}
+		s.Page = 0
 	}
 	check()
 	// A redelivery through Write still finds them all.

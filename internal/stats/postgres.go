@@ -425,3 +425,28 @@ func (s *PG) StreamCounts(ctx context.Context, trackIDs []string) (map[string]in
 	}
 	return out, nil
 }
+
+// Scan implements Store: one query whose rows pgx reads off the
+// connection as fn takes them (the server sorts, spilling to disk past
+// work_mem), so the process holds one listen at a time.
+func (s *PG) Scan(ctx context.Context, from, to time.Time, fn func(Row) error) error {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT listen_id, user_id, listened_at, artist_name, track_name, release_name, track_id,
+		       duration_ms, played_ms, stream, scrobble, skipped, premium, client
+		FROM stats_listen WHERE listened_at >= $1 AND listened_at < $2
+		ORDER BY listened_at, listen_id`, from, to)
+	if err != nil {
+		return fmt.Errorf("scan listens: %w", err)
+	}
+	var r Row
+	var at time.Time
+	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.UserID, &at, &r.ArtistName, &r.TrackName, &r.ReleaseName, &r.TrackID,
+		&r.DurationMS, &r.PlayedMS, &r.Stream, &r.Scrobble, &r.Skipped, &r.Premium, &r.Client}, func() error {
+		r.ListenedAt = at.Unix()
+		return fn(r)
+	})
+	if err != nil {
+		return fmt.Errorf("scan listens: %w", err)
+	}
+	return nil
+}

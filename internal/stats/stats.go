@@ -131,6 +131,13 @@ type Store interface {
 	Rollup(ctx context.Context, from, to time.Time) error
 	// Rebuild recomputes every chart from the raw listens.
 	Rebuild(ctx context.Context) error
+	// Scan calls fn with every stored listen in from .. to (to excluded),
+	// whole (as written), each once, in time order: listened_at, then
+	// listen id. Its memory is bounded whatever the window holds (a page
+	// of listens at most), for the readers of raw listens in bulk — the
+	// recommendations' training window. An error of fn stops the scan and
+	// is returned (wrapped).
+	Scan(ctx context.Context, from, to time.Time, fn func(Row) error) error
 
 	// StreamsPerDay is the streams and unique listeners per UTC day per
 	// track (listens with an Overture track id) in from .. to (to

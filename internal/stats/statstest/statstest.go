@@ -8,6 +8,7 @@ package statstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) stats.Store) {
 	t.Run("StreamsPerDay", func(t *testing.T) { streamsPerDay(t, filled(t, open)) })
 	t.Run("Audience", func(t *testing.T) { audience(t, filled(t, open)) })
 	t.Run("StreamCounts", func(t *testing.T) { streamCounts(t, filled(t, open)) })
+	t.Run("Scan", func(t *testing.T) { scan(t, open(t)) })
 }
 
 func filled(t *testing.T, open func(t *testing.T) stats.Store) stats.Store {
@@ -488,4 +490,55 @@ func largestBatch(t *testing.T, s stats.Store) {
 	counts, err := s.StreamCounts(ctx, []string{"long-0", "long-999"})
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"long-0": 1, "long-999": 1}, counts)
+}
+
+// ScanOrder is the fixture in Scan's order: by time, a1 before a1b in
+// their shared second (by id).
+var ScanOrder = []string{"a7", "a6", "c2", "b3", "a5", "a4", "c1", "b2", "a3", "a2", "a1", "a1b", "b1"}
+
+// Scanned is what s.Scan passes fn over from .. to, checked to be whole
+// fixture listens.
+func Scanned(t *testing.T, s stats.Store, from, to time.Time) []string {
+	t.Helper()
+	want := map[string]stats.Row{}
+	for _, r := range Fixture() {
+		want[r.ID] = r
+	}
+	var got []string
+	require.NoError(t, s.Scan(context.Background(), from, to, func(r stats.Row) error {
+		require.Equal(t, want[r.ID], r, "a listen is read back as written")
+		got = append(got, r.ID)
+		return nil
+	}))
+	return got
+}
+
+func scan(t *testing.T, s stats.Store) {
+	ctx := context.Background()
+	rows := Fixture()
+	// Stored with a redelivery and an overlapping batch: still each once.
+	for range 2 {
+		_, err := s.Write(ctx, rows)
+		require.NoError(t, err)
+	}
+	_, err := s.Write(ctx, append([]stats.Row{rows[3]}, rows[9:]...))
+	require.NoError(t, err)
+
+	require.Equal(t, ScanOrder, Scanned(t, s, at("2025-01-01 00:00"), at("2027-01-01 00:00")), "every listen once, in time order")
+	// From included, to excluded: 5 Dec 20:00 is a4; 6 Dec 10:00 is a1 and a1b.
+	require.Equal(t, []string{"a4", "c1", "b2", "a3", "a2"}, Scanned(t, s, at("2026-12-05 20:00"), at("2026-12-06 10:00")))
+	require.Empty(t, Scanned(t, s, at("2026-12-07 00:00"), at("2027-01-01 00:00")), "nothing after b1")
+	require.Empty(t, Scanned(t, s, at("2026-12-06 10:00"), at("2026-12-06 10:00")), "an empty window")
+
+	// fn's error stops the scan and comes back.
+	stop := errors.New("enough")
+	n := 0
+	err = s.Scan(ctx, at("2025-01-01 00:00"), at("2027-01-01 00:00"), func(stats.Row) error {
+		if n++; n == 3 {
+			return stop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 3, n, "no listen after the error")
 }
