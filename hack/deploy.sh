@@ -13,9 +13,13 @@
 #      KO_PLATFORMS): brokers/, every function and service, the S3 event
 #      source, CDC, the CDN POPs, triggers/;
 #   5. waits for every Knative Service and workload.
-# Needs kubectl, ko and go, and a cluster from `make kind-up` (or any
-# Knative cluster with the Kafka broker; set KO_DOCKER_REPO to a registry it
-# pulls from). See docs/deploy.md. No secret value is printed.
+# Before step 1 it builds the base image of deploy/image (ffmpeg and ffprobe
+# for the ingest function, a non-root user) and points ko at it through
+# KO_DEFAULTBASEIMAGE, unless KO_DEFAULTBASEIMAGE is already set.
+# Needs kubectl, ko, go and docker (with buildx for a registry), and a
+# cluster from `make kind-up` (or any Knative cluster with the Kafka broker;
+# set KO_DOCKER_REPO to a registry it pulls from). See docs/deploy.md. No
+# secret value is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +47,29 @@ RF_FLAG=()
 if [ "$KO_DOCKER_REPO" = kind.local ]; then
   # kind-up's Kafka has one node: topics cannot have three replicas.
   RF_FLAG=(-replication-factor 1)
+fi
+
+# The base image (deploy/image/Dockerfile), tagged by a checksum of the
+# Dockerfile; --pull picks up Debian's security updates.
+if [ -z "${KO_DEFAULTBASEIMAGE:-}" ]; then
+  command -v docker >/dev/null || { echo "deploy: docker is required to build deploy/image (or set KO_DEFAULTBASEIMAGE)" >&2; exit 1; }
+  base_tag="$(cksum <deploy/image/Dockerfile | cut -d ' ' -f 1)"
+  if [ "$KO_DOCKER_REPO" = kind.local ]; then
+    # ko reads a ko.local/ base from the Docker daemon and loads the image
+    # it builds on it into the node: no registry, no `kind load`.
+    KO_DEFAULTBASEIMAGE="ko.local/overture-base:$base_tag"
+    echo "== base image $KO_DEFAULTBASEIMAGE ($KO_PLATFORMS)"
+    docker build --pull --platform "$KO_PLATFORMS" \
+      -t "$KO_DEFAULTBASEIMAGE" -t ko.local/overture-base:latest deploy/image
+  else
+    # One multi-platform index in the registry ko pushes to; ko builds the
+    # binary for each platform of it.
+    KO_DEFAULTBASEIMAGE="$KO_DOCKER_REPO/overture-base:$base_tag"
+    echo "== base image $KO_DEFAULTBASEIMAGE ($KO_PLATFORMS)"
+    docker buildx build --pull --platform "$KO_PLATFORMS" \
+      -t "$KO_DEFAULTBASEIMAGE" --push deploy/image
+  fi
+  export KO_DEFAULTBASEIMAGE
 fi
 
 overture() { go run ./cmd/overture "$@"; }
