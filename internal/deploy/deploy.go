@@ -226,15 +226,34 @@ func knativeService(name, namespace, role string, annotations map[string]string,
 		}
 		tmplMeta["annotations"] = a
 	}
+	m := meta(name, namespace, role)
+	if !Public[name] {
+		m["labels"].(map[string]any)[VisibilityLabel] = ClusterLocal
+	}
 	return Object{
 		"apiVersion": manifest.ServingV1,
 		"kind":       "Service",
-		"metadata":   meta(name, namespace, role),
+		"metadata":   m,
 		"spec": map[string]any{
 			"template": map[string]any{"metadata": tmplMeta, "spec": podSpec},
 		},
 	}
 }
+
+// VisibilityLabel and ClusterLocal keep a Knative Service off the ingress:
+// reachable only inside the cluster.
+const (
+	VisibilityLabel = "networking.knative.dev/visibility"
+	ClusterLocal    = "cluster-local"
+)
+
+// Public are the Knative Services the ingress routes to: the gateway (the one
+// public origin; it reaches every service by its cluster-local name) and the
+// S3 event source (a managed S3 outside the cluster must reach its webhook,
+// which its token guards). Every other function and service is
+// cluster-local, so nothing outside can post events to a function past the
+// broker's EventPolicies or call a service past the gateway's Guard.
+var Public = map[string]bool{GatewayName: true, S3SourceName: true}
 
 // listenEnv makes the binary listen where the queue-proxy forwards.
 var listenEnv = map[string]any{"name": "LISTEN_ADDRESS", "value": "0.0.0.0:8080"}
