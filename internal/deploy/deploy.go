@@ -538,6 +538,10 @@ const EdgeServiceAccount = "edge"
 // NameLabel names a workload's pods for its selector.
 const NameLabel = "app.kubernetes.io/name"
 
+// ImageUser is the numeric non-root user of the base image
+// (deploy/image/Dockerfile).
+const ImageUser = 65532
+
 // EdgeCacheDir is where a POP keeps its disk tier (a PersistentVolume).
 const EdgeCacheDir = "/var/cache/overture-edge"
 
@@ -593,7 +597,10 @@ func popStatefulSet(p POP, o Options) (Object, error) {
 					"serviceAccountName":            EdgeServiceAccount,
 					"automountServiceAccountToken":  false,
 					"terminationGracePeriodSeconds": 30,
-					"containers":                    []any{container},
+					// The image's user (deploy/image/Dockerfile) must own the
+					// cache volume on storage that is not world-writable.
+					"securityContext": map[string]any{"runAsUser": ImageUser, "runAsGroup": ImageUser, "fsGroup": ImageUser},
+					"containers":      []any{container},
 				},
 			},
 			"volumeClaimTemplates": []any{map[string]any{

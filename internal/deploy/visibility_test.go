@@ -30,3 +30,21 @@ func TestOnlyTheGatewayAndTheS3SourceArePublic(t *testing.T) {
 	require.Greater(t, services, 10, "the render should hold every function and service")
 	require.ElementsMatch(t, []string{deploy.GatewayName, deploy.S3SourceName}, public)
 }
+
+// A POP's disk cache is writable by the image's user on any storage class:
+// the pod runs as that user and the volume is given its group.
+func TestPOPsOwnTheirCacheVolume(t *testing.T) {
+	c := loadCluster(t, "music")
+	pops := 0
+	for _, o := range c.rendered {
+		if str(o, "kind") != "StatefulSet" {
+			continue
+		}
+		pops++
+		sc, _ := get(o, "spec.template.spec.securityContext")
+		m, _ := sc.(map[string]any)
+		require.EqualValues(t, deploy.ImageUser, m["fsGroup"], "%s: fsGroup", str(o, "metadata.name"))
+		require.EqualValues(t, deploy.ImageUser, m["runAsUser"], "%s: runAsUser", str(o, "metadata.name"))
+	}
+	require.NotZero(t, pops, "the render should hold the POPs")
+}
