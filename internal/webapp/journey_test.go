@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/internal/platformtest"
@@ -81,6 +82,9 @@ func TestListenerJourney(t *testing.T) {
 		"a free listener was offered the premium variant: %s", levels)
 	require.Equal(t, "false", evalIn[string](b, `document.getElementById('player').dataset.premium`))
 	b.shot("player")
+	// Accessibility of the busiest page: names, contrast, keyboard.
+	checkA11y(t, b, "search with the player")
+	tabReaches(t, b, "a.skip", "#q", row+" button.play", row+" button.next", row+" button.add", "#playpause", "#next", "#seek", "#lang")
 
 	// Speed up to the end: 45 s of audio at 16×. The end is reported once,
 	// as one `single` listen with played_ms over 30 s.
@@ -102,6 +106,7 @@ func TestListenerJourney(t *testing.T) {
 	b.goTo("/premium")
 	b.waitJS("subscribe form", `document.querySelector('#subscribe-form') !== null && !document.querySelector('#subscribe-form').hidden`)
 	b.shot("premium")
+	checkA11y(t, b, "premium")
 	require.Equal(t, "tok_success", evalIn[string](b, `document.getElementById('card').value`), "the success card is not the default")
 	b.click("#subscribe-form button[type=submit]")
 	b.waitJS("subscription active", `document.querySelector('#sub-status[data-status=active]') !== null`)
@@ -132,6 +137,16 @@ func TestListenerJourney(t *testing.T) {
 	b.click("#cancel")
 	b.waitJS("canceled at period end", `document.querySelector('#sub-status[data-status=canceled]') !== null`)
 	b.shot("premium-canceled")
+	b.goTo("/account")
+	b.waitJS("account page", `document.getElementById('tokens-h') !== null`)
+	checkA11y(t, b, "account")
+	b.shot("account")
+	// The phone layout: no sideways scrolling, controls still labelled.
+	b.do(chromedp.EmulateViewport(390, 844))
+	b.goTo("/search?q=" + "кино")
+	b.waitJS("search on a phone", `document.querySelector(`+jsString(row)+`) !== null`)
+	checkA11y(t, b, "search on a phone")
+	b.shot("phone-search")
 	var st struct {
 		Premium      bool `json:"premium"`
 		Subscription struct {

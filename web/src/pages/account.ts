@@ -121,7 +121,7 @@ export async function premiumPage(): Promise<Node> {
   };
   // poll follows the subscription until it settles; when the entitlement
   // changes, a new access token is fetched so playback sees it at once.
-  const poll = async () => {
+  const poll = async (first = false) => {
     window.clearTimeout(timer);
     let st: SubscriptionState | null = null;
     try {
@@ -132,13 +132,13 @@ export async function premiumPage(): Promise<Node> {
         return;
       }
     }
-    if (!statusBox.isConnected && st) return;
+    if (!first && !statusBox.isConnected) return; // the listener left the page
     draw(st);
     // The entitlement follows the payment through auth (an event later):
     // once auth says premium, a new access token carries it to playback.
     const me = await session.loadMe();
     const settling = st && (st.subscription.status === 'pending' || (st.premium && !me?.premium));
-    if (settling && statusBox.isConnected) timer = window.setTimeout(() => void poll(), 1000);
+    if (settling && (first || statusBox.isConnected)) timer = window.setTimeout(() => void poll(), 1000);
   };
   async function cancel(): Promise<void> {
     try {
@@ -161,6 +161,6 @@ export async function premiumPage(): Promise<Node> {
     }
     await poll();
   });
-  await poll();
+  await poll(true);
   return h('div', null, h('h1', null, t('premium.title')), h('p', null, t('premium.pitch')), statusBox, form);
 }
