@@ -1,8 +1,10 @@
 // Package recommendfn is the recommend function: the batch recompute of
 // every listener's recommendations (issue 14). Each tick of the
 // recommend-recompute PingSource reads the listens of the training window
-// from the statistics store, folds them into the interaction matrix, trains
-// track co-occurrence and ALS (internal/recommend) and stores each listener's
+// from the statistics store (stats.Open: PostgreSQL or ClickHouse, as
+// STATS_BACKEND says; Store.Scan streams them in time order, in bounded
+// memory), folds them into the interaction matrix, trains track
+// co-occurrence and ALS (internal/recommend) and stores each listener's
 // result (internal/recommend/result) for the feed service to serve as is.
 //
 // Idempotent and resumable: the models are deterministic for their input
@@ -21,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -54,18 +57,21 @@ const (
 
 // Config is what the function reads from the cfg map.
 type Config struct {
+	// DatabaseURL is the database of the results (and of the statistics
+	// on STATS_BACKEND=postgres).
 	DatabaseURL string
+	// Stats is the statistics store's settings (stats.Open reads them).
+	Stats stats.Config
 }
 
 func (c *Config) read(r *config.Reader) {
 	c.DatabaseURL = r.String("DATABASE_URL")
-	if b := r.StringOr(stats.KeyBackend, stats.Postgres); b != stats.Postgres {
-		r.Fail(stats.KeyBackend, "is %q: the recompute reads listens from PostgreSQL's stats_listen only (a ClickHouse reader is not built)", b)
-	}
+	c.Stats.Read(r, false)
 }
 
-// ReadConfig reads DATABASE_URL and STATS_BACKEND (postgres only: the
-// listens are read from stats_listen).
+// ReadConfig reads DATABASE_URL and the statistics store's settings
+// (STATS_BACKEND and, for clickhouse, CLICKHOUSE_URL or the embedded
+// chDB's), so that a bad setting fails the start before anything opens.
 func ReadConfig(cfg map[string]string) (Config, error) {
 	var c Config
 	r := config.NewReader(cfg)
@@ -78,27 +84,37 @@ func ReadConfig(cfg map[string]string) (Config, error) {
 
 // Function is the recommend function.
 type Function struct {
-	// Pool and Log may be set before Start (tests).
-	Pool *pgxpool.Pool
-	Log  *slog.Logger
+	// Pool, Stats and Log may be set before Start (tests). Pool holds the
+	// results; Stats is the statistics store the listens are read from
+	// (nil: stats.Open, on Pool for STATS_BACKEND=postgres).
+	Pool  *pgxpool.Pool
+	Stats stats.Store
+	Log   *slog.Logger
 	// Window, Workers and Size default to the constants of the same name.
 	Window  time.Duration
 	Workers int
 	Size    int
 
-	owned *postgres.Pool
+	owned  *postgres.Pool
+	opened *stats.Opened
 }
 
 // New returns an unstarted function.
 func New() *Function { return &Function{} }
 
-// ConfigKeys lists the keys ReadConfig reads.
+// ConfigKeys lists the keys ReadConfig and stats.Open read.
 func (f *Function) ConfigKeys() []config.Key {
-	return config.KeysOf(func(r *config.Reader) { new(Config).read(r) })
+	keys := config.KeysOf(new(Config).read)
+	for _, k := range stats.Keys() {
+		if !slices.ContainsFunc(keys, func(h config.Key) bool { return h.Name == k.Name }) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
-// Start reads the configuration and opens the database (migrating the
-// results table; the statistics tables are the stats-writer's).
+// Start reads the configuration, opens the database (migrating the results
+// table) and the statistics store (stats.Open: STATS_BACKEND's backend).
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if f.Log == nil {
 		f.Log = slog.Default()
@@ -120,24 +136,42 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	} else if err := result.Migrate(ctx, f.Pool); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	return nil
-}
-
-// Stop closes what Start opened.
-func (f *Function) Stop(context.Context) error {
-	if f.owned != nil {
-		f.owned.Close()
+	if f.Stats == nil {
+		o, err := stats.Open(ctx, cfg, f.Pool)
+		if err != nil {
+			f.close()
+			return fmt.Errorf("%s: %w", Name, err)
+		}
+		f.opened, f.Stats = o, o
 	}
 	return nil
 }
 
-// Ready reports whether the database answers.
+func (f *Function) close() {
+	if f.opened != nil {
+		f.opened.Close()
+	}
+	if f.owned != nil {
+		f.owned.Close()
+	}
+}
+
+// Stop closes what Start opened.
+func (f *Function) Stop(context.Context) error {
+	f.close()
+	return nil
+}
+
+// Ready reports whether the database and the statistics store answer.
 func (f *Function) Ready(ctx context.Context) (bool, error) {
 	if f.Pool == nil {
 		return false, errors.New(Name + ": not started")
 	}
 	if err := f.Pool.Ping(ctx); err != nil {
 		return false, fmt.Errorf("%s: database: %w", Name, err)
+	}
+	if f.opened != nil {
+		return f.opened.Ready(ctx)
 	}
 	return true, nil
 }
@@ -170,23 +204,17 @@ func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 	start := time.Now()
 	run := Run{Version: "recompute-" + at.Format("20060102T150405Z")}
 	b := recommend.NewBuilder(recommend.DefaultWeighting(at))
-	rows, err := f.Pool.Query(ctx, `
-		SELECT user_id, track_id, artist_name, listened_at, scrobble, skipped
-		FROM stats_listen
-		WHERE listened_at >= $1 AND listened_at < $2 AND track_id <> '' AND (scrobble OR skipped)`,
-		at.Add(-f.Window), at)
-	if err != nil {
-		return run, fmt.Errorf("%s: reading listens: %w", Name, err)
-	}
-	var l recommend.Listen
-	for rows.Next() {
-		if err := rows.Scan(&l.User, &l.Track, &l.Artist, &l.At, &l.Scrobble, &l.Skipped); err != nil {
-			rows.Close()
-			return run, fmt.Errorf("%s: reading listens: %w", Name, err)
+	// The window's listens of Overture tracks that count (a scrobble or a
+	// skip), in the store's time order, so both backends build the same
+	// matrix.
+	err := f.Stats.Scan(ctx, at.Add(-f.Window), at, func(r stats.Row) error {
+		if r.TrackID != "" && (r.Scrobble || r.Skipped) {
+			b.Add(recommend.Listen{User: r.UserID, Track: r.TrackID, Artist: r.ArtistName,
+				At: time.Unix(r.ListenedAt, 0).UTC(), Scrobble: r.Scrobble, Skipped: r.Skipped})
 		}
-		b.Add(l)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return run, fmt.Errorf("%s: reading listens: %w", Name, err)
 	}
 	run.Listens = b.Listens()

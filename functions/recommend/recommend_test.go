@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -19,21 +20,20 @@ import (
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/stats"
+	"github.com/overture-music/overture/internal/stats/statstest"
 	"github.com/overture-music/overture/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// seed stores planted listening in the statistics store, as the
+// seed stores planted listening in the statistics store st, as the
 // stats-writer would, and returns the generator (its catalogue's clusters).
-func seed(t *testing.T, pool *pgxpool.Pool) *listengen.Generator {
+func seed(t *testing.T, st stats.Store) *listengen.Generator {
 	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, stats.Migrate(ctx, pool))
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	g, err := listengen.New(listengen.Config{Seed: 3, Listeners: 300, Artists: 80, Tracks: 1200, Listens: 24_000, Start: start, End: start.AddDate(0, 0, 28), Clusters: 4})
 	require.NoError(t, err)
-	st := stats.NewPG(pool)
 	var rows []stats.Row
 	flush := func() {
 		_, err := st.Write(ctx, rows)
@@ -74,11 +74,11 @@ func tick(at time.Time) event.Event {
 func TestRecomputeStoresEveryListenersRecommendations(t *testing.T) {
 	ctx := context.Background()
 	pool := postgrestest.Pool(t)
-	g := seed(t, pool)
 	f := recommendfn.New()
 	f.Pool, f.Log, f.Size = pool, slog.New(slog.DiscardHandler), 20
 	require.NoError(t, f.Start(ctx, map[string]string{"DATABASE_URL": "unused"}))
 	t.Cleanup(func() { _ = f.Stop(ctx) })
+	g := seed(t, f.Stats) // STATS_BACKEND unset: postgres, on the same database
 
 	at := g.Config().End
 	_, err := f.Handle(ctx, tick(at))
@@ -138,7 +138,57 @@ func TestRecomputeStoresEveryListenersRecommendations(t *testing.T) {
 	require.EqualValues(t, users, run.Stored, "a later tick replaces every result")
 }
 
-func TestRecomputeRefusesTheClickHouseBackend(t *testing.T) {
-	_, err := recommendfn.ReadConfig(map[string]string{"DATABASE_URL": "postgres://x", "STATS_BACKEND": "clickhouse"})
+// results is every stored result's listener and ETag (a hash of the body).
+func results(t *testing.T, pool *pgxpool.Pool) map[string]string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT user_id, etag FROM recommend_result`)
+	require.NoError(t, err)
+	out := map[string]string{}
+	var user, etag string
+	_, err = pgx.ForEachRow(rows, []any{&user, &etag}, func() error { out[user] = etag; return nil })
+	require.NoError(t, err)
+	return out
+}
+
+// On STATS_BACKEND=clickhouse (the embedded chDB) the recompute reads the
+// listens from ClickHouse and stores, byte for byte, the results it stores
+// from the same listens on PostgreSQL: the store's Scan hands both the
+// same listens in the same order.
+func TestRecomputeOnClickHouse(t *testing.T) {
+	ctx := context.Background()
+	start := func(cfg map[string]string) (*recommendfn.Function, *pgxpool.Pool) {
+		pool := postgrestest.Pool(t)
+		f := recommendfn.New()
+		f.Pool, f.Log, f.Size = pool, slog.New(slog.DiscardHandler), 20
+		require.NoError(t, f.Start(ctx, cfg))
+		t.Cleanup(func() { _ = f.Stop(ctx) })
+		return f, pool
+	}
+	cfg := statstest.Config(t)
+	cfg["DATABASE_URL"] = "unused" // the results' database is the pool set
+	ch, chPool := start(cfg)
+	pg, pgPool := start(map[string]string{"DATABASE_URL": "unused"})
+	ok, err := ch.Ready(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	g := seed(t, ch.Stats)
+	seed(t, pg.Stats)
+	at := g.Config().End
+	_, err = ch.Handle(ctx, tick(at))
+	require.NoError(t, err)
+	run, err := pg.Recompute(ctx, at)
+	require.NoError(t, err)
+
+	require.Greater(t, run.Listeners, 200, "the planted listeners were read")
+	fromCH := results(t, chPool)
+	require.Len(t, fromCH, run.Listeners, "every listener with counted listens has a result")
+	require.Equal(t, results(t, pgPool), fromCH)
+}
+
+// A statistics backend that does not exist fails the start, naming the
+// setting.
+func TestUnknownBackendFailsStart(t *testing.T) {
+	_, err := recommendfn.ReadConfig(map[string]string{"DATABASE_URL": "postgres://x", "STATS_BACKEND": "mysql"})
 	require.ErrorContains(t, err, "STATS_BACKEND")
 }

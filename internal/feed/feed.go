@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,13 +47,25 @@ type Config struct {
 	DatabaseURL string
 	JWKSURL     string
 	Issuer      string
+	// Stats is the statistics store's settings (stats.Open reads them).
+	Stats stats.Config
 }
 
-// ReadConfig reads DATABASE_URL and the token settings (AUTH_JWKS_URL,
-// AUTH_ISSUER, else PUBLIC_BASE_URL).
+// ReadConfig reads DATABASE_URL, the token settings (AUTH_JWKS_URL,
+// AUTH_ISSUER, else PUBLIC_BASE_URL) and the statistics store's
+// (STATS_BACKEND and its backend's).
 func ReadConfig(cfg map[string]string) (Config, error) {
+	var c Config
 	r := config.NewReader(cfg)
-	c := Config{DatabaseURL: r.String("DATABASE_URL")}
+	c.read(r)
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("%s: %w", Name, err)
+	}
+	return c, nil
+}
+
+func (c *Config) read(r *config.Reader) {
+	c.DatabaseURL = r.String("DATABASE_URL")
 	base := strings.TrimRight(r.StringOr("PUBLIC_BASE_URL", ""), "/")
 	jwks := ""
 	if base != "" {
@@ -66,10 +79,7 @@ func ReadConfig(cfg map[string]string) (Config, error) {
 	if c.Issuer == "" {
 		r.Fail("AUTH_ISSUER", "is required (or PUBLIC_BASE_URL) to verify listeners' tokens")
 	}
-	if err := r.Err(); err != nil {
-		return c, fmt.Errorf("%s: %w", Name, err)
-	}
-	return c, nil
+	c.Stats.Read(r, false)
 }
 
 // Service is the feed HTTP service.
@@ -88,6 +98,17 @@ type Service struct {
 
 // New returns an unstarted service.
 func New() *Service { return &Service{} }
+
+// ConfigKeys lists the keys ReadConfig and stats.Open read.
+func (s *Service) ConfigKeys() []config.Key {
+	keys := config.KeysOf(new(Config).read)
+	for _, k := range stats.Keys() {
+		if !slices.ContainsFunc(keys, func(h config.Key) bool { return h.Name == k.Name }) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
 
 // Name implements server.Service.
 func (s *Service) Name() string { return Name }
