@@ -3,6 +3,12 @@
 // statistics store, exactly once per listen on at-least-once delivery (the
 // store skips listen ids it has), and on the stats-rollup PingSource
 // recomputes the global charts of the current and the previous day and week.
+//
+// Batches are written in groups (group commit, committer.go): the broker
+// delivers up to 16 events at once, and their listens go into the store as
+// one Store.Write — ClickHouse wants few large inserts — once the group
+// holds BatchListens listens or its Linger has passed. Each Handle returns
+// after the write holding its listens committed, with that write's error.
 // See docs/stats.md.
 package statswriter
 
@@ -11,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/stats"
 )
@@ -34,18 +42,70 @@ type Writer struct {
 	Now func() time.Time
 
 	opened *stats.Opened
+	// cfg is the grouping's settings (Start; the defaults before).
+	cfg  Config
+	once sync.Once
+	c    *committer
+}
+
+// Config is the writer's own settings (the store's are stats.Open's):
+//
+//	STATS_WRITER_BATCH_LISTENS  listens that make a group full: written at once (default 10000)
+//	STATS_WRITER_LINGER         longest a group waits for more listens (default 100ms)
+//	STATS_WRITER_MAX_PENDING    listens held in memory, unwritten, at most; a
+//	                            Handle waits for room beyond (default 40000)
+//	STATS_WRITER_TIMEOUT        longest one group's write may take (default 1m)
+type Config struct {
+	BatchListens int
+	Linger       time.Duration
+	MaxPending   int
+	Timeout      time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultBatchListens = 10_000
+	DefaultLinger       = 100 * time.Millisecond
+	DefaultMaxPending   = 4 * DefaultBatchListens
+	DefaultTimeout      = time.Minute
+)
+
+// Read implements config.Settings.
+func (c *Config) Read(r *config.Reader) {
+	c.BatchListens = int(r.Int64Or("STATS_WRITER_BATCH_LISTENS", DefaultBatchListens))
+	c.Linger = r.DurationOr("STATS_WRITER_LINGER", DefaultLinger)
+	c.MaxPending = int(r.Int64Or("STATS_WRITER_MAX_PENDING", DefaultMaxPending))
+	c.Timeout = r.DurationOr("STATS_WRITER_TIMEOUT", DefaultTimeout)
+	if c.BatchListens < 1 {
+		r.Fail("STATS_WRITER_BATCH_LISTENS", "want at least 1")
+	}
+	if c.MaxPending < c.BatchListens {
+		r.Fail("STATS_WRITER_MAX_PENDING", "want at least STATS_WRITER_BATCH_LISTENS (%d)", c.BatchListens)
+	}
 }
 
 // New returns an unstarted writer.
-func New() *Writer { return &Writer{} }
+func New() *Writer {
+	return &Writer{cfg: Config{BatchListens: DefaultBatchListens, Linger: DefaultLinger,
+		MaxPending: DefaultMaxPending, Timeout: DefaultTimeout}}
+}
 
-// Start opens the statistics store (stats.Open: STATS_BACKEND, postgres
-// at DATABASE_URL or ClickHouse), creating or migrating its tables.
+// ConfigKeys lists the settings the function reads.
+func (w *Writer) ConfigKeys() []config.Key { return append(stats.Keys(), config.KeysFor[Config]()...) }
+
+// Start reads the settings and opens the statistics store (stats.Open:
+// STATS_BACKEND, postgres at DATABASE_URL or ClickHouse), creating or
+// migrating its tables, unless Store is set.
 func (w *Writer) Start(ctx context.Context, cfg map[string]string) error {
 	if w.Log == nil {
 		w.Log = slog.Default()
 	}
 	w.Log = w.Log.With("function", Name)
+	c, err := config.Parse[Config](cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	w.cfg = c
 	if w.Store != nil {
 		return nil
 	}
@@ -113,10 +173,15 @@ func (w *Writer) write(ctx context.Context, e event.Event) error {
 		}
 		rows = append(rows, stats.Row{UserID: d.UserID, Listen: l})
 	}
-	n, err := w.Store.Write(ctx, rows)
-	if err != nil {
+	w.once.Do(func() {
+		log := w.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		w.c = newCommitter(w.Store, w.cfg, log)
+	})
+	if err := w.c.commit(ctx, rows); err != nil {
 		return fmt.Errorf("%s: batch %s: %w", Name, e.ID(), err)
 	}
-	w.Log.DebugContext(ctx, "listens stored", "batch", e.ID(), "listens", len(rows), "new", n)
 	return nil
 }

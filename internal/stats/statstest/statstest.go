@@ -8,6 +8,8 @@ package statstest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -92,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) stats.Store) {
 	t.Run("Duplicates", func(t *testing.T) { duplicates(t, open(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { allOrNothing(t, open(t)) })
 	t.Run("LargestBatch", func(t *testing.T) { largestBatch(t, open(t)) })
+	t.Run("GroupedWrite", func(t *testing.T) { groupedWrite(t, open(t)) })
 	t.Run("StreamsPerDay", func(t *testing.T) { streamsPerDay(t, filled(t, open)) })
 	t.Run("Audience", func(t *testing.T) { audience(t, filled(t, open)) })
 	t.Run("StreamCounts", func(t *testing.T) { streamCounts(t, filled(t, open)) })
@@ -490,6 +493,41 @@ func largestBatch(t *testing.T, s stats.Store) {
 	counts, err := s.StreamCounts(ctx, []string{"long-0", "long-999"})
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"long-0": 1, "long-999": 1}, counts)
+}
+
+// groupedWrite: the stats-writer's grouped write — 10,000 listens of 50
+// users across November and December, 2,000 of them stored before (a
+// redelivered batch among new ones) and one repeated inside the write — is
+// stored whole, each listen once, and counts only the new ones.
+func groupedWrite(t *testing.T, s stats.Store) {
+	ctx := context.Background()
+	start := at("2026-11-29 00:00")
+	var rows []stats.Row
+	for i := range 10_000 {
+		u := fmt.Sprintf("g%02d", i%50)
+		id := sha256.Sum256(fmt.Appendf(nil, "%s-%d", u, i)) // as long as the listens service's ids
+		r := play(hex.EncodeToString(id[:16]), u, "2026-11-29 00:00", []track{one, two, three, four}[i%4], 0, false, false)
+		r.ListenedAt = start.Add(time.Duration(i) * time.Minute).Unix() // to 5 December
+		rows = append(rows, r)
+	}
+	n, err := s.Write(ctx, rows[3000:5000])
+	require.NoError(t, err)
+	require.Equal(t, 2000, n)
+	n, err = s.Write(ctx, append(rows, rows[7]))
+	require.NoError(t, err)
+	require.Equal(t, 8000, n, "the 2,000 stored before and the repeated listen are not new")
+	n, err = s.Write(ctx, rows)
+	require.NoError(t, err)
+	require.Zero(t, n, "the whole write redelivered adds nothing")
+	for _, u := range []string{"g00", "g49"} {
+		got, err := s.Recent(ctx, u, 1000)
+		require.NoError(t, err)
+		require.Len(t, got, 200, "%s: each of its listens once", u)
+	}
+	a, err := s.Audience(ctx, stats.Filter{}, start, start.AddDate(0, 1, 0))
+	require.NoError(t, err)
+	require.Equal(t, int64(10_000), a.Plays)
+	require.Equal(t, int64(50), a.Listeners)
 }
 
 // ScanOrder is the fixture in Scan's order: by time, a1 before a1b in

@@ -1,0 +1,153 @@
+package statswriter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/overture-music/overture/internal/stats"
+)
+
+// committer is the writer's group commit: concurrent Handles add their
+// listens to the open group and wait; the group is written as one
+// Store.Write when it holds BatchListens listens or its Linger has passed,
+// whichever comes first, and every Handle in it gets that write's outcome.
+// One group is written at a time; the next one fills meanwhile, so under
+// load the groups grow by themselves.
+//
+// A Handle returns only when the write holding its listens committed (an
+// acknowledged event is durable) or failed (every Handle of the group fails
+// and the broker redelivers their events; the store's dedupe by listen id
+// keeps the counts exactly once). A Handle whose context ends leaves with
+// its context's error; its listens stay in their group, whose write is not
+// bound to any one Handle's context, so the others' write goes on whole —
+// the cancelled event is redelivered and its listens, written or not, are
+// counted once.
+//
+// Memory is bounded: at most MaxPending listens wait unwritten; a Handle
+// beyond that waits for room (or its context) before it joins a group.
+type committer struct {
+	store stats.Store
+	cfg   Config
+	log   *slog.Logger
+
+	writing sync.Mutex // held by the one group being written
+
+	mu      sync.Mutex
+	open    *group        // the group new listens join; nil: none yet
+	pending int           // listens added and not yet written
+	room    chan struct{} // closed (and replaced) when pending drops
+}
+
+// group is one Store.Write of several events' listens.
+type group struct {
+	rows   []stats.Row
+	events int
+	full   chan struct{} // closed when the group reached BatchListens
+	done   chan struct{} // closed when the write ended; then n and err are set
+	n      int
+	err    error
+}
+
+func newCommitter(store stats.Store, cfg Config, log *slog.Logger) *committer {
+	return &committer{store: store, cfg: cfg, log: log, room: make(chan struct{})}
+}
+
+// commit adds rows to the open group and waits for its write.
+func (c *committer) commit(ctx context.Context, rows []stats.Row) error {
+	g, err := c.add(ctx, rows)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		select {
+		case <-g.done: // both ready: the write's outcome is the answer
+		default:
+			return fmt.Errorf("waiting for the grouped write: %w", context.Cause(ctx))
+		}
+	}
+	if g.err != nil {
+		return fmt.Errorf("grouped write of %d listens from %d events: %w", len(g.rows), g.events, g.err)
+	}
+	return nil
+}
+
+// add puts rows into the open group, opening one (and its flush) if
+// needed, once there is room for them among the pending listens.
+func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
+	c.mu.Lock()
+	// An event larger than MaxPending is admitted alone, so it never waits
+	// forever.
+	for c.pending > 0 && c.pending+len(rows) > c.cfg.MaxPending {
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for room among %d pending listens: %w", c.cfg.MaxPending, context.Cause(ctx))
+		}
+		c.mu.Lock()
+	}
+	defer c.mu.Unlock()
+	if c.open != nil && len(c.open.rows)+len(rows) > c.cfg.BatchListens {
+		c.seal() // these rows would overfill it: they start the next group
+	}
+	if c.open == nil {
+		c.open = &group{full: make(chan struct{}), done: make(chan struct{})}
+		// The write carries the first event's context values (its trace)
+		// but none of its cancellation.
+		go c.flush(context.WithoutCancel(ctx), c.open)
+	}
+	g := c.open
+	g.rows = append(g.rows, rows...)
+	g.events++
+	c.pending += len(rows)
+	if len(g.rows) >= c.cfg.BatchListens {
+		c.seal()
+	}
+	return g, nil
+}
+
+// seal closes the open group to new listens because it is full. c.mu is
+// held.
+func (c *committer) seal() {
+	close(c.open.full)
+	c.open = nil
+}
+
+// flush writes g when it is full or its linger has passed, after the
+// group before it was written.
+func (c *committer) flush(ctx context.Context, g *group) {
+	t := time.NewTimer(c.cfg.Linger)
+	select {
+	case <-t.C:
+	case <-g.full:
+		t.Stop()
+	}
+	c.writing.Lock()
+	c.mu.Lock()
+	if c.open == g {
+		c.open = nil // listens from now on go to the next group
+	}
+	c.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	start := time.Now()
+	g.n, g.err = c.store.Write(wctx, g.rows)
+	cancel()
+	c.writing.Unlock()
+	if g.err == nil {
+		c.log.DebugContext(ctx, "listens stored", "events", g.events, "listens", len(g.rows), "new", g.n, "took", time.Since(start))
+	} else {
+		c.log.WarnContext(ctx, "grouped write failed; its events will be redelivered", "events", g.events, "listens", len(g.rows), "error", g.err)
+	}
+	close(g.done)
+	c.mu.Lock()
+	c.pending -= len(g.rows)
+	close(c.room)
+	c.room = make(chan struct{})
+	c.mu.Unlock()
+}
