@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -36,6 +35,7 @@ import (
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/server"
@@ -57,10 +57,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return postgres.MigrateOwner(ctx, pool, "listens", migrations)
 }
 
-// Config is what the service reads from the cfg map.
+// Config is the service's settings.
 type Config struct {
+	// DatabaseURL holds the listen tokens (and, with STATS_BACKEND=postgres,
+	// the statistics).
 	DatabaseURL string
-	RedisURL    string
+	// Redis keeps the playing_now listens and the charts cache (REDIS_URL).
+	Redis *redis.Options
 	// MaxSkew is how far in the future listened_at may lie
 	// (LISTENS_MAX_SKEW, default 5m): clients' clocks drift.
 	MaxSkew time.Duration
@@ -68,67 +71,50 @@ type Config struct {
 	// duration is unknown (LISTENS_NOW_PLAYING_TTL, default 8m); a known
 	// duration is used instead, up to 30 minutes.
 	NowPlayingTTL time.Duration
-	JWKSURL       string
-	Issuer        string
+	// Token verifies listeners' access tokens (AUTH_JWKS_URL, AUTH_ISSUER,
+	// else PUBLIC_BASE_URL).
+	Token token.VerifierConfig
+	// Stats is the statistics store the read API answers from (STATS_BACKEND
+	// and its backend's keys; stats.Open reads them).
+	Stats stats.Config
 }
 
-// ReadConfig reads DATABASE_URL, REDIS_URL, LISTENS_MAX_SKEW,
-// LISTENS_NOW_PLAYING_TTL and the token settings (AUTH_JWKS_URL, AUTH_ISSUER,
-// else PUBLIC_BASE_URL).
-func ReadConfig(cfg map[string]string) (Config, error) {
-	r := config.NewReader(cfg)
-	c := Config{
-		DatabaseURL:   r.String("DATABASE_URL"),
-		RedisURL:      r.String("REDIS_URL"),
-		MaxSkew:       r.DurationOr("LISTENS_MAX_SKEW", 5*time.Minute),
-		NowPlayingTTL: r.DurationOr("LISTENS_NOW_PLAYING_TTL", 8*time.Minute),
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(postgres.KeyDatabaseURL)
+	if u := r.Secret("REDIS_URL"); !u.IsZero() { // may carry a password
+		opt, err := redis.ParseURL(u.Reveal())
+		if err != nil {
+			r.Fail("REDIS_URL", "not a redis:// URL")
+		}
+		c.Redis = opt
 	}
-	base := strings.TrimRight(r.StringOr("PUBLIC_BASE_URL", ""), "/")
-	jwks := ""
-	if base != "" {
-		jwks = base + "/.well-known/jwks.json"
-	}
-	c.JWKSURL = r.StringOr("AUTH_JWKS_URL", jwks)
-	c.Issuer = r.StringOr("AUTH_ISSUER", base)
-	if base == "" && !r.Has("AUTH_JWKS_URL") {
-		r.Fail("AUTH_JWKS_URL", "is required (or PUBLIC_BASE_URL) to verify listeners' tokens")
-	}
-	if c.Issuer == "" {
-		r.Fail("AUTH_ISSUER", "is required (or PUBLIC_BASE_URL) to verify listeners' tokens")
-	}
-	if c.MaxSkew < 0 {
-		r.Fail("LISTENS_MAX_SKEW", "must not be negative")
-	}
-	if c.NowPlayingTTL <= 0 {
-		r.Fail("LISTENS_NOW_PLAYING_TTL", "must be positive")
-	}
-	if err := r.Err(); err != nil {
-		return c, fmt.Errorf("%s: %w", Name, err)
-	}
-	return c, nil
+	c.MaxSkew = r.DurationOr("LISTENS_MAX_SKEW", 5*time.Minute)
+	c.NowPlayingTTL = r.DurationOr("LISTENS_NOW_PLAYING_TTL", 8*time.Minute)
+	c.Token = token.ReadVerifierConfig(r)
+	c.Stats.Read(r, false)
 }
 
 // Service is the listens HTTP service.
 type Service struct {
-	// Pool, Redis, Verifier, Publisher and Log may be set before Start
-	// (tests); Publisher otherwise comes from Start's context.
+	lifecycle.Base
+	// Pool, Redis, Verifier, Publisher and Stats may be set before Start
+	// (tests); Start acquires what is missing through the Base. Publisher
+	// otherwise comes from Start's context.
 	Pool      *pgxpool.Pool
 	Redis     *redis.Client
 	Verifier  *token.Verifier
 	Publisher function.Publisher
-	Log       *slog.Logger
+	// Stats is the statistics store the read API answers from (default:
+	// stats.Open, PostgreSQL on the service's database).
+	Stats stats.Store
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 
 	cfg     Config
-	owned   *postgres.Pool
-	ownRDB  bool
 	tokens  Tokens
 	once    sync.Once
 	handler http.Handler
-	// Stats is the statistics store the read API answers from (default:
-	// PostgreSQL on the service's database).
-	Stats stats.Store
 	// extra (access token), admin (access token with the admin role) and
 	// public (no token) are the read API's routes.
 	extra, admin, public map[string]func(http.ResponseWriter, *http.Request) error
@@ -156,18 +142,28 @@ func (s *Service) Routes() []server.Route {
 	return slices.Concat(submitRoutes, readRoutes, dashboardRoutes)
 }
 
-// Start reads ReadConfig's settings, opens the database (migrating the
-// service's tables) and Redis, and takes the publisher bound to the
-// service's identity from ctx (the platform puts it there; standalone,
-// `overture serve listens` posts to K_SINK).
-func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = slog.Default()
+// ConfigKeys lists the settings the service reads (Config's, and every
+// key stats.Open may read).
+func (s *Service) ConfigKeys() []config.Key {
+	keys := config.KeysFor[Config]()
+	for _, k := range stats.Keys() {
+		if !slices.ContainsFunc(keys, func(h config.Key) bool { return h.Name == k.Name }) {
+			keys = append(keys, k)
+		}
 	}
-	s.Log = s.Log.With("service", Name)
-	c, err := ReadConfig(cfg)
+	return keys
+}
+
+// Start reads Config, opens the database (migrating the service's tables),
+// Redis and the statistics store through the Base (Ready follows all three;
+// Stop releases them), and takes the publisher bound to the service's
+// identity from ctx (the platform puts it there; standalone, `overture
+// serve listens` posts to K_SINK).
+func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
+	s.Begin()
+	c, err := config.Parse[Config](cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", Name, err)
 	}
 	s.cfg = c
 	if s.Publisher == nil {
@@ -176,61 +172,41 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		}
 	}
 	if s.Pool == nil {
-		p, err := postgres.OpenMigrated(ctx, c.DatabaseURL, Migrate)
+		p, err := s.OpenPool(ctx, c.DatabaseURL, Migrate)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.owned, s.Pool = p, p.Pool
+		s.Pool = p.Pool
 	} else if err := Migrate(ctx, s.Pool); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if s.Redis == nil {
-		opt, err := redis.ParseURL(c.RedisURL)
+		rdb := redis.NewClient(c.Redis)
+		s.Hold("redis", rdb.Close, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+		s.Redis = rdb
+	}
+	if s.Stats == nil {
+		// The stats-writer owns and migrates the same tables; migrating
+		// here too lets either start first.
+		o, err := stats.Open(ctx, cfg, s.Pool)
 		if err != nil {
-			s.close()
-			return fmt.Errorf("%s: parse REDIS_URL: %w", Name, err)
+			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.Redis, s.ownRDB = redis.NewClient(opt), true
+		s.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
+			if ok, err := o.Ready(ctx); !ok {
+				return cmp.Or(err, errors.New("not ready"))
+			}
+			return nil
+		})
+		s.Stats = o
 	}
 	if s.Verifier == nil {
-		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: c.JWKSURL}, Issuer: c.Issuer, Audience: "overture"}
+		s.Verifier = c.Token.Verifier()
 	}
 	s.tokens = Tokens{Pool: s.Pool}
-	if err := s.startRead(ctx, cfg); err != nil {
-		s.close()
-		return err
-	}
+	s.readHandlers()
 	s.build()
 	return nil
-}
-
-func (s *Service) close() {
-	if s.owned != nil {
-		s.owned.Close()
-	}
-	if s.ownRDB && s.Redis != nil {
-		_ = s.Redis.Close()
-	}
-}
-
-// Stop releases what Start opened.
-func (s *Service) Stop(context.Context) error {
-	s.close()
-	return nil
-}
-
-// Ready reports whether the database and Redis answer.
-func (s *Service) Ready(ctx context.Context) (bool, error) {
-	if s.Pool == nil || s.Redis == nil {
-		return false, errors.New(Name + ": not started")
-	}
-	if err := s.Pool.Ping(ctx); err != nil {
-		return false, fmt.Errorf("%s: database: %w", Name, err)
-	}
-	if err := s.Redis.Ping(ctx).Err(); err != nil {
-		return false, fmt.Errorf("%s: redis: %w", Name, err)
-	}
-	return true, nil
 }
 
 // ServeHTTP implements server.Service.

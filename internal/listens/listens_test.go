@@ -72,7 +72,8 @@ func setupWithObjects(t *testing.T, w *statswriter.Writer, extra string) *bundle
 	t.Helper()
 	b := &bundle{auth: tokentest.New(t), rec: &functiontest.Recorder{}, now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
 	b.pool = postgrestest.Pool(t)
-	opt, err := redis.ParseURL(testenv.Redis(t))
+	redisURL := testenv.Redis(t)
+	opt, err := redis.ParseURL(redisURL)
 	require.NoError(t, err)
 	b.rdb = redis.NewClient(opt)
 	t.Cleanup(func() { _ = b.rdb.Close() })
@@ -105,7 +106,7 @@ func setupWithObjects(t *testing.T, w *statswriter.Writer, extra string) *bundle
 		b.svc.Stats = w.Store // the service reads what the writer stores
 	}
 	ctx := function.WithPublisher(context.Background(), b.pub)
-	require.NoError(t, b.svc.Start(ctx, map[string]string{"DATABASE_URL": "unused", "REDIS_URL": "unused", "PUBLIC_BASE_URL": "http://overture.test"}))
+	require.NoError(t, b.svc.Start(ctx, map[string]string{"DATABASE_URL": "unused", "REDIS_URL": redisURL, "PUBLIC_BASE_URL": "http://overture.test"}))
 	t.Cleanup(func() { _ = b.svc.Stop(context.Background()) })
 	b.srv = httptest.NewServer(b.svc)
 	t.Cleanup(b.srv.Close)

@@ -1,7 +1,6 @@
 package listens
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -34,17 +33,9 @@ var readRoutes = []server.Route{
 	{Method: http.MethodGet, Path: "/v1/charts/{kind}"},
 }
 
-// startRead opens the statistics store (stats.Open: STATS_BACKEND; for
-// postgres, on the service's database). The stats-writer owns and migrates
-// the same tables; migrating here too lets either start first.
-func (s *Service) startRead(ctx context.Context, cfg map[string]string) error {
-	if s.Stats == nil {
-		o, err := stats.Open(ctx, cfg, s.Pool)
-		if err != nil {
-			return fmt.Errorf("%s: %w", Name, err)
-		}
-		s.Stats = o
-	}
+// readHandlers sets up the read API's handlers (its routes are readRoutes
+// and dashboardRoutes).
+func (s *Service) readHandlers() {
 	s.extra = map[string]func(http.ResponseWriter, *http.Request) error{
 		"GET /v1/me/listens":        s.history,
 		"GET /v1/me/recent":         s.recent,
@@ -59,7 +50,6 @@ func (s *Service) startRead(ctx context.Context, cfg map[string]string) error {
 		"GET /v1/charts/{kind}": s.chart,
 		"GET /v1/stream-counts": s.streamCounts,
 	}
-	return nil
 }
 
 func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
