@@ -92,6 +92,7 @@ type Service struct {
 
 	results result.Store
 	owned   *postgres.Pool
+	opened  *stats.Opened
 	once    sync.Once
 	handler http.Handler
 }
@@ -145,7 +146,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 			s.close()
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.Stats = o
+		s.opened, s.Stats = o, o
 	}
 	if s.Verifier == nil {
 		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: c.JWKSURL}, Issuer: c.Issuer, Audience: "overture"}
@@ -160,6 +161,9 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 }
 
 func (s *Service) close() {
+	if s.opened != nil {
+		s.opened.Close()
+	}
 	if s.owned != nil {
 		s.owned.Close()
 	}
@@ -171,13 +175,16 @@ func (s *Service) Stop(context.Context) error {
 	return nil
 }
 
-// Ready reports whether the database answers.
+// Ready reports whether the database and the statistics store answer.
 func (s *Service) Ready(ctx context.Context) (bool, error) {
 	if s.Pool == nil {
 		return false, errors.New(Name + ": not started")
 	}
 	if err := s.Pool.Ping(ctx); err != nil {
 		return false, fmt.Errorf("%s: database: %w", Name, err)
+	}
+	if s.opened != nil {
+		return s.opened.Ready(ctx)
 	}
 	return true, nil
 }

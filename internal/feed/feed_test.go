@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/stats"
+	"github.com/overture-music/overture/internal/stats/statstest"
 	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
@@ -28,19 +30,26 @@ type bundle struct {
 	srv     *httptest.Server
 	auth    *tokentest.Authority
 	results result.Store
-	stats   *stats.PG
+	stats   stats.Store
 }
 
-func setup(t *testing.T) *bundle {
+// setup starts the service on a new database; the statistics store is the
+// one Start opens (stats.Open): PostgreSQL on that database, or what the
+// settings given name.
+func setup(t *testing.T, settings ...map[string]string) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := postgrestest.Pool(t)
-	require.NoError(t, stats.Migrate(ctx, pool))
-	b := &bundle{auth: tokentest.New(t), stats: stats.NewPG(pool)}
+	b := &bundle{auth: tokentest.New(t)}
 	svc := feed.New()
-	svc.Pool, svc.Stats, svc.Verifier, svc.Log = pool, b.stats, b.auth.Verifier(), slog.New(slog.DiscardHandler)
-	require.NoError(t, svc.Start(ctx, map[string]string{"DATABASE_URL": "unused", "PUBLIC_BASE_URL": "http://overture.test"}))
+	svc.Pool, svc.Verifier, svc.Log = pool, b.auth.Verifier(), slog.New(slog.DiscardHandler)
+	cfg := map[string]string{"DATABASE_URL": "unused", "PUBLIC_BASE_URL": "http://overture.test"}
+	for _, m := range settings {
+		maps.Copy(cfg, m)
+	}
+	require.NoError(t, svc.Start(ctx, cfg))
 	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	b.stats = svc.Stats
 	b.results = result.Store{Pool: pool}
 	b.srv = httptest.NewServer(svc)
 	t.Cleanup(b.srv.Close)
@@ -93,9 +102,15 @@ func TestStoredRecommendationsAreServedWithTheirETag(t *testing.T) {
 
 // TestColdStartGetsTheChartsWithoutWhatTheyPlayed: a listener without a
 // stored result gets the week's chart, minus the tracks they already played,
-// saying why — never an empty page, and never another listener's result.
+// saying why — never an empty page, and never another listener's result;
+// the same on either statistics backend (STATS_BACKEND=clickhouse: the
+// embedded chDB).
 func TestColdStartGetsTheChartsWithoutWhatTheyPlayed(t *testing.T) {
-	b := setup(t)
+	t.Run("Postgres", func(t *testing.T) { coldStart(t, setup(t)) })
+	t.Run("ClickHouse", func(t *testing.T) { coldStart(t, setup(t, statstest.Config(t))) })
+}
+
+func coldStart(t *testing.T, b *bundle) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	var rows []stats.Row
