@@ -3,10 +3,14 @@
 // the charts rolled up from them, and the queries the listens service
 // answers listeners and everyone with.
 //
-// Store is the interface; PG is the PostgreSQL backend (tables stats_listen,
-// monthly partitions with BRIN on time, and stats_chart). docs/stats.md
-// describes the store, the counting rules and what is not built yet (the
-// ClickHouse backend).
+// Store is the interface every reader and writer goes through (no
+// component reads the tables directly); [Open] picks the backend from
+// STATS_BACKEND. PG is the PostgreSQL backend (stats_listen in monthly
+// partitions with BRIN on time, stats_chart); CH is the ClickHouse backend
+// (ReplacingMergeTree read with FINAL), over the embedded chDB engine or a
+// ClickHouse server's HTTP interface. Both pass one conformance suite
+// (statstest). docs/stats.md describes the store, the counting rules and the
+// measurements that chose PostgreSQL as the default.
 package stats
 
 import (
