@@ -141,6 +141,10 @@ func TestListenerJourney(t *testing.T) {
 	b.waitJS("account page", `document.getElementById('tokens-h') !== null`)
 	checkA11y(t, b, "account")
 	b.shot("account")
+	// Russian: the whole app switches at once, the page's lang follows.
+	evalIn[any](b, `(() => { const s = document.getElementById('lang'); s.value = 'ru'; s.dispatchEvent(new Event('change')); return null; })()`)
+	b.waitJS("the app speaks Russian", `document.documentElement.lang === 'ru' && document.querySelector('nav.main').textContent.includes('Поиск') && document.querySelector('h1').textContent === 'Ваш аккаунт'`)
+	b.shot("account-ru")
 	// The phone layout: no sideways scrolling, controls still labelled.
 	b.do(chromedp.EmulateViewport(390, 844))
 	b.goTo("/search?q=" + "кино")
