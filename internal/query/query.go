@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -30,7 +29,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/lsn"
 	"github.com/overture-music/overture/internal/postgres"
@@ -44,6 +45,42 @@ import (
 
 // Name is the service's name.
 const Name = "query"
+
+// DefaultWaitTimeout is how long ?after= waits for the indexer unless
+// QUERY_WAIT_TIMEOUT says otherwise.
+const DefaultWaitTimeout = 5 * time.Second
+
+// Config is the service's settings.
+type Config struct {
+	// Search is the read model (backend.Config: SEARCH_BACKEND, SEARCH_DIR,
+	// OPENSEARCH_URL, OPENSEARCH_INDEX).
+	Search backend.Config
+	// DatabaseURL is where the indexer records what it applied, for
+	// ?after= (optional: without it ?after= answers 503).
+	DatabaseURL string
+	// RedisURL is the hot cache and the stream counts' cache (optional:
+	// without it every read goes to the index).
+	RedisURL config.Secret
+	// ListensURL is the listens service's base URL, asked for the stream
+	// counts on cards (optional: without it cards carry none).
+	ListensURL string
+	// WaitTimeout bounds ?after= (QUERY_WAIT_TIMEOUT, default 5s).
+	WaitTimeout time.Duration
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *Config) Read(r *config.Reader) {
+	c.Search.Read(r)
+	c.DatabaseURL = r.StringOr(postgres.KeyDatabaseURL, "")
+	c.RedisURL = r.SecretOptional("REDIS_URL") // may carry a password
+	if u := c.RedisURL; !u.IsZero() {
+		if _, err := redis.ParseURL(u.Reveal()); err != nil {
+			r.Fail("REDIS_URL", "not a redis:// URL")
+		}
+	}
+	c.ListensURL = r.URLOr("LISTENS_URL", "")
+	c.WaitTimeout = r.DurationOr("QUERY_WAIT_TIMEOUT", DefaultWaitTimeout)
+}
 
 // Service is the query API.
 type Service struct {
@@ -59,13 +96,12 @@ type Service struct {
 	// cards without them); see streams.go.
 	Streams *StreamCounts
 
-	owned bool // Start opened the resources (Stop closes them)
-	mux   *http.ServeMux
+	mux *http.ServeMux
 }
 
 // New returns the service; Start connects it (the platform's way).
 func New() *Service {
-	s := &Service{WaitTimeout: 5 * time.Second, PollInterval: 10 * time.Millisecond}
+	s := &Service{WaitTimeout: DefaultWaitTimeout, PollInterval: 10 * time.Millisecond}
 	s.routes()
 	return s
 }
@@ -74,6 +110,7 @@ func New() *Service {
 // and cache may be nil.
 func NewWith(store search.Store, pool *postgres.Pool, cache *hotcache.Cache) *Service {
 	s := New()
+	s.Begin() // no host: a discarding logger
 	s.store, s.pool, s.cache = store, pool, cache
 	return s
 }
@@ -92,56 +129,39 @@ func (s *Service) Routes() []server.Route {
 	}
 }
 
-// Start opens the search store (SEARCH_BACKEND, SEARCH_DIR, OPENSEARCH_URL,
-// OPENSEARCH_INDEX), DATABASE_URL for read-your-writes, and REDIS_URL for the
-// hot cache (optional: without it every read goes to the index).
-// QUERY_WAIT_TIMEOUT (a Go duration) overrides the ?after= bound.
+// ConfigKeys lists the settings the service reads.
+func (s *Service) ConfigKeys() []config.Key { return config.KeysFor[Config]() }
+
+// Start reads Config and opens, through the Base (a failed Start releases
+// them, Stop releases them in reverse), the search store, the database for
+// read-your-writes and the Redis hot cache when they are configured, and
+// the stream counts (streams.go).
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if v := cfg["QUERY_WAIT_TIMEOUT"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("query: QUERY_WAIT_TIMEOUT %q is not a positive duration", v)
-		}
-		s.WaitTimeout = d
-	}
-	store, err := backend.Open(ctx, cfg)
+	s.Begin()
+	c, err := config.Parse[Config](cfg)
 	if err != nil {
 		return fmt.Errorf("query: %w", err)
 	}
-	s.store, s.owned = store, true
-	if u := cfg["DATABASE_URL"]; u != "" {
-		if s.pool, err = s.OpenPool(ctx, u, applied.Migrate); err != nil {
-			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
+	s.WaitTimeout = c.WaitTimeout
+	store, err := c.Search.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	s.Hold("search store", store.Close, nil)
+	s.store = store
+	if c.DatabaseURL != "" {
+		if s.pool, err = s.OpenPool(ctx, c.DatabaseURL, applied.Migrate); err != nil {
+			return fmt.Errorf("query: %w", err)
 		}
 	}
-	if u := cfg["REDIS_URL"]; u != "" {
-		if s.cache, err = hotcache.Open(ctx, u); err != nil {
-			return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
+	if !c.RedisURL.IsZero() {
+		if s.cache, err = hotcache.Open(ctx, c.RedisURL.Reveal()); err != nil {
+			return fmt.Errorf("query: %w", err)
 		}
+		s.Hold("hot cache", s.cache.Close, nil)
 	}
-	if err := s.startStreams(cfg); err != nil {
-		return errors.Join(fmt.Errorf("query: %w", err), s.Stop(ctx))
-	}
+	s.startStreams(c)
 	return nil
-}
-
-// Stop releases what Start opened.
-func (s *Service) Stop(ctx context.Context) error {
-	if !s.owned {
-		return nil
-	}
-	var errs []error
-	if s.store != nil {
-		errs = append(errs, s.store.Close())
-	}
-	if s.cache != nil {
-		errs = append(errs, s.cache.Close())
-	}
-	if s.Streams != nil && s.Streams.Redis != nil {
-		errs = append(errs, s.Streams.Redis.Close())
-	}
-	s.owned = false
-	return errors.Join(append(errs, s.Base.Stop(ctx))...)
 }
 
 // Ready reports whether the read model answers.
@@ -190,7 +210,7 @@ func (s *Service) handle(fn func(ctx context.Context, r *http.Request) (answer, 
 			default:
 				var p *problem.Problem
 				if !errors.As(err, &p) && r.Context().Err() == nil {
-					slog.ErrorContext(r.Context(), "query failed", "service", Name, "path", r.URL.Path, "error", err)
+					s.Log.ErrorContext(r.Context(), "query failed", "path", r.URL.Path, "error", err)
 				}
 				problem.Error(w, r, err)
 			}

@@ -53,7 +53,7 @@ type StreamCounts struct {
 	Client *http.Client
 	// Redis caches the counts; nil asks the listens service every time.
 	Redis *redis.Client
-	// Log receives the failures; nil is slog.Default().
+	// Log receives the failures; nil discards them.
 	Log *slog.Logger
 
 	mu        sync.Mutex
@@ -66,7 +66,7 @@ func (c *StreamCounts) log() *slog.Logger {
 	if c.Log != nil {
 		return c.Log
 	}
-	return slog.Default()
+	return slog.New(slog.DiscardHandler)
 }
 
 // Counts returns the stream counts of ids it could learn (from the cache or
@@ -86,7 +86,7 @@ func (c *StreamCounts) Counts(ctx context.Context, ids []string) map[string]int6
 		}
 		vals, err := c.Redis.MGet(ctx, keys...).Result()
 		if err != nil {
-			c.log().WarnContext(ctx, "stream count cache read", "service", Name, "error", err)
+			c.log().WarnContext(ctx, "stream count cache read", "error", err)
 		}
 		missing = nil
 		for i, id := range ids {
@@ -110,7 +110,7 @@ func (c *StreamCounts) Counts(ctx context.Context, ids []string) map[string]int6
 		if err != nil {
 			if ctx.Err() == nil {
 				c.fail()
-				c.log().WarnContext(ctx, "stream counts unavailable: cards are answered without them", "service", Name,
+				c.log().WarnContext(ctx, "stream counts unavailable: cards are answered without them",
 					"retry_in", StreamCountBackoff, "error", err)
 			}
 			break
@@ -132,7 +132,7 @@ func (c *StreamCounts) Counts(ctx context.Context, ids []string) map[string]int6
 			return nil
 		})
 		if err != nil {
-			c.log().WarnContext(ctx, "stream count cache write", "service", Name, "error", err)
+			c.log().WarnContext(ctx, "stream count cache write", "error", err)
 		}
 	}
 	return out
@@ -207,26 +207,21 @@ func trackIDs(ts []search.Track) []string {
 	return ids
 }
 
-// startStreams sets up the stream counts from LISTENS_URL (the listens
-// service's base URL; the embedded platform points it at its own gateway)
-// and REDIS_URL (their cache). Without LISTENS_URL cards carry no counts,
-// and the service says so once.
-func (s *Service) startStreams(cfg map[string]string) error {
-	u := cfg["LISTENS_URL"]
-	if u == "" {
-		slog.Warn("LISTENS_URL is not set: cards carry no stream counts", "service", Name)
-		return nil
+// startStreams sets up the stream counts from c.ListensURL (LISTENS_URL,
+// the listens service's base URL; the embedded platform points it at its
+// own gateway) and c.RedisURL (their cache), the Redis client held by the
+// Base. Without LISTENS_URL cards carry no counts, and the service says so
+// once.
+func (s *Service) startStreams(c Config) {
+	if c.ListensURL == "" {
+		s.Log.Warn("LISTENS_URL is not set: cards carry no stream counts")
+		return
 	}
-	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		return fmt.Errorf("LISTENS_URL %q is not an http(s) URL", u)
+	s.Streams = &StreamCounts{URL: c.ListensURL, Client: &http.Client{Timeout: StreamCountTimeout}, Log: s.Log}
+	if !c.RedisURL.IsZero() {
+		opt, _ := redis.ParseURL(c.RedisURL.Reveal()) // Config.Read checked it
+		rdb := redis.NewClient(opt)
+		s.Hold("stream count cache", rdb.Close, nil)
+		s.Streams.Redis = rdb
 	}
-	s.Streams = &StreamCounts{URL: u, Client: &http.Client{Timeout: StreamCountTimeout}}
-	if r := cfg["REDIS_URL"]; r != "" {
-		opt, err := redis.ParseURL(r)
-		if err != nil {
-			return fmt.Errorf("parse REDIS_URL: %w", err)
-		}
-		s.Streams.Redis = redis.NewClient(opt)
-	}
-	return nil
 }

@@ -73,14 +73,15 @@ func listensService(t *testing.T) (string, *counting) {
 	br, err := broker.New(ctx, broker.Config{Pool: pool, Objects: functiontest.Objects(t, brokertest.BrokerYAML+"---\n"+string(policies)),
 		Log: slog.New(slog.DiscardHandler), Resolve: func(string) (function.Handler, bool) { return &functiontest.Recorder{}, true }})
 	require.NoError(t, err)
-	opt, err := redis.ParseURL(testenv.Redis(t))
+	redisURL := testenv.Redis(t)
+	opt, err := redis.ParseURL(redisURL)
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	svc := listens.New()
 	svc.Pool, svc.Redis, svc.Stats, svc.Verifier = pool, rdb, store, tokentest.New(t).Verifier()
 	svc.Publisher, svc.Log = br.As(identity.Subject(listens.Name)), slog.New(slog.DiscardHandler)
-	require.NoError(t, svc.Start(ctx, map[string]string{"DATABASE_URL": "unused", "REDIS_URL": "unused", "PUBLIC_BASE_URL": "http://overture.test"}))
+	require.NoError(t, svc.Start(ctx, map[string]string{"DATABASE_URL": "unused", "REDIS_URL": redisURL, "PUBLIC_BASE_URL": "http://overture.test"}))
 	t.Cleanup(func() { _ = svc.Stop(ctx) })
 	c := &counting{next: svc}
 	srv := httptest.NewServer(c)
