@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/overture-music/overture/internal/config"
 )
 
 // Flavor selects which provider the server behaves like.
@@ -574,34 +576,59 @@ func StartLocal(ctx context.Context, addr, publicBaseURL string, users *LocalUse
 	return issuer, ch, nil
 }
 
+// DevConfig is what StartDev reads.
+type DevConfig struct {
+	// Issuer is an issuer already configured (LOCAL_OIDC_ISSUER): StartDev
+	// starts nothing.
+	Issuer string
+	// Off is LOCAL_IDP=off: no local IdP.
+	Off bool
+	// PublicBaseURL is where the platform's gateway answers (PUBLIC_BASE_URL).
+	PublicBaseURL string
+	// DataDir keeps the provider's accounts in DataDir/idp/users.json
+	// (OVERTURE_DATA_DIR; unset: in memory).
+	DataDir string
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *DevConfig) Read(r *config.Reader) {
+	c.Issuer = r.StringOr("LOCAL_OIDC_ISSUER", "") // as given: an issuer is compared byte for byte
+	c.Off = r.StringOr("LOCAL_IDP", "") == "off"
+	c.PublicBaseURL = r.URLOr("PUBLIC_BASE_URL", "")
+	c.DataDir = r.StringOr("OVERTURE_DATA_DIR", "")
+}
+
 // StartDev is the one call the embedded platform makes before starting the
 // services: unless cfg already names an issuer (LOCAL_OIDC_ISSUER) or
 // LOCAL_IDP is "off", it serves the local IdP on DefaultLocalAddr (a free
 // port when that one is taken) for PUBLIC_BASE_URL and sets
 // cfg["LOCAL_OIDC_ISSUER"], which makes auth offer /v1/auth/oauth/local/start.
 // The provider's accounts are kept in OVERTURE_DATA_DIR/idp/users.json
-// (in memory when OVERTURE_DATA_DIR is unset).
+// (in memory when OVERTURE_DATA_DIR is unset). The settings are DevConfig.
 // It returns the issuer ("" when not started); the server stops with ctx.
 func StartDev(ctx context.Context, cfg map[string]string, log *slog.Logger) (string, error) {
-	if cfg["LOCAL_OIDC_ISSUER"] != "" || cfg["LOCAL_IDP"] == "off" {
-		return cfg["LOCAL_OIDC_ISSUER"], nil
+	c, err := config.Parse[DevConfig](cfg)
+	if err != nil {
+		return "", fmt.Errorf("local idp: %w", err)
 	}
-	base := cfg["PUBLIC_BASE_URL"]
-	if base == "" {
+	if c.Issuer != "" || c.Off {
+		return c.Issuer, nil
+	}
+	if c.PublicBaseURL == "" {
 		return "", errors.New("local idp: PUBLIC_BASE_URL is not set")
 	}
 	var file string
-	if dir := cfg["OVERTURE_DATA_DIR"]; dir != "" {
-		file = filepath.Join(dir, "idp", "users.json")
+	if c.DataDir != "" {
+		file = filepath.Join(c.DataDir, "idp", "users.json")
 	}
 	users, err := OpenLocalUsers(file)
 	if err != nil {
 		return "", err
 	}
-	iss, _, err := StartLocal(ctx, DefaultLocalAddr, base, users, log)
+	iss, _, err := StartLocal(ctx, DefaultLocalAddr, c.PublicBaseURL, users, log)
 	if err != nil {
 		log.Warn("local identity provider: default address taken, using a free port", "address", DefaultLocalAddr, "error", err)
-		if iss, _, err = StartLocal(ctx, "127.0.0.1:0", base, users, log); err != nil {
+		if iss, _, err = StartLocal(ctx, "127.0.0.1:0", c.PublicBaseURL, users, log); err != nil {
 			return "", err
 		}
 	}
