@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/search/backend"
@@ -15,17 +16,37 @@ import (
 	"github.com/overture-music/overture/internal/telemetry"
 )
 
+// reindexConfig is what `overture reindex` reads: the catalog database and
+// the search store, from the same keys the indexer and the query API read
+// (backend.Config). There is no default store: outside `make run` the
+// command rebuilds the store it is told to, or stops naming the key.
+type reindexConfig struct {
+	DatabaseURL string
+	Search      backend.Config
+}
+
+// Read fills c from r; every problem is recorded on r.
+func (c *reindexConfig) Read(r *config.Reader) {
+	c.DatabaseURL = r.String(postgres.KeyDatabaseURL)
+	c.Search.Read(r)
+}
+
 // runReindex rebuilds the search read model from the catalog tables into a
 // new index and swaps the alias; readers keep the old index until the swap.
-// Defaults come from the same keys the indexer and the query API read.
+// The flags override the environment's keys (reindexConfig).
 func runReindex(ctx context.Context, args []string) error {
 	cfg := function.Config()
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
-	backendName := fs.String("backend", orDefault(cfg["SEARCH_BACKEND"], "bleve"), "search backend: bleve or opensearch (SEARCH_BACKEND)")
-	dir := fs.String("dir", orDefault(cfg["SEARCH_DIR"], ".data/search"), "Bleve store directory (SEARCH_DIR)")
-	url := fs.String("url", orDefault(cfg["OPENSEARCH_URL"], "http://127.0.0.1:9200"), "OpenSearch base URL (OPENSEARCH_URL)")
-	index := fs.String("index", orDefault(cfg["OPENSEARCH_INDEX"], "overture-tracks"), "OpenSearch alias readers use (OPENSEARCH_INDEX)")
-	dbURL := fs.String("database-url", cfg["DATABASE_URL"], "catalog database (DATABASE_URL)")
+	flags := []struct {
+		key string
+		v   *string
+	}{
+		{"SEARCH_BACKEND", fs.String("backend", "", "search backend: bleve or opensearch (default SEARCH_BACKEND, else bleve)")},
+		{"SEARCH_DIR", fs.String("dir", "", "Bleve store directory (default SEARCH_DIR)")},
+		{"OPENSEARCH_URL", fs.String("url", "", "OpenSearch base URL (default OPENSEARCH_URL)")},
+		{"OPENSEARCH_INDEX", fs.String("index", "", "OpenSearch alias readers use (default OPENSEARCH_INDEX, else overture-tracks)")},
+		{postgres.KeyDatabaseURL, fs.String("database-url", "", "catalog database (default DATABASE_URL)")},
+	}
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: overture reindex [flags]\n\nRebuilds the search index from the catalog tables and swaps it in with no\ndowntime for readers. With Bleve the store must not be open in another process\n(stop `make run` first); with OpenSearch the running indexer follows the\nrebuild by itself.\n\nflags:")
 		fs.PrintDefaults()
@@ -37,19 +58,23 @@ func runReindex(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *dbURL == "" {
-		fmt.Fprintln(os.Stderr, "overture reindex: no catalog database: set DATABASE_URL or --database-url")
+	for _, f := range flags {
+		if *f.v != "" {
+			cfg[f.key] = *f.v
+		}
+	}
+	c, err := config.Parse[reindexConfig](cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "overture reindex: %v (set the key or its flag)\n", err)
 		return errUsage
 	}
 	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()).With("command", "reindex")
-	pool, err := postgres.Open(ctx, *dbURL)
+	pool, err := postgres.Open(ctx, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	store, err := backend.Open(ctx, map[string]string{
-		"SEARCH_BACKEND": *backendName, "SEARCH_DIR": *dir, "OPENSEARCH_URL": *url, "OPENSEARCH_INDEX": *index,
-	})
+	store, err := c.Search.Open(ctx)
 	if errors.Is(err, bleve.ErrInUse) {
 		return fmt.Errorf("%w; with SEARCH_BACKEND=bleve the platform owns the index while it runs", err)
 	}
@@ -63,11 +88,4 @@ func runReindex(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("reindexed %d published tracks into %s in %s; readers now use it\n", st.Copied, st.Index, st.Duration.Round(1e6))
 	return nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
+	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/function"
 	"github.com/overture-music/overture/internal/platform"
 	"github.com/overture-music/overture/internal/server"
@@ -18,21 +20,27 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := function.Config()
-	if cfg["K_SINK"] != "" {
+	host, err := config.Parse[function.HostConfig](cfg)
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", s.Name(), err)
+	}
+	if host.Sink != "" {
 		// A service that publishes (the listens service) posts to the broker
 		// with its own identity token, as a standalone function does.
-		ctx = function.WithPublisher(ctx, function.NewSinkPublisher(cfg))
+		ctx = function.WithPublisher(ctx, host.Publisher())
 	}
 	return server.Run(ctx, s, listenAddress(cfg), cfg, standaloneLogger("service", s.Name()), nil)
 }
 
 // listenAddress is LISTEN_ADDRESS, else :$PORT, else the Knative func default.
 func listenAddress(cfg map[string]string) string {
-	if a := cfg["LISTEN_ADDRESS"]; a != "" {
-		return a
-	}
-	if p := cfg["PORT"]; p != "" {
-		return ":" + p
+	r := config.NewReader(cfg)
+	addr, port := r.StringOr("LISTEN_ADDRESS", ""), r.StringOr("PORT", "")
+	switch {
+	case addr != "":
+		return addr
+	case port != "":
+		return ":" + port
 	}
 	return function.DefaultListenAddress
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/overture-music/overture/internal/function"
+	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/stats"
 )
 
@@ -19,8 +20,8 @@ import (
 func runStats(ctx context.Context, args []string) error {
 	cfg := function.Config()
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
-	dbURL := fs.String("database-url", cfg["DATABASE_URL"], "statistics database (DATABASE_URL; backend postgres)")
-	backend := fs.String("backend", cfg[stats.KeyBackend], "postgres or clickhouse ("+stats.KeyBackend+"; default postgres)")
+	dbURL := fs.String("database-url", "", "statistics database (backend postgres; default DATABASE_URL)")
+	backend := fs.String("backend", "", "postgres or clickhouse (default "+stats.KeyBackend+", else postgres)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: overture stats rebuild [flags]\n\nRecomputes every global chart (daily and weekly top 50 tracks and artists)\nfrom the raw listens. ClickHouse: CLICKHOUSE_URL for a server, else the embedded\nchDB at CHDB_LIB_PATH with CHDB_DATA_DIR (not while a platform holds that directory).\n\nflags:")
 		fs.PrintDefaults()
@@ -36,7 +37,14 @@ func runStats(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg["DATABASE_URL"], cfg[stats.KeyBackend] = *dbURL, *backend
+	// The flags override the environment; stats.Open reads the result
+	// (stats.Config), naming any key that is missing or wrong.
+	if *dbURL != "" {
+		cfg[postgres.KeyDatabaseURL] = *dbURL
+	}
+	if *backend != "" {
+		cfg[stats.KeyBackend] = *backend
+	}
 	o, err := stats.Open(ctx, cfg, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "overture stats rebuild: %v\n", err)
