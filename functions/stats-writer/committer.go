@@ -12,8 +12,9 @@ import (
 
 // committer is the writer's group commit: concurrent Handles add their
 // listens to the open group and wait; the group is written as one
-// Store.Write when it holds BatchListens listens or its Linger has passed,
-// whichever comes first, and every Handle in it gets that write's outcome.
+// Store.Write when it holds BatchListens listens, its Linger has passed,
+// or no event joined it for Idle, whichever comes first, and every
+// Handle in it gets that write's outcome.
 // One group is written at a time; the next one fills meanwhile, so under
 // load the groups grow by themselves.
 //
@@ -46,6 +47,7 @@ type group struct {
 	rows   []stats.Row
 	events int
 	full   chan struct{} // closed when the group reached BatchListens
+	joined chan struct{} // signalled when an event joins
 	done   chan struct{} // closed when the write ended; then n and err are set
 	n      int
 	err    error
@@ -97,7 +99,7 @@ func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
 		c.seal() // these rows would overfill it: they start the next group
 	}
 	if c.open == nil {
-		c.open = &group{full: make(chan struct{}), done: make(chan struct{})}
+		c.open = &group{full: make(chan struct{}), joined: make(chan struct{}, 1), done: make(chan struct{})}
 		// The write carries the first event's context values (its trace)
 		// but none of its cancellation.
 		go c.flush(context.WithoutCancel(ctx), c.open)
@@ -106,6 +108,10 @@ func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
 	g.rows = append(g.rows, rows...)
 	g.events++
 	c.pending += len(rows)
+	select {
+	case g.joined <- struct{}{}:
+	default: // already signalled
+	}
 	if len(g.rows) >= c.cfg.BatchListens {
 		c.seal()
 	}
@@ -119,14 +125,25 @@ func (c *committer) seal() {
 	c.open = nil
 }
 
-// flush writes g when it is full or its linger has passed, after the
-// group before it was written.
+// flush writes g when it is full, its linger has passed or no event joined
+// it for Idle, after the group before it was written.
 func (c *committer) flush(ctx context.Context, g *group) {
-	t := time.NewTimer(c.cfg.Linger)
-	select {
-	case <-t.C:
-	case <-g.full:
-		t.Stop()
+	linger := time.NewTimer(c.cfg.Linger)
+	defer linger.Stop()
+	idle := time.NewTimer(min(c.cfg.Idle, c.cfg.Linger))
+	defer idle.Stop()
+wait:
+	for {
+		select {
+		case <-g.full:
+			break wait
+		case <-linger.C:
+			break wait
+		case <-idle.C:
+			break wait
+		case <-g.joined:
+			idle.Reset(min(c.cfg.Idle, c.cfg.Linger))
+		}
 	}
 	c.writing.Lock()
 	c.mu.Lock()

@@ -60,7 +60,7 @@ func handleAll(ctx context.Context, w *statswriter.Writer, events []event.Event)
 func TestConcurrentHandlesShareOneWrite(t *testing.T) {
 	t.Parallel()
 	w, store, stored := groupedWriter(t, map[string]string{
-		"STATS_WRITER_BATCH_LISTENS": "1600", "STATS_WRITER_LINGER": "10m"})
+		"STATS_WRITER_BATCH_LISTENS": "1600", "STATS_WRITER_LINGER": "10m", "STATS_WRITER_IDLE": "10m"})
 	var events []event.Event
 	for i := range 16 {
 		events = append(events, batch(t, fmt.Sprintf("u%d", i), 100))
@@ -79,7 +79,7 @@ func TestConcurrentHandlesShareOneWrite(t *testing.T) {
 func TestGroupWrittenAfterLinger(t *testing.T) {
 	t.Parallel()
 	w, store, stored := groupedWriter(t, map[string]string{
-		"STATS_WRITER_BATCH_LISTENS": "150", "STATS_WRITER_LINGER": "50ms"})
+		"STATS_WRITER_BATCH_LISTENS": "150", "STATS_WRITER_LINGER": "50ms", "STATS_WRITER_IDLE": "10m"})
 	_, err := w.Handle(context.Background(), batch(t, "u1", 10))
 	require.NoError(t, err)
 	require.Equal(t, 10, stored())
@@ -108,7 +108,7 @@ func badBatch(t *testing.T, user string, n int) event.Event {
 func TestFailedGroupWriteFailsEveryHandle(t *testing.T) {
 	t.Parallel()
 	w, store, stored := groupedWriter(t, map[string]string{
-		"STATS_WRITER_BATCH_LISTENS": "1600", "STATS_WRITER_LINGER": "10m"})
+		"STATS_WRITER_BATCH_LISTENS": "1600", "STATS_WRITER_LINGER": "10m", "STATS_WRITER_IDLE": "10m"})
 	var events []event.Event
 	for i := range 15 {
 		events = append(events, batch(t, fmt.Sprintf("u%d", i), 100))
@@ -150,7 +150,7 @@ func TestPendingListensAreBounded(t *testing.T) {
 	w := statswriter.New()
 	w.Store, w.Log = store, slog.New(slog.DiscardHandler)
 	require.NoError(t, w.Start(context.Background(), map[string]string{
-		"STATS_WRITER_BATCH_LISTENS": "200", "STATS_WRITER_MAX_PENDING": "200", "STATS_WRITER_LINGER": "10m"}))
+		"STATS_WRITER_BATCH_LISTENS": "200", "STATS_WRITER_MAX_PENDING": "200", "STATS_WRITER_LINGER": "10m", "STATS_WRITER_IDLE": "10m"}))
 
 	// One group, full: u1 (cancelled while it is written) and u2.
 	ctx1, cancel1 := context.WithCancel(context.Background())

@@ -52,12 +52,18 @@ type Writer struct {
 //
 //	STATS_WRITER_BATCH_LISTENS  listens that make a group full: written at once (default 10000)
 //	STATS_WRITER_LINGER         longest a group waits for more listens (default 100ms)
+//	STATS_WRITER_IDLE           a group no event joined for this long is written
+//	                            (default 10ms): the broker hands its parallel
+//	                            deliveries over in a burst, and the events in a
+//	                            group hold its delivery slots, so once the burst
+//	                            is in, waiting longer only adds latency
 //	STATS_WRITER_MAX_PENDING    listens held in memory, unwritten, at most; a
 //	                            Handle waits for room beyond (default 40000)
 //	STATS_WRITER_TIMEOUT        longest one group's write may take (default 1m)
 type Config struct {
 	BatchListens int
 	Linger       time.Duration
+	Idle         time.Duration
 	MaxPending   int
 	Timeout      time.Duration
 }
@@ -66,6 +72,7 @@ type Config struct {
 const (
 	DefaultBatchListens = 10_000
 	DefaultLinger       = 100 * time.Millisecond
+	DefaultIdle         = 10 * time.Millisecond
 	DefaultMaxPending   = 4 * DefaultBatchListens
 	DefaultTimeout      = time.Minute
 )
@@ -74,6 +81,7 @@ const (
 func (c *Config) Read(r *config.Reader) {
 	c.BatchListens = int(r.Int64Or("STATS_WRITER_BATCH_LISTENS", DefaultBatchListens))
 	c.Linger = r.DurationOr("STATS_WRITER_LINGER", DefaultLinger)
+	c.Idle = r.DurationOr("STATS_WRITER_IDLE", DefaultIdle)
 	c.MaxPending = int(r.Int64Or("STATS_WRITER_MAX_PENDING", DefaultMaxPending))
 	c.Timeout = r.DurationOr("STATS_WRITER_TIMEOUT", DefaultTimeout)
 	if c.BatchListens < 1 {
@@ -86,7 +94,7 @@ func (c *Config) Read(r *config.Reader) {
 
 // New returns an unstarted writer.
 func New() *Writer {
-	return &Writer{cfg: Config{BatchListens: DefaultBatchListens, Linger: DefaultLinger,
+	return &Writer{cfg: Config{BatchListens: DefaultBatchListens, Linger: DefaultLinger, Idle: DefaultIdle,
 		MaxPending: DefaultMaxPending, Timeout: DefaultTimeout}}
 }
 
