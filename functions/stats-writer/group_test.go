@@ -177,3 +177,17 @@ func TestPendingListensAreBounded(t *testing.T) {
 	}
 	require.Equal(t, 200, count(t, pool), "the redeliveries add nothing")
 }
+
+// Grouping settings that cannot work fail the start, naming the key.
+func TestBadGroupingSettingsFailStart(t *testing.T) {
+	t.Parallel()
+	for key, cfg := range map[string]map[string]string{
+		"STATS_WRITER_BATCH_LISTENS": {"STATS_WRITER_BATCH_LISTENS": "0"},
+		"STATS_WRITER_MAX_PENDING":   {"STATS_WRITER_BATCH_LISTENS": "5000", "STATS_WRITER_MAX_PENDING": "1000"},
+		"STATS_WRITER_LINGER":        {"STATS_WRITER_LINGER": "soon"},
+	} {
+		w := statswriter.New()
+		w.Log = slog.New(slog.DiscardHandler)
+		require.ErrorContains(t, w.Start(context.Background(), cfg), key)
+	}
+}
