@@ -46,6 +46,8 @@ type committer struct {
 type group struct {
 	rows   []stats.Row
 	events int
+	ends   []int         // ends[i]: where event i's rows end in rows
+	errs   []error       // after a failed group write: each event's own outcome
 	full   chan struct{} // closed when the group reached BatchListens
 	joined chan struct{} // signalled when an event joins
 	done   chan struct{} // closed when the write ended; then n and err are set
@@ -59,7 +61,7 @@ func newCommitter(store stats.Store, cfg Config, log *slog.Logger) *committer {
 
 // commit adds rows to the open group and waits for its write.
 func (c *committer) commit(ctx context.Context, rows []stats.Row) error {
-	g, err := c.add(ctx, rows)
+	g, i, err := c.add(ctx, rows)
 	if err != nil {
 		return err
 	}
@@ -72,15 +74,21 @@ func (c *committer) commit(ctx context.Context, rows []stats.Row) error {
 			return fmt.Errorf("waiting for the grouped write: %w", context.Cause(ctx))
 		}
 	}
-	if g.err != nil {
-		return fmt.Errorf("grouped write of %d listens from %d events: %w", len(g.rows), g.events, g.err)
+	if g.err == nil {
+		return nil
 	}
-	return nil
+	if g.errs != nil && g.errs[i] == nil {
+		return nil // the group failed, this event's listens alone were stored
+	}
+	if g.errs != nil {
+		return fmt.Errorf("write of %d listens after the grouped write of %d events failed (%v): %w", len(rows), g.events, g.err, g.errs[i])
+	}
+	return fmt.Errorf("grouped write of %d listens from %d events: %w", len(g.rows), g.events, g.err)
 }
 
 // add puts rows into the open group, opening one (and its flush) if
 // needed, once there is room for them among the pending listens.
-func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
+func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, int, error) {
 	c.mu.Lock()
 	// An event larger than MaxPending is admitted alone, so it never waits
 	// forever.
@@ -90,7 +98,7 @@ func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
 		select {
 		case <-room:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for room among %d pending listens: %w", c.cfg.MaxPending, context.Cause(ctx))
+			return nil, 0, fmt.Errorf("waiting for room among %d pending listens: %w", c.cfg.MaxPending, context.Cause(ctx))
 		}
 		c.mu.Lock()
 	}
@@ -106,6 +114,8 @@ func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
 	}
 	g := c.open
 	g.rows = append(g.rows, rows...)
+	g.ends = append(g.ends, len(g.rows))
+	i := g.events
 	g.events++
 	c.pending += len(rows)
 	select {
@@ -115,7 +125,7 @@ func (c *committer) add(ctx context.Context, rows []stats.Row) (*group, error) {
 	if len(g.rows) >= c.cfg.BatchListens {
 		c.seal()
 	}
-	return g, nil
+	return g, i, nil
 }
 
 // seal closes the open group to new listens because it is full. c.mu is
@@ -155,10 +165,28 @@ wait:
 	start := time.Now()
 	g.n, g.err = c.store.Write(wctx, g.rows)
 	cancel()
+	if g.err != nil && g.events > 1 {
+		// One refused event must not fail its companions again and again
+		// (they could exhaust their retries beside it): each event's
+		// listens are written on their own, and each Handle gets its own
+		// outcome. When the store itself is down, every one fails.
+		g.errs = make([]error, g.events)
+		from, failed := 0, 0
+		for i, end := range g.ends {
+			wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+			_, g.errs[i] = c.store.Write(wctx, g.rows[from:end])
+			cancel()
+			if g.errs[i] != nil {
+				failed++
+			}
+			from = end
+		}
+		c.log.WarnContext(ctx, "grouped write failed; its events were written one by one", "events", g.events, "failed", failed, "error", g.err)
+	}
 	c.writing.Unlock()
 	if g.err == nil {
 		c.log.DebugContext(ctx, "listens stored", "events", g.events, "listens", len(g.rows), "new", g.n, "took", time.Since(start))
-	} else {
+	} else if g.errs == nil {
 		c.log.WarnContext(ctx, "grouped write failed; its events will be redelivered", "events", g.events, "listens", len(g.rows), "error", g.err)
 	}
 	close(g.done)
