@@ -10,10 +10,10 @@
 package feed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,7 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/config"
-	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/problem"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/server"
@@ -84,15 +84,14 @@ func (c *Config) read(r *config.Reader) {
 
 // Service is the feed HTTP service.
 type Service struct {
-	// Pool, Stats, Verifier and Log may be set before Start (tests).
+	lifecycle.Base
+	// Pool, Stats, Verifier and Log may be set before Start (tests); Start
+	// acquires what is missing through the Base.
 	Pool     *pgxpool.Pool
 	Stats    stats.Store
 	Verifier *token.Verifier
-	Log      *slog.Logger
 
 	results result.Store
-	owned   *postgres.Pool
-	opened  *stats.Opened
 	once    sync.Once
 	handler http.Handler
 }
@@ -121,32 +120,35 @@ func (s *Service) Routes() []server.Route {
 
 // Start opens the database (migrating the results table), the statistics
 // store for the fallback's charts (stats.Open on the same database unless
-// STATS_BACKEND says otherwise) and the token verifier.
+// STATS_BACKEND says otherwise) through the Base (Ready follows both; Stop
+// releases them), and the token verifier.
 func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
-	if s.Log == nil {
-		s.Log = slog.Default()
-	}
-	s.Log = s.Log.With("service", Name)
+	s.Begin()
 	c, err := ReadConfig(cfg)
 	if err != nil {
 		return err
 	}
 	if s.Pool == nil {
-		p, err := postgres.OpenMigrated(ctx, c.DatabaseURL, result.Migrate)
+		p, err := s.OpenPool(ctx, c.DatabaseURL, result.Migrate)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.owned, s.Pool = p, p.Pool
+		s.Pool = p.Pool
 	} else if err := result.Migrate(ctx, s.Pool); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if s.Stats == nil {
 		o, err := stats.Open(ctx, cfg, s.Pool)
 		if err != nil {
-			s.close()
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.opened, s.Stats = o, o
+		s.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
+			if ok, err := o.Ready(ctx); !ok {
+				return cmp.Or(err, errors.New("not ready"))
+			}
+			return nil
+		})
+		s.Stats = o
 	}
 	if s.Verifier == nil {
 		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: c.JWKSURL}, Issuer: c.Issuer, Audience: "overture"}
@@ -158,35 +160,6 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.handler = mux
 	})
 	return nil
-}
-
-func (s *Service) close() {
-	if s.opened != nil {
-		s.opened.Close()
-	}
-	if s.owned != nil {
-		s.owned.Close()
-	}
-}
-
-// Stop releases what Start opened.
-func (s *Service) Stop(context.Context) error {
-	s.close()
-	return nil
-}
-
-// Ready reports whether the database and the statistics store answer.
-func (s *Service) Ready(ctx context.Context) (bool, error) {
-	if s.Pool == nil {
-		return false, errors.New(Name + ": not started")
-	}
-	if err := s.Pool.Ping(ctx); err != nil {
-		return false, fmt.Errorf("%s: database: %w", Name, err)
-	}
-	if s.opened != nil {
-		return s.opened.Ready(ctx)
-	}
-	return true, nil
 }
 
 // ServeHTTP implements server.Service.
