@@ -22,7 +22,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -31,7 +30,7 @@ import (
 
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
-	"github.com/overture-music/overture/internal/postgres"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/recommend"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/stats"
@@ -84,19 +83,17 @@ func ReadConfig(cfg map[string]string) (Config, error) {
 
 // Function is the recommend function.
 type Function struct {
-	// Pool, Stats and Log may be set before Start (tests). Pool holds the
-	// results; Stats is the statistics store the listens are read from
-	// (nil: stats.Open, on Pool for STATS_BACKEND=postgres).
+	lifecycle.Base
+	// Pool, Stats and Log may be set before Start (tests); Start acquires
+	// what is missing through the Base. Pool holds the results; Stats is the
+	// statistics store the listens are read from (nil: stats.Open, on Pool
+	// for STATS_BACKEND=postgres).
 	Pool  *pgxpool.Pool
 	Stats stats.Store
-	Log   *slog.Logger
 	// Window, Workers and Size default to the constants of the same name.
 	Window  time.Duration
 	Workers int
 	Size    int
-
-	owned  *postgres.Pool
-	opened *stats.Opened
 }
 
 // New returns an unstarted function.
@@ -114,12 +111,10 @@ func (f *Function) ConfigKeys() []config.Key {
 }
 
 // Start reads the configuration, opens the database (migrating the results
-// table) and the statistics store (stats.Open: STATS_BACKEND's backend).
+// table) and the statistics store (stats.Open: STATS_BACKEND's backend)
+// through the Base (Ready follows both; Stop releases them).
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
-	if f.Log == nil {
-		f.Log = slog.Default()
-	}
-	f.Log = f.Log.With("function", Name)
+	f.Begin()
 	c, err := ReadConfig(cfg)
 	if err != nil {
 		return err
@@ -128,52 +123,28 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.Workers = cmp.Or(f.Workers, Workers)
 	f.Size = cmp.Or(f.Size, Size)
 	if f.Pool == nil {
-		p, err := postgres.OpenMigrated(ctx, c.DatabaseURL, result.Migrate)
+		p, err := f.OpenPool(ctx, c.DatabaseURL, result.Migrate)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		f.owned, f.Pool = p, p.Pool
+		f.Pool = p.Pool
 	} else if err := result.Migrate(ctx, f.Pool); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if f.Stats == nil {
 		o, err := stats.Open(ctx, cfg, f.Pool)
 		if err != nil {
-			f.close()
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		f.opened, f.Stats = o, o
+		f.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
+			if ok, err := o.Ready(ctx); !ok {
+				return cmp.Or(err, errors.New("not ready"))
+			}
+			return nil
+		})
+		f.Stats = o
 	}
 	return nil
-}
-
-func (f *Function) close() {
-	if f.opened != nil {
-		f.opened.Close()
-	}
-	if f.owned != nil {
-		f.owned.Close()
-	}
-}
-
-// Stop closes what Start opened.
-func (f *Function) Stop(context.Context) error {
-	f.close()
-	return nil
-}
-
-// Ready reports whether the database and the statistics store answer.
-func (f *Function) Ready(ctx context.Context) (bool, error) {
-	if f.Pool == nil {
-		return false, errors.New(Name + ": not started")
-	}
-	if err := f.Pool.Ping(ctx); err != nil {
-		return false, fmt.Errorf("%s: database: %w", Name, err)
-	}
-	if f.opened != nil {
-		return f.opened.Ready(ctx)
-	}
-	return true, nil
 }
 
 // Handle runs the recompute for a tick.
