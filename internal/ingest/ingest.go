@@ -15,7 +15,6 @@ import (
 	"cmp"
 	"context"
 	"embed"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -74,15 +73,6 @@ type S3Config struct {
 	Endpoint, Region string
 	AccessKey        string
 	SecretKey        config.Secret
-}
-
-// ReadConfig reads Config from cfg (see Config.Read).
-func ReadConfig(cfg map[string]string) (Config, error) {
-	c, err := config.Parse[Config](cfg)
-	if err != nil {
-		return c, fmt.Errorf("ingest: %w", err)
-	}
-	return c, nil
 }
 
 // Read reads DATABASE_URL, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,

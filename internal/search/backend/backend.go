@@ -56,12 +56,3 @@ func (c Config) Open(ctx context.Context) (search.Store, error) {
 	}
 	return bleve.Open(c.Dir)
 }
-
-// Open reads Config from cfg and opens the store.
-func Open(ctx context.Context, cfg map[string]string) (search.Store, error) {
-	c, err := config.Parse[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
-	return c.Open(ctx)
-}
