@@ -13,17 +13,19 @@
 package statswriter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
+	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/stats"
 )
 
@@ -35,13 +37,13 @@ const RollupSource = "/apis/v1/namespaces/overture/pingsources/stats-rollup"
 
 // Writer is the function.
 type Writer struct {
-	// Store and Log may be set before Start (tests).
+	lifecycle.Base
+	// Store and Log may be set before Start (tests); Start acquires what is
+	// missing through the Base.
 	Store stats.Store
-	Log   *slog.Logger
 	// Now is the clock of the rollup (tests); nil is time.Now.
 	Now func() time.Time
 
-	opened *stats.Opened
 	// cfg is the grouping's settings (Start; the defaults before).
 	cfg  Config
 	once sync.Once
@@ -103,12 +105,11 @@ func (w *Writer) ConfigKeys() []config.Key { return append(stats.Keys(), config.
 
 // Start reads the settings and opens the statistics store (stats.Open:
 // STATS_BACKEND, postgres at DATABASE_URL or ClickHouse), creating or
-// migrating its tables, unless Store is set.
+// migrating its tables, unless Store is set. For postgres the pool comes
+// from the host through the Base's OpenPool; the Base holds the store
+// (Ready follows both; Stop releases them).
 func (w *Writer) Start(ctx context.Context, cfg map[string]string) error {
-	if w.Log == nil {
-		w.Log = slog.Default()
-	}
-	w.Log = w.Log.With("function", Name)
+	w.Begin()
 	c, err := config.Parse[Config](cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
@@ -117,31 +118,31 @@ func (w *Writer) Start(ctx context.Context, cfg map[string]string) error {
 	if w.Store != nil {
 		return nil
 	}
-	o, err := stats.Open(ctx, cfg, nil)
+	// The postgres backend's database is the host's pool; a bad setting is
+	// left for stats.Open to report, with every other.
+	var pool *pgxpool.Pool
+	var sc stats.Config
+	r := config.NewReader(cfg)
+	sc.Read(r, true)
+	if r.Err() == nil && sc.Backend == stats.Postgres {
+		p, err := w.OpenPool(ctx, sc.DatabaseURL)
+		if err != nil {
+			return fmt.Errorf("%s: %w", Name, err)
+		}
+		pool = p.Pool
+	}
+	o, err := stats.Open(ctx, cfg, pool)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	w.opened, w.Store = o, o
+	w.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
+		if ok, err := o.Ready(ctx); !ok {
+			return cmp.Or(err, errors.New("not ready"))
+		}
+		return nil
+	})
+	w.Store = o
 	return nil
-}
-
-// Stop closes what Start opened.
-func (w *Writer) Stop(context.Context) error {
-	if w.opened != nil {
-		w.opened.Close()
-	}
-	return nil
-}
-
-// Ready reports whether the store answers.
-func (w *Writer) Ready(ctx context.Context) (bool, error) {
-	if w.Store == nil {
-		return false, errors.New(Name + ": not started")
-	}
-	if w.opened != nil {
-		return w.opened.Ready(ctx)
-	}
-	return true, nil
 }
 
 // Handle stores a batch of listens or runs the rollup.
@@ -182,11 +183,8 @@ func (w *Writer) write(ctx context.Context, e event.Event) error {
 		rows = append(rows, stats.Row{UserID: d.UserID, Listen: l})
 	}
 	w.once.Do(func() {
-		log := w.Log
-		if log == nil {
-			log = slog.Default()
-		}
-		w.c = newCommitter(w.Store, w.cfg, log)
+		w.Begin() // a writer handed events without Start (tests) logs nowhere
+		w.c = newCommitter(w.Store, w.cfg, w.Log)
 	})
 	if err := w.c.commit(ctx, rows); err != nil {
 		return fmt.Errorf("%s: batch %s: %w", Name, e.ID(), err)

@@ -27,9 +27,7 @@ type declaring interface{ ConfigKeys() []config.Key }
 // undeclared are the components that do not list their settings yet, each
 // with the reason. Every other function and service must.
 var undeclared = map[string]string{
-	"noop":         "reads no settings",
-	"stats-writer": "its owner adopts the lifecycle base later (issue 16)",
-	"feed":         "its owner adopts the lifecycle base later (issue 16)",
+	"noop": "reads no settings",
 }
 
 type keyed struct {
