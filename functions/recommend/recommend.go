@@ -20,7 +20,6 @@ package recommendfn
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -132,16 +131,10 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if f.Stats == nil {
-		o, err := stats.Open(ctx, cfg, f.Pool)
+		o, err := stats.OpenHeld(ctx, f, cfg, f.Pool)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		f.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
-			if ok, err := o.Ready(ctx); !ok {
-				return cmp.Or(err, errors.New("not ready"))
-			}
-			return nil
-		})
 		f.Stats = o
 	}
 	return nil

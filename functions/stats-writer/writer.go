@@ -13,9 +13,7 @@
 package statswriter
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -131,16 +129,10 @@ func (w *Writer) Start(ctx context.Context, cfg map[string]string) error {
 		}
 		pool = p.Pool
 	}
-	o, err := stats.Open(ctx, cfg, pool)
+	o, err := stats.OpenHeld(ctx, w, cfg, pool)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	w.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
-		if ok, err := o.Ready(ctx); !ok {
-			return cmp.Or(err, errors.New("not ready"))
-		}
-		return nil
-	})
 	w.Store = o
 	return nil
 }

@@ -188,16 +188,10 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if s.Stats == nil {
 		// The stats-writer owns and migrates the same tables; migrating
 		// here too lets either start first.
-		o, err := stats.Open(ctx, cfg, s.Pool)
+		o, err := stats.OpenHeld(ctx, s, cfg, s.Pool)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Name, err)
 		}
-		s.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
-			if ok, err := o.Ready(ctx); !ok {
-				return cmp.Or(err, errors.New("not ready"))
-			}
-			return nil
-		})
 		s.Stats = o
 	}
 	if s.Verifier == nil {

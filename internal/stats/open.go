@@ -1,7 +1,9 @@
 package stats
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -144,4 +146,27 @@ func pingPG(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 		return false, fmt.Errorf("stats: postgres: %w", err)
 	}
 	return true, nil
+}
+
+// Holder is what holds a component's dependencies for its lifetime
+// (lifecycle.Base): it closes them on Stop and asks them on Ready.
+type Holder interface {
+	Hold(name string, close func() error, ready func(context.Context) error)
+}
+
+// OpenHeld opens the store as [Open] does and hands it to h, so the
+// component's Stop closes it and its Ready asks it: the one way the
+// components that read or write statistics acquire the store.
+func OpenHeld(ctx context.Context, h Holder, cfg map[string]string, pool *pgxpool.Pool) (Store, error) {
+	o, err := Open(ctx, cfg, pool)
+	if err != nil {
+		return nil, err
+	}
+	h.Hold("statistics store", func() error { o.Close(); return nil }, func(ctx context.Context) error {
+		if ok, err := o.Ready(ctx); !ok {
+			return cmp.Or(err, errors.New("not ready"))
+		}
+		return nil
+	})
+	return o, nil
 }
