@@ -121,13 +121,7 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	f.Window = cmp.Or(f.Window, Window)
 	f.Workers = cmp.Or(f.Workers, Workers)
 	f.Size = cmp.Or(f.Size, Size)
-	if f.Pool == nil {
-		p, err := f.OpenPool(ctx, c.DatabaseURL, result.Migrate)
-		if err != nil {
-			return fmt.Errorf("%s: %w", Name, err)
-		}
-		f.Pool = p.Pool
-	} else if err := result.Migrate(ctx, f.Pool); err != nil {
+	if f.Pool, err = f.UsePool(ctx, f.Pool, c.DatabaseURL, result.Migrate); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if f.Stats == nil {

@@ -127,13 +127,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if s.Pool == nil {
-		p, err := s.OpenPool(ctx, c.DatabaseURL, result.Migrate)
-		if err != nil {
-			return fmt.Errorf("%s: %w", Name, err)
-		}
-		s.Pool = p.Pool
-	} else if err := result.Migrate(ctx, s.Pool); err != nil {
+	if s.Pool, err = s.UsePool(ctx, s.Pool, c.DatabaseURL, result.Migrate); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if s.Stats == nil {

@@ -35,6 +35,7 @@ import (
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/overture-music/overture/internal/postgres"
@@ -170,6 +171,25 @@ func (b *Base) OpenPool(ctx context.Context, url string, migrate ...postgres.Mig
 	}
 	b.Hold("database", func() error { pool.Close(); return nil }, func(ctx context.Context) error { return pool.Ping(ctx) })
 	return pool, nil
+}
+
+// UsePool is OpenPool for components whose tests may hand in a pool:
+// given (not nil) is migrated and used as is, not held (its owner closes
+// it); otherwise the host's pool for url is opened, migrated and held.
+func (b *Base) UsePool(ctx context.Context, given *pgxpool.Pool, url string, migrate ...postgres.Migrator) (*pgxpool.Pool, error) {
+	if given == nil {
+		p, err := b.OpenPool(ctx, url, migrate...)
+		if err != nil {
+			return nil, err
+		}
+		return p.Pool, nil
+	}
+	for _, m := range migrate {
+		if err := m(ctx, given); err != nil {
+			return nil, err
+		}
+	}
+	return given, nil
 }
 
 // Hold makes b responsible for a dependency the component acquired: close

@@ -171,13 +171,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 			return errors.New(Name + ": no publisher: run it in the platform, or set K_SINK")
 		}
 	}
-	if s.Pool == nil {
-		p, err := s.OpenPool(ctx, c.DatabaseURL, Migrate)
-		if err != nil {
-			return fmt.Errorf("%s: %w", Name, err)
-		}
-		s.Pool = p.Pool
-	} else if err := Migrate(ctx, s.Pool); err != nil {
+	if s.Pool, err = s.UsePool(ctx, s.Pool, c.DatabaseURL, Migrate); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if s.Redis == nil {
