@@ -4,7 +4,13 @@
 
 export type Lang = 'en' | 'ru';
 
-const en = {
+import * as catalogText from './text/catalog';
+import * as opsText from './text/ops';
+import * as listenerText from './text/listener';
+
+// Each area's texts live in web/src/text/<area>.ts (one owner per file);
+// the base texts stay here.
+const base = {
   'app.name': 'Overture',
   'nav.main': 'Main',
   'nav.home': 'Home',
@@ -147,9 +153,11 @@ const en = {
   'admin.refresh': 'Refresh',
 };
 
+const en = { ...base, ...catalogText.en, ...opsText.en, ...listenerText.en };
+
 type Key = keyof typeof en;
 
-const ru: Record<Key, string> = {
+const baseRu: Record<keyof typeof base, string> = {
   'app.name': 'Overture',
   'nav.main': 'Главное меню',
   'nav.home': 'Главная',
@@ -291,6 +299,8 @@ const ru: Record<Key, string> = {
   'admin.forbidden': 'Эта страница только для администраторов.',
   'admin.refresh': 'Обновить',
 };
+
+const ru: Record<Key, string> = { ...baseRu, ...catalogText.ru, ...opsText.ru, ...listenerText.ru };
 
 const dicts: Record<Lang, Record<Key, string>> = { en, ru };
 const listeners: Array<() => void> = [];
