@@ -6,6 +6,7 @@ import { home, searchPage, artistPage, albumPage, trackPage, chartsPage, history
 import { signIn, signUp, confirmPage, forgotPage, resetPage } from './auth';
 import { accountPage, premiumPage } from './account';
 import { adminPage } from './admin';
+import { deadLettersPage, cdnPage, statsPage } from './ops';
 
 export async function render(path: string, q: URLSearchParams): Promise<Node> {
   const id = (prefix: string) => decodeURIComponent(path.slice(prefix.length));
@@ -26,6 +27,9 @@ export async function render(path: string, q: URLSearchParams): Promise<Node> {
       case path === '/reset-password': return resetPage(q.get('token') ?? '');
       case path === '/account': return await accountPage();
       case path === '/premium': return await premiumPage();
+      case path === '/admin/dead-letters': return await deadLettersPage();
+      case path === '/admin/cdn': return await cdnPage();
+      case path === '/admin/stats': return await statsPage();
       case path === '/admin' || path.startsWith('/admin/'): return await adminPage();
     }
   } catch (e) {
