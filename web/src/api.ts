@@ -31,6 +31,15 @@ async function send(method: string, path: string, body: unknown, opts: CallOptio
 // call sends a request; with auth, it carries the access token and, on a
 // 401, refreshes the session once and tries again.
 export async function call<T>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
+  return (await request<T>(method, path, body, opts)).data;
+}
+
+// Answer is a successful answer with its status and headers (a 202's
+// Location, an ETag).
+export interface Answer<T> { status: number; headers: Headers; data: T }
+
+// request is call that also hands back the status and headers.
+export async function request<T>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<Answer<T>> {
   let token = opts.auth ? await session.accessToken() : null;
   let resp = await send(method, path, body, opts, token);
   if (resp.status === 401 && opts.auth && session.signedIn()) {
@@ -51,7 +60,7 @@ export async function call<T>(method: string, path: string, body?: unknown, opts
     const slug = (p.type || '').split('/').pop() || String(resp.status);
     throw new ApiError(resp.status, slug, p.detail || p.title || resp.statusText || String(resp.status), data);
   }
-  return data as T;
+  return { status: resp.status, headers: resp.headers, data: data as T };
 }
 
 export const get = <T>(path: string, auth = false) => call<T>('GET', path, undefined, { auth });
@@ -70,9 +79,10 @@ export interface Track {
   popularity: number;
   explicit: boolean;
   renditions: string[];
+  similar?: Similar | Array<FeedEntry | Track>;
 }
 export interface SearchPage { total: number; page: number; size: number; hits: Track[] }
-export interface ArtistCard extends Artist { track_count?: number; top_tracks?: Track[]; albums?: Album[] }
+export interface ArtistCard extends Artist { track_count?: number; top_tracks?: Track[]; albums?: Album[]; similar?: Similar | Artist[] }
 export interface AlbumCard extends Album { artists?: Artist[]; tracks?: Track[] }
 
 export interface Rendition { kind: string; codec?: string; bitrate?: number; premium: boolean; playable: boolean; url?: string }
@@ -99,6 +109,19 @@ export interface Me {
   premium_until: string | null;
   providers?: string[];
 }
+
+// The home feed (GET /v1/me/feed) and the stored recommendations (GET
+// /v1/me/recommendations) share this shape: sections, each with why it is
+// there. An entry is a track id with its score, or the track's card.
+export interface FeedEntry { track_id?: string; score?: number; because_track_id?: string; track?: Track }
+export interface FeedSection { id: string; title?: string; reason?: string; model?: string; tracks?: Array<FeedEntry | Track> }
+export interface Feed { model?: string; made_at?: string; sections: FeedSection[] }
+// RefreshJob is the status of an asked-for recomputation of the
+// listener's recommendations (POST /v1/me/recommendations/refresh).
+export interface RefreshJob { id?: string; status: string; status_url?: string; result_url?: string; error?: string }
+
+// Similar items a catalogue card may carry (the query API's `similar`).
+export interface Similar { tracks?: Array<FeedEntry | Track>; artists?: Artist[] }
 
 export interface Tokens { access_token: string; refresh_token: string; expires_in: number; user_id?: string }
 

@@ -14,8 +14,18 @@ export interface QueueItem { key: number; track: Track }
 
 type Listener = () => void;
 
-// Renew the signed URLs this long before they expire.
+// Renew the signed URLs this long before they expire, or a quarter of
+// their lifetime before when that is shorter (a platform configured with
+// short-lived URLs, CDN_URL_TTL).
 const RENEW_BEFORE_MS = 60_000;
+
+// renewDelay is how long to wait before renewing URLs that expire at
+// expires: never less than a second, so a clock skew cannot spin.
+export function renewDelay(expires: string, now = Date.now()): number {
+  const left = new Date(expires).getTime() - now;
+  if (!isFinite(left)) return 10_000;
+  return Math.max(1_000, left - Math.min(RENEW_BEFORE_MS, left / 4));
+}
 
 let nextKey = 1;
 
@@ -29,6 +39,8 @@ class Player {
   level = -1;
   // reports counts the plays whose end was reported (a `single` listen).
   reports = 0;
+  // renewals counts the signed URLs renewed before they expired.
+  renewals = 0;
   private hls: Hls | null = null;
   private token = '';
   private renewTimer = 0;
@@ -50,7 +62,12 @@ class Player {
       this.finish('completed');
       this.next(false);
     });
-    for (const ev of ['play', 'pause', 'durationchange', 'loadedmetadata']) this.audio.addEventListener(ev, () => this.changed());
+    for (const ev of ['play', 'pause', 'durationchange', 'loadedmetadata']) {
+      this.audio.addEventListener(ev, () => {
+        this.syncMediaSession();
+        this.changed();
+      });
+    }
     window.addEventListener('pagehide', () => this.finish('skipped'));
     this.mediaSession();
   }
@@ -139,10 +156,18 @@ class Player {
   }
 
   toggle(): void {
-    if (!this.current) return;
+    if (this.audio.paused) this.resume();
+    else this.pause();
+  }
+
+  resume(): void {
+    if (!this.current || !this.audio.paused) return;
     this.unlockAudio();
-    if (this.audio.paused) void this.audio.play().catch((e) => this.fail(String(e)));
-    else this.audio.pause();
+    void this.audio.play().catch((e) => this.fail(String(e)));
+  }
+
+  pause(): void {
+    this.audio.pause();
   }
 
   seek(sec: number): void {
@@ -243,8 +268,8 @@ class Player {
   }
 
   private scheduleRenewal(pb: Playback): void {
-    const wait = new Date(pb.expires).getTime() - Date.now() - RENEW_BEFORE_MS;
-    this.renewTimer = window.setTimeout(() => void this.renew(pb.track_id), Math.max(5_000, wait));
+    window.clearTimeout(this.renewTimer);
+    this.renewTimer = window.setTimeout(() => void this.renew(pb.track_id), renewDelay(pb.expires));
   }
 
   // renew asks steering again for the same track and takes the new token.
@@ -254,10 +279,12 @@ class Player {
       if (this.playback?.track_id !== id) return;
       this.token = tokenOf(pb.master_url);
       this.playback = { ...pb };
+      this.renewals++;
       this.scheduleRenewal(pb);
       this.changed();
     } catch {
-      this.renewTimer = window.setTimeout(() => void this.renew(id), 10_000);
+      // Try again soon, and well before the current URLs expire.
+      if (this.playback?.track_id === id) this.renewTimer = window.setTimeout(() => void this.renew(id), Math.min(10_000, renewDelay(this.playback.expires)));
     }
   }
 
@@ -328,9 +355,16 @@ class Player {
     this.applyGain();
   }
 
-  // gain is the linear loudness gain applied (for display and tests).
+  // gain is the linear loudness gain the track's loudness asks for.
   get gain(): number {
     return Math.pow(10, this.gainDB / 20);
+  }
+
+  // appliedGain is what the audio path really multiplies by: the GainNode's
+  // value times the element's volume (or the volume alone without Web
+  // Audio), for display and tests.
+  get appliedGain(): number {
+    return (this.gainNode ? this.gainNode.gain.value : 1) * this.audio.volume;
   }
 
   private applyGain(): void {
@@ -353,13 +387,29 @@ class Player {
         /* unsupported action */
       }
     };
-    set('play', () => this.toggle());
-    set('pause', () => this.toggle());
+    set('play', () => this.resume());
+    set('pause', () => this.pause());
     set('nexttrack', () => this.next());
     set('previoustrack', () => this.prev());
     set('seekto', (d) => this.seek(d.seekTime ?? 0));
     set('seekforward', () => this.seek(this.audio.currentTime + 10));
     set('seekbackward', () => this.seek(this.audio.currentTime - 10));
+  }
+
+  // syncMediaSession tells the system whether we play and where we are, so
+  // its controls (lock screen, media keys) show the right button and time.
+  private syncMediaSession(): void {
+    if (!('mediaSession' in navigator)) return;
+    const ms = navigator.mediaSession;
+    ms.playbackState = !this.current ? 'none' : this.audio.paused ? 'paused' : 'playing';
+    const d = this.audio.duration;
+    if (isFinite(d) && d > 0 && typeof ms.setPositionState === 'function') {
+      try {
+        ms.setPositionState({ duration: d, position: Math.min(d, this.audio.currentTime), playbackRate: this.audio.playbackRate || 1 });
+      } catch {
+        /* an inconsistent state while the element changes source */
+      }
+    }
   }
 
   private updateMediaSession(track: Track, pb: Playback): void {

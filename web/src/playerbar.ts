@@ -93,6 +93,9 @@ export function playerBar(): HTMLElement {
     region.dataset.level = String(player.level);
     region.dataset.premium = String(pb?.listener_premium ?? false);
     region.dataset.gain = player.gain.toFixed(3);
+    region.dataset.gainApplied = player.appliedGain.toFixed(3);
+    region.dataset.renewals = String(player.renewals);
+    region.dataset.expires = pb?.expires ?? '';
     region.dataset.reports = String(player.reports);
     region.dataset.queue = player.index + '/' + player.queue.length;
     if (cur) {

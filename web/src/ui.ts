@@ -25,13 +25,14 @@ function ensureSignedIn(): boolean {
   return false;
 }
 
-export function trackRow(track: Track, list: Track[], i: number): HTMLLIElement {
+export function trackRow(track: Track, list: Track[], i: number, note?: string): HTMLLIElement {
   const playing = player.current?.track.id === track.id;
   return h('li', { class: playing ? 'current' : null, 'data-track': track.id },
     h('div', { class: 'meta' },
       h('a', { class: 'title', href: '/track/' + track.id }, track.title),
       h('span', { class: 'sub' }, ...artistLinks(track),
-        track.album ? [' · ', h('a', { href: '/album/' + track.album.id }, track.album.title)] : null)),
+        track.album ? [' · ', h('a', { href: '/album/' + track.album.id }, track.album.title)] : null),
+      note ? h('span', { class: 'sub note' }, note) : null),
     h('div', { class: 'actions' },
       h('button', {
         type: 'button', class: 'primary icon play', 'aria-label': t('track.play', { title: track.title }),
@@ -47,8 +48,10 @@ export function trackRow(track: Track, list: Track[], i: number): HTMLLIElement 
       }, '+')));
 }
 
-export function trackList(tracks: Track[], label: string): HTMLOListElement {
-  return h('ol', { class: 'tracks', 'aria-label': label }, tracks.map((tr, i) => trackRow(tr, tracks, i)));
+// trackList is a list of playable tracks; notes says why a track is there
+// (by track id), shown under it.
+export function trackList(tracks: Track[], label: string, notes?: Map<string, string>): HTMLOListElement {
+  return h('ol', { class: 'tracks', 'aria-label': label }, tracks.map((tr, i) => trackRow(tr, tracks, i, notes?.get(tr.id))));
 }
 
 export function message(text: string, kind: 'error' | 'notice' = 'notice'): HTMLParagraphElement {

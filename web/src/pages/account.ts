@@ -4,7 +4,7 @@
 
 import { h, replace } from '../dom';
 import { t, fmtDate, fmtDateTime, currentLang, setLang, type Lang } from '../i18n';
-import { call, get, ApiError, type ListenToken, type SubscriptionState } from '../api';
+import { call, get, ApiError, type ListenToken, type Me, type SubscriptionState } from '../api';
 import { session } from '../session';
 import { navigate } from '../router';
 import { message, errText } from '../ui';
@@ -14,14 +14,42 @@ function needSignIn(): Node {
     h('a', { class: 'button primary', href: '/signin?next=' + encodeURIComponent(location.pathname) }, t('nav.signin')));
 }
 
+// langNote is what the account page says after a language change, kept
+// across the redraw the change causes.
+let langNote: string | null = null;
+
 export async function accountPage(): Promise<Node> {
   if (!session.signedIn()) return needSignIn();
   const me = await session.loadMe();
   if (!me) return needSignIn();
-  const lang = h('select', { id: 'account-lang' },
+  const lang = h('select', { id: 'account-lang', 'aria-describedby': 'lang-status' },
     h('option', { value: 'en', selected: currentLang() === 'en' }, 'English'),
     h('option', { value: 'ru', selected: currentLang() === 'ru' }, 'Русский'));
-  lang.addEventListener('change', () => setLang(lang.value as Lang));
+  const langStatus = h('div', { id: 'lang-status', 'aria-live': 'polite' }, langNote ? message(langNote) : null);
+  langNote = null;
+  // The account's language is where emails take theirs from: it is saved
+  // to the account (PATCH /v1/auth/me), then the app follows.
+  lang.addEventListener('change', async () => {
+    const l = lang.value as Lang;
+    let saved = false;
+    try {
+      session.me = await call<Me>('PATCH', '/v1/auth/me', { locale: l }, { auth: true });
+      saved = true;
+    } catch (e) {
+      if (!(e instanceof ApiError && (e.status === 404 || e.status === 405))) {
+        replace(langStatus, message(errText(e), 'error'));
+        return;
+      }
+    }
+    const same = l === currentLang();
+    langNote = null;
+    setLang(l);
+    // A new language redraws the page: the note, in that language, waits
+    // for the new page.
+    const note = saved ? t('account.language.saved') : t('account.language.local');
+    if (same) replace(langStatus, message(note));
+    else langNote = note;
+  });
 
   const tokens = h('div', { id: 'tokens' });
   const fresh = h('div', { 'aria-live': 'polite' });
@@ -70,7 +98,7 @@ export async function accountPage(): Promise<Node> {
       h('dl', null, h('dt', null, t('account.email')), h('dd', { id: 'account-email' }, me.email),
         h('dt', null, t('account.premium')), h('dd', { id: 'account-premium', 'data-premium': String(me.premium) },
           me.premium ? t('account.premium.yes', { date: fmtDate(me.premium_until) }) : [t('account.premium.no'), ' · ', h('a', { href: '/premium' }, t('premium.offer'))])),
-      h('label', { for: 'account-lang' }, t('account.language')), lang),
+      h('label', { for: 'account-lang' }, t('account.language')), lang, langStatus),
     h('section', { class: 'card', 'aria-labelledby': 'tokens-h' },
       h('h2', { id: 'tokens-h' }, t('account.tokens')),
       h('p', { class: 'muted' }, t('account.tokens.help')),

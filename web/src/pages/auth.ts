@@ -3,7 +3,7 @@
 
 import { h, replace } from '../dom';
 import { t, currentLang } from '../i18n';
-import { call, type Tokens } from '../api';
+import { call, ApiError, type Tokens } from '../api';
 import { session } from '../session';
 import { navigate } from '../router';
 import { message, errText } from '../ui';
@@ -17,11 +17,49 @@ function val(form: HTMLFormElement, name: string): string {
 }
 
 // providers are the sign-in buttons: each starts the provider's redirect
-// flow at the auth API (docs/auth.md).
+// flow at the auth API with return_to, the page the auth API sends the
+// browser back to with a one-time code in the fragment (docs/auth.md, "The
+// browser flow").
 const providers: Array<[string, string]> = [['local', 'Overture ID (local)'], ['google', 'Google'], ['vk', 'VK ID'], ['yandex', 'Yandex ID']];
 
+function safeNext(next: string): string {
+  return next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+}
+
+// providerStart is where a provider button goes.
+function providerStart(id: string, next: string): string {
+  const back = '/signin' + (safeNext(next) === '/' ? '' : '?next=' + encodeURIComponent(safeNext(next)));
+  return '/v1/auth/oauth/' + encodeURIComponent(id) + '/start?return_to=' + encodeURIComponent(back);
+}
+
+// finishProviderSignIn completes a provider's sign-in when the auth API
+// sent the browser back here: the fragment carries a one-time code
+// (oauth_code), which is exchanged for tokens with a POST, or the refusal
+// (oauth_error, detail). The fragment leaves the address bar at once.
+async function finishProviderSignIn(next: string, status: HTMLElement): Promise<void> {
+  const f = new URLSearchParams(location.hash.slice(1));
+  const code = f.get('oauth_code');
+  const failed = f.get('oauth_error');
+  if (!code && !failed) return;
+  history.replaceState(null, '', location.pathname + location.search);
+  if (failed) {
+    replace(status, message(t('auth.oauth.failed', { msg: f.get('detail') || failed }), 'error'));
+    return;
+  }
+  replace(status, message(t('auth.oauth.progress')));
+  try {
+    const tokens = await call<Tokens>('POST', '/v1/auth/oauth/exchange', { code });
+    await session.set(tokens);
+    navigate(safeNext(next), true);
+  } catch (err) {
+    const msg = err instanceof ApiError && err.slug === 'invalid-code' ? t('auth.oauth.expired') : (err instanceof Error ? err.message : String(err));
+    replace(status, message(t('auth.oauth.failed', { msg }), 'error'));
+  }
+}
+
 export function signIn(next: string): Node {
-  const status = h('div', { 'aria-live': 'polite' });
+  const status = h('div', { 'aria-live': 'polite', id: 'signin-status' });
+  void finishProviderSignIn(next, status);
   const form = h('form', { class: 'card', id: 'signin-form', novalidate: false },
     ...field('email', t('auth.email'), 'email', 'username'),
     ...field('password', t('auth.password'), 'password', 'current-password'),
@@ -33,7 +71,7 @@ export function signIn(next: string): Node {
     try {
       const tokens = await call<Tokens>('POST', '/v1/auth/login', { email: val(form, 'email'), password: val(form, 'password') });
       await session.set(tokens);
-      navigate(next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
+      navigate(safeNext(next), true);
     } catch (err) {
       replace(status, message(errText(err), 'error'));
     }
@@ -43,7 +81,7 @@ export function signIn(next: string): Node {
     form,
     h('p', null, t('auth.or')),
     h('div', { class: 'providers' }, providers.map(([id, name]) =>
-      h('a', { class: 'button', href: '/v1/auth/oauth/' + id + '/start' }, t('auth.with', { p: name })))),
+      h('a', { class: 'button', 'data-provider': id, href: providerStart(id, next) }, t('auth.with', { p: name })))),
     h('p', null, h('a', { href: '/forgot-password' }, t('auth.forgot'))),
     h('p', null, h('a', { href: '/signup' }, t('auth.noaccount'))));
 }

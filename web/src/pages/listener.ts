@@ -2,7 +2,8 @@
 
 import { h, replace, fmtDuration } from '../dom';
 import { t, fmtDateTime } from '../i18n';
-import { get, type SearchPage, type ArtistCard, type AlbumCard, type Track, type Chart, type Listen, type NowPlaying, ApiError } from '../api';
+import { get, request, type SearchPage, type ArtistCard, type AlbumCard, type Track, type Chart, type Listen, type NowPlaying, type Feed,
+  type FeedEntry, type FeedSection, type RefreshJob, type Similar, type Artist, ApiError } from '../api';
 import { trackList, message, errText, artistLinks } from '../ui';
 import { player } from '../player';
 import { session } from '../session';
@@ -48,13 +49,174 @@ function searchBox(initial: string, results: HTMLElement): HTMLElement {
     h('label', { for: 'q' }, t('search.label')), input);
 }
 
+type TextKey = Parameters<typeof t>[0];
+
+// The most tracks of one section the page shows (each may cost a card read).
+const SECTION_MAX = 12;
+
+function isTrack(e: FeedEntry | Track): e is Track {
+  return typeof (e as Track).id === 'string' && typeof (e as Track).title === 'string';
+}
+
+// cardsOf turns entries into track cards: a card the API gave is used as
+// is, a bare id is read from the query API (an unpublished track, 404, is
+// left out).
+async function cardsOf(entries: Array<FeedEntry | Track>, max = SECTION_MAX): Promise<Track[]> {
+  const cards = await Promise.all(entries.slice(0, max).map(async (e) => {
+    if (isTrack(e)) return e;
+    if (e.track) return e.track;
+    if (!e.track_id) return null;
+    try {
+      return await get<Track>('/v1/tracks/' + encodeURIComponent(e.track_id));
+    } catch {
+      return null;
+    }
+  }));
+  return cards.filter((c): c is Track => c !== null);
+}
+
+// loadFeed is the listener's home feed; where the feed API is not there
+// (404), their stored recommendations; null when neither is.
+async function loadFeed(): Promise<Feed | null> {
+  for (const path of ['/v1/me/feed', '/v1/me/recommendations']) {
+    try {
+      return (await request<Feed>('GET', path, undefined, { auth: true })).data;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+  }
+  return null;
+}
+
+// feedSection draws one section: its heading, why it is there, its tracks
+// (each playable), and per track the played track that brought it.
+async function feedSection(sec: FeedSection): Promise<Node | null> {
+  const entries = sec.tracks ?? [];
+  const tracks = await cardsOf(entries);
+  if (!tracks.length) return null;
+  const because = new Map<string, string>();
+  const why = entries.filter((e): e is FeedEntry => !isTrack(e) && !!e.because_track_id);
+  const played = await cardsOf(why.map((e) => ({ track_id: e.because_track_id })), SECTION_MAX);
+  const titleOf = new Map(played.map((p) => [p.id, p.title]));
+  for (const e of why) {
+    const title = titleOf.get(e.because_track_id!);
+    const id = e.track?.id ?? e.track_id;
+    if (title && id) because.set(id, t('feed.because', { title }));
+  }
+  const key = ('feed.section.' + sec.id) as TextKey;
+  const known = t(key) !== key;
+  const heading = known ? t(key) : (sec.title || sec.id);
+  const hid = 'feed-' + sec.id.replace(/[^a-zA-Z0-9_-]/g, '-');
+  return h('section', { class: 'feed-section', 'data-section': sec.id, 'aria-labelledby': hid },
+    h('h3', { id: hid }, heading),
+    sec.reason ? h('p', { class: 'muted reason' }, sec.reason) : null,
+    trackList(tracks, heading, because));
+}
+
+// refreshButton asks for the listener's recommendations to be recomputed
+// (202 and a status URL), follows the job until it is done, then redraws.
+function refreshButton(redraw: () => Promise<void>): Node {
+  const status = h('div', { 'aria-live': 'polite', id: 'refresh-status' });
+  const btn = h('button', { type: 'button', id: 'refresh-recs' }, t('feed.refresh'));
+  const follow = async (url: string): Promise<RefreshJob> => {
+    for (let n = 0; ; n++) {
+      await new Promise((r) => window.setTimeout(r, Math.min(500 * (n + 1), 3000)));
+      const job = (await request<RefreshJob>('GET', url, undefined, { auth: true })).data;
+      if (job.status !== 'queued' && job.status !== 'running') return job;
+      if (!btn.isConnected) return job;
+    }
+  };
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    replace(status, message(t('feed.refreshing')));
+    try {
+      const ans = await request<RefreshJob>('POST', '/v1/me/recommendations/refresh', undefined, { auth: true });
+      const url = ans.headers.get('Location') || ans.data?.status_url || '';
+      const job = url ? await follow(url) : ans.data;
+      if (!btn.isConnected) return;
+      if (job.status === 'failed') {
+        replace(status, message(t('feed.refresh.failed', { msg: job.error || job.status }), 'error'));
+        return;
+      }
+      await redraw();
+      replace(status, message(t('feed.refreshed')));
+    } catch (e) {
+      const text = e instanceof ApiError && (e.status === 404 || e.status === 405) ? t('feed.refresh.unavailable') : errText(e);
+      replace(status, message(text, 'error'));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return h('div', { class: 'refresh' }, btn, status);
+}
+
+// forYou is the signed-in listener's part of the home page: the feed's
+// sections with their reasons, or the charts when there is no feed.
+function forYou(charts: () => void): Node {
+  const box = h('div', { id: 'feed', 'aria-busy': 'true' });
+  const draw = async () => {
+    box.setAttribute('aria-busy', 'true');
+    let feed: Feed | null;
+    try {
+      feed = await loadFeed();
+    } catch (e) {
+      replace(box, message(errText(e), 'error'));
+      box.setAttribute('aria-busy', 'false');
+      return;
+    }
+    if (!feed) {
+      replace(box);
+      box.setAttribute('aria-busy', 'false');
+      charts();
+      return;
+    }
+    const sections = (await Promise.all(feed.sections.map(feedSection))).filter((n): n is Node => n !== null);
+    replace(box, sections.length ? sections : message(t('feed.empty')));
+    box.dataset.source = feed.model ?? '';
+    box.setAttribute('aria-busy', 'false');
+  };
+  void draw();
+  return h('section', { 'aria-labelledby': 'feed-h' }, h('h2', { id: 'feed-h' }, t('feed.title')), refreshButton(draw), box);
+}
+
 export async function home(): Promise<Node> {
   const results = h('div', { id: 'results' });
-  const charts = h('div');
-  void get<Chart>('/v1/charts/tracks?period=weekly').then(
+  const charts = h('div', { id: 'home-charts' });
+  const showCharts = () => void get<Chart>('/v1/charts/tracks?period=weekly').then(
     (c) => replace(charts, h('h2', null, t('charts.tracks')), chartTable(c)),
     () => replace(charts));
-  return h('div', null, h('h1', null, t('nav.home')), searchBox('', results), results, charts);
+  if (!session.signedIn()) showCharts();
+  return h('div', null, h('h1', null, t('nav.home')),
+    session.signedIn() ? forYou(showCharts) : null,
+    searchBox('', results), results, charts);
+}
+
+// similarOf reads a card's `similar` field (the query API's neighbours):
+// tracks and artists, whichever it has.
+function similarOf(v: Similar | Array<FeedEntry | Track> | Artist[] | undefined): { tracks: Array<FeedEntry | Track>; artists: Artist[] } {
+  if (!v) return { tracks: [], artists: [] };
+  if (Array.isArray(v)) {
+    const artists = v.filter((x): x is Artist => typeof (x as Artist).name === 'string' && !('title' in x));
+    const tracks = v.filter((x) => !artists.includes(x as Artist)) as Array<FeedEntry | Track>;
+    return { tracks, artists };
+  }
+  return { tracks: v.tracks ?? [], artists: v.artists ?? [] };
+}
+
+// similarBlock draws similar tracks (playable) and artists (links).
+function similarBlock(v: Parameters<typeof similarOf>[0]): Node {
+  const { tracks, artists } = similarOf(v);
+  const box = h('div', { id: 'similar' });
+  if (tracks.length) {
+    void cardsOf(tracks).then((cards) => {
+      if (cards.length) box.prepend(h('h2', null, t('similar.tracks')), trackList(cards, t('similar.tracks')));
+    });
+  }
+  if (artists.length) {
+    box.append(h('h2', null, t('similar.artists')),
+      h('ul', { class: 'similar-artists' }, artists.map((a) => h('li', null, h('a', { href: '/artist/' + a.id }, a.name)))));
+  }
+  return box;
 }
 
 export function searchPage(q: string): Node {
@@ -69,7 +231,8 @@ export async function artistPage(id: string): Promise<Node> {
     h('h2', null, t('artist.top')),
     trackList(a.top_tracks ?? [], t('artist.top')),
     (a.albums ?? []).length ? [h('h2', null, t('artist.albums')),
-      h('ul', null, (a.albums ?? []).map((al) => h('li', null, h('a', { href: '/album/' + al.id }, al.title), al.year ? ' (' + al.year + ')' : '')))] : null);
+      h('ul', null, (a.albums ?? []).map((al) => h('li', null, h('a', { href: '/album/' + al.id }, al.title), al.year ? ' (' + al.year + ')' : '')))] : null,
+    similarBlock(a.similar));
 }
 
 export async function albumPage(id: string): Promise<Node> {
@@ -92,7 +255,8 @@ export async function trackPage(id: string): Promise<Node> {
       tr.album ? [h('dt', null, t('track.album')), h('dd', null, h('a', { href: '/album/' + tr.album.id }, tr.album.title))] : null,
       h('dt', null, t('track.duration')), h('dd', null, fmtDuration(tr.duration_ms)),
       tr.genre ? [h('dt', null, t('track.genre')), h('dd', null, tr.genre.name)] : null),
-    trackList([tr], tr.title));
+    trackList([tr], tr.title),
+    similarBlock(tr.similar));
 }
 
 function chartTable(c: Chart): Node {
