@@ -13,6 +13,7 @@ import (
 	"time"
 
 	ing "github.com/overture-music/overture/internal/ingest"
+	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/token"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
@@ -113,7 +114,7 @@ func TestPresignedMultipartUpload(t *testing.T) {
 		t.Fatalf("complete: %d %s", code, body)
 	}
 	var done ing.UploadAnswer
-	waitFor(t, 2*time.Minute, "the upload to become a track", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the upload to become a track", func() bool {
 		_, body := call("GET", "/v1/admin/uploads/"+ans.ID, admin, nil)
 		return json.Unmarshal(body, &done) == nil && done.Final()
 	})

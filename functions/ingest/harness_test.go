@@ -35,8 +35,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(killChildEnv) != "" {
-		os.Exit(killChild())
+	var child map[string]string
+	if ok, err := testenv.ChildConfig(killChildEnv, &child); ok {
+		if err == nil {
+			err = killChild(child)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	testenv.Main(m)
 }
@@ -158,7 +163,7 @@ func (b *bundle) sweep(t *testing.T) {
 func (b *bundle) final(t *testing.T, key string, within time.Duration) ing.Upload {
 	t.Helper()
 	var u ing.Upload
-	waitFor(t, within, "upload "+key+" to finish", func() bool {
+	testenv.WaitFor(t, within, "upload "+key+" to finish", func() bool {
 		var id string
 		err := b.pool.QueryRow(context.Background(), `SELECT id::text FROM ingest_upload WHERE bucket = $1 AND key = $2 AND state IN ('ready', 'failed')`, uploads, key).Scan(&id)
 		if err != nil {
@@ -194,20 +199,6 @@ func (b *bundle) mediaKeys(t *testing.T, prefix string) []string {
 		}
 	}
 	return keys
-}
-
-// waitFor polls cond every 100 ms until it holds or within passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		<-tick.C
-	}
 }
 
 // tone makes a test file with ffmpeg: seconds of a sine at freq Hz in the

@@ -14,6 +14,7 @@ import (
 	"github.com/overture-music/overture/internal/eventtype"
 	ing "github.com/overture-music/overture/internal/ingest"
 	"github.com/overture-music/overture/internal/outbox/outboxtest"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // A plain S3 PutObject into uploads becomes a draft track with the file's
@@ -229,7 +230,7 @@ func TestAttemptDyingMidwayLeavesNothingBehind(t *testing.T) {
 		t.Fatal("the dying attempt uploaded nothing; the test proves nothing")
 	}
 	var err error
-	waitFor(t, time.Minute, "the lease to run out", func() bool {
+	testenv.WaitFor(t, time.Minute, "the lease to run out", func() bool {
 		err = b.f.Ingest(ctx, d)
 		return !errors.Is(err, ErrInProgress)
 	})

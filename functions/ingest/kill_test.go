@@ -3,18 +3,15 @@ package ingest
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +28,7 @@ import (
 	"github.com/overture-music/overture/internal/manifest"
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/telemetry"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // killChildEnv makes the test binary act as an ingest runtime for
@@ -41,77 +39,35 @@ const killChildEnv = "OVERTURE_INGEST_KILL_CHILD"
 // killChild hosts the ingest function behind an embedded broker running
 // triggers/ingest.yaml on the test's database, prints READY and runs until
 // it is killed.
-func killChild() int {
-	var cfg map[string]string
-	if err := json.Unmarshal([]byte(os.Getenv(killChildEnv)), &cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+func killChild(cfg map[string]string) error {
 	ctx := context.Background()
 	log := telemetry.NewLogger(os.Stderr, slog.LevelWarn)
 	f := New()
 	f.Log = log
 	if err := f.Start(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	pool, err := pgxpool.New(ctx, cfg["DATABASE_URL"])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	yaml, err := os.ReadFile("../../triggers/ingest.yaml")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	set := &manifest.Set{}
 	if err := set.Add("ingest.yaml", []byte(brokertest.BrokerYAML+"---\n"+string(yaml))); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	handlers := map[string]function.Handler{Name: f, deadletter.Name: &functiontest.Recorder{}}
 	b, err := broker.New(ctx, broker.Config{Pool: pool, Objects: set, Log: log,
 		Resolve: func(name string) (function.Handler, bool) { h, ok := handlers[name]; return h, ok },
 		Lease:   time.Second, Poll: 100 * time.Millisecond})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	fmt.Println("READY")
-	_ = b.Run(ctx) // until SIGKILL
-	return 0
-}
-
-// startKillChild starts an ingest runtime in its own process group.
-func startKillChild(t *testing.T, cfg map[string]string) *exec.Cmd {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "READY\n" {
-		killGroup(cmd)
-		t.Fatalf("ingest child did not start: %q, %v", line, err)
-	}
-	return cmd
-}
-
-// killGroup SIGKILLs cmd's process group and reaps cmd.
-func killGroup(cmd *exec.Cmd) error {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	return cmd.Wait()
+	fmt.Println(testenv.Ready)
+	return b.Run(ctx) // until SIGKILL
 }
 
 // procChildren lists the live (not zombie) processes named comm whose
@@ -185,22 +141,16 @@ func TestSIGKILLMidTranscodeLeavesNoDuplicateNoOrphans(t *testing.T) {
 	// Long enough that the transcode runs for seconds, short enough that the
 	// restarted attempt finishes soon on a loaded machine.
 	data := tone(t, ".mp3", 440, 90, map[string]string{"title": "Killed", "artist": "Kill Nine"})
-	first := startKillChild(t, b.cfg)
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = killGroup(first)
-		}
-	})
+	first := testenv.StartChild(t, killChildEnv, b.cfg)
 	b.put(t, "sigkill.mp3", data, nil)
 
 	// Mid-transcode: the record says so and ffmpeg runs under the child.
 	var id string
 	var ffmpeg []int
 	// Bounds are generous: CI runs this beside other packages under -race.
-	waitFor(t, 2*time.Minute, "the transcode to start", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the transcode to start", func() bool {
 		err := b.pool.QueryRow(ctx, `SELECT id::text FROM ingest_upload WHERE bucket = $1 AND key = $2 AND state = 'transcoding'`, uploads, "sigkill.mp3").Scan(&id)
-		ffmpeg = procChildren(first.Process.Pid, "ffmpeg")
+		ffmpeg = procChildren(first.Pid(), "ffmpeg")
 		return err == nil && len(ffmpeg) > 0
 	})
 	var leftovers []string // what the attempt has in INGEST_TMPDIR
@@ -215,13 +165,10 @@ func TestSIGKILLMidTranscodeLeavesNoDuplicateNoOrphans(t *testing.T) {
 	if len(leftovers) == 0 {
 		t.Fatal("the attempt has nothing in INGEST_TMPDIR; the test proves nothing about temporary files")
 	}
-	err = killGroup(first)
-	killed = true
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("the child did not die by SIGKILL: %v", err)
+	if err := first.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the killed attempt's ffmpeg to end", func() bool {
+	testenv.WaitFor(t, time.Minute, "the killed attempt's ffmpeg to end", func() bool {
 		return !slices.ContainsFunc(ffmpeg, running)
 	})
 	if u, err := store.Get(ctx, id); err != nil || u.State != ing.StateTranscoding || u.Attempts != 1 {
@@ -232,10 +179,9 @@ func TestSIGKILLMidTranscodeLeavesNoDuplicateNoOrphans(t *testing.T) {
 	}
 
 	// A fresh runtime takes over once the dead attempt's lease runs out.
-	second := startKillChild(t, b.cfg)
-	t.Cleanup(func() { _ = killGroup(second) })
+	second := testenv.StartChild(t, killChildEnv, b.cfg)
 	var u ing.Upload
-	waitFor(t, 5*time.Minute, "the upload to finish after the restart", func() bool {
+	testenv.WaitFor(t, 5*time.Minute, "the upload to finish after the restart", func() bool {
 		u, err = store.Get(ctx, id)
 		return err == nil && u.Final()
 	})
@@ -263,7 +209,7 @@ func TestSIGKILLMidTranscodeLeavesNoDuplicateNoOrphans(t *testing.T) {
 		t.Fatalf("no segments among %v", got)
 	}
 
-	if left := procChildren(second.Process.Pid, "ffmpeg"); len(left) > 0 || slices.ContainsFunc(ffmpeg, running) {
+	if left := procChildren(second.Pid(), "ffmpeg"); len(left) > 0 || slices.ContainsFunc(ffmpeg, running) {
 		t.Fatalf("ffmpeg still running: %v, %v", left, ffmpeg)
 	}
 	for _, p := range leftovers {

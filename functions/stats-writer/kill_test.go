@@ -3,15 +3,14 @@ package statswriter_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,20 +30,25 @@ import (
 	"github.com/overture-music/overture/internal/postgres/postgrestest"
 	"github.com/overture-music/overture/internal/stats"
 	"github.com/overture-music/overture/internal/telemetry"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
-// killChildEnv makes the test binary a stats-writer runtime for
-// TestSIGKILLMidBatchCountsExactlyOnce instead of running tests; its value
-// is the child's configuration as JSON.
+// killChildEnv makes the test binary a stats-writer runtime for the SIGKILL
+// tests instead of running tests (TestMain); its value is the child's
+// configuration as JSON.
 const killChildEnv = "OVERTURE_STATS_WRITER_KILL_CHILD"
 
 // childConfig is what the parent hands a child runtime.
 type childConfig struct {
-	DatabaseURL string `json:"database_url"`
-	// HoldMidBatch makes the child stop in the middle of its first batch
-	// of more than 500 listens: after the first INSERT of 500 rows, inside
-	// the batch's open transaction, it prints "MID <user>" and waits there
-	// for its SIGKILL.
+	DatabaseURL string `json:"database_url"` // the broker's, and the PostgreSQL store's
+	// Stats, when set, are stats.Open's settings (the ClickHouse backend:
+	// the embedded chDB on a directory) and the writer starts from them;
+	// else it writes to the PostgreSQL store on DatabaseURL.
+	Stats map[string]string `json:"stats,omitempty"`
+	// HoldMidBatch (PostgreSQL store) makes the child stop in the middle of
+	// its first batch of more than 500 listens: after the first INSERT of
+	// 500 rows, inside the batch's open transaction, it prints
+	// "MID <user> <rows>" and waits there for its SIGKILL.
 	HoldMidBatch bool `json:"hold_mid_batch"`
 }
 
@@ -73,46 +77,53 @@ func (f handlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, e
 }
 
 // killChild hosts the stats-writer behind an embedded broker running
-// triggers/stats-writer.yaml on the test's database, prints READY and runs
-// until it is killed. It is the writer as it runs anywhere: its Handle, the
-// PostgreSQL store, the broker's leases and retries.
-func killChild() int {
-	var cfg childConfig
-	if err := json.Unmarshal([]byte(os.Getenv(killChildEnv)), &cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+// triggers/stats-writer.yaml on the test's database, prints READY, answers
+// each "IDS" line on stdin with what the store holds ("IDS <n> <digest>")
+// and runs until it is killed. It is the writer as it runs anywhere: its
+// Handle, its store, the broker's leases and retries.
+func killChild(cfg childConfig) error {
 	ctx := context.Background()
 	log := telemetry.NewLogger(os.Stderr, slog.LevelWarn)
 	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := stats.Migrate(ctx, pool); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	store := stats.NewPG(pool)
-	if cfg.HoldMidBatch {
-		held := make(chan struct{}, 1)
-		held <- struct{}{}
-		store.AfterChunk = func(ctx context.Context, n int) error {
-			user, _ := ctx.Value(userKey{}).(string)
-			select {
-			case <-held:
-				fmt.Printf("MID %s %d\n", user, n)
-				select {} // the transaction stays open until the SIGKILL
-			default:
-				return nil
-			}
-		}
+		return err
 	}
 	w := statswriter.New()
-	w.Store, w.Log = store, log
-	if err := w.Start(ctx, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	w.Log = log
+	var ids func() ([]string, error)
+	if cfg.Stats != nil {
+		if err := w.Start(ctx, cfg.Stats); err != nil {
+			return err
+		}
+		store, ok := w.Store.(*stats.Opened).Store.(*stats.CH)
+		if !ok {
+			return fmt.Errorf("not the ClickHouse store: %T", w.Store)
+		}
+		ids = func() ([]string, error) { return chIDs(ctx, store) }
+	} else {
+		if err := stats.Migrate(ctx, pool); err != nil {
+			return err
+		}
+		store := stats.NewPG(pool)
+		if cfg.HoldMidBatch {
+			held := make(chan struct{}, 1)
+			held <- struct{}{}
+			store.AfterChunk = func(ctx context.Context, n int) error {
+				user, _ := ctx.Value(userKey{}).(string)
+				select {
+				case <-held:
+					fmt.Printf("MID %s %d\n", user, n)
+					select {} // the transaction stays open until the SIGKILL
+				default:
+					return nil
+				}
+			}
+		}
+		w.Store = store
+		if err := w.Start(ctx, nil); err != nil {
+			return err
+		}
+		ids = func() ([]string, error) { return pgIDs(ctx, pool) }
 	}
 	// The batch's user rides in the context so the hold can name it.
 	writer := handlerFunc(func(ctx context.Context, e event.Event) (*event.Event, error) {
@@ -120,79 +131,73 @@ func killChild() int {
 	})
 	objects, err := brokerObjects()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	handlers := map[string]function.Handler{statswriter.Name: writer, "dead-letter": &functiontest.Recorder{}}
 	b, err := broker.New(ctx, broker.Config{Pool: pool, Objects: objects, Log: log,
 		Resolve: func(name string) (function.Handler, bool) { h, ok := handlers[name]; return h, ok },
 		Lease:   time.Second, Poll: 100 * time.Millisecond})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	fmt.Println("READY")
-	_ = b.Run(ctx) // until SIGKILL
-	return 0
-}
-
-// child is a running writer process and the lines it prints after READY.
-type child struct {
-	cmd   *exec.Cmd
-	lines chan string
-}
-
-// startChild starts a writer runtime in its own process group.
-func startChild(t *testing.T, cfg childConfig) *child {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, lines: make(chan string, 16)}
 	go func() {
-		defer close(c.lines)
-		rd := bufio.NewReader(out)
-		for {
-			line, err := rd.ReadString('\n')
-			if line != "" {
-				c.lines <- strings.TrimSpace(line)
-			}
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			got, err := ids()
 			if err != nil {
-				return
+				fmt.Println("ERR", strings.ReplaceAll(err.Error(), "\n", " "))
+				continue
 			}
+			fmt.Println("IDS", len(got), digest(got))
 		}
 	}()
-	// A child that cannot start (its database, its broker) must not hang
-	// the test: it gets as long as a loaded CI machine needs, then dies.
-	select {
-	case line, ok := <-c.lines:
-		if !ok || line != "READY" {
-			_ = c.kill()
-			t.Fatalf("stats-writer child did not start: %q", line)
-		}
-	case <-time.After(3 * time.Minute):
-		_ = c.kill()
-		t.Fatal("stats-writer child not ready after 3 minutes")
-	}
-	return c
+	fmt.Println(testenv.Ready)
+	return b.Run(ctx) // until SIGKILL
 }
 
-// kill SIGKILLs the child's process group and reaps it; the error says
-// whether it died by the signal.
-func (c *child) kill() error {
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-	err := c.cmd.Wait()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		return fmt.Errorf("the child did not die by SIGKILL: %w", err)
+// pgIDs is every "user/listen" id in the PostgreSQL store.
+func pgIDs(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	rows, err := pool.Query(ctx, `SELECT user_id || '/' || listen_id FROM stats_listen ORDER BY 1`)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// chIDs is the same in the ClickHouse store, deduplicated as reads see it.
+func chIDs(ctx context.Context, store *stats.CH) ([]string, error) {
+	out, err := store.Exec(ctx, "SELECT user_id, listen_id FROM "+store.Database()+".stats_listen FINAL ORDER BY user_id, listen_id")
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for line := range strings.Lines(string(out)) {
+		var r map[string]string
+		if json.Unmarshal([]byte(line), &r) == nil {
+			ids = append(ids, r["user_id"]+"/"+r["listen_id"])
+		}
+	}
+	return ids, nil
+}
+
+// digest is a hash of sorted ids.
+func digest(ids []string) string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	h := sha256.Sum256([]byte(strings.Join(ids, "\n")))
+	return hex.EncodeToString(h[:8])
+}
+
+// stored asks a child what the store holds: how many listens, and the
+// digest of their ids.
+func stored(t *testing.T, c *testenv.Child) (int, string) {
+	t.Helper()
+	line := c.Ask(t, "IDS")
+	var n int
+	var d string
+	_, err := fmt.Sscanf(line, "IDS %d %s", &n, &d)
+	require.NoError(t, err, "%q", line)
+	return n, d
 }
 
 // scrobblerBatch is user's import of n listens as a ListenBrainz client
@@ -216,9 +221,7 @@ func scrobblerBatch(t *testing.T, user string, n int) (*listens.Submission, even
 // storedIDs is every listen id in the store, sorted, with its user.
 func storedIDs(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT user_id || '/' || listen_id FROM stats_listen ORDER BY 1`)
-	require.NoError(t, err)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := pgIDs(context.Background(), pool)
 	require.NoError(t, err)
 	return ids
 }
@@ -265,23 +268,17 @@ func TestSIGKILLMidBatchCountsExactlyOnce(t *testing.T) {
 
 	// 1. Killed in the middle of a batch.
 	publish("u1", "u2", "u3", "u4")
-	first := startChild(t, childConfig{DatabaseURL: url, HoldMidBatch: true})
+	first := testenv.StartChild(t, killChildEnv, childConfig{DatabaseURL: url, HoldMidBatch: true})
 	var held string
-	select {
-	case line, ok := <-first.lines:
-		require.True(t, ok, "the child ended before it held a batch")
-		var n int
-		_, err := fmt.Sscanf(line, "MID %s %d", &held, &n)
-		require.NoError(t, err, "%q", line)
-		require.Equal(t, 500, n, "held after the first INSERT of 500 rows")
-	case <-time.After(3 * time.Minute):
-		_ = first.kill()
-		t.Fatal("the child never reached the middle of a batch")
-	}
+	var n int
+	line := first.Next(t, 3*time.Minute, "hold in the middle of a batch")
+	_, err = fmt.Sscanf(line, "MID %s %d", &held, &n)
+	require.NoError(t, err, "%q", line)
+	require.Equal(t, 500, n, "held after the first INSERT of 500 rows")
 	var open int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`).Scan(&open))
 	require.Positive(t, open, "the batch's transaction is open when the process dies")
-	require.NoError(t, first.kill())
+	require.NoError(t, first.Kill())
 	require.Zero(t, countOf(held), "nothing of %s's batch, killed mid-insert, stays", held)
 	require.Less(t, len(storedIDs(t, pool)), len(want), "the kill left work to redeliver")
 	t.Logf("first child killed holding %s's batch mid-insert; %d of %d listens stored", held, len(storedIDs(t, pool)), len(want))
@@ -289,16 +286,15 @@ func TestSIGKILLMidBatchCountsExactlyOnce(t *testing.T) {
 	// 2. Killed at an arbitrary moment while more batches stream in.
 	publish("u5", "u6", "u7", "u8", "u9", "u10")
 	before := len(storedIDs(t, pool))
-	second := startChild(t, childConfig{DatabaseURL: url})
+	second := testenv.StartChild(t, killChildEnv, childConfig{DatabaseURL: url})
 	require.Eventually(t, func() bool { return len(storedIDs(t, pool)) > before }, 5*time.Minute, 20*time.Millisecond,
 		"the restarted writer stores the redelivered batches")
-	require.NoError(t, second.kill())
+	require.NoError(t, second.Kill())
 	require.Zero(t, len(storedIDs(t, pool))%listens.MaxListens, "batches are stored whole or not at all")
 	t.Logf("second child killed mid-stream; %d of %d listens stored", len(storedIDs(t, pool)), len(want))
 
 	// 3. A fresh process finishes; every delivery is settled.
-	third := startChild(t, childConfig{DatabaseURL: url})
-	t.Cleanup(func() { _ = third.kill() })
+	testenv.StartChild(t, killChildEnv, childConfig{DatabaseURL: url})
 	require.Eventually(t, func() bool { return len(storedIDs(t, pool)) >= len(want) }, 5*time.Minute, 50*time.Millisecond,
 		"all %d listens stored after the restarts", len(want))
 	require.Eventually(t, func() bool {

@@ -23,8 +23,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(killChildEnv) != "" {
-		os.Exit(killChild())
+	var child childConfig
+	if ok, err := testenv.ChildConfig(killChildEnv, &child); ok {
+		if err == nil {
+			err = killChild(child)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	testenv.Main(m)
 }
