@@ -93,12 +93,13 @@ func createAccount(ctx context.Context, tx pgx.Tx, email string, hash *string, l
 	return id, nil
 }
 
-// newOnetime stores a confirmation or reset secret for account and returns it.
-func newOnetime(ctx context.Context, tx pgx.Tx, kind, account string, ttl time.Duration) (string, time.Time, error) {
+// newOnetime stores a confirmation or reset secret for account, usable until
+// exp (on the service's clock), and returns it.
+func newOnetime(ctx context.Context, tx pgx.Tx, kind, account string, exp time.Time) (string, time.Time, error) {
 	prefix := map[string]string{"confirm": KindConfirm, "reset": KindReset}[kind]
 	secret := NewSecret(prefix)
 	h := sha256.Sum256([]byte(secret))
-	exp := time.Now().Add(ttl).UTC().Truncate(time.Second)
+	exp = exp.UTC().Truncate(time.Second)
 	if _, err := tx.Exec(ctx, `INSERT INTO auth_onetime (hash, kind, account_id, expires_at) VALUES ($1, $2, $3, $4)`,
 		h[:], kind, account, exp); err != nil {
 		return "", time.Time{}, fmt.Errorf("store %s link: %w", kind, err)
@@ -108,8 +109,8 @@ func newOnetime(ctx context.Context, tx pgx.Tx, kind, account string, ttl time.D
 
 // peekOnetime returns the account of a usable secret of kind without using
 // it: the cheap check before expensive work (useOnetime still decides, in
-// the transaction that applies the link).
-func peekOnetime(ctx context.Context, q querier, kind, secret string) (string, error) {
+// the transaction that applies the link). now is the service's clock.
+func peekOnetime(ctx context.Context, q querier, kind, secret string, now time.Time) (string, error) {
 	prefix := map[string]string{"confirm": KindConfirm, "reset": KindReset}[kind]
 	h, err := ParseSecret(prefix, secret)
 	if err != nil {
@@ -127,14 +128,15 @@ func peekOnetime(ctx context.Context, q querier, kind, secret string) (string, e
 		return "", fmt.Errorf("read %s link: %w", kind, err)
 	case used != nil:
 		return "", ErrLinkUsed
-	case !time.Now().Before(expires):
+	case !now.Before(expires):
 		return "", ErrLinkExpired
 	}
 	return account, nil
 }
 
-// useOnetime consumes a secret of kind inside tx and returns its account.
-func useOnetime(ctx context.Context, tx pgx.Tx, kind, secret string) (string, error) {
+// useOnetime consumes a secret of kind inside tx and returns its account;
+// now is the service's clock.
+func useOnetime(ctx context.Context, tx pgx.Tx, kind, secret string, now time.Time) (string, error) {
 	prefix := map[string]string{"confirm": KindConfirm, "reset": KindReset}[kind]
 	h, err := ParseSecret(prefix, secret)
 	if err != nil {
@@ -152,7 +154,7 @@ func useOnetime(ctx context.Context, tx pgx.Tx, kind, secret string) (string, er
 		return "", fmt.Errorf("read %s link: %w", kind, err)
 	case used != nil:
 		return "", ErrLinkUsed
-	case !time.Now().Before(expires):
+	case !now.Before(expires):
 		return "", ErrLinkExpired
 	}
 	if _, err := tx.Exec(ctx, `UPDATE auth_onetime SET used_at = now() WHERE hash = $1`, h[:]); err != nil {

@@ -2,11 +2,14 @@ package auth_test
 
 import (
 	"context"
+	"encoding/hex"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/overture-music/overture/internal/auth"
 )
@@ -89,9 +92,19 @@ func TestConfirmationExpires(t *testing.T) {
 	e.do("POST", "/v1/auth/login", map[string]string{"email": "exp@example.com", "password": "a long password"}).want(t, 403, "email-not-confirmed")
 }
 
+// withClock runs the service on clock.
+func withClock(clock clockwork.Clock) func(*auth.Service) {
+	return func(s *auth.Service) { s.Clock = clock }
+}
+
+// TestRefreshRotationAndReuse: every refresh rotates; a rotated-out token
+// whose successor is still current answers that successor again until the
+// grace window ends, and after it its replay ends the whole session. The
+// grace window passes on a fake clock.
 func TestRefreshRotationAndReuse(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"AUTH_REFRESH_GRACE": "50ms"})
+	clock := clockwork.NewFakeClock()
+	e := newEnv(t, map[string]string{"AUTH_REFRESH_GRACE": "10s"}, withClock(clock))
 	e.registerConfirmed("rot@example.com", "rotation password")
 	r1 := e.login("rot@example.com", "rotation password").str("refresh_token")
 	r2 := e.refresh(r1).want(t, 200, "").str("refresh_token")
@@ -99,11 +112,17 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		t.Fatalf("refresh did not rotate: %q", r2)
 	}
 	r3 := e.refresh(r2).want(t, 200, "").str("refresh_token")
-	time.Sleep(100 * time.Millisecond) // past the grace window
-	// r1 was rotated out: replaying it revokes the whole family.
-	e.refresh(r1).want(t, 401, "refresh-token-reused")
+	// Up to the grace window's last millisecond, r2 (rotated out, its
+	// successor r3 still current) answers r3 again.
+	clock.Advance(10 * time.Second)
+	if got := e.refresh(r2).want(t, 200, "").str("refresh_token"); got != r3 {
+		t.Fatalf("replay within the grace window answered %.10q, want its successor", got)
+	}
+	clock.Advance(time.Millisecond) // past the grace window
+	// r2 was rotated out: replaying it now revokes the whole family.
+	e.refresh(r2).want(t, 401, "refresh-token-reused")
 	e.refresh(r3).want(t, 401, "session-revoked")
-	e.refresh(r2).want(t, 401, "session-revoked")
+	e.refresh(r1).want(t, 401, "session-revoked")
 	e.refresh("ort_garbage").want(t, 400, "invalid-refresh-token")
 	e.refresh("ort_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").want(t, 401, "invalid-refresh-token")
 	if !strings.Contains(e.logs.String(), "refresh-token-reused") {
@@ -240,32 +259,68 @@ func TestRateLimits(t *testing.T) {
 	})
 	t.Run("ThrottledRefreshRotatesNothing", func(t *testing.T) {
 		t.Parallel()
-		e := newEnv(t, map[string]string{"AUTH_REFRESH_LIMIT_ACCOUNT": "1/1s", "AUTH_REFRESH_GRACE": "1ms"})
+		// The fake clock starts as a one-minute window begins (windows are
+		// aligned to the epoch).
+		clock := clockwork.NewFakeClockAt(time.Now().Truncate(time.Minute))
+		e := newEnv(t, map[string]string{"AUTH_REFRESH_LIMIT_ACCOUNT": "1/1m", "AUTH_REFRESH_GRACE": "1ms"}, withClock(clock))
 		e.registerConfirmed("thr@example.com", "throttle password")
 		rt := e.login("thr@example.com", "throttle password").str("refresh_token")
 		rt = e.refresh(rt).want(t, 200, "").str("refresh_token")
-		e.refresh(rt).want(t, 429, "rate-limited")
-		time.Sleep(1100 * time.Millisecond)
+		// The window's last millisecond: still refused, retry in (rounded up) 1 s.
+		clock.Advance(time.Minute - time.Millisecond)
+		if ra := e.refresh(rt).want(t, 429, "rate-limited").Header.Get("Retry-After"); ra != "1" {
+			t.Fatalf("Retry-After = %q on the window's last millisecond, want 1", ra)
+		}
+		// The next window: rt was not rotated by the refused attempt, so it
+		// still refreshes (a rotated rt would now be a replay).
+		clock.Advance(time.Millisecond)
 		e.refresh(rt).want(t, 200, "")
 	})
 }
 
 // TestRotatedTokensAreForgottenAfterReuseWindow: Redis does not keep every
 // rotated token for the whole session; past the reuse window an old token is
-// simply unknown (refused) and the family lives on.
+// simply unknown (refused) and the family lives on. The window is measured on
+// the service's (fake) clock; Redis's expiry of the record, which only
+// reclaims memory, is checked by its TTL rather than waited for.
 func TestRotatedTokensAreForgottenAfterReuseWindow(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"AUTH_REFRESH_REUSE_WINDOW": "200ms", "AUTH_REFRESH_GRACE": "1ms"})
+	clock := clockwork.NewFakeClock()
+	e := newEnv(t, map[string]string{"AUTH_REFRESH_REUSE_WINDOW": "1h", "AUTH_REFRESH_GRACE": "1ms"}, withClock(clock))
 	e.registerConfirmed("mem@example.com", "memory password")
-	r1 := e.login("mem@example.com", "memory password").str("refresh_token")
-	r2 := e.refresh(r1).want(t, 200, "").str("refresh_token")
-	time.Sleep(300 * time.Millisecond)
-	e.refresh(r1).want(t, 401, "invalid-refresh-token")
-	e.refresh(r2).want(t, 200, "")
-	var n int64
-	keys, _ := e.rdb.Keys(context.Background(), "auth:rt:*").Result()
-	n = int64(len(keys))
-	if n != 2 { // r2 (rotated, within its window) and r3 (current)
-		t.Fatalf("%d token records in Redis, want 2", n)
+	// Two sessions, rotated at the same moment.
+	a1 := e.login("mem@example.com", "memory password").str("refresh_token")
+	b1 := e.login("mem@example.com", "memory password").str("refresh_token")
+	a2 := e.refresh(a1).want(t, 200, "").str("refresh_token")
+	b2 := e.refresh(b1).want(t, 200, "").str("refresh_token")
+
+	// Redis drops a rotated-out record within the reuse window; the current
+	// one lives as long as the session.
+	pttl := func(tok string) time.Duration {
+		t.Helper()
+		h, err := auth.ParseSecret(auth.KindRefresh, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.rdb.PTTL(context.Background(), "auth:rt:"+hex.EncodeToString(h[:])).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
+	if d := pttl(a1); d <= 0 || d > time.Hour {
+		t.Fatalf("rotated-out token kept %s in Redis, want at most the reuse window (1h)", d)
+	}
+	if d := pttl(a2); d <= time.Hour {
+		t.Fatalf("current token kept %s in Redis, want the session's lifetime", d)
+	}
+
+	// On the window's last millisecond a replay is still reuse: b's session ends.
+	clock.Advance(time.Hour)
+	e.refresh(b1).want(t, 401, "refresh-token-reused")
+	e.refresh(b2).want(t, 401, "session-revoked")
+	// Past it, a1 is just unknown, and a's session lives on.
+	clock.Advance(time.Millisecond)
+	e.refresh(a1).want(t, 401, "invalid-refresh-token")
+	e.refresh(a2).want(t, 200, "")
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/overture-music/overture/internal/config"
@@ -53,6 +54,12 @@ type Service struct {
 	Argon2 Argon2Params
 	// HTTPClient talks to external providers (http.DefaultClient when nil).
 	HTTPClient *http.Client
+	// Clock is the service's time (default: the real clock): access-token
+	// lifetimes, one-time link expiry, the refresh grace and reuse windows,
+	// the rate-limit windows and key rotation. Tests pass a fake one to make
+	// time pass at will. Redis's own expiry (idle sessions, reclaiming spent
+	// records) and PostgreSQL's now() stay on real time.
+	Clock clockwork.Clock
 
 	cfg      settings
 	pool     *postgres.Pool
@@ -171,6 +178,9 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if s.Argon2 == (Argon2Params{}) {
 		s.Argon2 = DefaultArgon2
 	}
+	if s.Clock == nil {
+		s.Clock = clockwork.NewRealClock()
+	}
 	r := config.NewReader(cfg)
 	var st settings
 	st.Read(r)
@@ -200,13 +210,13 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("auth: redis ping: %w", err)
 	}
 	rotate, refreshTTL, grace, reuse := st.rotate, st.refreshTTL, st.grace, st.reuse
-	s.keys = &Keyring{Pool: pool.Pool, Seeds: seeds, RotateEvery: rotate, TokenTTL: st.accessTTL}
+	s.keys = &Keyring{Pool: pool.Pool, Seeds: seeds, RotateEvery: rotate, TokenTTL: st.accessTTL, Now: s.Clock.Now}
 	if err := s.keys.Ensure(ctx); err != nil {
 		return fmt.Errorf("auth: signing keys: %w", err)
 	}
-	s.sessions = &Sessions{Redis: s.rdb, TTL: refreshTTL, Grace: grace, ReuseWindow: reuse}
-	s.limiter = Limiter{Redis: s.rdb}
-	s.verifier = &token.Verifier{Keys: s.keys, Issuer: st.issuer, Audience: Audience}
+	s.sessions = &Sessions{Redis: s.rdb, TTL: refreshTTL, Grace: grace, ReuseWindow: reuse, Now: s.Clock.Now}
+	s.limiter = Limiter{Redis: s.rdb, Now: s.Clock.Now}
+	s.verifier = &token.Verifier{Keys: s.keys, Issuer: st.issuer, Audience: Audience, Now: s.Clock.Now}
 	if s.dummy, err = HashPassword("not a password", s.Argon2); err != nil {
 		return err
 	}
@@ -233,13 +243,13 @@ func Migrate(ctx context.Context, pool *postgres.Pool) error {
 
 func (s *Service) rotateLoop(ctx context.Context) {
 	defer close(s.done)
-	t := time.NewTicker(time.Minute)
+	t := s.Clock.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 			if err := s.keys.Ensure(ctx); err != nil && ctx.Err() == nil {
 				s.Log.Warn("signing key rotation check failed", "error", err)
 			}

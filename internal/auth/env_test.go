@@ -61,12 +61,17 @@ type env struct {
 	secrets []string // every secret the test saw; none may appear in the logs
 }
 
-func newEnv(t testing.TB, extra map[string]string) *env {
+// newEnv starts the service with extra settings; opts adjust it before it
+// starts (a fake Clock, say).
+func newEnv(t testing.TB, extra map[string]string, opts ...func(*auth.Service)) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncBuf{}}
 	e.svc = auth.New()
 	e.svc.Log = telemetry.NewLogger(e.logs, slogDebug)
 	e.svc.Argon2 = testArgon
+	for _, o := range opts {
+		o(e.svc)
+	}
 	e.srv = httptest.NewServer(e.svc)
 	t.Cleanup(e.srv.Close)
 	e.cfg = map[string]string{

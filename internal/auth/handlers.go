@@ -169,7 +169,7 @@ func (s *Service) issue(ctx context.Context, a *Account, refresh string) (TokenR
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	now := time.Now()
+	now := s.Clock.Now()
 	c := &token.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: s.cfg.issuer, Subject: a.ID, Audience: jwt.ClaimStrings{Audience},
@@ -235,7 +235,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		if id, err = createAccount(r.Context(), tx, email, &hash, locale, []string{token.RoleListener}, false); err != nil {
 			return err
 		}
-		return sendLink(r.Context(), tx, "confirm", id, s.cfg.confirmTTL, eventtype.UserRegistered, func(secret string, exp time.Time) any {
+		return sendLink(r.Context(), tx, "confirm", id, s.Clock.Now().Add(s.cfg.confirmTTL), eventtype.UserRegistered, func(secret string, exp time.Time) any {
 			return eventtype.UserRegisteredData{
 				UserID: id, Email: email, Locale: locale, ExpiresAt: exp,
 				ConfirmURL: s.cfg.baseURL + "/v1/auth/confirm?token=" + secret,
@@ -270,8 +270,8 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) {
 // sendLink stores a new one-time link of kind for account and, in the same
 // transaction, writes the event of type typ that carries it to the outbox;
 // data builds that event's data from the link's secret and expiry.
-func sendLink(ctx context.Context, tx pgx.Tx, kind, account string, ttl time.Duration, typ string, data func(secret string, exp time.Time) any) error {
-	secret, exp, err := newOnetime(ctx, tx, kind, account, ttl)
+func sendLink(ctx context.Context, tx pgx.Tx, kind, account string, exp time.Time, typ string, data func(secret string, exp time.Time) any) error {
+	secret, exp, err := newOnetime(ctx, tx, kind, account, exp)
 	if err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func sendLink(ctx context.Context, tx pgx.Tx, kind, account string, ttl time.Dur
 func (s *Service) redeem(w http.ResponseWriter, r *http.Request, kind, what, secret string, apply func(ctx context.Context, tx pgx.Tx, id string) error) (id string, ok bool) {
 	err := postgres.InTx(r.Context(), s.pool, func(tx pgx.Tx) error {
 		var err error
-		if id, err = useOnetime(r.Context(), tx, kind, secret); err != nil {
+		if id, err = useOnetime(r.Context(), tx, kind, secret, s.Clock.Now()); err != nil {
 			return err
 		}
 		return apply(r.Context(), tx, id)
@@ -508,7 +508,7 @@ func (s *Service) sendReset(ctx context.Context, email string) error {
 		if err != nil {
 			return err
 		}
-		if err := sendLink(ctx, tx, "reset", a.ID, s.cfg.resetTTL, eventtype.PasswordResetRequested, func(secret string, exp time.Time) any {
+		if err := sendLink(ctx, tx, "reset", a.ID, s.Clock.Now().Add(s.cfg.resetTTL), eventtype.PasswordResetRequested, func(secret string, exp time.Time) any {
 			return eventtype.PasswordResetRequestedData{
 				UserID: a.ID, Email: a.Email, Locale: a.Locale, ExpiresAt: exp,
 				ResetURL: s.cfg.resetLink + secret,
@@ -544,7 +544,7 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, r, s.cfg.loginIP, "reset:"+clientIP(r)) || s.limited(w, r, s.cfg.loginAcct, "reset-token:"+in.Token) {
 		return
 	}
-	id, err := peekOnetime(r.Context(), s.pool, "reset", in.Token)
+	id, err := peekOnetime(r.Context(), s.pool, "reset", in.Token, s.Clock.Now())
 	if p := linkProblem(err, "reset"); p != nil {
 		s.fail(w, r, p)
 		return

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,9 +44,12 @@ type Sessions struct {
 	// replay revokes the family (default 24 h, at most TTL). Later it is just
 	// unknown: still refused, but no longer a reuse signal. Remembering every
 	// rotated token for the whole session life would cost ~100 records per
-	// active user per day.
+	// active user per day. The window is measured on Now (the record's Redis
+	// expiry, set to the same length, only reclaims its memory).
 	ReuseWindow time.Duration
-	Now         func() time.Time
+	// Now is the clock of the grace, reuse and rate-limit windows (time.Now
+	// when nil); Redis's clock only expires idle families and spent records.
+	Now func() time.Time
 }
 
 // Session outcomes callers branch on.
@@ -121,27 +123,25 @@ func (s *Sessions) Start(ctx context.Context, uid string) (tok, family string, e
 }
 
 // rotateScript: KEYS rt:old rt:new ip-limit; ARGV now_ms grace_ms ttl_ms
-// new_hash sealed old_hash ip_max ip_window_ms acct_prefix acct_max
-// acct_window_ms reuse_ms. The rate limits are counted first, in the same script, so a
-// refresh is one Redis round trip and a throttled request rotates nothing.
+// new_hash sealed old_hash ip_max ip_keep_ms acct_prefix acct_max
+// acct_keep_ms reuse_ms acct_window. The rate limits are counted first, in
+// the same script, so a refresh is one Redis round trip and a throttled
+// request rotates nothing. Every time decision compares now_ms (the service's
+// clock) with stored times: the grace window, the reuse window and the limit
+// windows (named by their keys, see Limit). Redis's own expiry only reclaims
+// memory — and ends a family idle for ttl_ms.
 var rotateScript = redis.NewScript(`
-local function limited(key, max, window)
-  if tonumber(max) <= 0 then return nil end
+local function limited(key, max, keep)
+  if tonumber(max) <= 0 then return false end
   local n = redis.call('INCR', key)
-  if n == 1 then redis.call('PEXPIRE', key, window) end
-  if n > tonumber(max) then
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 then redis.call('PEXPIRE', key, window); ttl = tonumber(window) end
-    return ttl
-  end
-  return nil
+  if n == 1 then redis.call('PEXPIRE', key, keep) end
+  return n > tonumber(max)
 end
-local t = limited(KEYS[3], ARGV[7], ARGV[8])
-if t then return {'limited', 'ip', tostring(t)} end
+if limited(KEYS[3], ARGV[7], ARGV[8]) then return {'limited', 'ip'} end
 local v = redis.call('HMGET', KEYS[1], 'fam', 'uid', 'st', 'rot', 'succ', 'sh')
 if not v[1] then return {'unknown'} end
-t = limited(ARGV[9] .. v[2], ARGV[10], ARGV[11])
-if t then return {'limited', 'account', tostring(t), v[2]} end
+if v[3] == 'r' and tonumber(ARGV[1]) - tonumber(v[4]) > tonumber(ARGV[12]) then return {'unknown'} end
+if limited(ARGV[9] .. v[2] .. ARGV[13], ARGV[10], ARGV[11]) then return {'limited', 'account', v[2]} end
 local fk = 'auth:fam:' .. v[1]
 local cur = redis.call('HGET', fk, 'cur')
 if not cur then return {'revoked', v[2], v[1]} end
@@ -193,12 +193,15 @@ func (s *Sessions) Rotate(ctx context.Context, tok string, th Throttle) (Rotatio
 	if err != nil {
 		return Rotation{}, err
 	}
-	res, err := rotateScript.Run(ctx, s.Redis, []string{rtKey(h), rtKey(nh), limitKey(th.IP, th.IPSubject)},
-		s.now().UnixMilli(), s.grace().Milliseconds(), s.ttl().Milliseconds(),
+	now := s.now()
+	ipWin, ipLeft, ipKeep := th.IP.window(now)
+	acctWin, acctLeft, acctKeep := th.Account.window(now)
+	res, err := rotateScript.Run(ctx, s.Redis, []string{rtKey(h), rtKey(nh), limitKey(th.IP, th.IPSubject) + ipWin},
+		now.UnixMilli(), s.grace().Milliseconds(), s.ttl().Milliseconds(),
 		hex.EncodeToString(nh[:]), sealed, hex.EncodeToString(h[:]),
-		th.IP.Max, th.IP.Window.Milliseconds(),
-		"auth:rl:"+th.Account.Name+":", th.Account.Max, th.Account.Window.Milliseconds(),
-		s.reuseWindow().Milliseconds()).StringSlice()
+		th.IP.Max, ipKeep.Milliseconds(),
+		"auth:rl:"+th.Account.Name+":", th.Account.Max, acctKeep.Milliseconds(),
+		s.reuseWindow().Milliseconds(), acctWin).StringSlice()
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate session: %w", err)
 	}
@@ -216,13 +219,10 @@ func (s *Sessions) Rotate(ctx context.Context, tok string, th Throttle) (Rotatio
 	case "reuse":
 		return Rotation{UserID: res[1], FamilyID: res[2]}, ErrRefreshReused
 	case "limited":
-		l := th.IP
-		var uid string
 		if res[1] == "account" {
-			l, uid = th.Account, res[3]
+			return Rotation{UserID: res[2]}, &LimitedError{Limit: th.Account, RetryAfter: acctLeft}
 		}
-		ms, _ := strconv.ParseInt(res[2], 10, 64)
-		return Rotation{UserID: uid}, &LimitedError{Limit: l, RetryAfter: time.Duration(ms) * time.Millisecond}
+		return Rotation{}, &LimitedError{Limit: th.IP, RetryAfter: ipLeft}
 	}
 	return Rotation{}, ErrRefreshUnknown
 }
