@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"crypto"
 	"fmt"
@@ -10,12 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,12 +28,17 @@ import (
 )
 
 // crashChildEnv makes the test binary act as a broker process for the
-// durability test instead of running tests.
+// durability test instead of running tests; its value is a crashConfig as
+// JSON.
 const crashChildEnv = "OVERTURE_BROKER_CRASH_CHILD"
 
-// crashKeyEnv names the identity issuer key file the test and its broker
-// children share (the platform keeps its key under the data directory).
-const crashKeyEnv = "OVERTURE_BROKER_CRASH_KEY"
+// crashConfig is what the test hands a broker child.
+type crashConfig struct {
+	DatabaseURL string `json:"database_url"`
+	// KeyFile is the identity issuer key file the test and its broker
+	// children share (the platform keeps its key under the data directory).
+	KeyFile string `json:"key_file"`
+}
 
 // crashYAML routes to counter (any order) and to sequencer (per partition
 // key, in order), each with retries enough to outlast the crashes.
@@ -47,20 +49,18 @@ var crashYAML = brokerYAML +
 	brokertest.AllowYAML("crash-producer", "system:serviceaccount:overture:producer", "music.overture.crash.")
 
 // crashChild hosts a broker whose subscriber records every delivered event id
-// in PostgreSQL, serves the ingress on a free port, prints it, and runs until
-// it is killed.
-func crashChild() int {
+// in PostgreSQL, serves the ingress on a free port, prints READY and then
+// "LISTEN <addr>", and runs until it is killed.
+func crashChild(cfg crashConfig) error {
 	ctx := context.Background()
 	log := telemetry.NewLogger(os.Stderr, slog.LevelWarn)
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	set := &manifest.Set{}
 	if err := set.Add("crash.yaml", []byte(crashYAML)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	counter := handlerFunc(func(ctx context.Context, e event.Event) (*event.Event, error) {
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // keep work in flight
@@ -72,15 +72,13 @@ func crashChild() int {
 		_, err := pool.Exec(ctx, `INSERT INTO crash_ordered (key, id) VALUES ($1, $2)`, key, e.ID())
 		return nil, err
 	})
-	issuer, err := identity.LoadOrCreateIssuer(os.Getenv(crashKeyEnv), identity.EmbeddedIssuer)
+	issuer, err := identity.LoadOrCreateIssuer(cfg.KeyFile, identity.EmbeddedIssuer)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	verifier, err := identity.NewVerifier(ctx, identity.VerifierConfig{Issuer: issuer.Issuer(), Keys: []crypto.PublicKey{issuer.PublicKey()}})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	b, err := New(ctx, Config{
 		Pool: pool, Objects: set, Log: log, Verifier: verifier,
@@ -96,50 +94,36 @@ func crashChild() int {
 		Lease: time.Second, Poll: 100 * time.Millisecond,
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	go func() { _ = http.Serve(ln, b) }()
+	fmt.Println(testenv.Ready)
 	fmt.Printf("LISTEN %s\n", ln.Addr())
-	_ = b.Run(ctx) // until SIGKILL
-	return 0
+	return b.Run(ctx) // until SIGKILL
 }
 
+// child is a broker process and the address of its ingress.
 type child struct {
-	cmd  *exec.Cmd
+	*testenv.Child
 	addr string
 }
 
-func startChild(t *testing.T, dbURL, keyFile string) *child {
+func startChild(t *testing.T, cfg crashConfig) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "DATABASE_URL="+dbURL, crashKeyEnv+"="+keyFile)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("broker child did not start: %v", err)
-	}
-	return &child{cmd: cmd, addr: strings.TrimSpace(strings.TrimPrefix(line, "LISTEN "))}
+	c := testenv.StartChild(t, crashChildEnv, cfg)
+	line := c.Next(t, time.Minute, "ingress address")
+	return &child{Child: c, addr: strings.TrimPrefix(line, "LISTEN ")}
 }
 
-func (c *child) kill() {
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	_ = c.cmd.Wait()
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.Kill(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestDurabilityAcrossSIGKILL publishes events over HTTP while the broker
@@ -163,9 +147,9 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := crashConfig{DatabaseURL: dbURL, KeyFile: keyFile}
 	var current atomic.Pointer[child]
-	current.Store(startChild(t, dbURL, keyFile))
-	t.Cleanup(func() { current.Load().kill() })
+	current.Store(startChild(t, cfg))
 
 	const publishers, perPublisher = 4, 900
 	var acked sync.Map
@@ -219,10 +203,10 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 		select {
 		case <-published:
 		default:
-			current.Load().kill()
+			current.Load().kill(t)
 			kills++
 			t.Logf("SIGKILLed the broker after %d acknowledged events", ackedN.Load())
-			current.Store(startChild(t, dbURL, keyFile))
+			current.Store(startChild(t, cfg))
 			continue
 		}
 		break
@@ -232,8 +216,8 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 		t.Fatalf("only %d kills happened before publishing finished; the test proves too little", kills)
 	}
 	// One last kill right after the final acknowledgement.
-	current.Load().kill()
-	current.Store(startChild(t, dbURL, keyFile))
+	current.Load().kill(t)
+	current.Store(startChild(t, cfg))
 
 	want := int(ackedN.Load())
 	// Judged by progress: deliveries must keep coming until all are in.

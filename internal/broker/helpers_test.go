@@ -24,8 +24,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashChildEnv) != "" {
-		os.Exit(crashChild())
+	var child crashConfig
+	if ok, err := testenv.ChildConfig(crashChildEnv, &child); ok {
+		if err == nil {
+			err = crashChild(child)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	testenv.Main(m)
 }
