@@ -1,20 +1,37 @@
-// Package recommendfn is the recommend function: the batch recompute of
-// every listener's recommendations (issue 14). Each tick of the
-// recommend-recompute PingSource reads the listens of the training window
-// from the statistics store (stats.Open: PostgreSQL or ClickHouse, as
-// STATS_BACKEND says; Store.Scan streams them in time order, in bounded
-// memory), folds them into the interaction matrix, trains track
-// co-occurrence and ALS (internal/recommend) and stores each listener's
-// result (internal/recommend/result) for the feed service to serve as is.
+// Package recommendfn is the recommend function: every deferred computation
+// of recommendations (issue 14).
+//
+// The batch recompute: each tick of the recommend-recompute PingSource reads
+// the listens of the training window from the statistics store (stats.Open:
+// PostgreSQL or ClickHouse, as STATS_BACKEND says; Store.Scan streams them
+// in time order, in bounded memory), folds them into the interaction matrix,
+// trains track and artist co-occurrence and ALS (internal/recommend), stores
+// what a single listener's refresh and the similar-items lists need
+// (internal/recommend/artifact: the neighbour lists and the ALS track
+// factors) and each listener's result (internal/recommend/result) for the
+// feed service to serve as is.
+//
+// The refresh of one listener (RefreshRequested, a job of
+// internal/recommend/job queued by the listener's POST or by their
+// listening): their recent listens from the statistics store, folded into
+// the stored models — nothing is trained — and stored like the batch's.
+//
+// The incremental refresh (ListensSubmitted, the event the stats-writer
+// stores): counts each listener's new scrobbles since their result was made
+// and, past RECOMMEND_REFRESH_SCROBBLES, queues their refresh job, at most
+// once per RECOMMEND_REFRESH_DEBOUNCE.
 //
 // Idempotent and resumable: the models are deterministic for their input
 // and seed, the result's time is the tick's (the event's time, not the
 // clock's), and a stored result is only replaced by a later one — so a
 // redelivered tick, or one re-run after the function was killed half-way,
-// rewrites nothing it had already written and finishes the rest. Memory is
-// the matrix and the models: under 500 MB at 10 million listens
-// (docs/bench/recommend.md). It never touches the listener-facing path: the
-// feed service only reads what this stored.
+// rewrites nothing it had already written and finishes the rest. A refresh
+// job's redelivery finds it done and does nothing; one left running by a
+// killed worker is run again. A listens batch is counted once (inbox).
+// Memory is the matrix and the models: under 500 MB at 10 million listens
+// (docs/bench/recommend.md); a refresh holds one copy of the track factors.
+// It never touches the listener-facing path: the feed service only reads
+// what this stored, and queues jobs.
 package recommendfn
 
 import (
@@ -26,11 +43,13 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/recommend"
+	"github.com/overture-music/overture/internal/recommend/artifact"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/stats"
 )
@@ -53,6 +72,16 @@ const (
 	Size    = 50
 )
 
+// Defaults of the incremental refresh.
+const (
+	// RefreshScrobbles is how many new scrobbles since a listener's result
+	// was made queue their refresh.
+	RefreshScrobbles = 20
+	// RefreshDebounce is the least time between two refreshes the
+	// listening of one listener queues.
+	RefreshDebounce = 10 * time.Minute
+)
+
 // Config is what the function reads from the cfg map.
 type Config struct {
 	// DatabaseURL is the database of the results (and of the statistics
@@ -60,11 +89,24 @@ type Config struct {
 	DatabaseURL string
 	// Stats is the statistics store's settings (stats.Open reads them).
 	Stats stats.Config
+	// RefreshScrobbles (RECOMMEND_REFRESH_SCROBBLES, default 20) and
+	// RefreshDebounce (RECOMMEND_REFRESH_DEBOUNCE, default 10m) tune the
+	// incremental refresh (refresh.go).
+	RefreshScrobbles int
+	RefreshDebounce  time.Duration
 }
 
 func (c *Config) read(r *config.Reader) {
 	c.DatabaseURL = r.String("DATABASE_URL")
 	c.Stats.Read(r, false)
+	c.RefreshScrobbles = int(r.Int64Or("RECOMMEND_REFRESH_SCROBBLES", RefreshScrobbles))
+	if c.RefreshScrobbles < 1 || c.RefreshScrobbles > 1_000_000 {
+		r.Fail("RECOMMEND_REFRESH_SCROBBLES", "%d is outside 1..1000000", c.RefreshScrobbles)
+	}
+	c.RefreshDebounce = r.DurationOr("RECOMMEND_REFRESH_DEBOUNCE", RefreshDebounce)
+	if c.RefreshDebounce <= 0 {
+		r.Fail("RECOMMEND_REFRESH_DEBOUNCE", "must be positive")
+	}
 }
 
 // ReadConfig reads DATABASE_URL and the statistics store's settings
@@ -93,6 +135,12 @@ type Function struct {
 	Window  time.Duration
 	Workers int
 	Size    int
+	// Clock is the time of refresh results and of the debounce (nil: the
+	// real clock; tests pass a fake one).
+	Clock clockwork.Clock
+
+	cfg       Config
+	artifacts *artifact.Store
 }
 
 // New returns an unstarted function.
@@ -118,6 +166,10 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if err != nil {
 		return err
 	}
+	f.cfg = c
+	if f.Clock == nil {
+		f.Clock = clockwork.NewRealClock()
+	}
 	f.Window = cmp.Or(f.Window, Window)
 	f.Workers = cmp.Or(f.Workers, Workers)
 	f.Size = cmp.Or(f.Size, Size)
@@ -131,12 +183,20 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		}
 		f.Stats = o
 	}
+	f.artifacts = &artifact.Store{Pool: f.Pool}
 	return nil
 }
 
-// Handle runs the recompute for a tick.
+// Handle runs the recompute for a tick, a refresh job, or counts a batch of
+// listens toward the listener's refresh.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	if e.Type() != eventtype.Ping {
+	switch e.Type() {
+	case eventtype.Ping:
+	case eventtype.RefreshRequested:
+		return nil, f.refresh(ctx, e)
+	case eventtype.ListensSubmitted:
+		return nil, f.listens(ctx, e)
+	default:
 		return nil, fmt.Errorf("%s: unexpected event type %s", Name, e.Type())
 	}
 	at := e.Time().UTC()
@@ -153,7 +213,9 @@ type Run struct {
 	Listens   int
 	Listeners int
 	Stored    int64
-	Took      time.Duration
+	// Similar is how many similar-items rows were written.
+	Similar int64
+	Took    time.Duration
 }
 
 // Recompute trains on the window ending at `at` and stores every listener's
@@ -182,6 +244,14 @@ func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 		return run, fmt.Errorf("%s: %w", Name, err)
 	}
 	m := result.Models{Data: d, Tracks: recommend.TrainCooccurrence(d.R, recommend.DefaultCooccurrence(f.Workers)), ALS: als}
+	// What one listener's refresh and the similar-items lists need, before
+	// the results: a refresh that reads them then makes results of this
+	// run's models.
+	run.Similar, err = f.artifacts.Put(ctx, artifact.Trained{Version: run.Version, MadeAt: at, Data: d, Tracks: m.Tracks,
+		Artists: recommend.TrainArtistCooccurrence(d, recommend.DefaultCooccurrence(f.Workers)), ALS: als, ALSConfig: recommend.DefaultALS(f.Workers)})
+	if err != nil {
+		return run, fmt.Errorf("%s: %w", Name, err)
+	}
 	out := make(chan result.Result, Batch)
 	stored := make(chan error, 1)
 	go func() {
@@ -225,6 +295,6 @@ func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 		}
 	}
 	run.Took = time.Since(start)
-	f.Log.InfoContext(ctx, "recommendations recomputed", "version", run.Version, "listens", run.Listens, "listeners", run.Listeners, "stored", run.Stored, "took", run.Took)
+	f.Log.InfoContext(ctx, "recommendations recomputed", "version", run.Version, "listens", run.Listens, "listeners", run.Listeners, "stored", run.Stored, "similar", run.Similar, "took", run.Took)
 	return run, nil
 }

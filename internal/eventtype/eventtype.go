@@ -70,7 +70,7 @@ func (s Spec) Publishers() []string {
 // file of this package.
 func All() []Spec {
 	var all []Spec
-	for _, group := range [][]Spec{platformSpecs, authSpecs, subscriptionSpecs, sagaSpecs, catalogSpecs, cdnSpecs, ingestSpecs, statsSpecs} {
+	for _, group := range [][]Spec{platformSpecs, authSpecs, subscriptionSpecs, sagaSpecs, catalogSpecs, cdnSpecs, ingestSpecs, statsSpecs, recommendSpecs} {
 		all = append(all, group...)
 	}
 	slices.SortFunc(all, func(a, b Spec) int { return cmp.Compare(a.Type, b.Type) })

@@ -55,5 +55,5 @@ type Listen struct {
 var statsSpecs = []Spec{
 	{Type: ListensSubmitted, Data: ListensData{},
 		Doc:       "A listener's client submitted a batch of listens (accepted whole); the stats writer stores each listen exactly once.",
-		Producers: []string{"listens"}, Consumers: []string{"stats-writer"}},
+		Producers: []string{"listens"}, Consumers: []string{"stats-writer", "recommend"}},
 }

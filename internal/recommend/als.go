@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -9,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/mat"
 )
 
 // ALSConfig tunes implicit-feedback matrix factorisation.
@@ -172,3 +174,83 @@ func (m *ALS) Scores(u int, dst []float32) {
 
 // Bytes is the memory the factors take.
 func (m *ALS) Bytes() int64 { return int64(len(m.X)+len(m.Y)+len(m.yt)) * 4 }
+
+// TrackFactors is the track side of a trained factorisation: what scoring a
+// listener the recompute did not train needs (issue 14's per-listener
+// refresh). Folding a listener in solves their factors against the fixed
+// track factors, as one user step of a sweep does, so it costs
+// O(nnz·F² + F³ + tracks·F) and trains nothing.
+type TrackFactors struct {
+	F             int
+	Y             []float32 // tracks × F, row-major
+	Alpha, Lambda float64
+	gram          *mat.SymDense // YᵀY + λI
+	yt            []float32
+}
+
+// NewTrackFactors prepares y (tracks × f, row-major) for folding in: YᵀY
+// and the transpose are computed once.
+func NewTrackFactors(f int, y []float32, alpha, lambda float64) (*TrackFactors, error) {
+	if f <= 0 || len(y)%f != 0 {
+		return nil, fmt.Errorf("track factors: %d values are not tracks × %d factors", len(y), f)
+	}
+	n := len(y) / f
+	t := &TrackFactors{F: f, Y: y, Alpha: alpha, Lambda: lambda, yt: make([]float32, len(y))}
+	y64 := make([]float64, len(y))
+	for k, v := range y {
+		y64[k] = float64(v)
+	}
+	g := gram(y64, n, f, lambda)
+	t.gram = mat.NewSymDense(f, g.Data)
+	for i := 0; i < n; i++ {
+		for d := 0; d < f; d++ {
+			t.yt[d*n+i] = y[i*f+d]
+		}
+	}
+	return t, nil
+}
+
+// Tracks is the number of tracks.
+func (t *TrackFactors) Tracks() int { return len(t.Y) / t.F }
+
+// Bytes is the memory the factors take.
+func (t *TrackFactors) Bytes() int64 { return int64(len(t.Y)+len(t.yt))*4 + int64(t.F*t.F)*8 }
+
+// FoldIn solves one listener's factors from their row (tracks cols, ALS
+// weights vals: positive listened, negative mostly skipped), exactly: the
+// normal equations (YᵀY + λI + Yᵀ(Cu − I)Y)x = YᵀCu·p(u) by Cholesky.
+func (t *TrackFactors) FoldIn(cols []int32, vals []float32) ([]float32, error) {
+	f := t.F
+	a := mat.NewSymDense(f, nil)
+	a.CopySym(t.gram)
+	b := mat.NewVecDense(f, nil)
+	yi := make([]float64, f)
+	for k, c := range cols {
+		for d := 0; d < f; d++ {
+			yi[d] = float64(t.Y[int(c)*f+d])
+		}
+		conf, pref := confidence(vals[k], t.Alpha)
+		v := mat.NewVecDense(f, yi)
+		a.SymRankOne(a, conf-1, v)
+		b.AddScaledVec(b, conf*pref, v)
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(a) {
+		return nil, fmt.Errorf("track factors: the listener's system is not positive definite")
+	}
+	var x mat.VecDense
+	if err := ch.SolveVecTo(&x, b); err != nil {
+		return nil, fmt.Errorf("track factors: solving a listener's factors: %w", err)
+	}
+	out := make([]float32, f)
+	for d := range out {
+		out[d] = float32(x.AtVec(d))
+	}
+	return out, nil
+}
+
+// Scores writes the score x·Y[i] of every track into dst.
+func (t *TrackFactors) Scores(x []float32, dst []float32) {
+	n := t.Tracks()
+	blas32.Gemv(blas.Trans, 1, blas32.General{Rows: t.F, Cols: n, Stride: n, Data: t.yt}, blas32.Vector{N: t.F, Inc: 1, Data: x}, 0, blas32.Vector{N: n, Inc: 1, Data: dst})
+}

@@ -40,9 +40,12 @@ func (n *Neighbours) Of(i int32) ([]int32, []float32) {
 // Bytes is the memory the neighbour lists take.
 func (n *Neighbours) Bytes() int64 { return int64(len(n.Len))*4 + int64(len(n.Idx))*8 }
 
-// positive returns r's positive entries dampened as log(1+v): a listener
-// who played a track fifty times counts more than one who played it once,
-// but not fifty times more.
+// Dampen is how much a positive weight v counts toward co-occurrence,
+// log(1+v): a listener who played a track fifty times counts more than one
+// who played it once, but not fifty times more.
+func Dampen(v float32) float32 { return float32(math.Log1p(float64(v))) }
+
+// positive returns r's positive entries dampened (Dampen).
 func positive(r *Matrix) *Matrix {
 	p := &Matrix{Rows: r.Rows, NCols: r.NCols, Ptr: make([]int64, r.Rows+1)}
 	n := 0
@@ -57,7 +60,7 @@ func positive(r *Matrix) *Matrix {
 		for k, c := range cols {
 			if v := vals[k]; v > 0 {
 				p.Cols = append(p.Cols, c)
-				p.Vals = append(p.Vals, float32(math.Log1p(float64(v))))
+				p.Vals = append(p.Vals, Dampen(v))
 			}
 		}
 		p.Ptr[u+1] = int64(len(p.Cols))

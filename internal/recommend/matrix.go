@@ -41,8 +41,8 @@ func DefaultWeighting(now time.Time) Weighting {
 	return Weighting{Now: now, HalfLife: 30 * 24 * time.Hour, Skip: 1.0 / 3}
 }
 
-// weight returns the signed value a listen adds, and whether it adds any.
-func (w Weighting) weight(l Listen) (float32, bool) {
+// Weight returns the signed value a listen adds, and whether it adds any.
+func (w Weighting) Weight(l Listen) (float32, bool) {
 	var v float32
 	switch {
 	case l.Scrobble:
@@ -186,7 +186,7 @@ func (b *Builder) AddUser(user string) int32 { return b.users.Add(user) }
 func (b *Builder) Add(l Listen) bool {
 	u := b.users.Add(l.User)
 	i := b.AddTrack(l.Track, l.Artist)
-	v, ok := b.w.weight(l)
+	v, ok := b.w.Weight(l)
 	if !ok {
 		return false
 	}

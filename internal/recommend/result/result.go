@@ -23,6 +23,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/inbox"
+	"github.com/overture-music/overture/internal/outbox"
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/recommend"
 )
@@ -30,9 +32,15 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate creates or updates table recommend_result.
+// Migrate creates or updates the recommendations' tables (owner
+// "recommend"): recommend_result; the refresh jobs (recommend_job, used by
+// internal/recommend/job); what the recompute stores for one listener's
+// refresh and the similar items (recommend_similar, recommend_factors,
+// internal/recommend/artifact); the listening counts of the incremental
+// refresh (recommend_dirty) — and the outbox and inbox the jobs' events go
+// through.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.MigrateOwner(ctx, pool, "recommend", migrations)
+	return postgres.MigrateOwner(ctx, pool, "recommend", migrations, outbox.Migrate, inbox.Migrate)
 }
 
 // ErrNone: the listener has no stored result (a new listener, or one the
@@ -133,14 +141,14 @@ func Make(ctx context.Context, m Models, version string, madeAt time.Time, n, wo
 		body := Body{
 			UserID: d.Users.ID(int32(u)), Model: m.ALS.Name() + "+" + m.Tracks.Name(), Version: version, MadeAt: madeAt,
 			Sections: []Section{
-				{ID: "daily-mix", Model: m.ALS.Name(), Reason: "tracks new to you that listeners with your taste play", Tracks: ids(mix[u], nil)},
-				{ID: "because-you-listened", Model: m.Tracks.Name(), Reason: "often played by the listeners of tracks you played", Tracks: ids(top, func(j int32) string {
+				DailyMix(m.ALS.Name(), ids(mix[u], nil)),
+				BecauseYouListened(m.Tracks.Name(), ids(top, func(j int32) string {
 					x, _, ok := m.Tracks.Because(u, j)
 					if !ok {
 						return ""
 					}
 					return d.Tracks.ID(x)
-				})},
+				})),
 			},
 		}
 		r, err := New(body)
@@ -149,6 +157,17 @@ func Make(ctx context.Context, m Models, version string, madeAt time.Time, n, wo
 		}
 		return fn(r)
 	})
+}
+
+// DailyMix is the section of a factorisation's top tracks.
+func DailyMix(model string, tracks []Track) Section {
+	return Section{ID: "daily-mix", Model: model, Reason: "tracks new to you that listeners with your taste play", Tracks: tracks}
+}
+
+// BecauseYouListened is the section of co-occurrence's top tracks, each
+// with the played track it is most similar to.
+func BecauseYouListened(model string, tracks []Track) Section {
+	return Section{ID: "because-you-listened", Model: model, Reason: "often played by the listeners of tracks you played", Tracks: tracks}
 }
 
 // Store keeps results in PostgreSQL (table recommend_result).
