@@ -117,16 +117,44 @@ func writeEventFilter(dir string, events []string) (string, error) {
 	return p, nil
 }
 
+func (s *S3) client() *s3.Client {
+	return s3.New(s3.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: s.Region, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
+}
+
 // EnsureBucket creates bucket unless it exists already (a second start on the
 // same Dir finds it).
 func (s *S3) EnsureBucket(ctx context.Context, bucket string) error {
-	c := s3.New(s3.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: s.Region, UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
-	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	_, err := s.client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	var owned *types.BucketAlreadyOwnedByYou
 	var exists *types.BucketAlreadyExists
 	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
 		return fmt.Errorf("s3: create bucket %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// AllowBrowserUploads sets bucket's CORS configuration (PutBucketCors,
+// replacing any earlier one) so that pages served from origins may PUT
+// presigned multipart parts straight into it and read each answer's ETag:
+// the admin console's uploads (internal/ingest's presigned URLs). versitygw
+// (v1.8.0) keeps the rules with the bucket and answers the browser's
+// preflight OPTIONS from them; any other origin gets no CORS headers, so
+// the browser refuses. Origins are scheme://host[:port], no path.
+func (s *S3) AllowBrowserUploads(ctx context.Context, bucket string, origins []string) error {
+	if len(origins) == 0 {
+		return fmt.Errorf("s3: CORS of bucket %s: no origin given", bucket)
+	}
+	_, err := s.client().PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: aws.String(bucket),
+		CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{
+			// A part is a PUT; the browser may send Content-Type (a typed
+			// slice); the page reads ETag, the part's receipt; the preflight
+			// is cached for an hour.
+			AllowedOrigins: origins, AllowedMethods: []string{"PUT"}, AllowedHeaders: []string{"*"},
+			ExposeHeaders: []string{"ETag"}, MaxAgeSeconds: aws.Int32(3600),
+		}}}})
+	if err != nil {
+		return fmt.Errorf("s3: CORS of bucket %s: %w", bucket, err)
 	}
 	return nil
 }

@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +119,12 @@ func (p *Platform) startDeps(ctx context.Context) error {
 				return err
 			}
 		}
+		// The admin console PUTs upload parts from the gateway's pages
+		// straight to the uploads bucket, cross-origin (docs/webapp.md).
+		if err := s.AllowBrowserUploads(ctx, cmp.Or(cfg["INGEST_BUCKET"], ingest.DefaultUploadsBucket),
+			browserOrigins(cfg[KeyPublicBaseURL], p.gatewayURL)); err != nil {
+			return err
+		}
 		cfg[KeyS3Endpoint] = s.Endpoint()
 		p.deps = append(p.deps, dependency{"S3 (versitygw)", s.Endpoint() + "  access key " + cfg[KeyS3AccessKey], true})
 	} else {
@@ -142,6 +150,22 @@ func (p *Platform) startDeps(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// browserOrigins are the origins (scheme://host[:port]) of the URLs, each
+// once, in order; a URL without a host is left out.
+func browserOrigins(urls ...string) []string {
+	var out []string
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			continue
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // startS3Events starts the S3 event source (internal/ingest.Source) on a
