@@ -268,7 +268,7 @@ type Stats struct {
 // Snapshot returns the current /stats document.
 func (s *Server) Snapshot() Stats {
 	hits, miss := s.st.hits.Load(), s.st.miss.Load()
-	st := Stats{Name: s.cfg.Name, Region: s.cfg.Region, UptimeSeconds: time.Since(s.st.started).Seconds(),
+	st := Stats{Name: s.cfg.Name, Region: s.cfg.Region, UptimeSeconds: s.cfg.Clock.Since(s.st.started).Seconds(),
 		Connections: s.st.conns.Load(), Requests: s.st.requests.Load(), Hits: hits, Misses: miss,
 		StaleServed: s.st.stale.Load(), OriginFetches: s.st.originFetches.Load(), Objects: s.store.objectCount()}
 	if hits+miss > 0 {

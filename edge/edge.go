@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -107,6 +108,13 @@ type Config struct {
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// Clock is the POP's time for what it decides by time: playlist
+	// freshness, signed-URL expiry, revocation windows, premium expiry and
+	// uptime (default: the real clock). Tests pass a fake one to make time
+	// pass at will. Measurements stay on real time: the load sampler (it
+	// divides /proc CPU ticks by elapsed time), the disk tier's access times
+	// (file mtimes) and how long a warm took.
+	Clock clockwork.Clock
 }
 
 func (c *Config) defaults() error {
@@ -161,6 +169,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
 	}
 	return nil
 }
@@ -227,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST /admin/revoke", s.admin(s.serveRevoke))
 	server.Health(s.mux, s.ready)
 	s.mux.Handle("GET /metrics", server.Protected(cfg.MetricsToken, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
-	s.st.started = time.Now()
+	s.st.started = cfg.Clock.Now()
 	s.bg.Add(1)
 	go s.sampleLoop()
 	return s, nil

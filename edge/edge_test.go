@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/overture-music/overture/edge/urlsign"
 	"github.com/overture-music/overture/internal/testenv"
 )
@@ -85,16 +87,22 @@ func TestOriginDownServesCachedAnd502sUncached(t *testing.T) {
 	o.put(t, "tracks/t2/hls/seg-1.ts", seg)
 	o.put(t, "tracks/t2/hls/seg-2.ts", randBytes(10))
 	o.put(t, "tracks/t2/hls/index.m3u8", []byte("#EXTM3U\n#EXTINF:2,\nseg-1.ts\n"))
-	s := startEdge(t, o, func(c *Config) { c.PlaylistTTL = 50 * time.Millisecond })
+	clock := clockwork.NewFakeClock()
+	s := startEdge(t, o, func(c *Config) { c.PlaylistTTL = time.Minute; c.Clock = clock })
 	for _, k := range []string{"tracks/t2/hls/seg-1.ts", "tracks/t2/hls/index.m3u8"} {
 		if r := do(t, "GET", signed(t, s, k, "tracks/t2/", nil), nil); r.status != 200 {
 			t.Fatalf("warm %s: %d", k, r.status)
 		}
 	}
 	o.down.Store(true)
-	time.Sleep(100 * time.Millisecond) // the playlist is now stale
+	// Still fresh, the playlist is a plain hit: the origin is not asked.
+	r := do(t, "GET", signed(t, s, "tracks/t2/hls/index.m3u8", "tracks/t2/", nil), nil)
+	if r.status != 200 || r.header.Get("X-Cache") != "HIT" {
+		t.Fatalf("fresh playlist during outage: %d %q", r.status, r.header.Get("X-Cache"))
+	}
+	clock.Advance(time.Minute) // the playlist is now stale
 
-	r := do(t, "GET", signed(t, s, "tracks/t2/hls/seg-1.ts", "tracks/t2/", nil), nil)
+	r = do(t, "GET", signed(t, s, "tracks/t2/hls/seg-1.ts", "tracks/t2/", nil), nil)
 	if r.status != 200 || !bytes.Equal(r.body, seg) || r.header.Get("X-Cache") != "HIT" {
 		t.Fatalf("cached segment during outage: %d %s", r.status, r.header.Get("X-Cache"))
 	}
@@ -117,7 +125,8 @@ func TestSignedURLs(t *testing.T) {
 	t.Parallel()
 	o := newTestOrigin(t)
 	o.put(t, "tracks/t3/hls/seg-1.ts", []byte("segment"))
-	s := startEdge(t, o, nil)
+	clock := clockwork.NewFakeClock()
+	s := startEdge(t, o, func(c *Config) { c.Clock = clock })
 	key := "tracks/t3/hls/seg-1.ts"
 	good := signed(t, s, key, "tracks/t3/", nil)
 	tamper := func(u string, f func(fields []string)) string {
@@ -156,7 +165,8 @@ func TestSignedURLs(t *testing.T) {
 	// A token the POP has already verified (and cached) is still held to its
 	// prefix, its client address and its expiry on every request.
 	o.put(t, "tracks/t3x/seg.ts", []byte("x"))
-	short := signed(t, s, key, "tracks/t3/", func(tk *urlsign.Token) { tk.Expires = time.Now().Add(1500 * time.Millisecond) })
+	expires := clock.Now().Truncate(time.Second).Add(time.Minute) // tokens carry whole seconds
+	short := signed(t, s, key, "tracks/t3/", func(tk *urlsign.Token) { tk.Expires = expires })
 	if r := do(t, "GET", short, nil); r.status != 200 {
 		t.Fatalf("short-lived token: %d", r.status)
 	}
@@ -164,7 +174,11 @@ func TestSignedURLs(t *testing.T) {
 	if r := do(t, "GET", s.URL()+MediaPrefix+"tracks/t3x/seg.ts?"+q, nil); r.status != 403 {
 		t.Fatalf("cached token used outside its prefix: %d", r.status)
 	}
-	time.Sleep(1600 * time.Millisecond)
+	clock.Advance(expires.Sub(clock.Now()) - time.Millisecond) // its last millisecond
+	if r := do(t, "GET", short, nil); r.status != 200 {
+		t.Fatalf("cached token on its last millisecond: %d", r.status)
+	}
+	clock.Advance(time.Millisecond)
 	if r := do(t, "GET", short, nil); r.status != 410 {
 		t.Fatalf("cached token after expiry: %d", r.status)
 	}
@@ -322,7 +336,8 @@ func TestPlaylistIsShortLivedAndRevalidated(t *testing.T) {
 	o := newTestOrigin(t)
 	key := "tracks/t6/hls/index.m3u8"
 	o.put(t, key, []byte("#EXTM3U\n#v1\n"))
-	s := startEdge(t, o, func(c *Config) { c.PlaylistTTL = time.Second })
+	clock := clockwork.NewFakeClock()
+	s := startEdge(t, o, func(c *Config) { c.PlaylistTTL = time.Second; c.Clock = clock })
 	u := signed(t, s, key, "tracks/t6/", nil)
 	r := do(t, "GET", u, nil)
 	// Served with a token, the playlist is rewritten for it: private.
@@ -334,7 +349,11 @@ func TestPlaylistIsShortLivedAndRevalidated(t *testing.T) {
 	if r := do(t, "GET", u, nil); !strings.Contains(string(r.body), "#v1") {
 		t.Fatalf("fresh playlist refetched early: %q", r.body)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	clock.Advance(time.Second - time.Millisecond) // its last fresh millisecond
+	if r := do(t, "GET", u, nil); !strings.Contains(string(r.body), "#v1") || r.header.Get("X-Cache") != "HIT" {
+		t.Fatalf("playlist refetched before its TTL: %q %q", r.header.Get("X-Cache"), r.body)
+	}
+	clock.Advance(time.Millisecond)
 	if r := do(t, "GET", u, nil); !strings.Contains(string(r.body), "#v2") {
 		t.Fatalf("stale playlist not revalidated: %q", r.body)
 	}

@@ -219,12 +219,12 @@ func (c cacheState) String() string {
 // served (stale-if-error).
 func (s *Server) object(ctx context.Context, key string) (objectInfo, cacheState, error) {
 	if info, ok := s.store.info(key); ok {
-		if !isPlaylist(key) || time.Since(info.Fetched) < s.cfg.PlaylistTTL {
+		if !isPlaylist(key) || s.cfg.Clock.Since(info.Fetched) < s.cfg.PlaylistTTL {
 			return info, stateHit, nil
 		}
 		f := s.join(sliceKey{key, revalidateIdx}, func() bool {
 			i, ok := s.store.info(key)
-			return ok && time.Since(i.Fetched) < s.cfg.PlaylistTTL
+			return ok && s.cfg.Clock.Since(i.Fetched) < s.cfg.PlaylistTTL
 		}, func(fctx context.Context, _ *flight) error {
 			return s.revalidate(fctx, info)
 		})
@@ -263,7 +263,7 @@ func (s *Server) revalidate(ctx context.Context, info objectInfo) error {
 	ni, data, err := s.origin.getSlice(ctx, info.Key, 0, s.cfg.SliceSize, "", info.ETag)
 	switch {
 	case errors.Is(err, errNotModified):
-		s.store.touchMeta(info.Key, time.Now())
+		s.store.touchMeta(info.Key, s.cfg.Clock.Now())
 		return nil
 	case errors.Is(err, ErrNotFound):
 		s.store.purge(info.Key)

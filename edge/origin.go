@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/jonboulle/clockwork"
 )
 
 // Origin errors the HTTP layer maps to statuses.
@@ -33,6 +34,7 @@ type origin struct {
 	client  *s3.Client
 	bucket  string
 	timeout time.Duration
+	clock   clockwork.Clock // stamps objectInfo.Fetched
 }
 
 func newOrigin(c Config) *origin {
@@ -60,7 +62,7 @@ func newOrigin(c Config) *origin {
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
-	return &origin{client: cl, bucket: c.Bucket, timeout: c.OriginTimeout}
+	return &origin{client: cl, bucket: c.Bucket, timeout: c.OriginTimeout, clock: c.Clock}
 }
 
 // objectInfo is what the edge knows about one object.
@@ -131,7 +133,7 @@ func (o *origin) openSlice(ctx context.Context, key string, off, n int64, ifMatc
 		cancel()
 		return objectInfo{}, nil, nil, err
 	}
-	info := objectInfo{Key: key, ETag: aws.ToString(out.ETag), ContentType: aws.ToString(out.ContentType), Fetched: time.Now(), Size: -1}
+	info := objectInfo{Key: key, ETag: aws.ToString(out.ETag), ContentType: aws.ToString(out.ContentType), Fetched: o.clock.Now(), Size: -1}
 	if out.LastModified != nil {
 		info.LastModified = out.LastModified.UTC().Truncate(time.Second)
 	}

@@ -55,7 +55,7 @@ type revocation struct {
 // in seconds), so a token issued in the same second as the revocation is
 // refused too; steering hands out a working URL again a second later.
 func (s *Server) Revoke(req RevokeRequest) RevokeResult {
-	now := time.Now()
+	now := s.cfg.Clock.Now()
 	at := time.Unix(now.Unix()+1, 0)
 	keep := s.cfg.RevocationKeep
 	if req.KeepSeconds > 0 {
@@ -96,9 +96,10 @@ func (s *Server) revoked(tok urlsign.Token, key string) bool {
 	if m == nil || len(*m) == 0 {
 		return false
 	}
+	now := s.cfg.Clock.Now()
 	check := func(p string) bool {
 		r, ok := (*m)[p]
-		return ok && tok.Issued.Before(r.At) && time.Now().Before(r.Until)
+		return ok && tok.Issued.Before(r.At) && now.Before(r.Until)
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] == '/' && check(key[:i+1]) {

@@ -88,7 +88,7 @@ func queryParam(raw, name string) string {
 // listener's later requests (every segment of a track) skip the HMAC; the
 // per-request limits (expiry, prefix, address) are still applied each time.
 func (s *Server) verifyToken(raw, key, ip string) (urlsign.Token, error) {
-	now := time.Now()
+	now := s.cfg.Clock.Now()
 	if t, ok := s.tokens.GetIfPresent(raw); ok {
 		return t, t.Check(key, ip, now)
 	}
@@ -573,7 +573,7 @@ func (s *Server) checkPremium(r *http.Request) *problem.Problem {
 	if err != nil {
 		return problem.New(http.StatusUnauthorized, "invalid-token", "premium renditions need a valid access token: "+err.Error())
 	}
-	now := time.Now()
+	now := s.cfg.Clock.Now()
 	premium := c.IsPremium(now)
 	if s.redis != nil {
 		b, err := s.redis.Get(r.Context(), "auth:entitlement:"+c.Subject).Bytes()
