@@ -13,6 +13,7 @@ import (
 	"context"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/eventtype"
@@ -24,6 +25,10 @@ import (
 type Function struct {
 	saga.Participant
 	Store *sub.Store
+	// Clock is the time the sweeps compare deadlines with (default: the real
+	// clock; Start hands it to Store). Tests pass a fake one to make time
+	// pass at will.
+	Clock clockwork.Clock
 }
 
 // New returns the function; Start configures it.
@@ -32,9 +37,15 @@ func New() *Function { return &Function{} }
 // Start reads DATABASE_URL, SAGA_MODE, DUNNING_SCHEDULE and
 // SUBSCRIPTION_PENDING_TIMEOUT.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
+	if f.Clock == nil {
+		f.Clock = clockwork.NewRealClock()
+	}
 	var err error
-	f.Store, err = sub.Join(ctx, &f.Participant, cfg, "renewal")
-	return err
+	if f.Store, err = sub.Join(ctx, &f.Participant, cfg, "renewal"); err != nil {
+		return err
+	}
+	f.Store.Now = f.Clock.Now
+	return nil
 }
 
 // ConfigKeys lists the settings the function reads.
