@@ -95,8 +95,8 @@ func Enqueue(ctx context.Context, tx pgx.Tx, user, reason string, now time.Time)
 	if _, err := tx.Exec(ctx, `
 		UPDATE recommend_job SET state = 'failed', finished_at = $2,
 			error = 'abandoned: not finished within ' || $3::text || '; a later request queued another'
-		WHERE user_id = $1 AND state IN ('queued', 'running') AND requested_at < $2 - make_interval(secs => $4)`,
-		user, now, Stale.String(), Stale.Seconds()); err != nil {
+		WHERE user_id = $1 AND state IN ('queued', 'running') AND requested_at < $4`,
+		user, now, Stale.String(), now.Add(-Stale)); err != nil {
 		return Job{}, false, fmt.Errorf("failing %s's stale refresh job: %w", user, err)
 	}
 	for range 3 {
