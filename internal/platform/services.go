@@ -6,6 +6,7 @@ import (
 	"github.com/overture-music/overture/internal/feed"
 	"github.com/overture-music/overture/internal/ingest"
 	"github.com/overture-music/overture/internal/listens"
+	"github.com/overture-music/overture/internal/opsapi"
 	"github.com/overture-music/overture/internal/payment/sandbox"
 	"github.com/overture-music/overture/internal/query"
 	"github.com/overture-music/overture/internal/server"
@@ -26,6 +27,7 @@ func Services() []server.Service {
 		ingest.NewService(),
 		listens.New(),
 		feed.New(),
+		opsapi.New(),
 	}
 }
 
