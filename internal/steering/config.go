@@ -33,6 +33,7 @@ const (
 //	CDN_REGION_CIDRS  cidr=region,…       (client address → listener region)
 //	CDN_DEFAULT_REGION, CDN_URL_TTL, CDN_MIN_DWELL, CDN_KEY_PREFIX (default tracks/)
 //	METRICS_TOKEN     the bearer token of the POPs' /stats (sent when set)
+//	CDN_ADMIN_SECRET  the POPs' admin secret, for the admin purge and warm (optional)
 //	AUTH_JWKS_URL (default PUBLIC_BASE_URL/.well-known/jwks.json), AUTH_ISSUER (default PUBLIC_BASE_URL)
 //
 // There are no development fallbacks: a missing required key stops the
@@ -84,6 +85,7 @@ func ReadConfig(r *config.Reader) Config {
 		c.RegionCIDRs[p.Masked()] = region
 	}
 	c.StatsToken = r.SecretOptional(server.KeyMetricsToken).Reveal()
+	c.AdminSecret = r.SecretOptional(KeyAdminSecret).Reveal()
 	c.DefaultRegion = r.StringOr("CDN_DEFAULT_REGION", "")
 	c.KeyPrefix = r.StringOr("CDN_KEY_PREFIX", "") // default "tracks/"
 	c.URLTTL = r.DurationOr("CDN_URL_TTL", 0)

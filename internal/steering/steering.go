@@ -59,7 +59,10 @@ type Config struct {
 	PollTimeout  time.Duration // default 1 s; a slower answer is a failed poll
 	// StatsToken is the bearer token the POPs' /stats require (METRICS_TOKEN).
 	StatsToken string
-	Rise, Fall int // consecutive good/bad samples to flip health; default 2/3
+	// AdminSecret is the POPs' admin secret (CDN_ADMIN_SECRET) the admin
+	// purge and warm send (admin.go); unset, they answer 503.
+	AdminSecret string
+	Rise, Fall  int // consecutive good/bad samples to flip health; default 2/3
 	// MaxLoad is the selection cut (0.8); HealthMaxLoad and HealthMaxRTTMS
 	// mark a POP unhealthy outright (default 0.98 and 1000 ms).
 	MaxLoad, HealthMaxLoad, HealthMaxRTTMS float64
@@ -192,6 +195,7 @@ func (s *Service) configure(c Config) error {
 	s.mux.Handle("GET /v1/cdn/play/{track}/{rendition...}", auth(s.servePlay))
 	s.mux.Handle("GET /v1/tracks/{id}/playback", auth(s.servePlayback))
 	s.mux.HandleFunc("GET /v1/cdn/pops", s.servePOPs)
+	s.handleAdmin(s.mux)
 	return nil
 }
 
@@ -205,6 +209,8 @@ func (s *Service) Routes() []server.Route {
 		{Method: http.MethodGet, Path: "/v1/cdn/play/{track}/{rendition...}"},
 		{Method: http.MethodGet, Path: "/v1/cdn/pops"},
 		{Method: http.MethodGet, Path: "/v1/tracks/{id}/playback"},
+		{Method: http.MethodPost, Path: "/v1/admin/cdn/purge"},
+		{Method: http.MethodPost, Path: "/v1/admin/cdn/warm"},
 	}
 }
 
