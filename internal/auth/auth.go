@@ -124,13 +124,18 @@ func (s *Service) Routes() []server.Route {
 		{Method: http.MethodPost, Path: "/v1/auth/password/reset"},
 		{Method: http.MethodGet, Path: "/v1/auth/oauth/{provider}/start"},
 		{Method: http.MethodGet, Path: "/v1/auth/oauth/{provider}/callback"},
+		{Method: http.MethodPost, Path: exchangePath},
 		{Method: http.MethodGet, Path: "/v1/auth/me"},
+		{Method: http.MethodPatch, Path: "/v1/auth/me"},
 		{Method: http.MethodGet, Path: "/.well-known/jwks.json"},
 		{Method: http.MethodGet, Path: "/.well-known/openid-configuration"},
 	}
 }
 
 func (s *Service) handler(r server.Route) http.HandlerFunc {
+	if r.Method == http.MethodPatch && r.Path == "/v1/auth/me" {
+		return s.updateMe
+	}
 	switch r.Path {
 	case "/v1/auth/register":
 		return s.register
@@ -152,6 +157,8 @@ func (s *Service) handler(r server.Route) http.HandlerFunc {
 		return s.oauthStart
 	case "/v1/auth/oauth/{provider}/callback":
 		return s.oauthCallback
+	case exchangePath:
+		return s.oauthExchange
 	case "/v1/auth/me":
 		return s.me
 	case "/.well-known/jwks.json":

@@ -39,6 +39,7 @@ type stateRecord struct {
 	Verifier string `json:"v"`           // PKCE code_verifier
 	Nonce    string `json:"n,omitempty"` // OIDC nonce
 	Binding  string `json:"b"`           // SHA-256 of the cookie value
+	ReturnTo string `json:"r,omitempty"` // the browser flow's page (oauthweb.go)
 }
 
 func stateKey(h [32]byte) string { return "auth:oauth:" + hex.EncodeToString(h[:]) }
@@ -71,9 +72,14 @@ func (s *Service) oauthStart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	returnTo, err := s.returnTo(r.URL.Query().Get("return_to"))
+	if err != nil {
+		s.fail(w, r, problem.New(http.StatusBadRequest, "invalid-return-to", err.Error()))
+		return
+	}
 	state := NewSecret(KindState)
 	binding := NewSecret("osb")
-	rec := stateRecord{Provider: name, Verifier: oauth2.GenerateVerifier()}
+	rec := stateRecord{Provider: name, Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo}
 	if p.oidc() {
 		rec.Nonce = oauth2.GenerateVerifier()
 	}
@@ -125,13 +131,14 @@ func (s *Service) oauthCallback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	fail := s.callbackFailer(r, rec.ReturnTo)
 	if e := q.Get("error"); e != "" {
-		s.fail(w, r, problem.New(http.StatusUnauthorized, "provider-denied",
+		fail(w, r, problem.New(http.StatusUnauthorized, "provider-denied",
 			fmt.Sprintf("%s did not authorize the login: %s", name, truncate(e, 64))), "provider", name)
 		return
 	}
 	if stateErr != nil {
-		s.fail(w, r, stateErr, "provider", name)
+		fail(w, r, stateErr, "provider", name)
 		return
 	}
 	c, err := r.Cookie(stateCookie)
@@ -142,32 +149,36 @@ func (s *Service) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		return c.Value
 	}()))
 	if err != nil || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(ch[:])), []byte(rec.Binding)) != 1 {
-		s.fail(w, r, problem.New(http.StatusBadRequest, "state-mismatch", "this login was started in another browser or its cookie is missing; start the login again"), "provider", name)
+		fail(w, r, problem.New(http.StatusBadRequest, "state-mismatch", "this login was started in another browser or its cookie is missing; start the login again"), "provider", name)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Path: "/v1/auth/oauth/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.secureCookie, SameSite: http.SameSiteLaxMode})
 	if q.Get("code") == "" {
-		s.fail(w, r, problem.BadRequest("the provider's redirect carries no code"), "provider", name)
+		fail(w, r, problem.BadRequest("the provider's redirect carries no code"), "provider", name)
 		return
 	}
 	prof, err := p.complete(r.Context(), q, rec)
 	if err != nil {
-		s.fail(w, r, callbackProblem(name, err), "provider", name, "error", err.Error())
+		fail(w, r, callbackProblem(name, err), "provider", name, "error", err.Error())
 		return
 	}
 	a, created, err := s.linkOrCreate(r.Context(), name, prof)
 	if errors.Is(err, errUnverifiedEmail) {
-		s.fail(w, r, problem.New(http.StatusUnprocessableEntity, "email-not-verified",
+		fail(w, r, problem.New(http.StatusUnprocessableEntity, "email-not-verified",
 			name+" did not share a verified email address, which a new Overture account needs"), "provider", name)
 		return
 	}
 	if errors.Is(err, errNotLinkable) {
-		s.fail(w, r, problem.New(http.StatusConflict, "account-exists",
+		fail(w, r, problem.New(http.StatusConflict, "account-exists",
 			"an Overture account already uses this email address and cannot be signed into with "+name+"; sign in with its password"), "provider", name)
 		return
 	}
 	if err != nil {
 		s.internal(w, r, err)
+		return
+	}
+	if rec.ReturnTo != "" {
+		s.webSignIn(w, r, rec.ReturnTo, name, a)
 		return
 	}
 	resp, err := s.issue(r.Context(), a, "")
