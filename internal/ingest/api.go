@@ -191,6 +191,8 @@ type Multipart struct {
 type UploadAnswer struct {
 	Upload
 	Multipart *Multipart `json:"multipart,omitempty"`
+	// Track is the catalog's track of a ready upload (GET and the list).
+	Track *Track `json:"track,omitempty"`
 }
 
 func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
@@ -318,10 +320,14 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if us == nil {
-		us = []Upload{}
+	ans := make([]UploadAnswer, len(us))
+	for i, u := range us {
+		ans[i] = UploadAnswer{Upload: u}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"uploads": us})
+	if err := s.store.withTracks(r.Context(), ans); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"uploads": ans})
 }
 
 func (s *Service) load(r *http.Request) (Upload, error) {
@@ -341,7 +347,11 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, ans)
+	one := []UploadAnswer{ans}
+	if err := s.store.withTracks(r.Context(), one); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, one[0])
 }
 
 // complete finishes the multipart upload from the parts storage holds (the
