@@ -66,6 +66,8 @@ type Config struct {
 	ListensURL string
 	// WaitTimeout bounds ?after= (QUERY_WAIT_TIMEOUT, default 5s).
 	WaitTimeout time.Duration
+	// SearchLog is where the search log finds auth's keys (searchlog.go).
+	SearchLog SearchLogConfig
 }
 
 // Read fills c from r; every problem is recorded on r.
@@ -80,6 +82,7 @@ func (c *Config) Read(r *config.Reader) {
 	}
 	c.ListensURL = r.URLOr("LISTENS_URL", "")
 	c.WaitTimeout = r.DurationOr("QUERY_WAIT_TIMEOUT", DefaultWaitTimeout)
+	c.SearchLog.Read(r)
 }
 
 // Service is the query API.
@@ -95,6 +98,9 @@ type Service struct {
 	// Streams puts stream counts on track, album and artist cards (nil:
 	// cards without them); see streams.go.
 	Streams *StreamCounts
+	// SearchLog records signed-in listeners' searches (nil: none are
+	// recorded); see searchlog.go.
+	SearchLog *SearchLog
 
 	mux *http.ServeMux
 }
@@ -126,6 +132,9 @@ func (s *Service) Routes() []server.Route {
 		{Method: http.MethodGet, Path: "/v1/albums/{id}"},
 		{Method: http.MethodGet, Path: "/v1/artists/{id}"},
 		{Method: http.MethodGet, Path: "/v1/genres/{id}/tracks"},
+		{Method: http.MethodGet, Path: "/v1/tracks"},
+		{Method: http.MethodGet, Path: "/v1/me/searches"},
+		{Method: http.MethodDelete, Path: "/v1/me/searches"},
 	}
 }
 
@@ -161,6 +170,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.Hold("hot cache", s.cache.Close, nil)
 	}
 	s.startStreams(c)
+	s.startSearchLog(c)
 	return nil
 }
 
@@ -185,6 +195,9 @@ func (s *Service) routes() {
 	s.mux.HandleFunc("GET /v1/albums/{id}", s.handle(s.album))
 	s.mux.HandleFunc("GET /v1/artists/{id}", s.handle(s.artist))
 	s.mux.HandleFunc("GET /v1/genres/{id}/tracks", s.handle(s.genre))
+	s.mux.HandleFunc("GET /v1/tracks", s.handle(s.tracks))
+	s.mux.HandleFunc("GET /v1/me/searches", s.meSearches)
+	s.mux.HandleFunc("DELETE /v1/me/searches", s.meSearches)
 }
 
 // answer is what a handler returns: a JSON body and how the cache served it.
@@ -370,7 +383,11 @@ func (s *Service) search(ctx context.Context, r *http.Request) (answer, error) {
 		return answer{}, err
 	}
 	key := fmt.Sprintf("search:%q:%s:%s:%d:%d:%d:%d", q.Q, q.Genre, q.Artist, q.YearFrom, q.YearTo, q.Page, q.Size)
-	return s.cachedPage(ctx, key, []string{hotcache.Search}, q)
+	a, err := s.cachedPage(ctx, key, []string{hotcache.Search}, q)
+	if err == nil {
+		s.recordSearch(ctx, r, q, a)
+	}
+	return a, err
 }
 
 func (s *Service) page(ctx context.Context, q search.Query) (Page, error) {
@@ -416,6 +433,44 @@ func (s *Service) track(ctx context.Context, r *http.Request) (answer, error) {
 		return answer{}, err
 	}
 	return answer{trackCards([]search.Track{t}, s.Streams.Counts(ctx, []string{id}))[0], outcome}, nil
+}
+
+// maxTracks bounds GET /v1/tracks: the ids one request may name.
+const maxTracks = 100
+
+// tracks is GET /v1/tracks?id=…&id=…: the cards of up to maxTracks tracks
+// in one read of the read model (no stream counts), for clients that hold
+// ids — the home feed (internal/feed) renders its sections with it. An id
+// that is not a published track is absent from the answer.
+func (s *Service) tracks(ctx context.Context, r *http.Request) (answer, error) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "id" && k != "after" {
+			return answer{}, badParam{k, "unknown (GET /v1/tracks takes id, repeated, and after)"}
+		}
+	}
+	ids := q["id"]
+	if len(ids) == 0 || len(ids) > maxTracks {
+		return answer{}, badParam{"id", fmt.Sprintf("give 1 to %d track ids", maxTracks)}
+	}
+	for i, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return answer{}, badParam{"id", fmt.Sprintf("%q is not a track id (uuid)", id)}
+		}
+		ids[i] = strings.ToLower(id)
+	}
+	got, err := s.store.Get(ctx, ids...)
+	if err != nil {
+		return answer{}, err
+	}
+	out := make([]search.Track, 0, len(got))
+	for _, id := range ids {
+		if t, ok := got[id]; ok {
+			out = append(out, t)
+			delete(got, id) // once, in the order asked
+		}
+	}
+	return answer{map[string]any{"tracks": out}, hotcache.Bypass}, nil
 }
 
 // AlbumCard is an album as its published tracks describe it. Streams is
