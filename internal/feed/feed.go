@@ -7,6 +7,12 @@
 // fallback: the week's chart without the tracks they already played —
 // never an empty page. Nothing here computes a recommendation; see
 // docs/recommendations.md.
+//
+// GET /v1/me/feed is the home feed (home.go): sections with their reasons,
+// made from the stored result, the listener's plays, the catalogue (the
+// query service's read model, over HTTP) and the charts, with a cold start
+// from what a new listener did do (their account's language, their
+// searches, their first plays).
 package feed
 
 import (
@@ -48,6 +54,12 @@ type Config struct {
 	Issuer      string
 	// Stats is the statistics store's settings (stats.Open reads them).
 	Stats stats.Config
+	// QueryURL is the query service's base URL (QUERY_URL, default
+	// PUBLIC_BASE_URL): the home feed's cards, artists' tracks and search
+	// log. AuthURL is auth's (AUTH_URL, default PUBLIC_BASE_URL): the
+	// account's locale.
+	QueryURL string
+	AuthURL  string
 }
 
 // ReadConfig reads DATABASE_URL, the token settings (AUTH_JWKS_URL,
@@ -79,6 +91,14 @@ func (c *Config) read(r *config.Reader) {
 		r.Fail("AUTH_ISSUER", "is required (or PUBLIC_BASE_URL) to verify listeners' tokens")
 	}
 	c.Stats.Read(r, false)
+	c.QueryURL = r.URLOr("QUERY_URL", base)
+	c.AuthURL = r.URLOr("AUTH_URL", base)
+	if c.QueryURL == "" {
+		r.Fail("QUERY_URL", "is required (or PUBLIC_BASE_URL) for the home feed's cards")
+	}
+	if c.AuthURL == "" {
+		r.Fail("AUTH_URL", "is required (or PUBLIC_BASE_URL) for the home feed's cold start")
+	}
 }
 
 // Service is the feed HTTP service.
@@ -91,6 +111,9 @@ type Service struct {
 	Verifier *token.Verifier
 
 	results result.Store
+	up      *upstream
+	// now is the clock (nil: time.Now).
+	now     func() time.Time
 	once    sync.Once
 	handler http.Handler
 }
@@ -114,7 +137,10 @@ func (s *Service) Name() string { return Name }
 
 // Routes implements server.Service.
 func (s *Service) Routes() []server.Route {
-	return []server.Route{{Method: http.MethodGet, Path: "/v1/me/recommendations"}}
+	return []server.Route{
+		{Method: http.MethodGet, Path: "/v1/me/recommendations"},
+		{Method: http.MethodGet, Path: "/v1/me/feed"},
+	}
 }
 
 // Start opens the database (migrating the results table), the statistics
@@ -127,7 +153,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if s.Pool, err = s.UsePool(ctx, s.Pool, c.DatabaseURL, result.Migrate); err != nil {
+	if s.Pool, err = s.UsePool(ctx, s.Pool, c.DatabaseURL, result.Migrate, migrate); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if s.Stats == nil {
@@ -141,9 +167,14 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: c.JWKSURL}, Issuer: c.Issuer, Audience: "overture"}
 	}
 	s.results = result.Store{Pool: s.Pool}
+	s.up = newUpstream(c.QueryURL, c.AuthURL)
+	if s.now == nil {
+		s.now = time.Now
+	}
 	s.once.Do(func() {
 		mux := http.NewServeMux()
 		mux.Handle("GET /v1/me/recommendations", s.Verifier.Middleware(s.Log, s.wrap(s.recommendations)))
+		mux.Handle("GET /v1/me/feed", s.Verifier.Middleware(s.Log, s.wrap(s.home)))
 		s.handler = mux
 	})
 	return nil
