@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"cmp"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +84,17 @@ func newHandler(fsys fs.FS, cfg map[string]string, next http.Handler) (*Handler,
 			origins = append(origins, u.Scheme+"://"+u.Host)
 		}
 	}
-	h.csp = Policy(origins)
+	// The admin console PUTs upload parts to the presigned URLs of the
+	// ingest admin API, which name S3_PUBLIC_ENDPOINT (else S3_ENDPOINT).
+	var storage []string
+	if s := cmp.Or(cfg["S3_PUBLIC_ENDPOINT"], cfg["S3_ENDPOINT"]); s != "" {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("webapp: S3_PUBLIC_ENDPOINT/S3_ENDPOINT: %q is not an http(s) URL", s)
+		}
+		storage = append(storage, u.Scheme+"://"+u.Host)
+	}
+	h.csp = Policy(origins, storage...)
 	raw, err := fs.ReadFile(sub, "manifest.json")
 	if err == nil {
 		if err := json.Unmarshal(raw, &h.manifest); err != nil {
@@ -97,15 +109,22 @@ func (h *Handler) Built() bool { return h.manifest.Script != "" }
 
 // Policy is the Content-Security-Policy of every answer: nothing inline,
 // scripts and styles from this origin only, media, playlists and covers
-// from the POPs too (MSE plays through blob: URLs), no framing, forms
-// submitted to this origin only.
-func Policy(popOrigins []string) string {
+// from the POPs too (MSE plays through blob: URLs), requests to the POPs
+// and to the storage origins (the admin console's upload parts), no
+// framing, forms submitted to this origin only.
+func Policy(popOrigins []string, storageOrigins ...string) string {
 	pops := strings.Join(popOrigins, " ")
 	if pops != "" {
 		pops = " " + pops
 	}
+	connect := pops
+	for _, o := range storageOrigins {
+		if !slices.Contains(popOrigins, o) {
+			connect += " " + o
+		}
+	}
 	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:" + pops +
-		"; media-src 'self' blob:" + pops + "; connect-src 'self'" + pops +
+		"; media-src 'self' blob:" + pops + "; connect-src 'self'" + connect +
 		"; font-src 'self'; manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 }
 
