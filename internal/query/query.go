@@ -98,6 +98,9 @@ type Service struct {
 	// Streams puts stream counts on track, album and artist cards (nil:
 	// cards without them); see streams.go.
 	Streams *StreamCounts
+	// Similar puts similar tracks and artists on their pages (nil: none);
+	// see similar.go.
+	Similar *SimilarItems
 	// SearchLog records signed-in listeners' searches (nil: none are
 	// recorded); see searchlog.go.
 	SearchLog *SearchLog
@@ -170,6 +173,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.Hold("hot cache", s.cache.Close, nil)
 	}
 	s.startStreams(c)
+	s.startSimilar(c)
 	s.startSearchLog(c)
 	return nil
 }
@@ -432,7 +436,7 @@ func (s *Service) track(ctx context.Context, r *http.Request) (answer, error) {
 	if err != nil {
 		return answer{}, err
 	}
-	return answer{trackCards([]search.Track{t}, s.Streams.Counts(ctx, []string{id}))[0], outcome}, nil
+	return answer{s.trackPage(ctx, trackCards([]search.Track{t}, s.Streams.Counts(ctx, []string{id}))[0]), outcome}, nil
 }
 
 // maxTracks bounds GET /v1/tracks: the ids one request may name.
@@ -579,7 +583,7 @@ func (s *Service) artist(ctx context.Context, r *http.Request) (answer, error) {
 		return answer{}, err
 	}
 	c.TopTracks, _ = s.countTracks(ctx, c.TopTracks)
-	return answer{c, outcome}, nil
+	return answer{s.artistPage(ctx, c), outcome}, nil
 }
 
 func (s *Service) genre(ctx context.Context, r *http.Request) (answer, error) {
