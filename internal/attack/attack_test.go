@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,6 +233,75 @@ func TestForgedFactsChangeNothing(t *testing.T) {
 	require.False(t, s.premiumClaim(t), "the listener's token claims premium")
 	require.Equal(t, http.StatusOK, s.popGet(t))
 	require.Greater(t, s.popHits(t), hitsBefore, "the POP's cached object was purged by a forged event")
+}
+
+// listenFact is a ListensSubmitted event, shaped as the listens service
+// publishes it, saying the listener played track now.
+func (s *suite) listenFact(track string) event.Event {
+	l := eventtype.Listen{ID: uuid.NewString(), ListenedAt: time.Now().Add(-time.Minute).Unix(), ArtistName: "Attacker",
+		TrackName: track, DurationMS: 200_000, PlayedMS: 200_000, Stream: true, Scrobble: true, Client: "overture"}
+	e := event.New()
+	e.SetID(uuid.NewString())
+	e.SetSource("/overture/listens")
+	e.SetType(eventtype.ListensSubmitted)
+	e.SetSubject(s.listener.ID)
+	e.SetTime(time.Now())
+	_ = e.SetData("application/json", eventtype.ListensData{BatchID: e.ID(), UserID: s.listener.ID, ListenType: "single",
+		Listens: []eventtype.Listen{l}})
+	return e
+}
+
+// listened is the track names of the listener's statistics at path (a
+// GET /v1/me/… read API answering {"listens": [...]}).
+func (s *suite) listened(t *testing.T, path string) []string {
+	t.Helper()
+	var page struct {
+		Listens []struct {
+			TrackName string `json:"track_name"`
+		} `json:"listens"`
+	}
+	s.CallJSON(t, "GET", path, s.listener.Access, nil, http.StatusOK, &page)
+	names := make([]string, 0, len(page.Listens))
+	for _, l := range page.Listens {
+		names = append(names, l.TrackName)
+	}
+	return names
+}
+
+// TestForgedListensAreNotCounted: only the listens service may say that a
+// listener played something (its EventPolicy is the one allowing
+// ListensSubmitted). A listen fact posted to the broker ingress anonymously
+// (401) or with any other workload's identity (403) — the relay that may
+// carry most facts, another producer, the listens' own consumers — is
+// refused, and the listener's statistics show nothing of it. The control:
+// the same fact, posted with the listens service's identity, is counted,
+// so the refusal is what kept the forged one out, not its shape or an idle
+// stats writer.
+func TestForgedListensAreNotCounted(t *testing.T) {
+	s := start(t)
+	const forgedTrack, controlTrack = "Forged listen", "Listen from the listens service"
+	forged := s.listenFact(forgedTrack)
+
+	t.Run("Anonymous", func(t *testing.T) {
+		require.Equal(t, http.StatusUnauthorized, s.post(t, forged, ""))
+	})
+	t.Run("AnotherWorkload", func(t *testing.T) {
+		for _, workload := range []string{"cdc", "ingest", "stats-writer", "recommend"} {
+			tok, err := s.Token(workload)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusForbidden, s.post(t, forged, tok), workload)
+		}
+	})
+
+	tok, err := s.Token("listens")
+	require.NoError(t, err)
+	control := s.listenFact(controlTrack)
+	require.Equal(t, http.StatusAccepted, s.post(t, control, tok))
+	testenv.WaitFor(t, 2*time.Minute, "the listens service's fact to be counted", func() bool {
+		return slices.Contains(s.listened(t, "/v1/me/recent"), controlTrack)
+	})
+	require.Equal(t, []string{controlTrack}, s.listened(t, "/v1/me/listens"), "the listener's history")
+	require.Equal(t, []string{controlTrack}, s.listened(t, "/v1/me/recent"), "the listener's recent plays")
 }
 
 // popHits reads the POP's hit counter.
