@@ -130,6 +130,13 @@ func TestAdminCatalogJourney(t *testing.T) {
 	b.click("#publish")
 	b.waitJS("published", `document.querySelector('#track-state[data-state=published]') !== null && document.getElementById('unpublish') !== null`)
 	b.shot("admin-track")
+	// On a phone: no sideways scrolling, controls still labelled.
+	b.do(chromedp.EmulateViewport(390, 844))
+	b.goTo("/admin")
+	b.waitJS("the console on a phone", fmt.Sprintf(`document.querySelector('#uploads tr[data-upload=%q]') !== null`, upload))
+	checkA11y(t, b, "admin console on a phone")
+	b.shot("admin-phone")
+	b.do(chromedp.EmulateViewport(1280, 900))
 
 	var got struct {
 		Track struct {

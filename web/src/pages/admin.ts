@@ -7,6 +7,7 @@
 // tells others it is for administrators. The operations pages (dead
 // letters, CDN, statistics) are ops.ts; the navigation links them.
 
+import './admin.css';
 import { h, replace } from '../dom';
 import { t, fmtDateTime } from '../i18n';
 import { get } from '../api';
@@ -155,7 +156,7 @@ async function uploadsPage(): Promise<Node> {
     h('h2', null, t('admin.upload')), form,
     h('h2', { id: 'uploads-h' }, t('catalog.upload.uploads')),
     h('p', { class: 'muted' }, t('catalog.upload.live')),
-    h('table', { 'aria-labelledby': 'uploads-h' }, h('thead', null, h('tr', null,
+    h('div', { class: 'admin-uploads' }, h('table', { 'aria-labelledby': 'uploads-h' }, h('thead', null, h('tr', null,
       h('th', { scope: 'col' }, t('admin.file')), h('th', { scope: 'col' }, t('admin.state')),
-      h('th', { scope: 'col' }, t('admin.track')), h('th', { scope: 'col' }, t('catalog.upload.date')))), table));
+      h('th', { scope: 'col' }, t('admin.track')), h('th', { scope: 'col' }, t('catalog.upload.date')))), table)));
 }
