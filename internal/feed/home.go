@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -95,7 +96,8 @@ type Home struct {
 	UserID string `json:"user_id"`
 	// Day is the UTC day the daily mix is for.
 	Day string `json:"day"`
-	// Locale is the account's locale ("" when auth did not say).
+	// Locale is the account's locale, asked of auth for a cold start only
+	// ("" otherwise, or when auth did not answer).
 	Locale string `json:"locale"`
 	// ColdStart: there is no stored result for the listener yet.
 	ColdStart bool `json:"cold_start"`
@@ -239,7 +241,7 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) error {
 			b.heard[l.TrackID] = true
 		}
 	}
-	b.prof = s.profileOf(r.Context(), c.Subject, token.Bearer(r), recent, now)
+	b.prof = s.profileOf(r.Context(), c.Subject, token.Bearer(r), b.home.ColdStart, recent, now)
 	b.degraded = b.prof.degraded
 	b.home.Locale = b.prof.locale
 	if err := b.build(); err != nil {
@@ -271,8 +273,10 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) error {
 
 // profileOf is the listener's profile, from the cache while their newest
 // listen is the same, else from the statistics store and the upstreams.
-func (s *Service) profileOf(ctx context.Context, user, bearer string, recent []stats.Listen, now time.Time) profile {
-	key := strconv.Itoa(len(recent))
+// Their locale and searches are asked for only for a cold start, the one
+// that uses them.
+func (s *Service) profileOf(ctx context.Context, user, bearer string, cold bool, recent []stats.Listen, now time.Time) profile {
+	key := strconv.FormatBool(cold) + "/" + strconv.Itoa(len(recent))
 	if len(recent) > 0 {
 		key += "/" + recent[0].ID
 	}
@@ -287,10 +291,12 @@ func (s *Service) profileOf(ctx context.Context, user, bearer string, recent []s
 		}
 	}
 	var err error
-	p.locale, err = s.up.Locale(ctx, bearer)
-	warn("the account's locale (auth)", err)
-	p.searched, err = s.up.Searches(ctx, bearer)
-	warn("the search log (query)", err)
+	if cold {
+		p.locale, err = s.up.Locale(ctx, bearer)
+		warn("the account's locale (auth)", err)
+		p.searched, err = s.up.Searches(ctx, bearer)
+		warn("the search log (query)", err)
+	}
 	p.played, err = s.playedArtists(ctx, user, recent, now)
 	warn("the played artists", err)
 	if !p.degraded {
@@ -391,10 +397,18 @@ func (b *homeBuild) fresh(ts []search.Track, limit int) []Card {
 // artistsTracks is the most popular tracks of artists, taken in turn (one
 // of each, then the next of each …), keep deciding which count.
 func (b *homeBuild) artistsTracks(artists []search.Artist, keep func(search.Track) bool) []search.Track {
+	// The artists' tracks not cached yet are asked for at once (at most
+	// topArtists requests in flight).
+	all := make([][]search.Track, len(artists))
+	errs := make([]error, len(artists))
+	var wg sync.WaitGroup
+	for i, a := range artists {
+		wg.Go(func() { all[i], errs[i] = b.s.up.ArtistTracks(b.ctx, a.ID, b.now) })
+	}
+	wg.Wait()
 	var lists [][]search.Track
-	for _, a := range artists {
-		ts, err := b.s.up.ArtistTracks(b.ctx, a.ID, b.now)
-		b.fail("the tracks of artist "+a.ID, err)
+	for i, ts := range all {
+		b.fail("the tracks of artist "+artists[i].ID, errs[i])
 		var kept []search.Track
 		for _, t := range ts {
 			if keep == nil || keep(t) {

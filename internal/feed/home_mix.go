@@ -81,17 +81,18 @@ func (s *Service) mixOf(ctx context.Context, user string, now time.Time, stored 
 		}
 	}
 	m = blend(user, day, favs, finds)
-	_, err = s.Pool.Exec(ctx, `
+	err = s.Pool.QueryRow(ctx, `
 		INSERT INTO feed_daily_mix (user_id, day, made_at, tracks, familiar) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (user_id) DO UPDATE SET day = excluded.day, made_at = excluded.made_at, tracks = excluded.tracks, familiar = excluded.familiar
-		WHERE feed_daily_mix.day < excluded.day`, user, dayStart, now, m.Tracks, m.Familiar)
+		WHERE feed_daily_mix.day < excluded.day
+		RETURNING user_id`, user, dayStart, now, m.Tracks, m.Familiar).Scan(&user)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A concurrent first request of the day stored its own: serve
+		// what is stored, so every request of the day agrees.
+		err = s.Pool.QueryRow(ctx, `SELECT tracks, familiar FROM feed_daily_mix WHERE user_id = $1`, user).Scan(&m.Tracks, &m.Familiar)
+	}
 	if err != nil {
 		return mix{}, fmt.Errorf("storing the daily mix of %s: %w", user, err)
-	}
-	// A concurrent first request of the day may have stored its own: serve
-	// what is stored, so every request of the day agrees.
-	if err := s.Pool.QueryRow(ctx, `SELECT tracks, familiar FROM feed_daily_mix WHERE user_id = $1`, user).Scan(&m.Tracks, &m.Familiar); err != nil {
-		return mix{}, fmt.Errorf("reading the daily mix of %s: %w", user, err)
 	}
 	return m, nil
 }
