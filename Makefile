@@ -55,7 +55,7 @@ build: ## Build the overture binary into bin/
 
 .PHONY: screenshots
 screenshots: deps ## Refresh docs/screenshots/*.png by running the browser tests of internal/webapp (Chromium)
-	OVERTURE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -timeout 20m -run TestListenerJourney ./internal/webapp/
+	OVERTURE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -timeout 20m -run 'TestListenerJourney|TestListenerApp|TestAdmin' ./internal/webapp/
 
 ##@ Benchmarks
 

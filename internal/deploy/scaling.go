@@ -44,6 +44,8 @@ var Scaling = map[string]Scale{
 		Why: "the payment provider's webhooks land here; a warm pod answers them inside the provider's timeout"},
 	"payment-sandbox": {Annotations: map[string]string{annMin: "1", annMax: "1"},
 		Why: "the stand-in provider posts its notifications from the pod after a delay; scaling it to zero or out would lose or split them. Replace it by the real provider in production"},
+	"ops": {Annotations: map[string]string{annMin: "0", annMax: "2", annTarget: "50"},
+		Why: "the dead-letter console's API: used by an operator now and then, scale to zero; each request is one database read or one outbox write"},
 	"ingest-admin": {ContainerConcurrency: 4, Annotations: map[string]string{annMin: "0", annMax: "4"},
 		Why: "uploads stream large bodies to S3 in parts held in memory: 4 per pod bounds memory"},
 	GatewayName: {Annotations: map[string]string{annMin: "1", annMax: "10", annTarget: "200"},
