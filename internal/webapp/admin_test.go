@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -87,10 +89,15 @@ func TestAdminCatalogJourney(t *testing.T) {
 
 	// Upload in the browser: the file's progress bar fills, the parts went
 	// to storage's origin, and the row follows ingestion to a track.
-	b.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{audio}))
+	// Beside it, a text file named .mp3: its row says why it failed.
+	bad := filepath.Join(t.TempDir(), "notes.mp3")
+	require.NoError(t, os.WriteFile(bad, []byte(strings.Repeat("these are liner notes, not audio\n", 200)), 0o644))
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{audio, bad}))
 	b.click("#upload-form button[type=submit]")
 	li := `#upload-progress li[data-file="tone.flac"]`
 	b.waitJS("ingestion made a track", `document.querySelector(`+jsString(li+`[data-state=ready] a`)+`) !== null`)
+	b.waitJS("the text file failed, and the row says why", `(() => { const li = document.querySelector('#upload-progress li[data-file="notes.mp3"][data-state=failed]');
+		return li !== null && li.textContent.includes('this is not an audio file (not_audio)'); })()`)
 	require.True(t, evalIn[bool](b, `(() => { const p = document.querySelector(`+jsString(li+" progress")+`); return p.value === p.max && p.max > 1000; })()`),
 		"the progress bar did not fill")
 	puts := evalIn[int](b, fmt.Sprintf(`performance.getEntriesByType('resource').filter(e => e.name.startsWith(%s + '/uploads/') && e.initiatorType === 'xmlhttprequest').length`, jsString(p.S3URL)))
