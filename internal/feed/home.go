@@ -39,13 +39,14 @@ import (
 //
 // A listener without a stored result (cold start) gets, from what they did
 // do: your-language (a Russian account: Cyrillic-named artists first),
-// your-searches (the artists their searches found), your-plays (more from
-// the artists of their first plays), new-releases, and the charts — never
-// an empty page.
+// your-searches (the artists their searches found), new-releases,
+// your-plays (more from the artists of their first plays), and the charts —
+// never an empty page.
 //
 // Discovery sections (their "discovery" is true) never hold a track the
 // listener played: the stored result left out their training window's
-// plays, and each request leaves out their last HeardLimit plays.
+// plays, and each request leaves out their last HeardLimit plays. A track
+// is in one discovery section at most.
 //
 // Cost per request: the stored result and the daily mix by primary key,
 // and the listener's last plays (one indexed read); everything else comes
@@ -195,12 +196,15 @@ type profile struct {
 
 // homeBuild is one request's feed in the making.
 type homeBuild struct {
-	s      *Service
-	ctx    context.Context
-	user   string
-	now    time.Time
-	p      homeParams
-	heard  map[string]bool
+	s     *Service
+	ctx   context.Context
+	user  string
+	now   time.Time
+	p     homeParams
+	heard map[string]bool
+	// shown are the tracks an earlier discovery section holds: a track is
+	// in one of them at most.
+	shown  map[string]bool
 	stored *result.Body
 	prof   profile
 	home   Home
@@ -216,7 +220,7 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, _ := token.FromContext(r.Context())
 	now := s.now()
-	b := &homeBuild{s: s, ctx: r.Context(), user: c.Subject, now: now, p: p, heard: map[string]bool{}}
+	b := &homeBuild{s: s, ctx: r.Context(), user: c.Subject, now: now, p: p, heard: map[string]bool{}, shown: map[string]bool{}}
 	b.home = Home{UserID: c.Subject, Day: now.UTC().Format(time.DateOnly), Sections: []HomeSection{}}
 	stored, err := s.results.Get(r.Context(), c.Subject)
 	switch {
@@ -351,8 +355,8 @@ func (b *homeBuild) build() error {
 	if b.home.ColdStart {
 		b.language()
 		b.fromSearches()
-		b.fromPlays()
 		b.newReleases()
+		b.fromPlays()
 	} else {
 		b.newReleases()
 		b.because()
@@ -377,18 +381,18 @@ func (b *homeBuild) fail(what string, err error) {
 	}
 }
 
-// fresh is ts without what the listener heard, at most limit, as cards.
+// fresh is ts without what the listener heard and what an earlier
+// discovery section holds, at most limit, as cards; they count as shown.
 func (b *homeBuild) fresh(ts []search.Track, limit int) []Card {
 	out := []Card{}
-	seen := map[string]bool{}
 	for _, t := range ts {
 		if len(out) == limit {
 			break
 		}
-		if t.ID == "" || b.heard[t.ID] || seen[t.ID] {
+		if t.ID == "" || b.heard[t.ID] || b.shown[t.ID] {
 			continue
 		}
-		seen[t.ID] = true
+		b.shown[t.ID] = true
 		out = append(out, Card{Track: t})
 	}
 	return out

@@ -259,6 +259,21 @@ func noneHeard(t *testing.T, f feed.Home, played ...search.Track) {
 	}
 }
 
+// noneTwice fails when a track is in two discovery sections.
+func noneTwice(t *testing.T, f feed.Home) {
+	t.Helper()
+	seen := map[string]string{}
+	for _, s := range f.Sections {
+		if !s.Discovery {
+			continue
+		}
+		for _, c := range s.Tracks {
+			require.Empty(t, seen[c.ID], "%q is in %s and %s", c.Title, seen[c.ID], s.ID)
+			seen[c.ID] = s.ID
+		}
+	}
+}
+
 // TestBrandNewRussianListenerGetsCyrillicChartsFirst: a listener who only
 // signed up, with a Russian account, gets a page whose first section is the
 // popular tracks of Cyrillic-named artists, saying the account's language
@@ -359,14 +374,15 @@ func TestListenerWithThreePlaysGetsMoreOfWhatTheyPlayed(t *testing.T) {
 	h.play(user, played...)
 	f := h.feedOf(tok)
 	require.True(t, f.ColdStart)
-	require.Equal(t, []string{feed.KindPlays, feed.KindNewReleases, feed.KindCharts}, kinds(f))
-	plays := f.Sections[0]
-	require.Contains(t, plays.Reason, "Aurora Lane")
-	require.Len(t, plays.Tracks, len(aurora)-3)
-	releases := section(f, feed.KindNewReleases)
+	require.Equal(t, []string{feed.KindNewReleases, feed.KindPlays, feed.KindCharts}, kinds(f))
+	releases := f.Sections[0]
 	require.Len(t, releases.Tracks, 1, "the other new release; the one played is left out")
 	require.Equal(t, aurora[1].ID, releases.Tracks[0].ID)
+	plays := f.Sections[1]
+	require.Contains(t, plays.Reason, "Aurora Lane")
+	require.Len(t, plays.Tracks, len(aurora)-3-1, "neither the tracks played nor the new release shown above")
 	noneHeard(t, f, played...)
+	noneTwice(t, f)
 }
 
 // TestStoredResultsMakeTheSections: a listener with a stored result gets
@@ -402,6 +418,7 @@ func TestStoredResultsMakeTheSections(t *testing.T) {
 	}
 	require.Equal(t, 3, familiar)
 	noneHeard(t, f, played...)
+	noneTwice(t, f)
 
 	// They play a recommended track: it leaves the discovery sections at once.
 	h.play(user, copper[3])
