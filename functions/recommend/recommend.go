@@ -141,6 +141,8 @@ type Function struct {
 
 	cfg       Config
 	artifacts *artifact.Store
+	// afterBegin, when set (tests), runs once a refresh job is begun.
+	afterBegin func()
 }
 
 // New returns an unstarted function.

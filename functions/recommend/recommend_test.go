@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -24,7 +25,12 @@ import (
 	"github.com/overture-music/overture/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(killChildEnv) != "" {
+		os.Exit(killChild())
+	}
+	testenv.Main(m)
+}
 
 // seed stores planted listening in the statistics store st, as the
 // stats-writer would, and returns the generator (its catalogue's clusters).

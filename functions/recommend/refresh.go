@@ -44,6 +44,9 @@ func (f *Function) refresh(ctx context.Context, e event.Event) error {
 	if j.Attempts > job.MaxAttempts {
 		return f.fail(ctx, j, fmt.Sprintf("gave up after %d attempts", job.MaxAttempts))
 	}
+	if f.afterBegin != nil {
+		f.afterBegin()
+	}
 	start := time.Now()
 	plays, err := f.Stats.Recent(ctx, j.UserID, RefreshListens)
 	if err != nil {
