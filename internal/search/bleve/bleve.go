@@ -29,7 +29,21 @@
 // Bleve document, so they are persisted together. (Bleve's internal key-value
 // space was the first choice; scorch rewrites all of it at every persist, so
 // batches slowed down with the number of documents.) Apply calls are
-// serialized per store; searches run concurrently.
+// serialized per store while they hand their batch to Bleve; searches run
+// concurrently.
+//
+// Durability: Apply returns only once its writes are on disk, so a caller
+// that acknowledges or records a change after Apply (the indexer, the
+// watermark) never gets ahead of what survives a crash. But the writers'
+// lock is not held while scorch persists: indexes are opened with scorch's
+// "unsafe_batch", so a batch returns once it is searchable, and Apply then
+// waits, outside the lock, for scorch's persisted callback of its batch
+// (scorch persists its whole root snapshot in order, so that callback also
+// covers every batch handed over before). Meanwhile the next writers hand
+// over their batches, and scorch persists them together: one segment file
+// and one fsync for several batches instead of one each. An Apply whose ops
+// were all skipped as not newer waits for the last batch handed over, which
+// wrote (or followed) the version that made it skip.
 //
 // A Bleve index can be opened by one process only, so every user in a process
 // (indexer, query API, reindex) shares one Store per directory via Open.
@@ -150,7 +164,23 @@ type gen struct {
 
 	vmu      sync.Mutex
 	versions map[string]uint64 // cache of the internal version entries
+
+	// last is the most recent batch handed to scorch (nil: none yet);
+	// guarded by the store's wmu, which every writer of g holds.
+	last *persist
 }
+
+// persist is a batch scorch has made searchable; done is closed once it is
+// on disk, and with it every batch handed over before.
+type persist struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// scorchConfig is the runtime configuration every generation is opened
+// with: a batch returns once searchable, and persists in the background
+// (see the package comment: Apply waits for it, outside the writers' lock).
+func scorchConfig() map[string]any { return map[string]any{"unsafe_batch": true} }
 
 type store struct {
 	dir  string
@@ -218,7 +248,7 @@ func (s *store) load() error {
 		s.cur = g
 	} else {
 		path := filepath.Join(dir, name)
-		idx, err := bleve.Open(path)
+		idx, err := bleve.OpenUsing(path, scorchConfig())
 		if err != nil {
 			return fmt.Errorf("bleve store %s: open %s: %w", dir, name, err)
 		}
@@ -295,16 +325,71 @@ func (s *store) NeedsRebuild() bool { return s.needsRebuild.Load() }
 func (s *store) create() (*gen, error) {
 	name := "tracks-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	path := filepath.Join(s.dir, name)
+	// Created in scorch's default (synchronous) mode, so the marker is on
+	// disk before CURRENT or PENDING names the index, and with nothing in
+	// its saved configuration (a plain bleve.Open of it behaves as ever);
+	// then reopened with scorchConfig.
 	idx, err := bleve.New(path, indexMapping())
 	if err != nil {
 		return nil, fmt.Errorf("bleve store %s: create %s: %w", s.dir, name, err)
 	}
-	if err := idx.SetInternal(formatKey, []byte(FormatVersion)); err != nil {
-		idx.Close()
+	err = idx.SetInternal(formatKey, []byte(FormatVersion))
+	if cerr := idx.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		idx, err = bleve.OpenUsing(path, scorchConfig())
+	}
+	if err != nil {
 		_ = os.RemoveAll(path)
 		return nil, fmt.Errorf("bleve store %s: record format of %s: %w", s.dir, name, err)
 	}
 	return &gen{name: name, path: path, idx: idx, versions: map[string]uint64{}}, nil
+}
+
+// batch hands b to scorch and returns once it is searchable, with what to
+// wait on until it is on disk. The caller holds the store's wmu.
+func (g *gen) batch(b *bleve.Batch) (*persist, error) {
+	p := &persist{done: make(chan struct{})}
+	b.SetPersistedCallback(func(err error) {
+		p.err = err
+		close(p.done)
+	})
+	if err := g.idx.Batch(b); err != nil {
+		return nil, err
+	}
+	g.last = p
+	return p, nil
+}
+
+// wait returns once p (nil: nothing) is on disk, or ctx ends.
+func (p *persist) wait(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			return fmt.Errorf("bleve: persist: %w", p.err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bleve: waiting for the write to be persisted: %w", ctx.Err())
+	}
+}
+
+// durable waits, holding g's reader lock (so g is not closed meanwhile:
+// closing would drop what scorch has not persisted yet), until p is on disk.
+func (g *gen) durable(ctx context.Context, p *persist) error {
+	if p == nil {
+		return nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return fmt.Errorf("bleve: index %s was closed before the write was persisted", g.name)
+	}
+	return p.wait(ctx)
 }
 
 // writeAtomic replaces dir/file with content by rename, then syncs dir.
@@ -381,15 +466,26 @@ func (s *store) read(fn func(g *gen) error) error {
 
 func (s *store) Apply(ctx context.Context, ops []search.Op) error {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	s.mu.RLock()
 	targets := []*gen{s.cur}
 	if s.pending != nil {
 		targets = append(targets, s.pending)
 	}
 	s.mu.RUnlock()
-	for _, g := range targets {
-		if err := g.apply(ops); err != nil {
+	waits := make([]*persist, len(targets))
+	for i, g := range targets {
+		p, err := g.apply(ops)
+		if err != nil {
+			s.wmu.Unlock()
+			return err
+		}
+		waits[i] = p
+	}
+	s.wmu.Unlock()
+	// Persisting runs without the writers' lock: the next writers hand
+	// over their batches meanwhile, and scorch persists them together.
+	for i, g := range targets {
+		if err := g.durable(ctx, waits[i]); err != nil {
 			return err
 		}
 	}
@@ -518,7 +614,12 @@ func (s *store) purgeBatch(ctx context.Context, g *gen, below uint64, after stri
 	if len(ids) == 0 {
 		return 0, last, done, nil
 	}
-	err = g.idx.Batch(b)
+	p, err := g.batch(b)
+	if err == nil {
+		// Under the writers' lock, unlike Apply: purging is rare, and its
+		// next batch must not read tombstones this one may not have persisted.
+		err = p.wait(ctx)
+	}
 	g.vmu.Lock()
 	for _, id := range ids {
 		if err != nil {
@@ -544,8 +645,12 @@ func (r *rebuild) Name() string { return r.g.name }
 func (r *rebuild) Apply(ctx context.Context, ops []search.Op) error {
 	// Serialized with the store's writers: both write r.g's version map.
 	r.s.wmu.Lock()
-	defer r.s.wmu.Unlock()
-	if err := r.g.apply(ops); err != nil {
+	p, err := r.g.apply(ops)
+	r.s.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := r.g.durable(ctx, p); err != nil {
 		return err
 	}
 	return ctx.Err()
@@ -646,15 +751,19 @@ func (g *gen) versionsOf(ids []string) (map[string]uint64, error) {
 	return out, nil
 }
 
-// apply writes the ops newer than what g holds, in one batch. The version
-// is a stored field of the document itself, and a delete writes a tombstone
-// document (deleted:T, the version, nothing searchable), so document and
-// version are always persisted together.
-func (g *gen) apply(ops []search.Op) error {
+// apply writes the ops newer than what g holds, in one batch, and returns
+// once they are searchable, with what to wait on until they are on disk:
+// its batch, or when every op was skipped, the last batch handed over
+// (which wrote, or followed, the versions that made them skip). The caller
+// holds the store's wmu. The version is a stored field of the document
+// itself, and a delete writes a tombstone document (deleted:T, the version,
+// nothing searchable), so document and version are always persisted
+// together.
+func (g *gen) apply(ops []search.Op) (*persist, error) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.closed {
-		return fmt.Errorf("bleve: index %s is closed", g.name)
+		return nil, fmt.Errorf("bleve: index %s is closed", g.name)
 	}
 	// Within a batch, the highest version of each id wins.
 	latest := make(map[string]search.Op, len(ops))
@@ -669,7 +778,7 @@ func (g *gen) apply(ops []search.Op) error {
 	}
 	cur, err := g.versionsOf(ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b := g.idx.NewBatch()
 	written := map[string]uint64{}
@@ -687,27 +796,30 @@ func (g *gen) apply(ops []search.Op) error {
 		}
 		doc["ver"] = strconv.FormatUint(op.Version, 10)
 		if err := b.Index(id, doc); err != nil {
-			return fmt.Errorf("bleve: index %s: %w", id, err)
+			return nil, fmt.Errorf("bleve: index %s: %w", id, err)
 		}
 		written[id] = op.Version
 	}
 	if len(written) == 0 {
-		return nil
+		return g.last, nil
 	}
-	if err := g.idx.Batch(b); err != nil {
+	p, err := g.batch(b)
+	if err != nil {
 		g.vmu.Lock()
 		for id := range written {
 			delete(g.versions, id) // unknown now: reread next time
 		}
 		g.vmu.Unlock()
-		return fmt.Errorf("bleve: batch of %d writes: %w", len(written), err)
+		return nil, fmt.Errorf("bleve: batch of %d writes: %w", len(written), err)
 	}
+	// Cached before they are on disk: a writer that skips an op because of
+	// them waits for this batch (g.last) to persist before it returns.
 	g.vmu.Lock()
 	for id, v := range written {
 		g.versions[id] = v
 	}
 	g.vmu.Unlock()
-	return nil
+	return p, nil
 }
 
 // indexDoc is what Bleve indexes: the searchable derived fields plus the
