@@ -30,6 +30,7 @@ import (
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/recommend/artifact"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/server"
 	"github.com/overture-music/overture/internal/stats"
@@ -111,6 +112,9 @@ type Service struct {
 	Verifier *token.Verifier
 
 	results result.Store
+	// similar reads the recompute's neighbour lists (the cold start's
+	// first plays).
+	similar *artifact.Store
 	up      *upstream
 	// now is the clock (nil: time.Now).
 	now     func() time.Time
@@ -139,8 +143,6 @@ func (s *Service) Name() string { return Name }
 func (s *Service) Routes() []server.Route {
 	return []server.Route{
 		{Method: http.MethodGet, Path: "/v1/me/recommendations"},
-		{Method: http.MethodPost, Path: "/v1/me/recommendations/refresh"},
-		{Method: http.MethodGet, Path: "/v1/me/recommendations/jobs/{id}"},
 		{Method: http.MethodGet, Path: "/v1/me/feed"},
 	}
 }
@@ -169,6 +171,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		s.Verifier = &token.Verifier{Keys: &token.RemoteKeys{URL: c.JWKSURL}, Issuer: c.Issuer, Audience: "overture"}
 	}
 	s.results = result.Store{Pool: s.Pool}
+	s.similar = &artifact.Store{Pool: s.Pool}
 	s.up = newUpstream(c.QueryURL, c.AuthURL)
 	if s.now == nil {
 		s.now = time.Now
@@ -176,7 +179,6 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	s.once.Do(func() {
 		mux := http.NewServeMux()
 		mux.Handle("GET /v1/me/recommendations", s.Verifier.Middleware(s.Log, s.wrap(s.recommendations)))
-		s.handleRefresh(mux)
 		mux.Handle("GET /v1/me/feed", s.Verifier.Middleware(s.Log, s.wrap(s.home)))
 		s.handler = mux
 	})

@@ -18,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/overture-music/overture/internal/problem"
+	"github.com/overture-music/overture/internal/recommend/artifact"
 	"github.com/overture-music/overture/internal/recommend/result"
 	"github.com/overture-music/overture/internal/search"
 	"github.com/overture-music/overture/internal/stats"
@@ -90,6 +91,9 @@ const (
 	maxBecause = 2
 	// playedWindow is the listening a listener's top artists come from.
 	playedWindow = 90 * 24 * time.Hour
+	// firstPlays is how many of a new listener's last played tracks their
+	// neighbours are summed over.
+	firstPlays = 20
 )
 
 // Home is the body of GET /v1/me/feed.
@@ -202,6 +206,8 @@ type homeBuild struct {
 	now   time.Time
 	p     homeParams
 	heard map[string]bool
+	// played are the distinct tracks of their last plays, newest first.
+	played []string
 	// shown are the tracks an earlier discovery section holds: a track is
 	// in one of them at most.
 	shown  map[string]bool
@@ -241,8 +247,9 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, l := range recent {
-		if l.TrackID != "" {
+		if l.TrackID != "" && !b.heard[l.TrackID] {
 			b.heard[l.TrackID] = true
+			b.played = append(b.played, l.TrackID)
 		}
 	}
 	b.prof = s.profileOf(r.Context(), c.Subject, token.Bearer(r), b.home.ColdStart, recent, now)
@@ -356,7 +363,9 @@ func (b *homeBuild) build() error {
 		b.language()
 		b.fromSearches()
 		b.newReleases()
-		b.fromPlays()
+		if err := b.fromPlays(); err != nil {
+			return err
+		}
 	} else {
 		b.newReleases()
 		b.because()
@@ -666,17 +675,67 @@ func (b *homeBuild) fromSearches() {
 		Reason: fmt.Sprintf("from the artists your searches found (%s): %s", strings.Join(qs, ", "), names(artists))})
 }
 
-// fromPlays is the cold start's first plays: more from the artists of the
-// tracks the listener played (the item neighbour lists are not read here
-// yet).
-func (b *homeBuild) fromPlays() {
-	if !b.p.kinds[KindPlays] || len(b.prof.played) == 0 {
-		return
+// fromPlays is the cold start's first plays: the stored neighbours of the
+// tracks they played (the recompute's track co-occurrence lists,
+// internal/recommend/artifact), summed over those tracks; when none of them
+// has neighbours yet (tracks no recompute has seen), more from the artists
+// of those tracks.
+func (b *homeBuild) fromPlays() error {
+	if !b.p.kinds[KindPlays] || len(b.played) == 0 {
+		return nil
+	}
+	firsts := b.played[:min(len(b.played), firstPlays)]
+	sims, err := b.s.similar.Similar(b.ctx, artifact.Track, firsts)
+	if err != nil {
+		return err
+	}
+	score := map[string]float32{}
+	var ids []string
+	because := map[string]bool{}
+	for _, x := range firsts {
+		sim := sims[x]
+		for k, n := range sim.Neighbours {
+			if b.heard[n] || b.shown[n] || k >= len(sim.Scores) {
+				continue
+			}
+			if _, ok := score[n]; !ok {
+				ids = append(ids, n)
+			}
+			score[n] += sim.Scores[k]
+			because[x] = true
+		}
+	}
+	if len(ids) > 0 {
+		slices.SortStableFunc(ids, func(x, y string) int { return cmp.Compare(score[y], score[x]) })
+		ids = ids[:min(len(ids), b.p.limit)]
+		cards, err := b.s.up.Cards(b.ctx, append(slices.Clone(ids), firsts...), b.now)
+		b.fail("track cards", err)
+		var ts []search.Track
+		for _, id := range ids {
+			if t, ok := cards[id]; ok {
+				ts = append(ts, t)
+			}
+		}
+		var titles []string
+		for _, x := range firsts {
+			if t, ok := cards[x]; ok && because[x] {
+				titles = append(titles, t.Title)
+			}
+		}
+		if tracks := b.fresh(ts, b.p.limit); len(tracks) > 0 {
+			b.add(HomeSection{ID: KindPlays, Kind: KindPlays, Title: "feed.your_plays", Model: "cooccurrence-neighbours", Discovery: true, Tracks: tracks,
+				Reason: fmt.Sprintf("often played by the listeners of the tracks you played first: %s (your own recommendations come with the next recompute)", strings.Join(titles, ", "))})
+			return nil
+		}
+	}
+	if len(b.prof.played) == 0 {
+		return nil
 	}
 	tracks := b.fresh(b.artistsTracks(b.prof.played, nil), b.p.limit)
 	if len(tracks) == 0 {
-		return
+		return nil
 	}
 	b.add(HomeSection{ID: KindPlays, Kind: KindPlays, Title: "feed.your_plays", Model: "played-artists", Discovery: true, Artists: b.prof.played, Tracks: tracks,
-		Reason: fmt.Sprintf("more from the artists of your first plays: %s (your own recommendations come with the next recompute)", names(b.prof.played))})
+		Reason: fmt.Sprintf("more from the artists of your first plays: %s (no recompute has seen these tracks yet; your own recommendations come with the next one)", names(b.prof.played))})
+	return nil
 }

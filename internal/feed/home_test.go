@@ -385,6 +385,46 @@ func TestListenerWithThreePlaysGetsMoreOfWhatTheyPlayed(t *testing.T) {
 	noneTwice(t, f)
 }
 
+// TestFirstPlaysUseTheStoredNeighbours: once a recompute has stored the
+// neighbours of the tracks a new listener played, their first plays give
+// those neighbours (summed over the tracks, most similar first, without
+// what they played), naming the tracks.
+func TestFirstPlaysUseTheStoredNeighbours(t *testing.T) {
+	h := setupHome(t)
+	h.chart()
+	user, tok := h.listener("neighbours@example.com", "en")
+	kino, blue, copper := h.tracks["Кино"], h.tracks["Blue Static"], h.tracks["Copper Hymn"]
+	h.play(user, kino[2], blue[4])
+	for _, n := range []struct {
+		x          search.Track
+		neighbours []search.Track
+		scores     []float32
+	}{
+		{kino[2], []search.Track{copper[4], blue[4], copper[5]}, []float32{0.5, 0.4, 0.3}}, // blue[4] was played
+		{blue[4], []search.Track{copper[5]}, []float32{0.45}},                              // copper[5]: 0.75 in all
+	} {
+		_, err := h.results.Pool.Exec(context.Background(), `INSERT INTO recommend_similar (kind, key, version, made_at, neighbours, scores) VALUES ('track', $1, 'run-1', now(), $2, $3)`,
+			n.x.ID, ids(cards(n.neighbours)), n.scores)
+		require.NoError(t, err)
+	}
+	f := h.feedOf(tok)
+	plays := section(f, feed.KindPlays)
+	require.NotNil(t, plays, "%v", kinds(f))
+	require.Equal(t, "cooccurrence-neighbours", plays.Model)
+	require.Equal(t, []string{copper[5].ID, copper[4].ID}, ids(plays.Tracks))
+	require.Contains(t, plays.Reason, "Кино song 2")
+	noneHeard(t, f, kino[2], blue[4])
+	noneTwice(t, f)
+}
+
+func cards(ts []search.Track) []feed.Card {
+	out := make([]feed.Card, len(ts))
+	for i, t := range ts {
+		out[i] = feed.Card{Track: t}
+	}
+	return out
+}
+
 // TestStoredResultsMakeTheSections: a listener with a stored result gets
 // new releases of the artists they play, one "because you listened to X"
 // section per X naming it, the daily mix and the charts; a track they
