@@ -144,6 +144,16 @@ func TestAdminCatalogJourney(t *testing.T) {
 	checkA11y(t, b, "admin console on a phone")
 	b.shot("admin-phone")
 	b.do(chromedp.EmulateViewport(1280, 900))
+	// In Russian: the console's own texts too.
+	setLang := func(l string) {
+		evalIn[any](b, `(() => { const s = document.getElementById('lang'); s.value = '`+l+`'; s.dispatchEvent(new Event('change')); return null; })()`)
+	}
+	setLang("ru")
+	b.waitJS("the console speaks Russian", `document.documentElement.lang === 'ru' && document.getElementById('admin-nav').textContent.includes('Загрузки и каталог')
+		&& document.querySelector('#upload-form label[for=files]').textContent === 'Аудиофайлы' && document.getElementById('uploads-h').textContent === 'Последние загрузки'`)
+	b.shot("admin-ru")
+	setLang("en")
+	b.waitJS("back in English", `document.getElementById('uploads-h').textContent === 'Recent uploads'`)
 
 	var got struct {
 		Track struct {
