@@ -143,6 +143,8 @@ func (s *Service) Name() string { return Name }
 func (s *Service) Routes() []server.Route {
 	return []server.Route{
 		{Method: http.MethodGet, Path: "/v1/me/recommendations"},
+		{Method: http.MethodPost, Path: "/v1/me/recommendations/refresh"},
+		{Method: http.MethodGet, Path: "/v1/me/recommendations/jobs/{id}"},
 		{Method: http.MethodGet, Path: "/v1/me/feed"},
 	}
 }
@@ -179,6 +181,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	s.once.Do(func() {
 		mux := http.NewServeMux()
 		mux.Handle("GET /v1/me/recommendations", s.Verifier.Middleware(s.Log, s.wrap(s.recommendations)))
+		s.handleRefresh(mux)
 		mux.Handle("GET /v1/me/feed", s.Verifier.Middleware(s.Log, s.wrap(s.home)))
 		s.handler = mux
 	})
