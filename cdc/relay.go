@@ -485,11 +485,26 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64, r
 			cur.end = idleTo
 			nextIdle = now.Add(r.cfg.StatusInterval)
 		}
-		if cur != nil && (len(cur.changes) >= r.cfg.BatchSize || now.Sub(curSince) >= r.cfg.FlushDelay) {
+		if cur != nil && len(cur.changes) >= r.cfg.BatchSize {
 			if err := handOver(); err != nil {
 				return err
 			}
 			continue
+		}
+		if cur != nil && now.Sub(curSince) >= r.cfg.FlushDelay {
+			// Due, but handed over only if the publisher can take it now.
+			// When the broker is the bottleneck (catching up on a backlog),
+			// the batch keeps growing until the publisher is free or the
+			// batch is full: waiting with a batch of FlushDelay's worth of
+			// changes made each publish — and each of its round trips to
+			// the consumers — carry a fraction of BatchSize.
+			select {
+			case batches <- cur:
+				covered = cur.end
+				cur = nil
+				continue
+			default:
+			}
 		}
 		if !now.Before(nextStatus) {
 			if err := sendStatus(); err != nil {
@@ -497,8 +512,16 @@ func (r *relay) stream(ctx context.Context, conn *pgconn.PgConn, start uint64, r
 			}
 		}
 		deadline := nextStatus
-		if cur != nil && curSince.Add(r.cfg.FlushDelay).Before(deadline) {
-			deadline = curSince.Add(r.cfg.FlushDelay)
+		if cur != nil {
+			// A due batch the publisher could not take is offered again
+			// after another FlushDelay.
+			flushAt := curSince.Add(r.cfg.FlushDelay)
+			if !flushAt.After(now) {
+				flushAt = now.Add(r.cfg.FlushDelay)
+			}
+			if flushAt.Before(deadline) {
+				deadline = flushAt
+			}
 		}
 		if cur == nil && idleTo > covered && nextIdle.Before(deadline) {
 			deadline = nextIdle
