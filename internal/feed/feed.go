@@ -116,6 +116,8 @@ type Service struct {
 	// first plays).
 	similar *artifact.Store
 	up      *upstream
+	// memo keeps feeds as answered for HomeMaxAge (home.go).
+	memo *ttlCache[memo]
 	// now is the clock (nil: time.Now).
 	now     func() time.Time
 	once    sync.Once
@@ -175,6 +177,7 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	s.results = result.Store{Pool: s.Pool}
 	s.similar = &artifact.Store{Pool: s.Pool}
 	s.up = newUpstream(c.QueryURL, c.AuthURL)
+	s.memo = newCache[memo](HomeMaxAge, maxMemos)
 	if s.now == nil {
 		s.now = time.Now
 	}

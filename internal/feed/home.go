@@ -193,6 +193,9 @@ type profile struct {
 	// played are the artists of their most played tracks, most played
 	// first (at most topArtists).
 	played []search.Artist
+	// favourites are their most played tracks (scrobbles over
+	// playedWindow), most played first.
+	favourites []string
 	// searched is their search log, newest first.
 	searched []searched
 	degraded bool
@@ -234,17 +237,24 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) error {
 		b.home.ColdStart = true
 	case err != nil:
 		return err
-	default:
+	}
+	recent, err := s.Stats.Recent(r.Context(), c.Subject, HeardLimit)
+	if err != nil {
+		return err
+	}
+	// The feed made from the same inputs, made less than HomeMaxAge ago.
+	key := memoKey(p, stored.ETag, recent, b.home.Day)
+	if m, ok := s.memo.get(c.Subject, now); ok && m.key == key {
+		answerHome(w, r, m.body, m.etag, HomeMaxAge)
+		return nil
+	}
+	if !b.home.ColdStart {
 		var body result.Body
 		if err := json.Unmarshal(stored.Body, &body); err != nil {
 			return fmt.Errorf("decoding the stored recommendations of %s: %w", c.Subject, err)
 		}
 		b.stored = &body
 		b.home.ResultVersion = body.Version
-	}
-	recent, err := s.Stats.Recent(r.Context(), c.Subject, HeardLimit)
-	if err != nil {
-		return err
 	}
 	for _, l := range recent {
 		if l.TrackID != "" && !b.heard[l.TrackID] {
@@ -267,19 +277,49 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) error {
 	maxAge := HomeMaxAge
 	if b.degraded {
 		maxAge = DegradedMaxAge
+	} else {
+		s.memo.put(c.Subject, memo{key: key, etag: etag, body: raw}, now)
 	}
+	answerHome(w, r, raw, etag, maxAge)
+	return nil
+}
+
+// memo is a feed as answered, and the inputs it was made from.
+type memo struct {
+	key, etag string
+	body      []byte
+}
+
+// memoKey names what a feed was made from that can change at any moment:
+// the parameters, the stored result, the listener's plays and the day. The
+// rest (the catalogue, the chart, the search log) may be HomeMaxAge old.
+func memoKey(p homeParams, resultETag string, recent []stats.Listen, day string) string {
+	var k strings.Builder
+	for _, kind := range Kinds {
+		if p.kinds[kind] {
+			k.WriteString(kind + ",")
+		}
+	}
+	fmt.Fprintf(&k, "%d|%s|%d|%s", p.limit, resultETag, len(recent), day)
+	if len(recent) > 0 {
+		k.WriteString("|" + recent[0].ID)
+	}
+	return k.String()
+}
+
+// answerHome writes a feed with its validator.
+func answerHome(w http.ResponseWriter, r *http.Request, raw []byte, etag string, maxAge time.Duration) {
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", fmt.Sprintf("private, max-age=%d", int(maxAge.Seconds())))
 	h.Set("Vary", "Authorization")
 	if match(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
-		return nil
+		return
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
-	return nil
 }
 
 // profileOf is the listener's profile, from the cache while their newest
@@ -308,7 +348,7 @@ func (s *Service) profileOf(ctx context.Context, user, bearer string, cold bool,
 		p.searched, err = s.up.Searches(ctx, bearer)
 		warn("the search log (query)", err)
 	}
-	p.played, err = s.playedArtists(ctx, user, recent, now)
+	p.played, p.favourites, err = s.playedArtists(ctx, user, recent, now)
 	warn("the played artists", err)
 	if !p.degraded {
 		s.up.profile.put(user, p, now)
@@ -317,11 +357,18 @@ func (s *Service) profileOf(ctx context.Context, user, bearer string, cold bool,
 }
 
 // playedArtists are the artists of the listener's most played tracks
-// (scrobbles over playedWindow, then their last plays), most played first.
-func (s *Service) playedArtists(ctx context.Context, user string, recent []stats.Listen, now time.Time) ([]search.Artist, error) {
+// (scrobbles over playedWindow, then their last plays), most played first,
+// and those top tracks.
+func (s *Service) playedArtists(ctx context.Context, user string, recent []stats.Listen, now time.Time) ([]search.Artist, []string, error) {
 	top, err := s.Stats.Top(ctx, user, stats.Tracks, playedWindow, now, 50)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var favourites []string
+	for _, e := range top {
+		if e.TrackID != "" {
+			favourites = append(favourites, e.TrackID)
+		}
 	}
 	plays := map[string]int64{}
 	var ids []string
@@ -354,7 +401,7 @@ func (s *Service) playedArtists(ctx context.Context, user string, recent []stats
 		}
 	}
 	slices.SortStableFunc(artists, func(a, b search.Artist) int { return cmp.Compare(weight[b.ID], weight[a.ID]) })
-	return artists[:min(len(artists), topArtists)], err
+	return artists[:min(len(artists), topArtists)], favourites, err
 }
 
 // build makes the sections the parameters ask for.
@@ -524,7 +571,7 @@ func (b *homeBuild) dailyMix() error {
 	if !b.p.kinds[KindDailyMix] {
 		return nil
 	}
-	mix, err := b.s.mixOf(b.ctx, b.user, b.now, b.stored, b.heard)
+	mix, err := b.s.mixOf(b.ctx, b.user, b.now, b.stored, b.prof.favourites, b.heard)
 	if err != nil {
 		return err
 	}
@@ -540,7 +587,7 @@ func (b *homeBuild) dailyMix() error {
 		return nil
 	}
 	b.add(HomeSection{ID: KindDailyMix, Kind: KindDailyMix, Title: "feed.daily_mix", Model: "als+favourites", Tracks: tracks,
-		Reason: "today's mix, the same all day: your most played tracks of the last 30 days among tracks new to you that listeners with your taste play"})
+		Reason: "today's mix, the same all day: your most played tracks among tracks new to you that listeners with your taste play"})
 	return nil
 }
 

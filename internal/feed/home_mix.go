@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,11 +15,10 @@ import (
 
 	"github.com/overture-music/overture/internal/postgres"
 	"github.com/overture-music/overture/internal/recommend/result"
-	"github.com/overture-music/overture/internal/stats"
 )
 
 // The daily mix: a blend of the listener's favourites (their most played
-// tracks of the MixFavouriteWindow before the day began) and the ALS
+// tracks of the 90 days before the mix is made) and the ALS
 // discoveries of their stored result (without what they heard), made at
 // their first feed of a UTC day and stored, so that it stays the same all
 // day although the recompute, every six hours, stores new discoveries.
@@ -35,7 +35,6 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 const (
 	MixFavourites       = 10
 	MixDiscoveries      = 20
-	MixFavouriteWindow  = 30 * 24 * time.Hour
 	mixDiscoverySection = "daily-mix" // the stored result's ALS section
 )
 
@@ -46,8 +45,9 @@ type mix struct {
 	Familiar []bool
 }
 
-// mixOf reads the listener's mix of now's day, or makes and stores it.
-func (s *Service) mixOf(ctx context.Context, user string, now time.Time, stored *result.Body, heard map[string]bool) (mix, error) {
+// mixOf reads the listener's mix of now's day, or makes it from their
+// favourites (most played first) and stores it.
+func (s *Service) mixOf(ctx context.Context, user string, now time.Time, stored *result.Body, favourites []string, heard map[string]bool) (mix, error) {
 	day := now.UTC().Format(time.DateOnly)
 	var m mix
 	var d time.Time
@@ -60,16 +60,8 @@ func (s *Service) mixOf(ctx context.Context, user string, now time.Time, stored 
 		return mix{}, fmt.Errorf("reading the daily mix of %s: %w", user, err)
 	}
 	dayStart, _ := time.Parse(time.DateOnly, day)
-	top, err := s.Stats.Top(ctx, user, stats.Tracks, MixFavouriteWindow, dayStart, MixFavourites)
-	if err != nil {
-		return mix{}, err
-	}
-	var favs, finds []string
-	for _, e := range top {
-		if e.TrackID != "" {
-			favs = append(favs, e.TrackID)
-		}
-	}
+	favs := slices.Clone(favourites[:min(len(favourites), MixFavourites)])
+	var finds []string
 	for _, sec := range stored.Sections {
 		if sec.ID != mixDiscoverySection {
 			continue

@@ -52,6 +52,8 @@ const (
 	maxCards     = 100_000
 	maxArtists   = 20_000
 	maxListeners = 50_000
+	// maxMemos bounds the feeds kept as answered (about 25 KB each).
+	maxMemos = 10_000
 )
 
 // ttlCache is a bounded map whose entries expire.

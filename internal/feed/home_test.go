@@ -436,7 +436,7 @@ func TestStoredResultsMakeTheSections(t *testing.T) {
 	user, tok := h.listener("regular@example.com", "en")
 	kino, blue, copper := h.tracks["Кино"], h.tracks["Blue Static"], h.tracks["Copper Hymn"]
 	played := []search.Track{kino[1], kino[2], blue[1]}
-	h.playAt(user, h.now.Add(-48*time.Hour), played...) // before today: the mix's favourites
+	h.playAt(user, h.now.Add(-48*time.Hour), played...) // two days ago: the mix's favourites
 	h.store(user, "run-1", []search.Track{copper[0], copper[1], copper[2]}, []becauseOf{{kino[1], []search.Track{blue[2], blue[3]}}, {blue[1], []search.Track{copper[3], copper[4], kino[3]}}})
 
 	f := h.feedOf(tok)
