@@ -69,6 +69,9 @@ func tabReaches(t *testing.T, b *tab, selectors ...string) {
 		b.do(chromedp.KeyEvent("\t"))
 	}
 	for _, sel := range selectors {
-		require.True(t, evalIn[bool](b, `window.__focused.some(el => el.matches(`+jsString(sel)+`))`), "%s is not reachable with Tab", sel)
+		if !evalIn[bool](b, `window.__focused.some(el => el.matches(`+jsString(sel)+`))`) {
+			t.Fatalf("%s is not reachable with Tab; the focus went to: %s", sel, evalIn[string](b,
+				`window.__focused.map(el => el.tagName + (el.id ? '#' + el.id : '') + ' ' + (el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 25)).join(' | ')`))
+		}
 	}
 }

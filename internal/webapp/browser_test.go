@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/overture-music/overture/internal/platformtest"
 	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/webapp"
 )
@@ -60,6 +61,9 @@ func newBrowser(t *testing.T, chromium string) *tab {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")), "start chromium")
 	return &tab{t: t, ctx: ctx}
 }
+
+// in is the same tab driven by t (a subtest), so a failed wait fails t.
+func (b *tab) in(t *testing.T) *tab { return &tab{t: t, ctx: b.ctx} }
 
 func (b *tab) do(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
@@ -143,6 +147,23 @@ func (b *tab) shot(name string) {
 	require.NoError(b.t, err)
 	require.NoError(b.t, os.MkdirAll(dir, 0o755))
 	require.NoError(b.t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
+}
+
+// evalJSON evaluates js, which returns a JSON string, into v.
+func evalJSON(b *tab, js string, v any) {
+	b.t.Helper()
+	require.NoError(b.t, json.Unmarshal([]byte(evalIn[string](b, js)), v), js)
+}
+
+// signInWith opens the app at base already signed in as a: the session's
+// refresh token goes where the app keeps it, as a sign-in through the page
+// would leave it (the journey test signs in through the form).
+func (b *tab) signInWith(base string, a platformtest.Account) {
+	b.t.Helper()
+	b.open(base + "/")
+	evalIn[any](b, `(() => { localStorage.setItem('overture.refresh', `+jsString(a.Refresh)+`); localStorage.setItem('overture.lang', 'en'); return null; })()`)
+	b.open(base + "/")
+	b.waitJS("signed in", `document.querySelector('nav.main a[href="/account"]') !== null`)
 }
 
 func jsString(s string) string {

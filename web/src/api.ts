@@ -13,6 +13,9 @@ export class ApiError extends Error {
 export interface CallOptions {
   auth?: boolean;
   keepalive?: boolean;
+  // cache is the fetch cache mode: 'no-cache' revalidates (ETag) an answer
+  // the browser keeps, e.g. recommendations after a refresh.
+  cache?: RequestCache;
 }
 
 async function send(method: string, path: string, body: unknown, opts: CallOptions, token: string | null): Promise<Response> {
@@ -24,6 +27,7 @@ async function send(method: string, path: string, body: unknown, opts: CallOptio
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     keepalive: opts.keepalive,
+    cache: opts.cache,
     credentials: 'same-origin',
   });
 }
@@ -114,11 +118,21 @@ export interface Me {
 // /v1/me/recommendations) share this shape: sections, each with why it is
 // there. An entry is a track id with its score, or the track's card.
 export interface FeedEntry { track_id?: string; score?: number; because_track_id?: string; track?: Track }
-export interface FeedSection { id: string; title?: string; reason?: string; model?: string; tracks?: Array<FeedEntry | Track> }
-export interface Feed { model?: string; made_at?: string; sections: FeedSection[] }
+// The home feed's sections also say their kind, the key of their title in
+// the app's texts (title), and for "because you listened" the played track.
+export interface FeedSection {
+  id: string;
+  kind?: string;
+  title?: string;
+  reason?: string;
+  model?: string;
+  because?: Track;
+  tracks?: Array<FeedEntry | Track>;
+}
+export interface Feed { model?: string; made_at?: string; cold_start?: boolean; sections: FeedSection[] }
 // RefreshJob is the status of an asked-for recomputation of the
 // listener's recommendations (POST /v1/me/recommendations/refresh).
-export interface RefreshJob { id?: string; status: string; status_url?: string; result_url?: string; error?: string }
+export interface RefreshJob { id?: string; state: 'queued' | 'running' | 'done' | 'failed'; status_url?: string; error?: string }
 
 // Similar items a catalogue card may carry (the query API's `similar`).
 export interface Similar { tracks?: Array<FeedEntry | Track>; artists?: Artist[] }

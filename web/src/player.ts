@@ -39,8 +39,11 @@ class Player {
   level = -1;
   // reports counts the plays whose end was reported (a `single` listen).
   reports = 0;
-  // renewals counts the signed URLs renewed before they expired.
+  // renewals counts the signed URLs renewed before they expired;
+  // networkErrors the playlist or segment loads that failed (a refused,
+  // expired token among them), retried or not.
   renewals = 0;
+  networkErrors = 0;
   private hls: Hls | null = null;
   private token = '';
   private renewTimer = 0;
@@ -233,6 +236,12 @@ class Player {
       const hls = new Hls({
         // No worker: the Content-Security-Policy allows no blob: scripts.
         enableWorker: false,
+        // Fetch at most a minute ahead: audio is small, so hls.js would
+        // otherwise fetch the whole track at once, from the CDN, for a
+        // listener who may skip it after ten seconds. (It also means the
+        // later segments are fetched with renewed URLs.)
+        maxBufferLength: 30,
+        maxMaxBufferLength: 60,
         // Every request carries the current token, so a renewal reaches
         // playlists and segments fetched after it.
         xhrSetup: (xhr: XMLHttpRequest, url: string) => {
@@ -252,7 +261,9 @@ class Player {
         this.changed();
       });
       hls.on(Hls.Events.ERROR, (_e, d) => {
+        if (d.type === Hls.ErrorTypes.NETWORK_ERROR) this.networkErrors++;
         if (d.fatal) this.fail(d.details);
+        else this.changed();
       });
       hls.loadSource(pb.master_url);
       hls.attachMedia(this.audio);

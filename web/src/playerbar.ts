@@ -95,6 +95,7 @@ export function playerBar(): HTMLElement {
     region.dataset.gain = player.gain.toFixed(3);
     region.dataset.gainApplied = player.appliedGain.toFixed(3);
     region.dataset.renewals = String(player.renewals);
+    region.dataset.networkErrors = String(player.networkErrors);
     region.dataset.expires = pb?.expires ?? '';
     region.dataset.reports = String(player.reports);
     region.dataset.queue = player.index + '/' + player.queue.length;

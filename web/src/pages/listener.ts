@@ -80,12 +80,27 @@ async function cardsOf(entries: Array<FeedEntry | Track>, max = SECTION_MAX): Pr
 async function loadFeed(): Promise<Feed | null> {
   for (const path of ['/v1/me/feed', '/v1/me/recommendations']) {
     try {
-      return (await request<Feed>('GET', path, undefined, { auth: true })).data;
+      // Revalidated, not taken from the browser's cache as is: the answer
+      // may be cacheable for minutes, and a refresh must show at once.
+      return (await request<Feed>('GET', path, undefined, { auth: true, cache: 'no-cache' })).data;
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
     }
   }
   return null;
+}
+
+// sectionHeading is a section's heading in the listener's language: the
+// feed names the key of its title in our texts (title); the stored
+// recommendations are known by id; else the API's own words.
+function sectionHeading(sec: FeedSection): string {
+  const known = (key: string): string | null => {
+    const k = key as TextKey;
+    const text = t(k, { title: sec.because?.title ?? '' });
+    return text !== key ? text : null;
+  };
+  return (sec.title && known(sec.title)) || known('feed.section.' + sec.id) || (sec.title && !sec.title.startsWith('feed.') ? sec.title : '') ||
+    known('feed.section.' + (sec.kind ?? '')) || sec.id;
 }
 
 // feedSection draws one section: its heading, why it is there, its tracks
@@ -101,11 +116,9 @@ async function feedSection(sec: FeedSection): Promise<Node | null> {
   for (const e of why) {
     const title = titleOf.get(e.because_track_id!);
     const id = e.track?.id ?? e.track_id;
-    if (title && id) because.set(id, t('feed.because', { title }));
+    if (title && id) because.set(id, t('feed.because.track', { title }));
   }
-  const key = ('feed.section.' + sec.id) as TextKey;
-  const known = t(key) !== key;
-  const heading = known ? t(key) : (sec.title || sec.id);
+  const heading = sectionHeading(sec);
   const hid = 'feed-' + sec.id.replace(/[^a-zA-Z0-9_-]/g, '-');
   return h('section', { class: 'feed-section', 'data-section': sec.id, 'aria-labelledby': hid },
     h('h3', { id: hid }, heading),
@@ -121,8 +134,8 @@ function refreshButton(redraw: () => Promise<void>): Node {
   const follow = async (url: string): Promise<RefreshJob> => {
     for (let n = 0; ; n++) {
       await new Promise((r) => window.setTimeout(r, Math.min(500 * (n + 1), 3000)));
-      const job = (await request<RefreshJob>('GET', url, undefined, { auth: true })).data;
-      if (job.status !== 'queued' && job.status !== 'running') return job;
+      const job = (await request<RefreshJob>('GET', url, undefined, { auth: true, cache: 'no-store' })).data;
+      if (job.state !== 'queued' && job.state !== 'running') return job;
       if (!btn.isConnected) return job;
     }
   };
@@ -134,8 +147,8 @@ function refreshButton(redraw: () => Promise<void>): Node {
       const url = ans.headers.get('Location') || ans.data?.status_url || '';
       const job = url ? await follow(url) : ans.data;
       if (!btn.isConnected) return;
-      if (job.status === 'failed') {
-        replace(status, message(t('feed.refresh.failed', { msg: job.error || job.status }), 'error'));
+      if (job.state === 'failed') {
+        replace(status, message(t('feed.refresh.failed', { msg: job.error || job.state }), 'error'));
         return;
       }
       await redraw();
