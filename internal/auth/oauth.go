@@ -177,8 +177,8 @@ func (s *Service) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	if rec.ReturnTo != "" {
-		s.webSignIn(w, r, rec.ReturnTo, name, a)
+	if rt := browserReturnTo(r, rec.ReturnTo); rt != "" {
+		s.webSignIn(w, r, rt, name, a)
 		return
 	}
 	resp, err := s.issue(r.Context(), a, "")

@@ -138,13 +138,21 @@ func redirectFragment(w http.ResponseWriter, r *http.Request, target string, f u
 	http.Redirect(w, r, target+"#"+f.Encode(), http.StatusSeeOther)
 }
 
-// callbackFailer is how the callback refuses: back to the app for a
-// browser flow (a state that named return_to, or a browser's navigation
-// whose state is unknown), as a problem otherwise.
-func (s *Service) callbackFailer(r *http.Request, returnTo string) func(http.ResponseWriter, *http.Request, *problem.Problem, ...any) {
+// browserReturnTo is where a callback sends the browser back to: the
+// state's return_to; for a browser's navigation without one (a link to
+// start made before return_to existed, a state that is unknown) the app's
+// sign-in page; "" for an API client, which gets JSON.
+func browserReturnTo(r *http.Request, returnTo string) string {
 	if returnTo == "" && prefersHTML(r) {
-		returnTo = "/signin"
+		return "/signin"
 	}
+	return returnTo
+}
+
+// callbackFailer is how the callback refuses: back to the app for a
+// browser flow (browserReturnTo), as a problem otherwise.
+func (s *Service) callbackFailer(r *http.Request, returnTo string) func(http.ResponseWriter, *http.Request, *problem.Problem, ...any) {
+	returnTo = browserReturnTo(r, returnTo)
 	if returnTo == "" {
 		return s.fail
 	}

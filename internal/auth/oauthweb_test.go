@@ -23,6 +23,12 @@ import (
 // Location it names, and the browser (its cookies) for the exchange.
 func (p *providers) browserFlow(t *testing.T, provider, returnTo string) (*url.URL, *http.Client) {
 	t.Helper()
+	return p.browserFlowAccept(t, provider, returnTo, "")
+}
+
+// browserFlowAccept is browserFlow with the Accept header a browser sends.
+func (p *providers) browserFlowAccept(t *testing.T, provider, returnTo, accept string) (*url.URL, *http.Client) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
@@ -36,7 +42,15 @@ func (p *providers) browserFlow(t *testing.T, provider, returnTo string) (*url.U
 		}
 		return nil
 	}
-	res, err := c.Get(p.srv.URL + "/v1/auth/oauth/" + provider + "/start?return_to=" + url.QueryEscape(returnTo))
+	start := p.srv.URL + "/v1/auth/oauth/" + provider + "/start"
+	if returnTo != "" {
+		start += "?return_to=" + url.QueryEscape(returnTo)
+	}
+	req, _ := http.NewRequest("GET", start, nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	res, err := c.Do(req)
 	if err != nil && !errors.Is(err, http.ErrUseLastResponse) {
 		t.Fatal(err)
 	}
@@ -176,6 +190,17 @@ func TestOAuthBrowserFlow(t *testing.T) {
 		if loc.Path != "/signin" || f.Get("oauth_error") != "provider-denied" || f.Has("oauth_code") || f.Has("detail") {
 			t.Fatalf("a denied login went to %s", loc)
 		}
+	})
+
+	t.Run("BrowserWithoutReturnTo", func(t *testing.T) {
+		// A browser's navigation (it asks for HTML first) that started
+		// without return_to still lands in the app, at /signin.
+		loc, browser := p.browserFlowAccept(t, "google", "", "text/html,application/xhtml+xml,*/*;q=0.8")
+		f, _ := url.ParseQuery(loc.Fragment)
+		if loc.Path != "/signin" || !f.Has("oauth_code") {
+			t.Fatalf("redirected to %s", loc)
+		}
+		p.exchange(t, browser, f.Get("oauth_code")).want(t, 200, "")
 	})
 
 	t.Run("APIClientsStillGetJSON", func(t *testing.T) {
