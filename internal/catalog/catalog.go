@@ -1,6 +1,7 @@
 // Package catalog is the write side of Overture's catalog (artists, albums,
 // tracks, genres): the PostgreSQL schema every catalog read model is rebuilt
-// from, and the admin HTTP API ("catalog-admin") that changes it.
+// from, and the admin HTTP API ("catalog-admin") that changes it and reads
+// it back, drafts included (the public read APIs show published tracks only).
 //
 // The write model is the truth. Each admin write validates its input, changes
 // rows and writes its domain event into the outbox in one transaction, so that
@@ -42,7 +43,8 @@ const Source = "/overture/" + Name
 // HeaderConsistencyToken carries the WAL position after a write's commit.
 const HeaderConsistencyToken = "X-Consistency-Token"
 
-// Service is the admin write API. Create it with New and Start it.
+// Service is the admin API: the writes, and the reads the admin console
+// edits from. Create it with New and Start it.
 type Service struct {
 	lifecycle.Base
 	// Pool and Verifier may be set before Start (tests); Start fills in
@@ -61,6 +63,10 @@ func New() *Service { return &Service{} }
 func (s *Service) Name() string { return Name }
 
 var routes = []server.Route{
+	{Method: http.MethodGet, Path: "/v1/admin/tracks"},
+	{Method: http.MethodGet, Path: "/v1/admin/tracks/{id}"},
+	{Method: http.MethodGet, Path: "/v1/admin/albums/{id}"},
+	{Method: http.MethodGet, Path: "/v1/admin/artists/{id}"},
 	{Method: http.MethodPost, Path: "/v1/admin/artists"},
 	{Method: http.MethodPatch, Path: "/v1/admin/artists/{id}"},
 	{Method: http.MethodDelete, Path: "/v1/admin/artists/{id}"},
@@ -148,6 +154,10 @@ func (s *Service) build() {
 	s.once.Do(func() {
 		mux := http.NewServeMux()
 		h := map[string]func(http.ResponseWriter, *http.Request) error{
+			"GET /v1/admin/tracks":                 s.listTracks,
+			"GET /v1/admin/tracks/{id}":            s.getTrack,
+			"GET /v1/admin/albums/{id}":            getRow(albumEntity, s),
+			"GET /v1/admin/artists/{id}":           getRow(artistEntity, s),
 			"POST /v1/admin/artists":               artistEntity.create(s),
 			"PATCH /v1/admin/artists/{id}":         artistEntity.update(s),
 			"DELETE /v1/admin/artists/{id}":        artistEntity.remove(s),
@@ -168,7 +178,7 @@ func (s *Service) build() {
 				if err := fn(w, r); err != nil {
 					var p *problem.Problem
 					if !errors.As(err, &p) {
-						s.Log.ErrorContext(r.Context(), "catalog write failed", "method", r.Method, "path", r.URL.Path, "error", err)
+						s.Log.ErrorContext(r.Context(), "catalog request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 					}
 					problem.Error(w, r, err)
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/overture-music/overture/internal/catalog"
 	"github.com/overture-music/overture/internal/config"
 	"github.com/overture-music/overture/internal/lifecycle"
 	"github.com/overture-music/overture/internal/problem"
@@ -192,7 +193,7 @@ type UploadAnswer struct {
 	Upload
 	Multipart *Multipart `json:"multipart,omitempty"`
 	// Track is the catalog's track of a ready upload (GET and the list).
-	Track *Track `json:"track,omitempty"`
+	Track *catalog.TrackView `json:"track,omitempty"`
 }
 
 func (s *Service) create(w http.ResponseWriter, r *http.Request) error {

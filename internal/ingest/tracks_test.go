@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -46,9 +47,14 @@ func TestAnswersCarryTheCatalogsTrack(t *testing.T) {
 	}
 	require.NoError(t, s.withTracks(ctx, ans))
 	year, pos, ru, bio := 1988, 3, "RU", "Ленинград"
-	require.Equal(t, &Track{ID: trackID, Title: "Звезда", State: "published", Explicit: true, Position: &pos,
-		Album:   &TrackAlbum{ID: albumID, Title: "Группа крови", ReleaseYear: &year},
-		Artists: []TrackArtist{{ID: first, Name: "Кино", Country: &ru, Bio: &bio}, {ID: second, Name: "Guest"}}}, ans[0].Track)
+	got := ans[0].Track
+	require.NotNil(t, got)
+	require.False(t, got.CreatedAt.IsZero())
+	got.CreatedAt, got.UpdatedAt = time.Time{}, time.Time{}
+	require.Equal(t, &catalog.TrackView{ID: trackID, Title: "Звезда", State: "published", Explicit: true, Position: &pos,
+		Album:      &catalog.TrackAlbum{ID: albumID, Title: "Группа крови", ReleaseYear: &year},
+		Artists:    []catalog.TrackArtist{{ID: first, Name: "Кино", Country: &ru, Bio: &bio}, {ID: second, Name: "Guest"}},
+		Renditions: []catalog.RenditionSummary{}}, got)
 	require.Nil(t, ans[1].Track, "an upload without a track")
 	require.Nil(t, ans[2].Track, "a deleted track")
 
