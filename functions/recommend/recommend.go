@@ -38,6 +38,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -218,6 +219,17 @@ type Run struct {
 	// Similar is how many similar-items rows were written.
 	Similar int64
 	Took    time.Duration
+	// Phases is how long each part of the run took, in order (the log
+	// line and the benchmark show them); PutResults is the part of the
+	// last phase spent in result.Store.Put, which overlaps the ranking.
+	Phases     []Phase
+	PutResults time.Duration
+}
+
+// Phase is one part of a recompute and how long it took.
+type Phase struct {
+	Name string
+	Took time.Duration
 }
 
 // Recompute trains on the window ending at `at` and stores every listener's
@@ -225,6 +237,12 @@ type Run struct {
 func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 	start := time.Now()
 	run := Run{Version: "recompute-" + at.Format("20060102T150405Z")}
+	last := start
+	phase := func(name string) {
+		now := time.Now()
+		run.Phases = append(run.Phases, Phase{Name: name, Took: now.Sub(last)})
+		last = now
+	}
 	b := recommend.NewBuilder(recommend.DefaultWeighting(at))
 	// The window's listens of Overture tracks that count (a scrobble or a
 	// skip), in the store's time order, so both backends build the same
@@ -240,20 +258,27 @@ func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 		return run, fmt.Errorf("%s: reading listens: %w", Name, err)
 	}
 	run.Listens = b.Listens()
+	phase("read listens")
 	d := b.Build()
+	phase("build matrix")
 	als, err := recommend.TrainALS(ctx, d.R, recommend.DefaultALS(f.Workers))
 	if err != nil {
 		return run, fmt.Errorf("%s: %w", Name, err)
 	}
+	phase("ALS")
 	m := result.Models{Data: d, Tracks: recommend.TrainCooccurrence(d.R, recommend.DefaultCooccurrence(f.Workers)), ALS: als}
+	phase("track co-occurrence")
+	artists := recommend.TrainArtistCooccurrence(d, recommend.DefaultCooccurrence(f.Workers))
+	phase("artist co-occurrence")
 	// What one listener's refresh and the similar-items lists need, before
 	// the results: a refresh that reads them then makes results of this
 	// run's models.
 	run.Similar, err = f.artifacts.Put(ctx, artifact.Trained{Version: run.Version, MadeAt: at, Data: d, Tracks: m.Tracks,
-		Artists: recommend.TrainArtistCooccurrence(d, recommend.DefaultCooccurrence(f.Workers)), ALS: als, ALSConfig: recommend.DefaultALS(f.Workers)})
+		Artists: artists, ALS: als, ALSConfig: recommend.DefaultALS(f.Workers)})
 	if err != nil {
 		return run, fmt.Errorf("%s: %w", Name, err)
 	}
+	phase("store models")
 	out := make(chan result.Result, Batch)
 	stored := make(chan error, 1)
 	go func() {
@@ -262,7 +287,9 @@ func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 		flush := func() {
 			if err == nil && len(batch) > 0 {
 				var n int64
+				t := time.Now()
 				n, err = result.Store{Pool: f.Pool}.Put(ctx, batch)
+				run.PutResults += time.Since(t)
 				run.Stored += n
 			}
 			batch = batch[:0]
@@ -291,12 +318,18 @@ func (f *Function) Recompute(ctx context.Context, at time.Time) (Run, error) {
 	if err != nil {
 		return run, fmt.Errorf("%s: %w", Name, err)
 	}
+	phase("rank and store results")
 	for u := 0; u < d.R.Rows; u++ {
 		if d.R.Ptr[u+1] > d.R.Ptr[u] {
 			run.Listeners++
 		}
 	}
 	run.Took = time.Since(start)
-	f.Log.InfoContext(ctx, "recommendations recomputed", "version", run.Version, "listens", run.Listens, "listeners", run.Listeners, "stored", run.Stored, "similar", run.Similar, "took", run.Took)
+	took := make([]any, 0, 2*len(run.Phases))
+	for _, p := range run.Phases {
+		took = append(took, p.Name, p.Took)
+	}
+	f.Log.InfoContext(ctx, "recommendations recomputed", "version", run.Version, "listens", run.Listens, "listeners", run.Listeners, "stored", run.Stored, "similar", run.Similar, "took", run.Took,
+		slog.Group("phases", took...), "put_results", run.PutResults)
 	return run, nil
 }
