@@ -50,7 +50,15 @@ var (
 	serveN    = flag.Int("serve-listeners", 10_000, "listeners whose stored results the serving part reads (0: skip it)")
 	serveReqs = flag.Int("serve-requests", 5_000, "requests per way of reading in the serving part")
 	serveOnly = flag.Bool("serve-only", false, "run only the serving part")
+	wholeRun  = flag.Bool("whole", true, "also run the whole recompute as the function runs it (listens in PostgreSQL) and one listener's refresh")
+	wholeOnly = flag.Bool("whole-only", false, "run only the whole recompute and the refresh")
+	refreshN  = flag.Int("refresh-requests", 1_000, "listeners refreshed per way of measuring the refresh")
+	pgURL     = flag.String("pg-url", "", "internal: the statistics store of the whole recompute's child")
+	cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of the whole recompute (Recompute only) here")
 )
+
+// refreshWarm is how many listeners warm the refresh measurement up.
+const refreshWarm = 50
 
 // figures is what a child reports.
 type figures struct {
@@ -78,6 +86,12 @@ type figures struct {
 
 func main() {
 	flag.Parse()
+	if *child == "whole" {
+		f, err := wholeChild(context.Background())
+		must(err)
+		must(json.NewEncoder(os.Stdout).Encode(f))
+		return
+	}
 	if *child != "" {
 		f, err := run(context.Background(), *child)
 		must(err)
@@ -92,6 +106,12 @@ func main() {
 	}
 	self, err := os.Executable()
 	must(err)
+	if *wholeOnly {
+		w, err := whole(context.Background(), self)
+		must(err)
+		reportWhole(w)
+		return
+	}
 	gen, err := spawn(self, "generate")
 	must(err)
 	var rows []figures
@@ -101,6 +121,12 @@ func main() {
 		rows = append(rows, f)
 	}
 	report(gen, rows)
+	if *wholeRun {
+		fmt.Println()
+		w, err := whole(context.Background(), self)
+		must(err)
+		reportWhole(w)
+	}
 	if *serveN > 0 {
 		fmt.Println()
 		srows, err := serve(context.Background(), *serveN, *serveReqs)
