@@ -149,7 +149,7 @@ func TestAdminCatalogJourney(t *testing.T) {
 		evalIn[any](b, `(() => { const s = document.getElementById('lang'); s.value = '`+l+`'; s.dispatchEvent(new Event('change')); return null; })()`)
 	}
 	setLang("ru")
-	b.waitJS("the console speaks Russian", `document.documentElement.lang === 'ru' && document.getElementById('admin-nav').textContent.includes('Загрузки и каталог')
+	b.waitJS("the console speaks Russian", `document.documentElement.lang === 'ru' && document.getElementById('admin-nav').textContent.includes('Загрузки') && document.getElementById('admin-nav').textContent.includes('Каталог')
 		&& document.querySelector('#upload-form label[for=files]').textContent === 'Аудиофайлы' && document.getElementById('uploads-h').textContent === 'Последние загрузки'`)
 	b.shot("admin-ru")
 	setLang("en")

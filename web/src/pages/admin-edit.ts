@@ -1,8 +1,10 @@
-// admin-edit: one upload's page in the admin console. While ingestion runs
-// it follows the state; once the track exists it shows the catalog's track,
-// album and artists as forms (the catalog admin API: PATCH
-// /v1/admin/tracks|albums|artists/{id}) and publishes or unpublishes the
-// track. A 422 problem's field errors are shown next to their field (the
+// admin-edit: a track's edit page in the admin console, reached two ways:
+// one upload's page (/admin/uploads/{id}; while ingestion runs it follows
+// the state, then the track comes with the upload) and any catalogue
+// track's page (/admin/tracks/{id}, read with GET /v1/admin/tracks/{id}).
+// Both show the catalog's track, album and artists as the same forms (the
+// catalog admin API: PATCH /v1/admin/tracks|albums|artists/{id}) and
+// publish or unpublish the track. A 422 problem's field errors are shown next to their field (the
 // input is aria-invalid and described by its message); any other problem
 // below the form.
 
@@ -122,8 +124,14 @@ function trackSection(tr: AdminTrack, reload: Reload): Node {
       replace(done, message(errText(err), 'error'));
     }
   };
+  // What the catalog says beside the forms: the genre, and the audio
+  // publishing needs.
+  const audio = (tr.renditions ?? []).map((r) => r.kind + (r.premium ? ' (' + t('catalog.track.premium') + ')' : '')).join(', ');
+  const facts = h('p', { class: 'muted', id: 'track-facts' },
+    tr.genre ? t('catalog.track.genre', { genre: tr.genre.name }) + ' · ' : '',
+    tr.renditions ? (audio ? t('catalog.track.audio', { kinds: audio }) : t('catalog.track.noaudio')) : '');
   const publishing = h('section', { class: 'card', id: 'publishing', 'aria-labelledby': 'publishing-h' },
-    h('h2', { id: 'publishing-h' }, t('catalog.track') + ': ' + tr.title), state,
+    h('h2', { id: 'publishing-h' }, t('catalog.track') + ': ' + tr.title), state, facts,
     h('p', { class: 'refresh' },
       tr.state === 'published'
         ? h('button', { type: 'button', id: 'unpublish', onclick: () => void act(false) }, t('catalog.unpublish'))
@@ -162,6 +170,44 @@ function trackSection(tr: AdminTrack, reload: Reload): Node {
   return h('div', { id: 'track-edit', 'data-track': tr.id }, publishing, trackForm, albumForm, artistForms);
 }
 
+// redrawn makes the Reload of a page whose forms draw() replaces: the
+// message goes to the form (or section) that was used, and the keyboard
+// focus back to its first button.
+function redrawn(draw: () => Promise<unknown>, body: HTMLElement): Reload {
+  return async (where, text) => {
+    try {
+      await draw();
+    } catch (err) {
+      replace(body, message(errText(err), 'error'));
+      return;
+    }
+    const at = document.getElementById(where);
+    const status = at?.querySelector('[aria-live]');
+    if (status) replace(status, message(text));
+    at?.querySelector('button')?.focus();
+  };
+}
+
+// trackPage is /admin/tracks/{id}: any track of the catalog, drafts
+// included.
+export async function trackPage(id: string): Promise<Node> {
+  const heading = h('h1', null, t('catalog.track'));
+  const body = h('div');
+  const root = h('div', { id: 'catalog-track-page' }, h('p', null, h('a', { href: '/admin/catalog' }, t('catalog.list.back'))), heading, body);
+  const draw = async () => {
+    const tr = await get<AdminTrack>('/v1/admin/tracks/' + encodeURIComponent(id), true);
+    heading.textContent = t('catalog.track.title', { title: tr.title });
+    replace(body, trackSection(tr, reload));
+  };
+  const reload = redrawn(draw, body);
+  try {
+    await draw();
+  } catch (err) {
+    replace(body, message(errText(err), 'error'));
+  }
+  return root;
+}
+
 // uploadPage is /admin/uploads/{id}.
 export async function uploadPage(id: string): Promise<Node> {
   const heading = h('h1', null, t('admin.title'));
@@ -189,20 +235,7 @@ export async function uploadPage(id: string): Promise<Node> {
     replace(body, u.duplicate ? h('p', { class: 'notice' }, t('catalog.upload.duplicate')) : null, trackSection(u.track, reload));
     return u;
   };
-  const reload: Reload = async (where, text) => {
-    try {
-      await draw();
-    } catch (err) {
-      replace(body, message(errText(err), 'error'));
-      return;
-    }
-    // The forms are new: the message goes to the one that was used, and the
-    // keyboard focus back to its first button.
-    const at = document.getElementById(where);
-    const status = at?.querySelector('[aria-live]');
-    if (status) replace(status, message(text));
-    at?.querySelector('button')?.focus();
-  };
+  const reload = redrawn(draw, body);
   let u: AdminUpload;
   try {
     u = await draw();

@@ -9,16 +9,24 @@
 import { call, get, type Upload } from '../api';
 import { t } from '../i18n';
 
-// AdminTrack is the catalog's track of a ready upload, as the ingest admin
-// API adds it to GET /v1/admin/uploads[/{id}] (internal/ingest/tracks.go).
+// AdminTrack is a track as the catalog has it now, drafts included: the
+// catalog admin API's GET /v1/admin/tracks[/{id}] (catalog.TrackView, in
+// internal/catalog/read.go), which the ingest admin API also adds to each
+// ready upload. A list page leaves the artists' bio out.
 export interface AdminTrack {
   id: string;
   title: string;
   state: 'draft' | 'published' | 'unpublished';
   explicit: boolean;
   position?: number;
+  duration_ms?: number;
+  published_at?: string;
+  created_at?: string;
+  updated_at?: string;
   album?: { id: string; title: string; release_year?: number };
   artists: Array<{ id: string; name: string; country?: string; bio?: string }>;
+  genre?: { id: string; name: string };
+  renditions?: Array<{ kind: string; premium: boolean; bytes?: number }>;
 }
 
 export interface AdminUpload extends Upload {

@@ -3,7 +3,9 @@
 // the recent uploads with their ingestion states, refreshed while the page
 // is open, and why a file failed; /admin/uploads/{id} is one upload's page,
 // where its track, album and artists are edited and the track published
-// (admin-edit.ts). The admin role is enforced by the APIs; the page only
+// (admin-edit.ts). /admin/catalog lists every track, drafts included, with
+// search as you type and a state filter (admin-catalog.ts); /admin/tracks/{id}
+// edits any of them with the same forms. The admin role is enforced by the APIs; the page only
 // tells others it is for administrators. The operations pages (dead
 // letters, CDN, statistics) are ops.ts; the navigation links them.
 
@@ -14,7 +16,8 @@ import { get } from '../api';
 import { session } from '../session';
 import { message, errText } from '../ui';
 import { uploadFile, follow, folderFiles, final, stateText, type AdminUpload } from './admin-upload';
-import { uploadPage } from './admin-edit';
+import { uploadPage, trackPage } from './admin-edit';
+import { catalogPage } from './admin-catalog';
 
 type TextKey = Parameters<typeof t>[0];
 
@@ -22,12 +25,15 @@ type TextKey = Parameters<typeof t>[0];
 // and the operations pages.
 export function adminNav(): HTMLElement {
   const here = location.pathname;
+  const current = (path: string) => here === path || (path === '/admin' && here.startsWith('/admin/uploads/'))
+    || (path === '/admin/catalog' && here.startsWith('/admin/tracks/'));
   const link = (path: string, label: string) => h('li', null, h('a', {
-    href: path, 'aria-current': here === path || (path === '/admin' && here.startsWith('/admin/uploads/')) ? 'page' : null,
+    href: path, 'aria-current': current(path) ? 'page' : null,
   }, label));
   return h('nav', { class: 'admin', 'aria-label': t('catalog.nav'), id: 'admin-nav' },
     h('ul', { class: 'refresh' },
       link('/admin', t('catalog.nav.uploads')),
+      link('/admin/catalog', t('catalog.nav.catalog')),
       link('/admin/dead-letters', t('catalog.nav.deadletters')),
       link('/admin/cdn', t('catalog.nav.cdn')),
       link('/admin/stats', t('catalog.nav.stats'))));
@@ -43,6 +49,12 @@ export async function adminPage(): Promise<Node> {
   const path = location.pathname;
   if (path.startsWith('/admin/uploads/')) {
     return h('div', null, adminNav(), await uploadPage(decodeURIComponent(path.slice('/admin/uploads/'.length))));
+  }
+  if (path === '/admin/catalog') {
+    return h('div', null, adminNav(), await catalogPage());
+  }
+  if (path.startsWith('/admin/tracks/')) {
+    return h('div', null, adminNav(), await trackPage(decodeURIComponent(path.slice('/admin/tracks/'.length))));
   }
   return h('div', null, adminNav(), await uploadsPage());
 }
