@@ -28,7 +28,8 @@ const KeyGatewayUpstreamDomain = "GATEWAY_UPSTREAM_DOMAIN"
 // would answer only on its own host.
 func runGateway(ctx context.Context, args []string) error {
 	if len(args) != 0 {
-		fmt.Fprintln(os.Stderr, "usage: overture gateway   (configured by GATEWAY_UPSTREAM_DOMAIN, LISTEN_ADDRESS, TRUSTED_PROXIES, METRICS_TOKEN, CDN_POPS)")
+		fmt.Fprintln(os.Stderr, "usage: overture gateway   (configured by GATEWAY_UPSTREAM_DOMAIN, LISTEN_ADDRESS, TRUSTED_PROXIES, METRICS_TOKEN, CDN_POPS,\n"+
+			"                           S3_PUBLIC_ENDPOINT (else S3_ENDPOINT): the storage origin the web app's CSP connect-src allows, where the admin console PUTs upload parts)")
 		return errUsage
 	}
 	cfg := function.Config()
