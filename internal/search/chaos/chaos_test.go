@@ -483,11 +483,14 @@ func TestChaos(t *testing.T) {
 	var done atomic.Int32
 	errs := make(chan error, workers)
 	started := time.Now()
-	var txs atomic.Int64
+	var txs, rows atomic.Int64
 	for w := range workers {
 		go func() {
 			st, err := catalogtest.Workload(ctx, pool, total/workers, uint64(1000+w))
 			txs.Add(int64(st.Transactions))
+			for _, n := range st.Rows {
+				rows.Add(int64(n)) // each row change is one change event
+			}
 			done.Add(1)
 			errs <- err
 		}()
@@ -608,7 +611,8 @@ func TestChaos(t *testing.T) {
 		}
 		lastMove = time.Now()
 	}
-	t.Logf("caught up in %s (the marker was written then; %s after the workload started)", time.Since(waitStart).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
+	t.Logf("caught up in %s (the marker was written then; %s after the workload started); %d row changes, broker: %v",
+		time.Since(waitStart).Round(time.Millisecond), time.Since(started).Round(time.Millisecond), rows.Load(), &stats)
 	// A rebuild after a CDC re-snapshot may still be running: let it swap.
 	testenv.WaitFor(t, 10*time.Minute, "the rebuild after a CDC re-snapshot to finish", func() bool {
 		var needed bool
