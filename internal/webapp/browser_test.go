@@ -86,21 +86,21 @@ func evalIn[T any](b *tab, js string) T {
 // shared and playback runs in (sped-up) real time.
 func (b *tab) waitJS(what, js string) {
 	b.t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		ok := evalIn[bool](b, "!!("+js+")")
-		if ok {
-			return
+	var perr string
+	ok := testenv.Poll(3*time.Minute, func() bool {
+		if evalIn[bool](b, "!!("+js+")") {
+			return true
 		}
-		if perr := evalIn[string](b, `(document.querySelector('#player .error')||{}).textContent||''`); perr != "" {
-			b.t.Fatalf("%s: the player failed: %s", what, perr)
-		}
-		if time.Now().After(deadline) {
-			body := evalIn[string](b, `document.body.innerText`)
-			diag := evalIn[string](b, `JSON.stringify({errors: window.overtureErrors || [], player: document.getElementById('player').dataset, requests: performance.getEntriesByType('resource').slice(-15).map(e => e.name.split('?')[0])})`)
-			b.t.Fatalf("%s: not reached in 3 minutes (%s); the page says:\n%s\n%s", what, js, body, diag)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval of a condition, not a wait for time to pass
+		perr = evalIn[string](b, `(document.querySelector('#player .error')||{}).textContent||''`)
+		return perr != ""
+	})
+	switch {
+	case perr != "":
+		b.t.Fatalf("%s: the player failed: %s", what, perr)
+	case !ok:
+		body := evalIn[string](b, `document.body.innerText`)
+		diag := evalIn[string](b, `JSON.stringify({errors: window.overtureErrors || [], player: document.getElementById('player').dataset, requests: performance.getEntriesByType('resource').slice(-15).map(e => e.name.split('?')[0])})`)
+		b.t.Fatalf("%s: not reached in 3 minutes (%s); the page says:\n%s\n%s", what, js, body, diag)
 	}
 }
 
