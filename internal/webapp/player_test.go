@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"testing"
 	"time"
 
@@ -39,20 +40,31 @@ func TestPlayer(t *testing.T) {
 	chromium := browserOrSkip(t)
 	p := platformtest.Start(t, platformtest.Options{Env: map[string]string{"CDN_URL_TTL": urlTTL.String()}})
 
-	// A track long enough to outlive two URL lifetimes, and a short one to
-	// skip to; both on one album.
+	// A track long enough to outlive two URL lifetimes, and a short one, by
+	// another artist, to skip to.
 	long := p.Ingest(t, platformtest.Tone(t, 90, "Кукушка", "Кино", "Чёрный альбом")).TrackID
-	short := p.Ingest(t, platformtest.Tone(t, 20, "Звезда по имени Солнце", "Кино", "Чёрный альбом")).TrackID
+	short := p.Ingest(t, platformtest.Tone(t, 20, "Город золотой", "Аквариум", "Равноденствие")).TrackID
 	p.Publish(t, long)
 	after := p.Publish(t, short)
 	p.WaitSearch(t, "кукушка", long, after)
-	p.WaitSearch(t, "звезда", short, after)
+	p.WaitSearch(t, "город золотой", short, after)
 	me := p.Listener(t, "player@example.com")
-	// The last recompute found the short track similar to the long one (what
-	// internal/recommend/artifact stores; the query API puts it on the page).
-	_, err := p.DB.Exec(context.Background(), `INSERT INTO recommend_similar (kind, key, version, made_at, neighbours, scores)
-		VALUES ('track', $1, 'webapp-test', now(), ARRAY[$2], ARRAY[0.8::real])`, long, short)
+	// The last recompute found the short track similar to the long one, and
+	// their artists similar (what internal/recommend/artifact stores; the
+	// query API puts them on the pages).
+	_, err := p.DB.Exec(context.Background(), `INSERT INTO recommend_similar (kind, key, version, made_at, neighbours, scores, tracks)
+		VALUES ('track', $1, 'webapp-test', now(), ARRAY[$2], ARRAY[0.8::real], NULL),
+		       ('artist', 'Кино', 'webapp-test', now(), ARRAY['Аквариум'], ARRAY[0.7::real], ARRAY[$2])`, long, short)
 	require.NoError(t, err)
+	var card struct {
+		Artists []struct{ ID, Name string } `json:"artists"`
+	}
+	p.CallJSON(t, "GET", "/v1/tracks/"+short, "", nil, http.StatusOK, &card)
+	require.NotEmpty(t, card.Artists)
+	aquarium := card.Artists[0].ID
+	p.CallJSON(t, "GET", "/v1/tracks/"+long, "", nil, http.StatusOK, &card)
+	require.NotEmpty(t, card.Artists)
+	kino := card.Artists[0].ID
 
 	b := newBrowser(t, chromium)
 	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -163,6 +175,13 @@ func TestPlayer(t *testing.T) {
 		b := b.in(t)
 		require.Equal(t, "0/2", evalIn[string](b, `document.getElementById('player').dataset.queue`), "the long track is no longer the one playing")
 		invoke(b, "nexttrack")
-		b.waitJS("the next track plays", ms+`.metadata.title === 'Звезда по имени Солнце' && document.getElementById('player').dataset.queue === '1/2' && document.getElementById('audio').currentTime > 0.5`)
+		b.waitJS("the next track plays", ms+`.metadata.title === 'Город золотой' && `+ms+`.metadata.artist === 'Аквариум' && document.getElementById('player').dataset.queue === '1/2' && document.getElementById('audio').currentTime > 0.5`)
+	})
+
+	t.Run("SimilarArtists", func(t *testing.T) {
+		b := b.in(t)
+		b.goTo("/artist/" + kino)
+		b.waitJS("the similar artist on the artist page", fmt.Sprintf(`(document.querySelector('#similar a[href="/artist/%s"]')||{}).textContent === 'Аквариум'`, aquarium))
+		checkA11y(t, b, "artist page with similar artists")
 	})
 }
