@@ -4,6 +4,7 @@
 // it expires or when the API says it expired.
 
 import type { Me, Tokens } from './api';
+import { setLang } from './i18n';
 
 const REFRESH_KEY = 'overture.refresh';
 
@@ -36,7 +37,9 @@ class Session {
     localStorage.setItem(REFRESH_KEY, tokens.refresh_token);
     this.access = tokens.access_token;
     this.accessExp = Date.now() + tokens.expires_in * 1000;
-    await this.loadMe();
+    const me = await this.loadMe();
+    // Signed in on a browser where no language was chosen: the account's.
+    if (me && (me.locale === 'ru' || me.locale === 'en') && !localStorage.getItem('overture.lang')) setLang(me.locale);
   }
 
   async loadMe(): Promise<Me | null> {
