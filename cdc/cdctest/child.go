@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 
@@ -28,6 +30,7 @@ const (
 	sinkEnv      = "OVERTURE_CDC_CHILD_SINK"
 	tokenEnv     = "OVERTURE_CDC_CHILD_TOKEN_FILE"
 	batchSizeEnv = "OVERTURE_CDC_CHILD_BATCH_SIZE"
+	profileEnv   = "OVERTURE_CDC_CHILD_CPUPROFILE"
 )
 
 // Child describes the CDC relay a child process runs.
@@ -39,6 +42,10 @@ type Child struct {
 	// a sink that checks sender identity, as the broker does, needs it.
 	TokenFile string
 	BatchSize int // events per publish; 0: cdc's default
+	// CPUProfileDir, when set, makes each child profile itself into
+	// <dir>/cdc-<pid>.pprof; only one that is stopped (not killed) writes a
+	// complete file.
+	CPUProfileDir string
 }
 
 // Env returns the variables that make the test binary, re-executed with
@@ -52,6 +59,7 @@ func (c Child) Env() []string {
 		sinkEnv + "=" + c.Sink,
 		tokenEnv + "=" + c.TokenFile,
 		batchSizeEnv + "=" + strconv.Itoa(c.BatchSize),
+		profileEnv + "=" + c.CPUProfileDir,
 	}
 }
 
@@ -62,19 +70,30 @@ func RunIfChild() {
 	if os.Getenv(childEnv) == "" {
 		return
 	}
+	if err := runChild(); err != nil {
+		fmt.Fprintln(os.Stderr, "cdc child:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runChild runs the relay of a child process until SIGTERM or an interrupt.
+func runChild() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if d := os.Getenv(profileEnv); d != "" {
+		if f, err := os.Create(filepath.Join(d, fmt.Sprintf("cdc-%d.pprof", os.Getpid()))); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	batch, _ := strconv.Atoi(os.Getenv(batchSizeEnv))
-	err := cdc.Run(ctx, cdc.Config{
+	return cdc.Run(ctx, cdc.Config{
 		DatabaseURL: os.Getenv(databaseEnv),
 		Slot:        os.Getenv(slotEnv), Publication: os.Getenv(slotEnv),
 		Publisher: function.NewSinkPublisher(map[string]string{"K_SINK": os.Getenv(sinkEnv), identity.TokenFileKey: os.Getenv(tokenEnv)}),
 		Log:       telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv()),
 		BatchSize: batch,
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cdc child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }

@@ -68,8 +68,9 @@ func runIndexer() {
 	defer stop()
 	log := telemetry.NewLogger(os.Stderr, telemetry.LevelFromEnv())
 	// CHAOS_CPUPROFILE=<dir>: each indexer process profiles itself into
-	// <dir>/indexer-<pid>.pprof; only one that is stopped (not killed)
-	// writes a complete file — the last one, which did the catch-up.
+	// <dir>/indexer-<pid>.pprof (and each CDC process into cdc-<pid>.pprof,
+	// see cdctest.Child); only one that is stopped (not killed) writes a
+	// complete file — the last one, which did the catch-up.
 	if d := os.Getenv("CHAOS_CPUPROFILE"); d != "" {
 		if f, err := os.Create(filepath.Join(d, fmt.Sprintf("indexer-%d.pprof", os.Getpid()))); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
@@ -461,7 +462,8 @@ func TestChaos(t *testing.T) {
 	idx := &child{t: t, name: "indexer", listen: indexer, log: filepath.Join(logs, "indexer.log"),
 		env: []string{indexerEnv + "=1", "CHAOS_DATABASE_URL=" + url, "CHAOS_SEARCH_DIR=" + dir, "LOG_LEVEL=warn"}}
 	relay := &child{t: t, name: "cdc", log: filepath.Join(logs, "cdc.log"),
-		env: append(cdctest.Child{DatabaseURL: url, Slot: "chaos", Sink: b.URL, TokenFile: auth.TokenFile(t, "cdc"), BatchSize: 500}.Env(), "LOG_LEVEL=warn")}
+		env: append(cdctest.Child{DatabaseURL: url, Slot: "chaos", Sink: b.URL, TokenFile: auth.TokenFile(t, "cdc"), BatchSize: 500,
+			CPUProfileDir: os.Getenv("CHAOS_CPUPROFILE")}.Env(), "LOG_LEVEL=warn")}
 	idx.start()
 	relay.start()
 	defer func() {
