@@ -166,6 +166,23 @@ func TestListenerApp(t *testing.T) {
 		b.waitJS("the feed is drawn again", `document.querySelector('#feed').getAttribute('aria-busy') === 'false' && document.querySelector(`+jsString(row)+`) !== null`)
 	})
 
+	// A signed-in listener's searches carry the token, so the query service
+	// keeps them for the cold-start feed (GET /v1/me/searches); a search
+	// sent without it would be answered and recorded nowhere.
+	t.Run("SearchesAreRemembered", func(t *testing.T) {
+		b := b.in(t)
+		var user string
+		require.NoError(t, p.DB.QueryRow(context.Background(), `SELECT id::text FROM auth_account WHERE email = $1`, email).Scan(&user))
+		b.goTo("/search")
+		b.typeInto("#q", "кино")
+		b.waitJS("search results", `document.querySelector('#results li') !== null`)
+		testenv.WaitFor(t, time.Minute, "the search in the listener's search log", func() bool {
+			n, err := p.Redis.LLen(context.Background(), "query:searches:"+user).Result()
+			require.NoError(t, err)
+			return n > 0
+		})
+	})
+
 	t.Run("Phone", func(t *testing.T) {
 		b := b.in(t)
 		b.do(chromedp.EmulateViewport(375, 667))

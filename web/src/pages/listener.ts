@@ -21,7 +21,7 @@ function searchBox(initial: string, results: HTMLElement): HTMLElement {
   const run = async (q: string) => {
     const mine = ++seq;
     try {
-      const page = await get<SearchPage>('/v1/search?size=30&q=' + encodeURIComponent(q));
+      const page = await get<SearchPage>('/v1/search?size=30&q=' + encodeURIComponent(q), session.signedIn());
       if (mine !== seq) return;
       results.setAttribute('aria-busy', 'false');
       if (page.hits.length === 0) {
