@@ -1,7 +1,9 @@
 // Package notification is the function that emails listeners: the
 // registration confirmation and password-reset links from auth, and every
 // subscription fact a paying user must hear about (activated, payment failed,
-// refunded, renewed, renewal failed, canceled, expired).
+// refunded, renewed, renewal failed, canceled, expired). It writes each in
+// the listener's language, which it keeps from the account's registration and
+// its later changes (LocaleChanged; see locale.go).
 //
 // Email is the one effect in Overture that cannot be rolled back or
 // deduplicated after the fact by our own database, and the broker delivers
@@ -194,11 +196,24 @@ type email struct {
 }
 
 // Handle emails what e warrants, at most once per event and, with the
-// broker's retries, at least once.
+// broker's retries, at least once; a LocaleChanged emails nothing and
+// changes the contact's language.
 func (n *Notifier) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	ctx = telemetry.FromEvent(ctx, e)
-	log := n.Log.With("event_type", e.Type(), "event_id", e.ID(), "event_source", e.Source(),
-		"message_id", MessageID(e.Source(), e.ID()))
+	log := n.Log.With("event_type", e.Type(), "event_id", e.ID(), "event_source", e.Source())
+	if e.Type() == eventtype.LocaleChanged {
+		err := n.changeLocale(ctx, log, e)
+		if errors.Is(err, ErrUnverified) {
+			log.WarnContext(ctx, "refused a locale change auth's records do not back; contact unchanged", "error", err)
+			return nil, nil
+		}
+		if err != nil {
+			log.WarnContext(ctx, "locale change not applied; the broker will retry", "error", err)
+			return nil, err
+		}
+		return nil, nil
+	}
+	log = log.With("message_id", MessageID(e.Source(), e.ID()))
 	m, err := n.compose(ctx, e)
 	if errors.Is(err, ErrUnverified) {
 		log.WarnContext(ctx, "refused an event its producer's records do not back; no email", "error", err)
@@ -241,13 +256,14 @@ var kindOf = map[string]Kind{
 	eventtype.IngestionFailed:           KindIngestionFailed,
 }
 
-// ConsumedTypes lists the event types the function handles (one Trigger each).
+// ConsumedTypes lists the event types the function handles (one Trigger
+// each): those it emails about and LocaleChanged.
 func ConsumedTypes() []string {
-	out := make([]string, 0, len(kindOf))
+	out := make([]string, 0, len(kindOf)+1)
 	for t := range kindOf {
 		out = append(out, t)
 	}
-	return out
+	return append(out, eventtype.LocaleChanged)
 }
 
 // WouldEmail reports whether e warrants an email, and the Message-ID it gets;
@@ -308,14 +324,14 @@ func (n *Notifier) compose(ctx context.Context, e event.Event) (*email, error) {
 			if err != nil {
 				return nil, err
 			}
-			return nil, n.upsertContact(ctx, d.UserID, a.email, Locale(a.locale))
+			return nil, n.upsertContact(ctx, d.UserID, a)
 		}
 		a, err := n.verifyLink(ctx, e, "confirm", d.UserID, d.ConfirmURL)
 		if err != nil {
 			return nil, err
 		}
 		locale := Locale(a.locale)
-		if err := n.upsertContact(ctx, d.UserID, a.email, locale); err != nil {
+		if err := n.upsertContact(ctx, d.UserID, a); err != nil {
 			return nil, err
 		}
 		return &email{kind: kind, userID: d.UserID, to: a.email, locale: locale, values: map[string]any{
@@ -415,11 +431,17 @@ type contact struct {
 	locale string
 }
 
-func (n *Notifier) upsertContact(ctx context.Context, userID, addr, locale string) error {
+// upsertContact records a registered user's address and language as auth's
+// account a holds them. The language is taken only when a's locale version
+// is not older than the contact's: a LocaleChanged applied before this
+// registration (or a registration redelivered after it) keeps its language.
+func (n *Notifier) upsertContact(ctx context.Context, userID string, a account) error {
 	_, err := n.pool.Exec(ctx, `
-		INSERT INTO notification_contact (user_id, email, locale) VALUES ($1, $2, $3)
-		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, locale = EXCLUDED.locale, updated_at = now()`,
-		userID, addr, locale)
+		INSERT INTO notification_contact AS c (user_id, email, locale, locale_version) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email,
+		       locale = CASE WHEN EXCLUDED.locale_version >= c.locale_version THEN EXCLUDED.locale ELSE c.locale END,
+		       locale_version = GREATEST(c.locale_version, EXCLUDED.locale_version), updated_at = now()`,
+		userID, a.email, Locale(a.locale), a.localeVersion)
 	if err != nil {
 		return fmt.Errorf("save contact of user %s: %w", userID, err)
 	}

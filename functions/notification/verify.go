@@ -38,6 +38,7 @@ func linkToken(link string) string {
 // account is the auth account a verified link belongs to.
 type account struct {
 	email, locale string
+	localeVersion int64 // auth_account.locale_version of locale
 	expires       time.Time
 	token         string
 }
@@ -59,9 +60,9 @@ func (n *Notifier) verifyLink(ctx context.Context, e event.Event, kind, userID, 
 		return account{}, fmt.Errorf("%w: the %s link carries no %s secret", ErrUnverified, kind, kind)
 	}
 	err = n.pool.QueryRow(ctx, `
-		SELECT a.email, a.locale, o.expires_at FROM auth_onetime o JOIN auth_account a ON a.id = o.account_id
+		SELECT a.email, a.locale, a.locale_version, o.expires_at FROM auth_onetime o JOIN auth_account a ON a.id = o.account_id
 		 WHERE o.hash = $1 AND o.kind = $2 AND a.id::text = $3 AND o.used_at IS NULL AND o.expires_at > now()`,
-		hash[:], kind, userID).Scan(&a.email, &a.locale, &a.expires)
+		hash[:], kind, userID).Scan(&a.email, &a.locale, &a.localeVersion, &a.expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return account{}, fmt.Errorf("%w: auth holds no live %s link with this token for user %s", ErrUnverified, kind, userID)
 	}
@@ -128,8 +129,8 @@ func (n *Notifier) verifyConfirmedAccount(ctx context.Context, e event.Event, us
 		return account{}, fmt.Errorf("%w: %s from %q, not auth", ErrUnverified, e.Type(), e.Source())
 	}
 	var a account
-	err := n.pool.QueryRow(ctx, `SELECT email, locale FROM auth_account WHERE id::text = $1 AND confirmed_at IS NOT NULL`, userID).
-		Scan(&a.email, &a.locale)
+	err := n.pool.QueryRow(ctx, `SELECT email, locale, locale_version FROM auth_account WHERE id::text = $1 AND confirmed_at IS NOT NULL`, userID).
+		Scan(&a.email, &a.locale, &a.localeVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return account{}, fmt.Errorf("%w: auth holds no confirmed account %s", ErrUnverified, userID)
 	}

@@ -2,11 +2,13 @@ package eventtype
 
 import "time"
 
-// Account and user events. UserRegistered and PasswordResetRequested come from
-// the auth service; UserUpdated from the user function of the premium saga.
+// Account and user events. UserRegistered, PasswordResetRequested and
+// LocaleChanged come from the auth service; UserUpdated from the user
+// function of the premium saga.
 const (
 	UserRegistered         = "music.overture.auth.user_registered.v1"
 	PasswordResetRequested = "music.overture.auth.password_reset_requested.v1"
+	LocaleChanged          = "music.overture.auth.locale_changed.v1"
 	UserUpdated            = "music.overture.user.updated.v1"
 )
 
@@ -30,6 +32,16 @@ type PasswordResetRequestedData struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// LocaleChangedData is an account's language after a change (PATCH
+// /v1/auth/me). Version counts the account's locale changes (0 is the locale
+// it registered with): it increases by one with every change, so a consumer
+// keeps the highest version it has seen and ignores a repeated or older one.
+type LocaleChangedData struct {
+	UserID  string `json:"user_id"`
+	Locale  string `json:"locale"` // "ru" or "en"
+	Version int64  `json:"version"`
+}
+
 // UserUpdatedData is the user's entitlement state after a change. Version
 // increases with every change of the user, so consumers can ignore stale ones.
 type UserUpdatedData struct {
@@ -49,6 +61,12 @@ var authSpecs = []Spec{
 	{
 		Type: PasswordResetRequested, Data: PasswordResetRequestedData{},
 		Doc:       "A listener asked to reset their password; the notification service emails the link.",
+		Producers: []string{"auth"}, Outbox: true,
+		Consumers: []string{"notification"},
+	},
+	{
+		Type: LocaleChanged, Data: LocaleChangedData{},
+		Doc:       "A listener changed their account's language; the notification service writes their later emails in it.",
 		Producers: []string{"auth"}, Outbox: true,
 		Consumers: []string{"notification"},
 	},
