@@ -28,10 +28,10 @@
 // rewrites nothing it had already written and finishes the rest. A refresh
 // job's redelivery finds it done and does nothing; one left running by a
 // killed worker is run again. A listens batch is counted once (inbox).
-// Memory is the matrix and the models: under 500 MB at 10 million listens
-// (docs/bench/recommend.md); a refresh holds one copy of the track factors.
-// It never touches the listener-facing path: the feed service only reads
-// what this stored, and queues jobs.
+// Memory is the matrix and the models: a peak of 782 MB at 10 million
+// listens (the whole recompute in docs/bench/recommend.md); a refresh holds
+// one copy of the track factors. It never touches the listener-facing
+// path: the feed service only reads what this stored, and queues jobs.
 package recommendfn
 
 import (

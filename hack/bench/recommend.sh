@@ -30,8 +30,10 @@ trap 'rm -f "$tmp" "$bin" "$prof"' EXIT
 go build -o "$bin" ./hack/bench/recommend
 size=(-listeners "${OVERTURE_BENCH_RECOMMEND_LISTENERS:-100000}" -tracks "${OVERTURE_BENCH_RECOMMEND_TRACKS:-50000}" -artists "${OVERTURE_BENCH_RECOMMEND_ARTISTS:-5000}" -listens "${OVERTURE_BENCH_RECOMMEND_LISTENS:-10000000}" -weeks 12 -clusters 20 -workers 2)
 # profile prints the whole recompute's CPU profile, the functions with the
-# most cumulative time.
+# most cumulative time (OVERTURE_BENCH_RECOMMEND_PROFILE=file keeps the
+# profile).
 profile() {
+  if [ -n "${OVERTURE_BENCH_RECOMMEND_PROFILE:-}" ]; then cp "$prof" "$OVERTURE_BENCH_RECOMMEND_PROFILE"; fi
   echo
   echo "CPU profile of the whole recompute (\`go tool pprof -top -cum\`, the 30 functions with the most cumulative time; the process's own CPU, not the machine's):"
   echo

@@ -13,8 +13,16 @@
 //
 // Each model runs in its own child process (the driver re-executes itself
 // with -child), so the peak resident memory it reports (VmHWM of
-// /proc/self/status) is that model's recompute alone. It prints a markdown
-// section on stdout.
+// /proc/self/status) is that model's recompute alone.
+//
+// Then (-whole, whole.go) the whole recompute as the recompute function runs
+// it: the same listens loaded into a PostgreSQL statistics store, and
+// recommendfn.Function.Recompute in a child process — its phases, peak RSS,
+// CPU time (its own and the database server's), the stored models' and
+// results' sizes, a CPU profile (-cpuprofile) — and one listener's refresh at
+// that size (their plays, artifact.Store.Recommend, storing the result, the
+// whole refresh job) beside reading their stored result. Then the serving
+// part (serve.go). It prints markdown sections on stdout.
 package main
 
 import (
