@@ -2,7 +2,6 @@ package recommend
 
 import (
 	"math"
-	"slices"
 )
 
 // CooccurrenceConfig tunes item-item similarity.
@@ -109,25 +108,13 @@ func neighbours(p *Matrix, cfg CooccurrenceConfig, self bool) *Neighbours {
 				acc[j] = 0
 				scores = append(scores, Scored{j, s})
 			}
-			slices.SortFunc(scores, func(a, b Scored) int {
-				if a.Score != b.Score {
-					if a.Score > b.Score {
-						return -1
-					}
-					return 1
-				}
-				return int(a.Track) - int(b.Track)
-			})
 			base := i * k
 			n := 0
 			if self && k > 0 {
 				nb.Idx[base], nb.Sim[base] = int32(i), 1
 				n = 1
 			}
-			for _, s := range scores {
-				if n == k {
-					break
-				}
+			for _, s := range best(scores, k-n) {
 				nb.Idx[base+n], nb.Sim[base+n] = s.Track, s.Score
 				n++
 			}

@@ -49,6 +49,31 @@ func TopN(scores []float32, exclude []int32, n int) []Scored {
 	return out
 }
 
+// best returns the n best of cands, best first: highest score, ties to the
+// lower track — the order a full sort would give, at O(len·log n) instead
+// of sorting every candidate to keep a few. cands may be in any order.
+func best(cands []Scored, n int) []Scored {
+	if n <= 0 {
+		return nil
+	}
+	h := make(minHeap, 0, min(n, len(cands)))
+	for _, c := range cands {
+		if len(h) < n {
+			heap.Push(&h, c)
+			continue
+		}
+		if w := h[0]; c.Score > w.Score || (c.Score == w.Score && c.Track < w.Track) {
+			h[0] = c
+			heap.Fix(&h, 0)
+		}
+	}
+	out := make([]Scored, len(h))
+	for k := len(h) - 1; k >= 0; k-- {
+		out[k] = heap.Pop(&h).(Scored)
+	}
+	return out
+}
+
 // minHeap keeps the worst of the kept on top: lowest score, then highest
 // index.
 type minHeap []Scored
