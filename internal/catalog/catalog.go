@@ -109,19 +109,8 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("catalog: %w", err)
 	}
-	if s.Pool == nil {
-		p, err := s.OpenPool(ctx, c.DatabaseURL, outbox.Migrate, Migrate)
-		if err != nil {
-			return fmt.Errorf("catalog: %w", err)
-		}
-		s.Pool = p.Pool
-	} else {
-		if err := outbox.Migrate(ctx, s.Pool); err != nil {
-			return fmt.Errorf("catalog: %w", err)
-		}
-		if err := Migrate(ctx, s.Pool); err != nil {
-			return fmt.Errorf("catalog: %w", err)
-		}
+	if s.Pool, err = s.UsePool(ctx, s.Pool, c.DatabaseURL, outbox.Migrate, Migrate); err != nil {
+		return fmt.Errorf("catalog: %w", err)
 	}
 	if s.Verifier == nil {
 		s.Verifier = c.Token.Verifier()

@@ -113,18 +113,8 @@ func (s *Service) Start(ctx context.Context, cfg map[string]string) error {
 		return fmt.Errorf("ops: %w", err)
 	}
 	s.Begin()
-	if s.Pool == nil {
-		p, err := s.OpenPool(ctx, c.DatabaseURL, outbox.Migrate, deadletter.Migrate)
-		if err != nil {
-			return fmt.Errorf("ops: %w", err)
-		}
-		s.Pool = p.Pool
-	} else {
-		for _, m := range []func(context.Context, *pgxpool.Pool) error{outbox.Migrate, deadletter.Migrate} {
-			if err := m(ctx, s.Pool); err != nil {
-				return fmt.Errorf("ops: %w", err)
-			}
-		}
+	if s.Pool, err = s.UsePool(ctx, s.Pool, c.DatabaseURL, outbox.Migrate, deadletter.Migrate); err != nil {
+		return fmt.Errorf("ops: %w", err)
 	}
 	if s.Verifier == nil {
 		s.Verifier = c.Token.Verifier()
