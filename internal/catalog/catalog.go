@@ -162,16 +162,7 @@ func (s *Service) build() {
 			"PUT /v1/admin/genres/{id}":            s.putGenre,
 		}
 		for _, rt := range routes {
-			fn := h[rt.Pattern()]
-			mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
-				if err := fn(w, r); err != nil {
-					var p *problem.Problem
-					if !errors.As(err, &p) {
-						s.Log.ErrorContext(r.Context(), "catalog request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-					}
-					problem.Error(w, r, err)
-				}
-			})
+			mux.Handle(rt.Pattern(), server.Handle(s.Log, "catalog", h[rt.Pattern()]))
 		}
 		mux.HandleFunc("/v1/admin/", func(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no admin catalog endpoint "+r.Method+" "+r.URL.Path))

@@ -201,15 +201,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) wrap(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			var p *problem.Problem
-			if !errors.As(err, &p) {
-				s.Log.ErrorContext(r.Context(), "feed request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-			}
-			problem.Error(w, r, err)
-		}
-	})
+	return server.Handle(s.Log, "feed", fn)
 }
 
 // recommendations is GET /v1/me/recommendations: the stored result, or the

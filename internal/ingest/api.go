@@ -142,16 +142,7 @@ func (s *Service) build() {
 			"POST /v1/admin/uploads/{id}/complete": s.complete,
 		}
 		for _, rt := range apiRoutes {
-			fn := h[rt.Pattern()]
-			mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
-				if err := fn(w, r); err != nil {
-					var p *problem.Problem
-					if !errors.As(err, &p) {
-						s.Log.ErrorContext(r.Context(), "uploads API failed", "method", r.Method, "path", r.URL.Path, "error", err)
-					}
-					problem.Error(w, r, err)
-				}
-			})
+			mux.Handle(rt.Pattern(), server.Handle(s.Log, "uploads API", h[rt.Pattern()]))
 		}
 		s.handler = s.Verifier.Middleware(s.Log, token.RequireRole(token.RoleAdmin, mux))
 	})

@@ -251,15 +251,7 @@ func (s *Service) build() {
 }
 
 func (s *Service) wrap(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			var p *problem.Problem
-			if !errors.As(err, &p) {
-				s.Log.ErrorContext(r.Context(), "listens request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-			}
-			problem.Error(w, r, err)
-		}
-	})
+	return server.Handle(s.Log, "listens", fn)
 }
 
 // listenBrainzErrors gives the problems of ListenBrainz's own endpoints

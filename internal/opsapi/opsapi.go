@@ -154,16 +154,7 @@ func (s *Service) build() {
 			"POST /v1/admin/dead-letters/{id}/redrive": s.redriveOne,
 		}
 		for _, rt := range routes {
-			fn := h[rt.Pattern()]
-			mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
-				if err := fn(w, r); err != nil {
-					var p *problem.Problem
-					if !errors.As(err, &p) {
-						s.Log.ErrorContext(r.Context(), "dead-letter request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-					}
-					problem.Error(w, r, err)
-				}
-			})
+			mux.Handle(rt.Pattern(), server.Handle(s.Log, "dead-letter", h[rt.Pattern()]))
 		}
 		mux.HandleFunc("/v1/admin/dead-letters/", func(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no dead-letter endpoint "+r.Method+" "+r.URL.Path))

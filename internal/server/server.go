@@ -36,6 +36,22 @@ type Route struct {
 // Pattern returns the ServeMux pattern "METHOD /path".
 func (r Route) Pattern() string { return r.Method + " " + r.Path }
 
+// Handle turns a handler that returns its failure into an http.Handler: a
+// *problem.Problem is answered as it is (the client's mistake, not logged);
+// any other error is logged with what failed and answered 500 without its
+// text. It is the one way a service answers a handler's error.
+func Handle(log *slog.Logger, what string, fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			var p *problem.Problem
+			if !errors.As(err, &p) {
+				log.ErrorContext(r.Context(), what+" request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+			}
+			problem.Error(w, r, err)
+		}
+	})
+}
+
 // Service is a long-lived HTTP service.
 type Service interface {
 	http.Handler
