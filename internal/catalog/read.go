@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,19 +159,6 @@ type TrackPage struct {
 // trackStates are the values of a track's state, the list's filter.
 var trackStates = []string{"draft", "published", "unpublished"}
 
-// param returns the one value of query parameter name ("" when absent).
-func param(q url.Values, name string) (string, error) {
-	switch v := q[name]; {
-	case len(v) > 1:
-		return "", problem.BadRequest(name + ": give it once")
-	case len(v) == 1 && v[0] == "":
-		return "", problem.BadRequest(name + " is empty (leave it out for every value)")
-	case len(v) == 1:
-		return v[0], nil
-	}
-	return "", nil
-}
-
 // cursor is the position after the last track of a page: tracks are
 // listed newest first, (created_at, id) descending.
 type cursor struct {
@@ -210,12 +196,10 @@ func likePattern(s string) string {
 // artist's name, case-insensitively.
 func (s *Service) listTracks(w http.ResponseWriter, r *http.Request) error {
 	qs := r.URL.Query()
-	for k := range qs {
-		if !slices.Contains([]string{"q", "state", "limit", "before"}, k) {
-			return problem.BadRequest("unknown parameter " + k + " (q, state, limit, before)")
-		}
+	if err := problem.Params(qs, "q", "state", "limit", "before"); err != nil {
+		return err
 	}
-	text, err := param(qs, "q")
+	text, err := problem.Param(qs, "q")
 	if err != nil {
 		return err
 	}
@@ -223,7 +207,7 @@ func (s *Service) listTracks(w http.ResponseWriter, r *http.Request) error {
 	if !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxQuery || strings.ContainsRune(text, 0) {
 		return problem.BadRequest(fmt.Sprintf("q: at most %d characters of text", maxQuery))
 	}
-	state, err := param(qs, "state")
+	state, err := problem.Param(qs, "state")
 	if err != nil {
 		return err
 	}
@@ -231,7 +215,7 @@ func (s *Service) listTracks(w http.ResponseWriter, r *http.Request) error {
 		return problem.BadRequest("state: " + strconv.Quote(state) + " is not one of " + strings.Join(trackStates, ", "))
 	}
 	limit := DefaultLimit
-	if v, err := param(qs, "limit"); err != nil {
+	if v, err := problem.Param(qs, "limit"); err != nil {
 		return err
 	} else if v != "" {
 		n, err := strconv.Atoi(v)
@@ -241,7 +225,7 @@ func (s *Service) listTracks(w http.ResponseWriter, r *http.Request) error {
 		limit = n
 	}
 	var after *cursor
-	if v, err := param(qs, "before"); err != nil {
+	if v, err := problem.Param(qs, "before"); err != nil {
 		return err
 	} else if v != "" {
 		c, err := parseCursor(v)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,20 +110,6 @@ func redrivable(typ string) string {
 	return ""
 }
 
-func oneParam(q url.Values, name string) (string, error) {
-	switch v := q[name]; {
-	case len(v) > 1:
-		return "", problem.BadRequest(name + ": give it once")
-	case len(v) == 1 && v[0] == "":
-		return "", problem.BadRequest(name + " is empty (leave it out for every value)")
-	case len(v) == 1 && len(v[0]) > 512:
-		return "", problem.BadRequest(name + " is longer than 512 bytes")
-	case len(v) == 1:
-		return v[0], nil
-	}
-	return "", nil
-}
-
 func positive(name, v string, max int64) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n <= 0 || n > max {
@@ -137,21 +122,19 @@ func positive(name, v string, max int64) (int64, error) {
 // pending dead letters, newest first.
 func (s *Service) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	for k := range q {
-		if !slices.Contains([]string{"type", "subscriber", "limit", "before"}, k) {
-			return problem.BadRequest("unknown parameter " + k + " (type, subscriber, limit, before)")
-		}
+	if err := problem.Params(q, "type", "subscriber", "limit", "before"); err != nil {
+		return err
 	}
-	typ, err := oneParam(q, "type")
+	typ, err := problem.Param(q, "type")
 	if err != nil {
 		return err
 	}
-	sub, err := oneParam(q, "subscriber")
+	sub, err := problem.Param(q, "subscriber")
 	if err != nil {
 		return err
 	}
 	limit := int64(DefaultLimit)
-	if v, err := oneParam(q, "limit"); err != nil {
+	if v, err := problem.Param(q, "limit"); err != nil {
 		return err
 	} else if v != "" {
 		if limit, err = positive("limit", v, MaxLimit); err != nil {
@@ -159,7 +142,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var before int64
-	if v, err := oneParam(q, "before"); err != nil {
+	if v, err := problem.Param(q, "before"); err != nil {
 		return err
 	} else if v != "" {
 		if before, err = positive("before", v, 1<<62); err != nil {
