@@ -38,10 +38,7 @@ func TestAdminCatalogue(t *testing.T) {
 
 	b := newBrowser(t, chromium)
 	base := p.GatewayURL()
-	b.open(base + "/signin?next=/admin")
-	b.typeInto("#email", p.Admin.Email)
-	b.typeInto("#password", p.Admin.Password)
-	b.click("#signin-form button[type=submit]")
+	b.signInForm(base, "/admin", p.Admin.Email, p.Admin.Password)
 	b.waitJS("the console", `location.pathname === '/admin' && document.querySelector('#upload-form') !== null`)
 
 	// The Catalogue, from the console's navigation: every track, drafts too.

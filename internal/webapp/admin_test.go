@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/internal/platformtest"
+	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/webapp"
 )
 
@@ -76,10 +77,7 @@ func TestAdminCatalogJourney(t *testing.T) {
 	base := p.GatewayURL()
 
 	// Sign in as the admin; the console opens.
-	b.open(base + "/signin?next=/admin")
-	b.typeInto("#email", p.Admin.Email)
-	b.typeInto("#password", p.Admin.Password)
-	b.click("#signin-form button[type=submit]")
+	b.signInForm(base, "/admin", p.Admin.Email, p.Admin.Password)
 	b.waitJS("the console", `location.pathname === '/admin' && document.querySelector('#upload-form') !== null`)
 	for _, link := range []string{"/admin/dead-letters", "/admin/cdn", "/admin/stats"} {
 		require.True(t, evalIn[bool](b, `!!document.querySelector('#admin-nav a[href="`+link+`"]')`), "no link to %s", link)
@@ -194,13 +192,9 @@ func TestAdminCatalogJourney(t *testing.T) {
 
 	// The listener finds the published track by its new title (once the
 	// search index has the write), and /admin is not for them.
-	require.Eventually(t, func() bool { return searchFinds(t, p, "renamed in the console", trackID) }, 2*time.Minute, 250*time.Millisecond,
-		"search never found the renamed track")
+	testenv.WaitFor(t, 2*time.Minute, "search to find the renamed track", func() bool { return searchFinds(t, p, "renamed in the console", trackID) })
 	evalIn[any](b, `(() => { localStorage.clear(); return null; })()`)
-	b.open(base + "/signin?next=/admin")
-	b.typeInto("#email", listener.Email)
-	b.typeInto("#password", listener.Password)
-	b.click("#signin-form button[type=submit]")
+	b.signInForm(base, "/admin", listener.Email, listener.Password)
 	b.waitJS("the page for administrators", `location.pathname === '/admin' && document.querySelector('#admin-forbidden') !== null`)
 	require.Zero(t, evalIn[int](b, `document.querySelectorAll('#upload-form, nav.main a[href="/admin"]').length`), "a listener sees the console")
 	checkA11y(t, b, "admin page for a listener")

@@ -166,6 +166,16 @@ func (b *tab) signInWith(base string, a platformtest.Account) {
 	b.waitJS("signed in", `document.querySelector('nav.main a[href="/account"]') !== null`)
 }
 
+// signInForm signs in through the page's form, as a person does, and
+// lands on next.
+func (b *tab) signInForm(base, next, email, password string) {
+	b.t.Helper()
+	b.open(base + "/signin?next=" + next)
+	b.typeInto("#email", email)
+	b.typeInto("#password", password)
+	b.click("#signin-form button[type=submit]")
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
