@@ -1,5 +1,5 @@
 // Package query is the catalog's query API (service "query"): search as you
-// type, track/album/artist cards and browse by genre, all answered from the
+// type, track/album/artist cards, the list of genres and browse by genre, all answered from the
 // search read model, never from the write model, so that listener traffic
 // does not load the database the admins write to.
 //
@@ -134,6 +134,7 @@ func (s *Service) Routes() []server.Route {
 		{Method: http.MethodGet, Path: "/v1/tracks/{id}"},
 		{Method: http.MethodGet, Path: "/v1/albums/{id}"},
 		{Method: http.MethodGet, Path: "/v1/artists/{id}"},
+		{Method: http.MethodGet, Path: "/v1/genres"},
 		{Method: http.MethodGet, Path: "/v1/genres/{id}/tracks"},
 		{Method: http.MethodGet, Path: "/v1/tracks"},
 		{Method: http.MethodGet, Path: "/v1/me/searches"},
@@ -198,6 +199,7 @@ func (s *Service) routes() {
 	s.mux.HandleFunc("GET /v1/tracks/{id}", s.handle(s.track))
 	s.mux.HandleFunc("GET /v1/albums/{id}", s.handle(s.album))
 	s.mux.HandleFunc("GET /v1/artists/{id}", s.handle(s.artist))
+	s.mux.HandleFunc("GET /v1/genres", s.handle(s.genres))
 	s.mux.HandleFunc("GET /v1/genres/{id}/tracks", s.handle(s.genre))
 	s.mux.HandleFunc("GET /v1/tracks", s.handle(s.tracks))
 	s.mux.HandleFunc("GET /v1/me/searches", s.meSearches)

@@ -16,8 +16,10 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -55,6 +57,23 @@ type Artist struct {
 type Genre struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+}
+
+// GenreCount is a genre with the number of live documents that carry it.
+type GenreCount struct {
+	Genre
+	Tracks int `json:"track_count"`
+}
+
+// MaxGenres bounds Store.Genres: the catalog's genres are a short curated
+// list, far below it.
+const MaxGenres = 1000
+
+// SortGenres orders genres by name, then id, as Store.Genres answers them.
+func SortGenres(gs []GenreCount) {
+	slices.SortFunc(gs, func(a, b GenreCount) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
 }
 
 // Op is one versioned write: an upsert when Doc is set, else a delete of ID.
@@ -179,6 +198,11 @@ type Store interface {
 	// tombstone, and only the tombstone stops it from restoring a row that
 	// was deleted after the snapshot was taken.
 	PurgeTombstones(ctx context.Context, below uint64) (int, error)
+	// Genres returns every genre that live documents of the live index
+	// carry (at most MaxGenres), each with how many carry it, sorted by
+	// name then id (SortGenres): an aggregation over the genre id, the name
+	// taken from one of its documents.
+	Genres(ctx context.Context) ([]GenreCount, error)
 	// Close releases the store (not the data).
 	Close() error
 }

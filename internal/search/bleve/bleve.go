@@ -522,6 +522,19 @@ func (s *store) Count(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// Genres implements search.Store: a terms facet over the genre id of the
+// live documents, then each genre's name from one of its documents (the
+// mapping indexes the id only), all from one generation.
+func (s *store) Genres(ctx context.Context) ([]search.GenreCount, error) {
+	var out []search.GenreCount
+	err := s.read(func(g *gen) error {
+		var err error
+		out, err = g.genres(ctx)
+		return err
+	})
+	return out, err
+}
+
 func (s *store) BeginRebuild(ctx context.Context) (search.Rebuild, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -1002,6 +1015,32 @@ func (g *gen) search(ctx context.Context, q search.Query) (search.Result, error)
 		}
 		out.Hits = append(out.Hits, search.Hit{Track: t, Score: h.Score})
 	}
+	return out, nil
+}
+
+func (g *gen) genres(ctx context.Context) ([]search.GenreCount, error) {
+	req := bleve.NewSearchRequestOptions(live(bleve.NewMatchAllQuery()), 0, 0, false)
+	req.AddFacet("genre", bleve.NewFacetRequest("genre", search.MaxGenres))
+	res, err := g.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bleve genres: %w", err)
+	}
+	out := []search.GenreCount{}
+	f := res.Facets["genre"]
+	if f == nil || f.Terms == nil {
+		return out, nil
+	}
+	for _, term := range f.Terms.Terms() {
+		one, err := g.search(ctx, search.Query{Genre: term.Term, Size: 1})
+		if err != nil {
+			return nil, fmt.Errorf("bleve genres: name of %s: %w", term.Term, err)
+		}
+		if len(one.Hits) == 0 || one.Hits[0].Genre == nil {
+			continue // not live any more: the facet and the search saw one snapshot each
+		}
+		out = append(out, search.GenreCount{Genre: *one.Hits[0].Genre, Tracks: term.Count})
+	}
+	search.SortGenres(out)
 	return out, nil
 }
 

@@ -492,6 +492,54 @@ func countIndex(ctx context.Context, s *Store, index string) (int, error) {
 	return out.Count, nil
 }
 
+// Genres implements search.Store: a terms aggregation over genre.id of the
+// live documents, with one document's genre (top_hits) for the name, which
+// is not indexed.
+func (s *Store) Genres(ctx context.Context) ([]search.GenreCount, error) {
+	body := map[string]any{
+		"size":  0,
+		"query": map[string]any{"bool": map[string]any{"must_not": []any{map[string]any{"term": map[string]any{"deleted": true}}}}},
+		"aggs": map[string]any{"genres": map[string]any{
+			"terms": map[string]any{"field": "genre.id", "size": search.MaxGenres},
+			"aggs": map[string]any{"one": map[string]any{
+				"top_hits": map[string]any{"size": 1, "_source": map[string]any{"includes": []string{"genre"}}},
+			}},
+		}},
+	}
+	var ans struct {
+		Aggregations struct {
+			Genres struct {
+				Buckets []struct {
+					Key      string `json:"key"`
+					DocCount int    `json:"doc_count"`
+					One      struct {
+						Hits struct {
+							Hits []struct {
+								Source struct {
+									Genre *search.Genre `json:"genre"`
+								} `json:"_source"`
+							} `json:"hits"`
+						} `json:"hits"`
+					} `json:"one"`
+				} `json:"buckets"`
+			} `json:"genres"`
+		} `json:"aggregations"`
+	}
+	if _, err := s.do(ctx, "genres", http.MethodPost, "/"+url.PathEscape(s.alias)+"/_search", jsonBody(body), &ans); err != nil {
+		return nil, err
+	}
+	out := make([]search.GenreCount, 0, len(ans.Aggregations.Genres.Buckets))
+	for _, b := range ans.Aggregations.Genres.Buckets {
+		g := search.Genre{ID: b.Key}
+		if hs := b.One.Hits.Hits; len(hs) > 0 && hs[0].Source.Genre != nil {
+			g.Name = hs[0].Source.Genre.Name
+		}
+		out = append(out, search.GenreCount{Genre: g, Tracks: b.DocCount})
+	}
+	search.SortGenres(out)
+	return out, nil
+}
+
 // purgePage is how many tombstones PurgeTombstones reads and deletes per
 // request.
 const purgePage = 1000

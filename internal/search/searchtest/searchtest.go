@@ -78,6 +78,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("PurgeTombstones", func(t *testing.T) { t.Parallel(); purge(t, open) })
 	t.Run("PurgeKeepsRebuildTombstones", func(t *testing.T) { t.Parallel(); purgeDuringRebuild(t, open) })
 	t.Run("PurgeManyTombstones", func(t *testing.T) { t.Parallel(); purgeMany(t, open) })
+	t.Run("Genres", func(t *testing.T) { t.Parallel(); genres(t, open) })
 }
 
 // snapshot is what a reader can observe of a store.
@@ -706,5 +707,38 @@ func purgeMany(t *testing.T, open Opener) {
 	}
 	if res, err := st.Search(ctx, search.Query{Q: "many", Size: 10}); err != nil || res.Total != live {
 		t.Errorf("search total %d, %v; want %d", res.Total, err, live)
+	}
+}
+
+// genres: Store.Genres counts the live documents of each genre — not
+// tombstones, not documents without a genre, a moved document under its new
+// genre only — sorted by name.
+func genres(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t)
+	got, err := st.Genres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || len(got) != 0 {
+		t.Fatalf("empty store: genres %#v, want an empty list", got)
+	}
+	load(t, st, Catalog())
+	moved := Catalog()[8] // pop → art rock
+	moved.Genre = &search.Genre{ID: "art-rock", Name: "Art rock"}
+	none := search.Track{ID: ID(11), Title: "No genre", Artists: []search.Artist{{ID: "a-n", Name: "N"}}}
+	if err := st.Apply(ctx, []search.Op{search.Delete(ID(5), 200), search.Upsert(moved, 200), search.Upsert(none, 200)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = st.Genres(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []search.GenreCount{
+		{Genre: search.Genre{ID: "art-rock", Name: "Art rock"}, Tracks: 1},
+		{Genre: search.Genre{ID: "pop", Name: "Pop"}, Tracks: 5},
+		{Genre: search.Genre{ID: "rock", Name: "Rock"}, Tracks: 3},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("genres = %+v, want %+v", got, want)
 	}
 }
