@@ -181,11 +181,11 @@ func (b *bundle) run(t *testing.T, mod ...func(*cdc.Config)) (stop func()) {
 	}
 	t.Cleanup(stop)
 	// Streaming has begun once the slot's snapshot is recorded.
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "CDC to start (the slot's snapshot recorded)", func() bool {
 		var n int
 		err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM cdc_slot WHERE slot = $1`, b.slot).Scan(&n)
 		return err == nil && n == 1
-	}, 20*time.Second, 20*time.Millisecond, "cdc did not start")
+	})
 	return stop
 }
 
@@ -445,11 +445,11 @@ func TestOutboxRowsBecomeTheirEvents(t *testing.T) {
 		require.Equal(t, want, d.TrackID)
 	}
 	// Confirmed rows are pruned; an update or delete of outbox rows is not an event.
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "acknowledged outbox rows to be pruned", func() bool {
 		var n int
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n))
 		return n == 0
-	}, 10*time.Second, 50*time.Millisecond, "acknowledged outbox rows are pruned")
+	})
 	b.exec(t, `INSERT INTO genre (id, name) VALUES ('sentinel', 'S')`)
 	evs = b.rec.waitFor(t, "sentinel", func(evs []event.Event) bool { return len(evs) >= 3 })
 	require.Len(t, evs, 3, "outbox deletes by the pruner produce no events")
@@ -468,7 +468,7 @@ func TestConfirmsOnlyAcknowledged(t *testing.T) {
 		b.exec(t, `INSERT INTO genre (id, name) VALUES ($1, 'G')`, fmt.Sprintf("g%d", i))
 	}
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT (pg_current_wal_lsn() - '0/0')::numeric::bigint`).Scan(&lastCommit))
-	require.Eventually(t, func() bool { return b.rec.refused.Load() > 0 }, 10*time.Second, 20*time.Millisecond)
+	testenv.WaitFor(t, 2*time.Minute, "the broker to refuse an event", func() bool { return b.rec.refused.Load() > 0 })
 	// Through ten status updates (CDC sends one every 100 ms; each moves
 	// pg_stat_replication.reply_time), the slot never confirms the first
 	// transaction the broker refused.
@@ -488,8 +488,8 @@ func TestConfirmsOnlyAcknowledged(t *testing.T) {
 	for i := 0; i <= 50; i++ {
 		require.True(t, seen[fmt.Sprintf("g%d", i)], "g%d lost", i)
 	}
-	require.Eventually(t, func() bool { return b.confirmed(t) >= lastCommit }, 10*time.Second, 50*time.Millisecond,
-		"after recovery the slot confirms up to the last write")
+	testenv.WaitFor(t, 2*time.Minute, "the slot to confirm up to the last write after recovery",
+		func() bool { return b.confirmed(t) >= lastCommit })
 }
 
 func TestResumesFromConfirmedPosition(t *testing.T) {
@@ -527,8 +527,8 @@ func TestIdleSlotAdvances(t *testing.T) {
 	}
 	var target uint64
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT (pg_current_wal_insert_lsn() - '0/0')::numeric::bigint`).Scan(&target))
-	require.Eventually(t, func() bool { return b.confirmed(t) >= target }, 15*time.Second, 50*time.Millisecond,
-		"confirmed_flush_lsn stays behind the WAL while nothing is published")
+	testenv.WaitFor(t, 2*time.Minute, "confirmed_flush_lsn to follow the WAL while nothing is published",
+		func() bool { return b.confirmed(t) >= target })
 	require.Empty(t, b.rec.snapshot())
 }
 

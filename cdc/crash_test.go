@@ -107,11 +107,11 @@ func TestCrashLosesNothing(t *testing.T) {
 		_ = child.Process.Signal(syscall.SIGTERM)
 		_ = child.Wait()
 	})
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the child CDC to start (its slot recorded)", func() bool {
 		var n int
 		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM cdc_slot WHERE slot = $1`, b.slot).Scan(&n)
 		return err == nil && n == 1
-	}, 30*time.Second, 20*time.Millisecond, "child CDC did not start")
+	})
 
 	// The workload: catalog writes in SQL and, in between, outbox events.
 	done := make(chan error, 1)

@@ -2,6 +2,7 @@ package statswriter_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -56,7 +57,7 @@ func TestSIGKILLCountsExactlyOnceOnClickHouse(t *testing.T) {
 
 	publish("u1", "u2", "u3", "u4")
 	first := testenv.StartChild(t, killChildEnv, cfg)
-	require.Eventually(t, func() bool { n, _ := stored(t, first); return n > 0 }, 5*time.Minute, 10*time.Millisecond)
+	testenv.WaitFor(t, 5*time.Minute, "the first child to store listens", func() bool { n, _ := stored(t, first); return n > 0 })
 	require.NoError(t, first.Kill())
 	t.Logf("first child killed with listens stored, of %d submitted", len(want))
 
@@ -64,18 +65,18 @@ func TestSIGKILLCountsExactlyOnceOnClickHouse(t *testing.T) {
 	second := testenv.StartChild(t, killChildEnv, cfg)
 	before, _ := stored(t, second)
 	require.Less(t, before, len(want), "the kills left work to redeliver")
-	require.Eventually(t, func() bool { n, _ := stored(t, second); return n > before }, 5*time.Minute, 10*time.Millisecond)
+	testenv.WaitFor(t, 5*time.Minute, "the second child to store more listens", func() bool { n, _ := stored(t, second); return n > before })
 	require.NoError(t, second.Kill())
 	t.Logf("second child started with %d of %d listens stored, killed mid-stream", before, len(want))
 
 	third := testenv.StartChild(t, killChildEnv, cfg)
-	require.Eventually(t, func() bool { n, _ := stored(t, third); return n >= len(want) }, 5*time.Minute, 50*time.Millisecond,
-		"all %d listens stored after the restarts", len(want))
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 5*time.Minute, fmt.Sprintf("all %d listens to be stored after the restarts", len(want)),
+		func() bool { n, _ := stored(t, third); return n >= len(want) })
+	testenv.WaitFor(t, 5*time.Minute, "every delivery, redeliveries included, to be acknowledged", func() bool {
 		var pending int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM broker_delivery`).Scan(&pending))
 		return pending == 0
-	}, 5*time.Minute, 50*time.Millisecond, "every delivery, redeliveries included, acknowledged")
+	})
 	n, d := stored(t, third)
 	require.Equal(t, len(want), n, "none lost, none twice")
 	require.Equal(t, digest(want), d, "the store holds exactly the submitted listens")

@@ -287,21 +287,21 @@ func TestSIGKILLMidBatchCountsExactlyOnce(t *testing.T) {
 	publish("u5", "u6", "u7", "u8", "u9", "u10")
 	before := len(storedIDs(t, pool))
 	second := testenv.StartChild(t, killChildEnv, childConfig{DatabaseURL: url})
-	require.Eventually(t, func() bool { return len(storedIDs(t, pool)) > before }, 5*time.Minute, 20*time.Millisecond,
-		"the restarted writer stores the redelivered batches")
+	testenv.WaitFor(t, 5*time.Minute, "the restarted writer to store the redelivered batches",
+		func() bool { return len(storedIDs(t, pool)) > before })
 	require.NoError(t, second.Kill())
 	require.Zero(t, len(storedIDs(t, pool))%listens.MaxListens, "batches are stored whole or not at all")
 	t.Logf("second child killed mid-stream; %d of %d listens stored", len(storedIDs(t, pool)), len(want))
 
 	// 3. A fresh process finishes; every delivery is settled.
 	testenv.StartChild(t, killChildEnv, childConfig{DatabaseURL: url})
-	require.Eventually(t, func() bool { return len(storedIDs(t, pool)) >= len(want) }, 5*time.Minute, 50*time.Millisecond,
-		"all %d listens stored after the restarts", len(want))
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 5*time.Minute, fmt.Sprintf("all %d listens to be stored after the restarts", len(want)),
+		func() bool { return len(storedIDs(t, pool)) >= len(want) })
+	testenv.WaitFor(t, 5*time.Minute, "every delivery, redeliveries included, to be acknowledged", func() bool {
 		var pending int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM broker_delivery`).Scan(&pending))
 		return pending == 0
-	}, 5*time.Minute, 50*time.Millisecond, "every delivery, redeliveries included, acknowledged")
+	})
 	got := storedIDs(t, pool)
 	slices.Sort(want)
 	require.Equal(t, want, got, "the store holds exactly the submitted listens")

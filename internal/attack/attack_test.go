@@ -186,12 +186,12 @@ func (s *suite) settled(t *testing.T, events []event.Event) {
 	for i, e := range events {
 		ids[i] = e.ID()
 	}
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the forged events to be delivered", func() bool {
 		var pending int
 		err := s.DB.QueryRow(context.Background(), `SELECT count(*) FROM broker_delivery
 			WHERE attempt = 0 AND (convert_from(event, 'UTF8')::jsonb->>'id') = ANY($1)`, ids).Scan(&pending)
 		return err == nil && pending == 0
-	}, 2*time.Minute, 100*time.Millisecond, "the forged events were not delivered")
+	})
 }
 
 // TestForgedFactsChangeNothing replays issue 10's event-path reproductions

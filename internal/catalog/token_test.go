@@ -16,6 +16,7 @@ import (
 	"github.com/overture-music/overture/cdc"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/lsn"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 type sink struct {
@@ -66,10 +67,10 @@ func TestConsistencyTokenIsTheCommitLSN(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "CDC to start (its slot recorded)", func() bool {
 		var n int
 		return b.pool.QueryRow(ctx, `SELECT count(*) FROM cdc_slot`).Scan(&n) == nil && n == 1
-	}, 20*time.Second, 20*time.Millisecond)
+	})
 
 	exact := 0
 	for i := range 3 {
@@ -78,11 +79,11 @@ func TestConsistencyTokenIsTheCommitLSN(t *testing.T) {
 		token := requireToken(t, r)
 		id := r.body["id"].(string)
 		var e event.Event
-		require.Eventually(t, func() bool {
+		testenv.WaitFor(t, 2*time.Minute, "the ArtistCreated event of "+id, func() bool {
 			var ok bool
 			e, ok = rec.find(eventtype.ArtistCreated, id)
 			return ok
-		}, 20*time.Second, 20*time.Millisecond)
+		})
 		commit, err := lsn.ParseToken(e.Extensions()["commitlsn"].(string))
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, token, commit, "the token is at or after the write's commit")

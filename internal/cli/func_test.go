@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // `overture func noop` serves the function as its Knative Service would:
@@ -29,14 +31,14 @@ func TestFuncServesStandalone(t *testing.T) {
 	base := "http://" + addr
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the function to become ready", func() bool {
 		resp, err := client.Get(base + "/health/readiness")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 10*time.Millisecond, "function never became ready")
+	})
 
 	post := func(h map[string]string, body string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, base+"/", strings.NewReader(body))

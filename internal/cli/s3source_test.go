@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/overture-music/overture/internal/ingest"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // `overture s3-source` is what the ingest-source Knative Service runs:
@@ -54,14 +55,14 @@ func TestS3SourceStandalone(t *testing.T) {
 	base := "http://" + addr
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "s3-source to become ready", func() bool {
 		resp, err := client.Get(base + "/health/readiness")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 2*time.Minute, 20*time.Millisecond, "s3-source never became ready")
+	})
 
 	post := func(url, body string) int {
 		resp, err := client.Post(url, "application/json", strings.NewReader(body))

@@ -40,7 +40,7 @@ func (w *widget) Start(ctx context.Context, cfg map[string]string) error {
 	return w.failAfterPool
 }
 
-const wait, tick = 2 * time.Minute, 50 * time.Millisecond
+const wait = 2 * time.Minute
 
 func env(pools *postgres.Pools, log *slog.Logger) lifecycle.Env {
 	return lifecycle.Env{Name: "widget", Log: log, Metrics: prometheus.NewRegistry(), Pools: pools}
@@ -63,18 +63,18 @@ func TestReadyFollowsTheDatabase(t *testing.T) {
 	require.True(t, ok, "started with its database up, but not ready")
 
 	db.Down()
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, wait, "the component to report not ready with the database down", func() bool {
 		ok, err := lifecycle.Ready(ctx, w)
 		return !ok && err != nil
-	}, wait, tick, "the database is down, but the component still reports ready")
+	})
 	_, err = lifecycle.Ready(ctx, w)
 	require.ErrorContains(t, err, "database", "the readiness error does not name the dependency")
 
 	db.Up(t)
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, wait, "the component to report ready with the database back", func() bool {
 		ok, err := lifecycle.Ready(ctx, w)
 		return ok && err == nil
-	}, wait, tick, "the database is back, but the component stays not ready")
+	})
 }
 
 // A Start that fails gives back everything it acquired: no connection to
@@ -105,11 +105,11 @@ func TestFailedStartReleases(t *testing.T) {
 			require.Error(t, err)
 			require.Equal(t, c.closed, c.w.closed)
 			require.Zero(t, pools.Held(), "the host still holds a pool for the failed component")
-			require.Eventually(t, func() bool { return postgrestest.Connections(t, url) <= 1 }, wait, tick)
+			testenv.WaitFor(t, wait, "at most the test's own session to remain after a failed start", func() bool { return postgrestest.Connections(t, url) <= 1 })
 			// The one session left, if any, is the test's own (prepare).
 			if c.prepare == "" {
-				require.Eventually(t, func() bool { return postgrestest.Connections(t, url) == 0 }, wait, tick,
-					"connections remain after a failed start")
+				testenv.WaitFor(t, wait, "no connection to remain after a failed start",
+					func() bool { return postgrestest.Connections(t, url) == 0 })
 			}
 		})
 	}
@@ -148,5 +148,5 @@ func TestEnvAndStop(t *testing.T) {
 	alone := &widget{}
 	require.NoError(t, alone.Start(t.Context(), map[string]string{"DATABASE_URL": url}))
 	require.NoError(t, alone.Stop(t.Context()))
-	require.Eventually(t, func() bool { return postgrestest.Connections(t, url) == 0 }, wait, tick)
+	testenv.WaitFor(t, wait, "no connection to remain after Stop", func() bool { return postgrestest.Connections(t, url) == 0 })
 }

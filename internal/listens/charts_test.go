@@ -16,6 +16,7 @@ import (
 	statswriter "github.com/overture-music/overture/functions/stats-writer"
 	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/stats"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // getChart reads a chart anonymously, with the X-Cache header.
@@ -53,11 +54,11 @@ func TestScheduledRollupRefreshesCharts(t *testing.T) {
 
 	const path = "/v1/charts/artists?period=daily&date=2026-12-06"
 	var chart stats.Chart
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "a scheduled rollup to compute the chart", func() bool {
 		st, _, c := b.getChart(t, path)
 		chart = c
 		return st == http.StatusOK
-	}, 2*time.Minute, 50*time.Millisecond, "a scheduled rollup computed the chart")
+	})
 	require.Equal(t, []stats.Entry{{Rank: 1, ArtistName: "Björk", Count: 7, Listeners: 2}, {Rank: 2, ArtistName: "Radiohead", Count: 5, Listeners: 1}, {Rank: 3, ArtistName: "Portishead", Count: 1, Listeners: 1}}, chart.Entries)
 	st, cache, _ := b.getChart(t, path)
 	require.Equal(t, http.StatusOK, st)
@@ -73,10 +74,10 @@ func TestScheduledRollupRefreshesCharts(t *testing.T) {
 	st, raw := b.do(t, http.MethodPost, "/v1/listens", b.bearer(t, "cy"), `{"listen_type":"import","payload":[`+strings.Join(ls, ",")+`]}`, nil)
 	require.Equal(t, http.StatusOK, st, "%s", raw)
 	var refreshed stats.Chart
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the next scheduled rollup to count the new listens", func() bool {
 		refreshed, err = b.svc.Stats.Chart(context.Background(), stats.Daily, stats.Artists, day)
 		return err == nil && refreshed.Entries[0].ArtistName == "Portishead"
-	}, 2*time.Minute, 50*time.Millisecond, "the next scheduled rollup counts the new listens")
+	})
 	require.Equal(t, stats.Entry{Rank: 1, ArtistName: "Portishead", Count: 11, Listeners: 2}, refreshed.Entries[0])
 
 	// Until the cached answer expires readers get it; then the new chart.

@@ -16,6 +16,7 @@ import (
 	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/stats"
 	"github.com/overture-music/overture/internal/stats/statstest"
+	"github.com/overture-music/overture/internal/testenv"
 	"github.com/overture-music/overture/internal/token/tokentest"
 )
 
@@ -53,11 +54,11 @@ func dashboardSeed(t *testing.T, b *bundle) {
 		st, raw := b.do(t, http.MethodPost, "/v1/listens", tok, body, nil)
 		require.Equal(t, http.StatusOK, st, "%s", raw)
 	}
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the seeded plays to be stored", func() bool {
 		a, err := b.svc.Stats.Audience(context.Background(), stats.Filter{}, d(11, 1, 0), d(12, 8, 0))
 		require.NoError(t, err)
 		return a.Plays == int64(len(plays))
-	}, 2*time.Minute, 20*time.Millisecond, "the seeded plays stored")
+	})
 }
 
 func (b *bundle) admin(t *testing.T) string {

@@ -17,6 +17,7 @@ import (
 	statswriter "github.com/overture-music/overture/functions/stats-writer"
 	"github.com/overture-music/overture/internal/listens"
 	"github.com/overture-music/overture/internal/stats"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // liblistenbrainzVersion is the release hack/deps/listenbrainz.sh fetches.
@@ -136,10 +137,10 @@ func TestLiblistenbrainzClient(t *testing.T) {
 	var page struct {
 		Listens []stats.Listen `json:"listens"`
 	}
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the client's three listens to be stored", func() bool {
 		st, _ := b.do(t, http.MethodGet, "/v1/me/listens", b.bearer(t, "lb-user"), nil, &page)
 		return st == http.StatusOK && len(page.Listens) == 3
-	}, 2*time.Minute, 20*time.Millisecond, "the client's three listens stored")
+	})
 	require.Equal(t, []string{"Группа крови", "Paranoid Android", "Airbag"},
 		[]string{page.Listens[0].TrackName, page.Listens[1].TrackName, page.Listens[2].TrackName})
 	require.Equal(t, "Кино", page.Listens[0].ArtistName)

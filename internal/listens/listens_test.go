@@ -269,10 +269,10 @@ func TestPlayerProgress(t *testing.T) {
 		st, raw := b.do(t, http.MethodPost, "/v1/listens", tok, body(c.played, c.reason), nil)
 		require.Equal(t, http.StatusOK, st, "%s", raw)
 		evs := b.rec.Events()
-		require.Eventually(t, func() bool {
+		testenv.WaitFor(t, time.Minute, fmt.Sprintf("the event of the listen played %d ms", c.played), func() bool {
 			evs = b.rec.Events()
 			return len(evs) > 0 && decode(t, evs[len(evs)-1]).Listens[0].PlayedMS == c.played
-		}, time.Minute, 10*time.Millisecond)
+		})
 		l := decode(t, evs[len(evs)-1]).Listens[0]
 		require.Equal(t, c.stream, l.Stream, "played %d", c.played)
 		require.Equal(t, c.scrobble, l.Scrobble, "played %d", c.played)

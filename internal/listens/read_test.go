@@ -14,6 +14,7 @@ import (
 	statswriter "github.com/overture-music/overture/functions/stats-writer"
 	"github.com/overture-music/overture/internal/eventtype"
 	"github.com/overture-music/overture/internal/stats"
+	"github.com/overture-music/overture/internal/testenv"
 )
 
 // seed submits a small, known listening history through the API: listener
@@ -56,11 +57,11 @@ func seed(t *testing.T, b *bundle) {
 			require.Equal(t, http.StatusOK, st, "%s", raw)
 		}
 	}
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the seeded plays to be stored", func() bool {
 		var n int
 		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM stats_listen`).Scan(&n))
 		return n == len(plays)
-	}, 20*time.Second, 20*time.Millisecond)
+	})
 }
 
 // From POST /v1/listens through the broker and the stats-writer to what the

@@ -162,12 +162,12 @@ func TestRunWakesOnNotify(t *testing.T) {
 		require.NoError(t, <-done)
 	}()
 	// Wait until the relay's session has run LISTEN (its last statement).
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "the relay to LISTEN", func() bool {
 		var n int
 		err := pool.QueryRow(context.Background(),
 			`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN '||$1`, outbox.Channel).Scan(&n)
 		return err == nil && n > 0
-	}, 30*time.Second, 10*time.Millisecond, "relay never listened")
+	})
 	write(t, pool, true, ev("notified"))
 	select {
 	case id := <-got:

@@ -30,10 +30,15 @@ func tableExists(ctx context.Context, t *testing.T, pool *pgxpool.Pool, table st
 	return ok
 }
 
-// noSessions waits until nothing is connected to the database at url.
+// noSessions waits until nothing is connected to the database at url; if
+// sessions remain, the test fails with why and how many there were.
 func noSessions(t *testing.T, url, why string) {
 	t.Helper()
-	require.Eventually(t, func() bool { return postgrestest.Connections(t, url) == 0 }, 2*time.Minute, 50*time.Millisecond, why)
+	const within = 2 * time.Minute
+	n := -1
+	if !testenv.Poll(within, func() bool { n = postgrestest.Connections(t, url); return n == 0 }) {
+		t.Fatalf("%s: %d sessions still connected after %s", why, n, within)
+	}
 }
 
 // MigrateOwner applies the owner's migrations/ directory first, then the

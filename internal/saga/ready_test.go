@@ -58,7 +58,7 @@ func TestParticipantsFollowTheDatabase(t *testing.T) {
 	}
 	require.True(t, ready(true)(), "a participant is not ready with its database up")
 	db.Down()
-	require.Eventually(t, ready(false), 2*time.Minute, 50*time.Millisecond, "PostgreSQL is down, yet a participant reports ready")
+	testenv.WaitFor(t, 2*time.Minute, "every participant to report not ready with PostgreSQL down", ready(false))
 	db.Up(t)
-	require.Eventually(t, ready(true), 2*time.Minute, 50*time.Millisecond, "PostgreSQL is back, yet a participant stays not ready")
+	testenv.WaitFor(t, 2*time.Minute, "every participant to report ready with PostgreSQL back", ready(true))
 }

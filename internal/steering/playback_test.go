@@ -188,10 +188,10 @@ func TestPlaybackWithFFmpeg(t *testing.T) {
 		_, err := (edge.AdminClient{Secret: testAdminSecret}).Revoke(context.Background(), pop.URL(), edge.RevokeRequest{Prefixes: []string{"tracks/" + id + "/"}})
 		require.NoError(t, err)
 	}
-	require.Eventually(t, func() bool {
+	testenv.WaitFor(t, time.Minute, "issued URLs to stop working after unpublish", func() bool {
 		_, code := playback(premium)
 		return code == 404 && statusText(t, pp.MasterURL) == "403" && statusText(t, cached) == "403" && statusText(t, uncached) == "403"
-	}, time.Minute, 50*time.Millisecond, "issued URLs still work after unpublish")
+	})
 	_, ok = play(t, pp.MasterURL)
 	require.False(t, ok, "ffmpeg still plays an unpublished track")
 }

@@ -36,8 +36,8 @@ func TestFailedStartHoldsNoConnection(t *testing.T) {
 	})
 	require.ErrorContains(t, err, "migrations of subscription")
 	require.Zero(t, pools.Held(), "the host still holds the failed service's pool")
-	require.Eventually(t, func() bool { return postgrestest.Connections(t, url) == 0 }, 2*time.Minute, 50*time.Millisecond,
-		"connections to the database remain after the failed start")
+	testenv.WaitFor(t, 2*time.Minute, "no connection to the database to remain after the failed start",
+		func() bool { return postgrestest.Connections(t, url) == 0 })
 }
 
 // Without its secrets and URLs the service does not start, and the error
