@@ -34,7 +34,7 @@ const (
 // (TestRoutesMatchTheRouter).
 var Routes = []string{
 	"/", "/signin", "/signup", "/forgot-password", "/reset-password", "/confirm",
-	"/search", "/artist/", "/album/", "/track/", "/charts", "/history",
+	"/search", "/artist/", "/album/", "/track/", "/genres", "/genre/", "/charts", "/history",
 	"/queue", "/account", "/premium", "/admin", "/admin/",
 }
 

@@ -85,6 +85,7 @@ export interface Track {
   renditions: string[];
   similar?: Similar | Array<FeedEntry | Track>;
 }
+export interface GenreCount { id: string; name: string; track_count: number }
 export interface SearchPage { total: number; page: number; size: number; hits: Track[] }
 export interface ArtistCard extends Artist { track_count?: number; top_tracks?: Track[]; albums?: Album[]; similar?: Similar | Artist[] }
 export interface AlbumCard extends Album { artists?: Artist[]; tracks?: Track[] }

@@ -38,6 +38,7 @@ function drawHeader(): void {
     h('nav', { class: 'main', 'aria-label': t('nav.main') },
       h('ul', null,
         navLink('/search', t('nav.search')),
+        navLink('/genres', t('genre.nav')),
         navLink('/charts', t('nav.charts')),
         signed ? navLink('/history', t('nav.history')) : null,
         navLink('/queue', t('nav.queue')),

@@ -4,7 +4,7 @@
 
 export const ROUTES = [
   '/', '/signin', '/signup', '/forgot-password', '/reset-password', '/confirm',
-  '/search', '/artist/', '/album/', '/track/', '/charts', '/history',
+  '/search', '/artist/', '/album/', '/track/', '/genres', '/genre/', '/charts', '/history',
   '/queue', '/account', '/premium', '/admin', '/admin/',
 ];
 

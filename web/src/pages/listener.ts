@@ -267,7 +267,7 @@ export async function trackPage(id: string): Promise<Node> {
     h('dl', null,
       tr.album ? [h('dt', null, t('track.album')), h('dd', null, h('a', { href: '/album/' + tr.album.id }, tr.album.title))] : null,
       h('dt', null, t('track.duration')), h('dd', null, fmtDuration(tr.duration_ms)),
-      tr.genre ? [h('dt', null, t('track.genre')), h('dd', null, tr.genre.name)] : null),
+      tr.genre ? [h('dt', null, t('track.genre')), h('dd', null, h('a', { href: '/genre/' + encodeURIComponent(tr.genre.id) }, tr.genre.name))] : null),
     trackList([tr], tr.title),
     similarBlock(tr.similar));
 }

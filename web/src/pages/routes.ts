@@ -7,6 +7,7 @@ import { signIn, signUp, confirmPage, forgotPage, resetPage } from './auth';
 import { accountPage, premiumPage } from './account';
 import { adminPage } from './admin';
 import { deadLettersPage, cdnPage, statsPage } from './ops';
+import { genresPage, genrePage } from './genres';
 
 export async function render(path: string, q: URLSearchParams): Promise<Node> {
   const id = (prefix: string) => decodeURIComponent(path.slice(prefix.length));
@@ -17,6 +18,8 @@ export async function render(path: string, q: URLSearchParams): Promise<Node> {
       case path.startsWith('/artist/'): return await artistPage(id('/artist/'));
       case path.startsWith('/album/'): return await albumPage(id('/album/'));
       case path.startsWith('/track/'): return await trackPage(id('/track/'));
+      case path === '/genres': return await genresPage();
+      case path.startsWith('/genre/'): return await genrePage(id('/genre/'), q.get('page'));
       case path === '/charts': return await chartsPage(q.get('period') === 'weekly' ? 'weekly' : 'daily');
       case path === '/history': return await historyPage();
       case path === '/queue': return queuePage();

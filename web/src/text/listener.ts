@@ -1,4 +1,4 @@
-// Texts of the listener app pages added after the first journey: home feed, recommendations, similar items, account locale.
+// Texts of the listener app pages added after the first journey: home feed, recommendations, similar items, account locale, genres.
 // keyof en is the set of keys; ru must give every one.
 
 export const en = {
@@ -28,6 +28,18 @@ export const en = {
   'auth.oauth.progress': 'Signing you in…',
   'auth.oauth.failed': 'Signing in with the provider failed: {msg}',
   'auth.oauth.expired': 'the sign-in link was already used or has expired; start again',
+  'genre.nav': 'Genres',
+  'genre.title': 'Genres',
+  'genre.tracks': 'Tracks: {n}',
+  'genre.none': 'No genre has published tracks yet.',
+  'genre.empty': 'This genre has no published tracks.',
+  'genre.all': 'All genres',
+  'genre.list': 'Tracks of {genre}',
+  'genre.playall': 'Play all',
+  'genre.pages': 'Pages',
+  'genre.page': 'Page {page} of {pages}',
+  'genre.prev': 'Previous page',
+  'genre.next': 'Next page',
 };
 
 export const ru: Record<keyof typeof en, string> = {
@@ -57,4 +69,16 @@ export const ru: Record<keyof typeof en, string> = {
   'auth.oauth.progress': 'Входим…',
   'auth.oauth.failed': 'Не удалось войти через провайдера: {msg}',
   'auth.oauth.expired': 'ссылка для входа уже использована или устарела; начните заново',
+  'genre.nav': 'Жанры',
+  'genre.title': 'Жанры',
+  'genre.tracks': 'Треков: {n}',
+  'genre.none': 'Пока ни в одном жанре нет опубликованных треков.',
+  'genre.empty': 'В этом жанре нет опубликованных треков.',
+  'genre.all': 'Все жанры',
+  'genre.list': 'Треки жанра «{genre}»',
+  'genre.playall': 'Слушать всё',
+  'genre.pages': 'Страницы',
+  'genre.page': 'Страница {page} из {pages}',
+  'genre.prev': 'Предыдущая страница',
+  'genre.next': 'Следующая страница',
 };
